@@ -1,0 +1,381 @@
+//! One live distribution connection: a cloneable handle plus two tasks that
+//! own the socket.
+//!
+//! The reader task reads frames in order, answers ticks, hands replies to the
+//! call waiting for their reference, answers `net_kernel`'s `is_auth` (so a
+//! ping to us says `pong`) and logs anything else instead of dying on it.
+//! The writer task batches outgoing frames (any number of requests may be in
+//! flight) and sends a tick every quarter of the tick time. When the socket
+//! fails, every pending call fails at once with the reason; nothing hangs.
+
+use super::frame::{encode_frame, read_frame, Frame, TICK};
+use super::names::NodeName;
+use super::term::{self, atom_term, tuple, Pid, Reference, Term};
+use erl_dist::message::Message;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+/// Settings for a connection's background tasks.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticks {
+    /// Like `net_ticktime`: we send a tick every quarter of it.
+    pub ticktime: Duration,
+}
+
+impl Default for Ticks {
+    fn default() -> Self {
+        Ticks {
+            ticktime: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A handle on a connection; clones share it. The connection closes when
+/// the last handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    inner: Arc<Inner>,
+    _closer: Arc<Closer>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    node: NodeName,
+    self_pid: Pid,
+    ref_node: String,
+    creation: u32,
+    salt: u32,
+    next_ref: AtomicU64,
+    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    pending: Mutex<Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    calls: HashMap<u64, oneshot::Sender<Term>>,
+    /// Why the connection ended, once it has.
+    closed: Option<String>,
+}
+
+/// Dropped with the last handle: stops the tasks.
+#[derive(Debug)]
+struct Closer {
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Connection {
+    /// Takes over a socket that has completed the handshake with `node`.
+    pub(crate) fn start(
+        stream: TcpStream,
+        node: NodeName,
+        me: &NodeName,
+        creation: u32,
+        ticks: Ticks,
+    ) -> Self {
+        let _ = stream.set_nodelay(true);
+        let (outgoing, to_write) = mpsc::unbounded_channel();
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let inner = Arc::new(Inner {
+            self_pid: Pid::new(me.to_string(), 1, 0, creation),
+            ref_node: me.to_string(),
+            creation,
+            salt: rand_u32(),
+            next_ref: AtomicU64::new(1),
+            node,
+            outgoing,
+            pending: Mutex::new(Pending::default()),
+        });
+        let (read_half, write_half) = stream.into_split();
+        let (answers_tx, answers_rx) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_loop(
+            BufReader::with_capacity(256 * 1024, read_half),
+            inner.clone(),
+            answers_tx,
+        ));
+        tokio::spawn(write_loop(
+            BufWriter::with_capacity(256 * 1024, write_half),
+            inner.clone(),
+            to_write,
+            answers_rx,
+            stop_rx,
+            ticks,
+            reader,
+        ));
+        Connection {
+            inner,
+            _closer: Arc::new(Closer {
+                stop: Some(stop_tx),
+            }),
+        }
+    }
+
+    /// The node at the other end.
+    pub fn node(&self) -> &NodeName {
+        &self.inner.node
+    }
+
+    /// Why the connection ended, or `None` while it is up.
+    pub fn closed_reason(&self) -> Option<String> {
+        self.inner.lock().closed.clone()
+    }
+
+    /// Sends a `{'$gen_call', {SelfPid, Ref}, Request}` to the process
+    /// registered as `to` and returns the reply to wait for.
+    pub(crate) fn gen_call(&self, to: &str, request: Term) -> Result<Reply, String> {
+        let key = self.inner.next_ref.fetch_add(1, Ordering::Relaxed);
+        let reference = self.inner.reference(key);
+        let from = tuple(vec![
+            Term::Pid(self.inner.self_pid.clone()),
+            Term::Reference(Box::new(reference)),
+        ]);
+        let message = tuple(vec![atom_term("$gen_call"), from, request]);
+        let frame = encode_frame(Message::reg_send(
+            self.inner.self_pid.clone(),
+            to.into(),
+            message,
+        ))
+        .map_err(|e| e.to_string())?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = self.inner.lock();
+            if let Some(reason) = &pending.closed {
+                return Err(reason.clone());
+            }
+            pending.calls.insert(key, tx);
+        }
+        // Registered before sending, so a fast reply cannot miss its entry.
+        if self.inner.outgoing.send(frame).is_err() {
+            self.inner.lock().calls.remove(&key);
+            return Err(self
+                .closed_reason()
+                .unwrap_or_else(|| "connection closed".into()));
+        }
+        Ok(Reply {
+            key,
+            rx: Some(rx),
+            inner: self.inner.clone(),
+        })
+    }
+}
+
+/// A reply on its way. Dropping it (after a timeout, or when the caller gives
+/// up) removes the pending entry.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    key: u64,
+    rx: Option<oneshot::Receiver<Term>>,
+    inner: Arc<Inner>,
+}
+
+pub(crate) enum WaitError {
+    TimedOut,
+    Closed(String),
+}
+
+impl Reply {
+    pub(crate) async fn wait(mut self, limit: Duration) -> Result<Term, WaitError> {
+        let Some(rx) = self.rx.as_mut() else {
+            return Err(WaitError::Closed("reply already taken".into()));
+        };
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(term)) => Ok(term),
+            Ok(Err(_)) => Err(WaitError::Closed(
+                self.inner
+                    .lock()
+                    .closed
+                    .clone()
+                    .unwrap_or_else(|| "connection closed".into()),
+            )),
+            Err(_) => Err(WaitError::TimedOut),
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        self.inner.lock().calls.remove(&self.key);
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// References carry the call's key in their first two words; the third is
+    /// a per-connection salt so stray references are not mistaken for ours.
+    fn reference(&self, key: u64) -> Reference {
+        Reference {
+            node: self.ref_node.as_str().into(),
+            id: vec![(key & 0x3_ffff) as u32, (key >> 18) as u32, self.salt],
+            creation: self.creation,
+        }
+    }
+
+    fn key_of(&self, reference: &Reference) -> Option<u64> {
+        match reference.id.as_slice() {
+            [low, high, salt] if *salt == self.salt && reference.node.name == self.ref_node => {
+                Some(u64::from(*low) | (u64::from(*high) << 18))
+            }
+            _ => None,
+        }
+    }
+
+    fn close(&self, reason: String) {
+        let mut pending = self.lock();
+        if pending.closed.is_none() {
+            tracing::debug!(node = %self.node, %reason, "connection closed");
+            pending.closed = Some(reason);
+        }
+        // Dropping the senders wakes every waiting call with the reason above.
+        pending.calls.clear();
+    }
+
+    /// Delivers `{Ref, Result}` to the call that made `Ref`.
+    fn deliver(&self, message: Term) {
+        let Term::Tuple(t) = &message else {
+            tracing::debug!(node = %self.node, message = %term::show(&message), "ignored a message");
+            return;
+        };
+        let key = match t.elements.as_slice() {
+            [Term::Reference(r), _] => self.key_of(r),
+            _ => None,
+        };
+        let Some(key) = key else {
+            tracing::debug!(node = %self.node, message = %term::show(&message), "ignored a message");
+            return;
+        };
+        let sender = self.lock().calls.remove(&key);
+        match (sender, message) {
+            (Some(sender), Term::Tuple(mut t)) => {
+                let result = t.elements.pop().unwrap_or_else(|| atom_term("undefined"));
+                let _ = sender.send(result);
+            }
+            _ => tracing::debug!(node = %self.node, "a reply came for a call that gave up"),
+        }
+    }
+}
+
+async fn read_loop(
+    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    inner: Arc<Inner>,
+    answers: mpsc::UnboundedSender<Vec<u8>>,
+) {
+    let reason = loop {
+        match read_frame(&mut reader).await {
+            Ok(Some(Frame::Tick)) => {
+                // Answer at once: a node with a short net_ticktime must hear from us.
+                let _ = answers.send(TICK.to_vec());
+            }
+            Ok(Some(Frame::Message(message))) => {
+                if let Some(answer) = handle(&inner, *message) {
+                    let _ = answers.send(answer);
+                }
+            }
+            Ok(None) => break "the node closed the connection".to_owned(),
+            Err(e) => break e.to_string(),
+        }
+    };
+    inner.close(reason);
+}
+
+/// Acts on one incoming message; returns a frame to send back, if any.
+fn handle(inner: &Inner, message: Message) -> Option<Vec<u8>> {
+    match message {
+        Message::Send(m) => inner.deliver(m.message),
+        Message::SendSender(m) => inner.deliver(m.message),
+        Message::SendTt(m) => inner.deliver(m.message),
+        Message::SendSenderTt(m) => inner.deliver(m.message),
+        Message::RegSend(m) if m.to_name.name == "net_kernel" => {
+            return answer_net_kernel(&m.message)
+        }
+        Message::RegSendTt(m) if m.to_name.name == "net_kernel" => {
+            return answer_net_kernel(&m.message)
+        }
+        other => tracing::debug!(node = %inner.node, message = ?other, "ignored a control message"),
+    }
+    None
+}
+
+/// `net_adm:ping/1` sends `{'$gen_call', {Pid, Tag}, {is_auth, Node}}` to
+/// `net_kernel` and expects `{Tag, yes}`. Since OTP 24 `Tag` may be
+/// `[alias|Ref]`; it is echoed as it came.
+fn answer_net_kernel(message: &Term) -> Option<Vec<u8>> {
+    let [label, from, request] = term::as_tuple_n::<3>(message).ok()?;
+    if !term::is_atom(label, "$gen_call") {
+        return None;
+    }
+    let [pid, tag] = term::as_tuple_n::<2>(from).ok()?;
+    let pid = term::as_pid(pid).ok()?.clone();
+    let is_auth =
+        matches!(term::as_tuple(request), Ok([what, _]) if term::is_atom(what, "is_auth"));
+    let answer = if is_auth {
+        atom_term("yes")
+    } else {
+        atom_term("not_supported")
+    };
+    encode_frame(Message::send(pid, tuple(vec![tag.clone(), answer]))).ok()
+}
+
+async fn write_loop(
+    mut writer: BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+    inner: Arc<Inner>,
+    mut requests: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut answers: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut stop: oneshot::Receiver<()>,
+    ticks: Ticks,
+    reader: tokio::task::JoinHandle<()>,
+) {
+    let period = (ticks.ticktime / 4).max(Duration::from_millis(100));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let result: std::io::Result<()> = async {
+        loop {
+            let first = tokio::select! {
+                r = requests.recv() => match r { Some(f) => f, None => return Ok(()) },
+                a = answers.recv() => match a { Some(f) => f, None => return Ok(()) },
+                _ = tick.tick() => TICK.to_vec(),
+                _ = &mut stop => return Ok(()),
+            };
+            writer.write_all(&first).await?;
+            // Batch whatever else is ready into the same flush.
+            while let Ok(frame) = answers.try_recv().or_else(|_| requests.try_recv()) {
+                writer.write_all(&frame).await?;
+            }
+            writer.flush().await?;
+        }
+    }
+    .await;
+    let reason = match result {
+        Ok(()) => "the connection was closed by this node".to_owned(),
+        Err(e) => format!("write failed: {e}"),
+    };
+    let _ = writer.shutdown().await;
+    reader.abort();
+    inner.close(reason);
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish() as u32
+}

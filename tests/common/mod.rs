@@ -1,0 +1,278 @@
+//! The real-node test harness: `erl` nodes with unique names and random
+//! cookies, waited for in EPMD with a hard deadline, killed and reaped on
+//! drop. Each node runs `hotswap_test_shell`, so a test can ask the node
+//! things over its stdin, independently of the distribution code under test.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const NODE_START_LIMIT: Duration = Duration::from_secs(30);
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name no other test in any process uses: `tag_<pid>_<n>`.
+pub fn unique(tag: &str) -> String {
+    format!(
+        "{tag}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A fresh random cookie.
+pub fn random_cookie() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(COUNTER.fetch_add(1, Ordering::Relaxed));
+    format!("cookie{:016x}", h.finish())
+}
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    repo_root().join("fixtures").join(rel)
+}
+
+/// The short host name, as `erl -sname` sees it.
+pub fn short_host() -> String {
+    hotswap_node::dist::names::short_host_name().expect("host name")
+}
+
+/// Compiles Erlang sources with `erlc` into `out`, with extra `erlc` options.
+pub fn erlc(sources: &[PathBuf], out: &Path, options: &[&str]) {
+    std::fs::create_dir_all(out).expect("out dir");
+    let status = Command::new("erlc")
+        .args(options)
+        .arg("-o")
+        .arg(out)
+        .args(sources)
+        .status()
+        .expect("erlc runs (scripts/setup installs it)");
+    assert!(status.success(), "erlc failed for {sources:?}");
+}
+
+/// The directory holding the compiled test shell; compiled once per process.
+pub fn shell_ebin() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(unique("hotswap_shell"));
+        erlc(&[fixture("erl/hotswap_test_shell.erl")], &dir, &[]);
+        dir
+    })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NodeSpec {
+    pub tag: String,
+    pub cookie: Option<String>,
+    pub code_paths: Vec<PathBuf>,
+    pub extra_args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub long_name_host: Option<String>,
+}
+
+impl NodeSpec {
+    pub fn new(tag: &str) -> Self {
+        NodeSpec {
+            tag: tag.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    pub fn cookie(mut self, cookie: &str) -> Self {
+        self.cookie = Some(cookie.to_owned());
+        self
+    }
+
+    pub fn code_path(mut self, dir: &Path) -> Self {
+        self.code_paths.push(dir.to_owned());
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.extra_args.push(arg.to_owned());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn long_name(mut self, host: &str) -> Self {
+        self.long_name_host = Some(host.to_owned());
+        self
+    }
+}
+
+/// A running `erl` node. Killed and reaped when dropped.
+pub struct ErlNode {
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    pub alive: String,
+    pub name: String,
+    pub cookie: String,
+    log: PathBuf,
+}
+
+impl ErlNode {
+    pub fn start(spec: NodeSpec) -> ErlNode {
+        let alive = unique(&spec.tag);
+        let cookie = spec.cookie.clone().unwrap_or_else(random_cookie);
+        let log = std::env::temp_dir().join(format!("{alive}.log"));
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let (flag, name) = match &spec.long_name_host {
+            Some(host) => ("-name", format!("{alive}@{host}")),
+            None => ("-sname", format!("{alive}@{}", short_host())),
+        };
+        let mut cmd = Command::new("erl");
+        cmd.arg(flag)
+            .arg(&name)
+            .args(["-setcookie", &cookie, "-noshell", "-pa"])
+            .arg(shell_ebin());
+        for dir in &spec.code_paths {
+            cmd.arg("-pa").arg(dir);
+        }
+        cmd.args(&spec.extra_args)
+            .args(["-s", "hotswap_test_shell", "start"])
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        let mut child = cmd.spawn().expect("erl runs (scripts/setup installs it)");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut node = ErlNode {
+            child: Some(child),
+            stdin,
+            stdout,
+            alive,
+            name,
+            cookie,
+            log,
+        };
+        node.wait_registered();
+        node
+    }
+
+    /// Waits until the node answers its shell and EPMD knows it, or fails the test.
+    fn wait_registered(&mut self) {
+        let deadline = Instant::now() + NODE_START_LIMIT;
+        // The shell answering means the VM is up; then poll EPMD.
+        let up = self.eval("node().");
+        assert!(
+            up.contains(&self.alive),
+            "node {} did not start: {up}\n{}",
+            self.name,
+            self.log_text()
+        );
+        loop {
+            let names = Command::new("epmd")
+                .arg("-names")
+                .output()
+                .expect("epmd runs");
+            let text = String::from_utf8_lossy(&names.stdout);
+            if text
+                .lines()
+                .any(|l| l.starts_with(&format!("name {} at port", self.alive)))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} not registered in EPMD within {:?}\n{}",
+                self.name,
+                NODE_START_LIMIT,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Evaluates `expr` (ending in a dot) on the node through its own shell,
+    /// returning the printed result.
+    pub fn eval(&mut self, expr: &str) -> String {
+        let stdin = self.stdin.as_mut().expect("node stdin open");
+        writeln!(stdin, "{}", expr.replace('\n', " ")).expect("write to node");
+        stdin.flush().expect("flush");
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self.stdout.read_line(&mut line).expect("read from node");
+            assert!(
+                n > 0,
+                "node {} exited while evaluating `{expr}`\n{}",
+                self.name,
+                self.log_text()
+            );
+            if let Some(rest) = line.strip_prefix("=> ") {
+                return rest.trim_end().to_owned();
+            }
+        }
+    }
+
+    /// The MD5 the node reports for a loaded module, as lowercase hex, or
+    /// `none` when it is not loaded.
+    pub fn loaded_md5(&mut self, module: &str) -> String {
+        let out = self.eval(&format!(
+            "case code:is_loaded('{module}') of false -> none; _ -> lists:flatten([io_lib:format(\"~2.16.0b\", [B]) || <<B>> <= erlang:get_module_info('{module}', md5)]) end."
+        ));
+        out.trim_matches('"').to_owned()
+    }
+
+    pub fn node_name(&self) -> hotswap_node::dist::NodeName {
+        self.name.parse().expect("node name")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the node now (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ErlNode {
+    fn drop(&mut self) {
+        self.stdin.take();
+        self.kill();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A peer with a unique local name, so tests can run side by side.
+pub async fn peer_for(node: &ErlNode) -> hotswap_node::dist::Peer {
+    peer_with_cookie(node, &node.cookie).await
+}
+
+pub async fn peer_with_cookie(node: &ErlNode, cookie: &str) -> hotswap_node::dist::Peer {
+    use hotswap_node::dist::{Cookie, Peer, PeerOptions};
+    init_logging();
+    Peer::start(
+        PeerOptions::new(Cookie::new(cookie)).name(unique("hs")),
+        &[node.node_name()],
+    )
+    .await
+    .expect("peer starts")
+}
+
+/// Shows the library's logs in a failing test's output (`RUST_LOG=debug`).
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}

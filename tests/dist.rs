@@ -1,0 +1,264 @@
+//! The distribution peer against real `erl` nodes.
+
+mod common;
+
+use common::{peer_for, peer_with_cookie, unique, ErlNode, NodeSpec};
+use hotswap_node::dist::term::{atom_term, Term};
+use hotswap_node::dist::{CallError, ConnectError, Cookie, Peer, PeerOptions, StartError};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
+
+fn int(i: i32) -> Term {
+    hotswap_node::dist::term::int(i64::from(i))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_and_calls_erlang_node() {
+    let node = ErlNode::start(NodeSpec::new("basic"));
+    let peer = peer_for(&node).await;
+    assert!(peer.is_registered());
+    let conn = peer.connect(&node.node_name()).await.expect("connect");
+    let name = conn.call("erlang", "node", vec![], T).await.expect("call");
+    assert_eq!(name, atom_term(&node.name));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_node_is_hidden_on_the_target() {
+    let mut node = ErlNode::start(NodeSpec::new("hidden"));
+    let peer = peer_for(&node).await;
+    let conn = peer.connect(&node.node_name()).await.expect("connect");
+    conn.call("erlang", "node", vec![], T).await.expect("call");
+    let visible = node.eval("nodes().");
+    let hidden = node.eval("nodes(hidden).");
+    assert_eq!(visible, "[]");
+    assert!(hidden.contains(&peer.name().to_string()), "{hidden}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_calls_in_flight_each_get_their_own_answer() {
+    let node = ErlNode::start(NodeSpec::new("many"));
+    let peer = peer_for(&node).await;
+    let conn = peer.connect(&node.node_name()).await.expect("connect");
+    let calls = (0..500).map(|i| {
+        let conn = conn.clone();
+        tokio::spawn(async move { (i, conn.call("erlang", "-", vec![int(i)], T).await) })
+    });
+    for handle in futures::future::join_all(calls).await {
+        let (i, result) = handle.expect("task");
+        assert_eq!(result.expect("call"), Term::FixInteger((-i).into()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_cookie_is_reported_as_such_quickly() {
+    let node = ErlNode::start(NodeSpec::new("cookie"));
+    let peer = peer_with_cookie(&node, "not-the-cookie-xyzzy").await;
+    let started = Instant::now();
+    let err = peer
+        .connect(&node.node_name())
+        .await
+        .expect_err("must fail");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(err, ConnectError::CookieRejected { .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("cookie") && text.contains(&node.name),
+        "{text}"
+    );
+    assert!(!text.contains("not-the-cookie-xyzzy") && !text.contains(&node.cookie));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_node_is_named() {
+    let node = ErlNode::start(NodeSpec::new("known"));
+    let peer = peer_for(&node).await;
+    let ghost: hotswap_node::dist::NodeName =
+        format!("ghost_{}@{}", std::process::id(), common::short_host())
+            .parse()
+            .expect("name");
+    let err = peer.connect(&ghost).await.expect_err("no such node");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "no node `{}` registered in EPMD on `{}`",
+            ghost.name(),
+            ghost.host()
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_call_timeout_fires_and_the_connection_stays_usable() {
+    let node = ErlNode::start(NodeSpec::new("timeout"));
+    let peer = peer_for(&node).await;
+    let conn = peer.connect(&node.node_name()).await.expect("connect");
+    let err = conn
+        .call(
+            "timer",
+            "sleep",
+            vec![int(1500)],
+            Duration::from_millis(200),
+        )
+        .await
+        .expect_err("times out");
+    assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
+    assert!(err.to_string().contains("timer:sleep/1"), "{err}");
+    // The late reply arrives to nobody and is ignored.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        conn.call("erlang", "abs", vec![int(-3)], T)
+            .await
+            .expect("call"),
+        int(3)
+    );
+    let list = hotswap_node::dist::term::list(vec![int(-3), int(7)]);
+    assert_eq!(
+        conn.call("erlang", "hd", vec![list], T)
+            .await
+            .expect("call"),
+        Term::FixInteger((-3).into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_exceptions_become_badrpc_errors() {
+    let node = ErlNode::start(NodeSpec::new("badrpc"));
+    let peer = peer_for(&node).await;
+    let conn = peer.connect(&node.node_name()).await.expect("connect");
+    let err = conn
+        .call("erlang", "error", vec![atom_term("boom")], T)
+        .await
+        .expect_err("raises");
+    assert!(matches!(err, CallError::BadRpc { .. }), "{err:?}");
+    assert!(err.to_string().contains("boom"), "{err}");
+    let undef = conn
+        .call("no_such_module", "f", vec![], T)
+        .await
+        .expect_err("undef");
+    assert!(undef.is_undef(), "{undef:?}");
+    assert!(undef.to_string().contains("undef"), "{undef}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_fails_pending_calls_promptly() {
+    let mut node = ErlNode::start(NodeSpec::new("killed"));
+    let peer = peer_for(&node).await;
+    let conn = peer.connect(&node.node_name()).await.expect("connect");
+    let pending = {
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            conn.call("timer", "sleep", vec![int(60_000)], Duration::from_secs(60))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    node.kill();
+    let err = pending.await.expect("task").expect_err("fails");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(err.is_disconnect(), "{err:?}");
+    let again = conn
+        .call("erlang", "node", vec![], T)
+        .await
+        .expect_err("closed");
+    assert!(again.is_disconnect(), "{again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_ticktime_node_keeps_an_idle_connection() {
+    let node = ErlNode::start(
+        NodeSpec::new("ticks")
+            .arg("-kernel")
+            .arg("net_ticktime")
+            .arg("4"),
+    );
+    let peer = peer_for(&node).await;
+    let conn = peer.connect(&node.node_name()).await.expect("connect");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    assert!(conn.closed_reason().is_none(), "{:?}", conn.closed_reason());
+    assert_eq!(
+        conn.call("erlang", "node", vec![], T)
+            .await
+            .expect("still up"),
+        atom_term(&node.name)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_target_can_ping_us_back() {
+    let node = ErlNode::start(NodeSpec::new("ping"));
+    let peer = peer_for(&node).await;
+    let conn = peer.connect(&node.node_name()).await.expect("connect");
+    let me = atom_term(&peer.name().to_string());
+    // Over the connection we opened.
+    let pong = conn
+        .call("net_adm", "ping", vec![me], T)
+        .await
+        .expect("call");
+    assert_eq!(pong, atom_term("pong"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unconnected_node_can_ping_us_through_epmd() {
+    let node = ErlNode::start(NodeSpec::new("target"));
+    let mut other = ErlNode::start(NodeSpec::new("other").cookie(&node.cookie));
+    let peer = peer_for(&node).await;
+    let answer = other.eval(&format!("net_adm:ping('{}').", peer.name()));
+    assert_eq!(answer, "pong");
+    assert_eq!(peer.incoming_connections(), 1);
+    // A node with another cookie is refused.
+    let mut stranger = ErlNode::start(NodeSpec::new("stranger"));
+    assert_eq!(
+        stranger.eval(&format!("net_adm:ping('{}').", peer.name())),
+        "pang"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_with_the_same_name_is_refused() {
+    let node = ErlNode::start(NodeSpec::new("lock"));
+    let name = unique("hslock");
+    let options = PeerOptions::new(Cookie::new(node.cookie.clone())).name(name.clone());
+    let first = Peer::start(options.clone(), &[node.node_name()])
+        .await
+        .expect("first");
+    let err = Peer::start(options.clone(), &[node.node_name()])
+        .await
+        .expect_err("second");
+    assert!(matches!(err, StartError::Register(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("another hotswap-node is running"),
+        "{err}"
+    );
+    drop(first);
+    // The name is free again once the first one is gone.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Peer::start(options, &[node.node_name()])
+        .await
+        .expect("after the first stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_names_work_over_loopback_ip() {
+    let node = ErlNode::start(NodeSpec::new("long").long_name("127.0.0.1"));
+    let peer = peer_for(&node).await;
+    assert_eq!(peer.name().host(), "127.0.0.1");
+    let conn = peer.connect(&node.node_name()).await.expect("connect");
+    assert_eq!(
+        conn.call("erlang", "node", vec![], T).await.expect("call"),
+        atom_term(&node.name)
+    );
+}
