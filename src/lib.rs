@@ -4,5 +4,8 @@
 //! # Layout
 //! - [`dist`]: the Erlang distribution peer (EPMD, handshake, framing,
 //!   connection with ticks, RPC through `rex`). Knows nothing about deploys.
+//! - [`beam`]: reading, validating and fingerprinting `.beam` files as OTP
+//!   does, and finding them in Mix, rebar3 and Nerves builds.
 
+pub mod beam;
 pub mod dist;

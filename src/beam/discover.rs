@@ -1,0 +1,359 @@
+//! Finding the modules to deploy: the build output of a Mix project (plain,
+//! umbrella, or Nerves with `MIX_TARGET`), of a rebar3 project, or explicit
+//! `--ebin` folders and `.beam` files.
+
+use super::{read_all, Module, ModuleError};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// What to look for, from configuration and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub project: PathBuf,
+    /// Narrows a project (or umbrella) to these apps; for Mix and rebar3
+    /// the default is what the project file declares.
+    pub app_name: Option<String>,
+    pub mix_env: Option<String>,
+    pub mix_target: Option<String>,
+    pub rebar_profile: Option<String>,
+    /// Explicit folders; when any are given (or `files`), the project's
+    /// own build is not searched.
+    pub ebin: Vec<PathBuf>,
+    pub files: Vec<PathBuf>,
+}
+
+impl Search {
+    /// Reads `MIX_ENV`, `MIX_TARGET` and `REBAR_PROFILE` from the environment.
+    pub fn from_env(project: PathBuf) -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Search {
+            project,
+            mix_env: var("MIX_ENV"),
+            mix_target: var("MIX_TARGET"),
+            rebar_profile: var("REBAR_PROFILE"),
+            ..Default::default()
+        }
+    }
+}
+
+/// The kind of project found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectKind {
+    Mix,
+    Umbrella,
+    Rebar3,
+    Explicit,
+}
+
+/// Where the modules are.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub kind: ProjectKind,
+    /// The applications whose modules these are (may be empty for loose files).
+    pub apps: Vec<String>,
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoverError {
+    #[error("no `mix.exs` or `rebar.config` in `{}`; run from the project, or name the modules with `--ebin DIR` or `.beam` paths", .0.display())]
+    NoProject(PathBuf),
+    #[error("cannot tell the app's name from `{}`; set `app_name` in hotswap.toml (or HOTSWAP_APP_NAME)", .0.display())]
+    NoAppName(PathBuf),
+    #[error("no build output at `{}`; build the project first (`{build}`)", dir.display())]
+    NoBuild { dir: PathBuf, build: &'static str },
+    #[error("app `{app}` is not in the umbrella (apps: {known})")]
+    UnknownApp { app: String, known: String },
+    #[error("`{}` is not a folder", .0.display())]
+    NotADir(PathBuf),
+    #[error("`{}` is not a `.beam` file", .0.display())]
+    NotABeam(PathBuf),
+    #[error("cannot read `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Locates the `.beam` files the search describes.
+pub fn find(search: &Search) -> Result<Found, DiscoverError> {
+    if !search.ebin.is_empty() || !search.files.is_empty() {
+        return explicit(search);
+    }
+    let root = &search.project;
+    if root.join("mix.exs").is_file() {
+        mix(search)
+    } else if root.join("rebar.config").is_file() {
+        rebar3(search)
+    } else {
+        Err(DiscoverError::NoProject(root.clone()))
+    }
+}
+
+fn explicit(search: &Search) -> Result<Found, DiscoverError> {
+    let mut files = Vec::new();
+    let mut apps = Vec::new();
+    for dir in &search.ebin {
+        let dir = search.project.join(dir);
+        if !dir.is_dir() {
+            return Err(DiscoverError::NotADir(dir));
+        }
+        files.extend(beams_in(&dir)?);
+        apps.extend(app_files_in(&dir)?);
+    }
+    for file in &search.files {
+        let file = search.project.join(file);
+        if file.extension().is_none_or(|e| e != "beam") {
+            return Err(DiscoverError::NotABeam(file));
+        }
+        files.push(file);
+    }
+    if let Some(app) = &search.app_name {
+        apps = vec![app.clone()];
+    }
+    apps.sort();
+    apps.dedup();
+    Ok(Found {
+        kind: ProjectKind::Explicit,
+        apps,
+        files,
+    })
+}
+
+fn mix(search: &Search) -> Result<Found, DiscoverError> {
+    let root = &search.project;
+    let env = search.mix_env.as_deref().unwrap_or("dev");
+    let build = match search.mix_target.as_deref() {
+        Some(target) if target != "host" => format!("{target}_{env}"),
+        _ => env.to_owned(),
+    };
+    let lib = root.join("_build").join(build).join("lib");
+    let umbrella = root.join("apps");
+    let (kind, declared) = if umbrella.is_dir() && mix_app_name(root).is_none() {
+        let mut apps = Vec::new();
+        for entry in read_dir(&umbrella)? {
+            if let Some(name) = mix_app_name(&entry) {
+                apps.push(name);
+            }
+        }
+        apps.sort();
+        (ProjectKind::Umbrella, apps)
+    } else {
+        let app = match &search.app_name {
+            Some(app) => app.clone(),
+            None => {
+                mix_app_name(root).ok_or_else(|| DiscoverError::NoAppName(root.join("mix.exs")))?
+            }
+        };
+        (ProjectKind::Mix, vec![app])
+    };
+    let apps = narrow(kind, declared, search.app_name.as_deref())?;
+    let mut files = Vec::new();
+    // Protocols consolidated for this build must travel with the code that
+    // implements them. A consolidated protocol replaces the plain one of the
+    // same name, as in Mix's code path; umbrella apps share one set.
+    let mut consolidated = BTreeMap::new();
+    for app in &apps {
+        let ebin = lib.join(app).join("ebin");
+        if !ebin.is_dir() {
+            return Err(DiscoverError::NoBuild {
+                dir: ebin,
+                build: "mix compile",
+            });
+        }
+        files.extend(beams_in(&ebin)?);
+        let protocols = lib.join(app).join("consolidated");
+        if protocols.is_dir() {
+            for file in beams_in(&protocols)? {
+                if let Some(name) = file.file_name() {
+                    consolidated.entry(name.to_owned()).or_insert(file);
+                }
+            }
+        }
+    }
+    files.retain(|f| f.file_name().is_none_or(|n| !consolidated.contains_key(n)));
+    files.extend(consolidated.into_values());
+    Ok(Found { kind, apps, files })
+}
+
+fn rebar3(search: &Search) -> Result<Found, DiscoverError> {
+    let root = &search.project;
+    let profile = search.rebar_profile.as_deref().unwrap_or("default");
+    let lib = root.join("_build").join(profile).join("lib");
+    let app = match &search.app_name {
+        Some(app) => app.clone(),
+        None => rebar_app_name(root).ok_or_else(|| DiscoverError::NoAppName(root.join("src")))?,
+    };
+    let ebin = lib.join(&app).join("ebin");
+    if !ebin.is_dir() {
+        return Err(DiscoverError::NoBuild {
+            dir: ebin,
+            build: "rebar3 compile",
+        });
+    }
+    Ok(Found {
+        kind: ProjectKind::Rebar3,
+        files: beams_in(&ebin)?,
+        apps: vec![app],
+    })
+}
+
+fn narrow(
+    kind: ProjectKind,
+    declared: Vec<String>,
+    wanted: Option<&str>,
+) -> Result<Vec<String>, DiscoverError> {
+    match (kind, wanted) {
+        (ProjectKind::Umbrella, Some(app)) => {
+            if declared.iter().any(|a| a == app) {
+                Ok(vec![app.to_owned()])
+            } else {
+                Err(DiscoverError::UnknownApp {
+                    app: app.to_owned(),
+                    known: declared.join(", "),
+                })
+            }
+        }
+        _ => Ok(declared),
+    }
+}
+
+/// The `app: :name` a `mix.exs` declares; `None` for umbrella roots.
+pub fn mix_app_name(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("mix.exs")).ok()?;
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find("app:") {
+        let before_ok = at == 0 || !rest[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_');
+        let after = rest[at + 4..].trim_start();
+        rest = &rest[at + 4..];
+        if !before_ok {
+            continue;
+        }
+        if let Some(atom) = after.strip_prefix(':') {
+            let name: String = atom
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() {
+                return Some(name);
+            }
+        }
+    }
+    None
+}
+
+/// The app of a rebar3 project: the one `src/<app>.app.src`.
+fn rebar_app_name(root: &Path) -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("src"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".app.src")
+                .map(str::to_owned)
+        })
+        .collect();
+    (names.len() == 1).then(|| names.remove(0))
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, DiscoverError> {
+    let io = |source| DiscoverError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io)?;
+    entries.sort();
+    Ok(entries)
+}
+
+fn beams_in(dir: &Path) -> Result<Vec<PathBuf>, DiscoverError> {
+    Ok(read_dir(dir)?
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "beam") && p.is_file())
+        .collect())
+}
+
+fn app_files_in(dir: &Path) -> Result<Vec<String>, DiscoverError> {
+    Ok(read_dir(dir)?
+        .into_iter()
+        .filter_map(|p| {
+            p.file_name()?
+                .to_str()?
+                .strip_suffix(".app")
+                .map(str::to_owned)
+        })
+        .collect())
+}
+
+/// Reads and validates every file; all problems are reported, not just the
+/// first, and two files defining one module is a problem too.
+pub fn read_modules(files: &[PathBuf]) -> Result<Vec<Module>, Vec<ModuleError>> {
+    let mut errors = Vec::new();
+    let mut by_name: BTreeMap<String, Module> = BTreeMap::new();
+    for result in read_all(files) {
+        match result {
+            Ok(module) => {
+                if let Some(first) = by_name.get(&module.name) {
+                    errors.push(ModuleError::Duplicate {
+                        module: module.name.clone(),
+                        first: first.path.clone(),
+                        second: module.path.clone(),
+                    });
+                } else {
+                    by_name.insert(module.name.clone(), module);
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(by_name.into_values().collect())
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_app_name_from_mix_exs() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            dir.path().join("mix.exs"),
+            "defmodule Example.MixProject do\n  def project do\n    [\n      app: :example,\n      version: \"0.1.0\"]\n  end\nend\n",
+        )
+        .expect("write");
+        assert_eq!(mix_app_name(dir.path()).as_deref(), Some("example"));
+    }
+
+    #[test]
+    fn nerves_target_changes_the_build_folder() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("mix.exs"), "[app: :ex]").expect("write");
+        let ebin = dir.path().join("_build/rpi4_prod/lib/ex/ebin");
+        std::fs::create_dir_all(&ebin).expect("mkdir");
+        std::fs::write(ebin.join("a.beam"), b"x").expect("write");
+        let search = Search {
+            project: dir.path().to_owned(),
+            mix_env: Some("prod".into()),
+            mix_target: Some("rpi4".into()),
+            ..Default::default()
+        };
+        let found = find(&search).expect("found");
+        assert_eq!(found.files, vec![ebin.join("a.beam")]);
+        let host = Search {
+            mix_target: Some("host".into()),
+            ..search
+        };
+        assert!(matches!(find(&host), Err(DiscoverError::NoBuild { .. })));
+    }
+}
