@@ -8,4 +8,9 @@
 //!   does, and finding them in Mix, rebar3 and Nerves builds.
 
 pub mod beam;
+pub mod cli;
+pub mod config;
+pub mod deploy;
 pub mod dist;
+pub mod output;
+pub mod snapshot;

@@ -1,1 +1,59 @@
-fn main() {}
+//! The `hotswap-node` binary: parse, run, and turn every error into its
+//! message and exit code in one place.
+
+use clap::Parser;
+use hotswap_node::cli::{self, Cli};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut json = false;
+    let code = match runtime.block_on(cli::run(cli, &mut json)) {
+        Ok(code) => code,
+        Err(e) => {
+            let message = e.to_string();
+            if json {
+                let doc = serde_json::json!({"ok": false, "snapshot": null, "nodes": [], "error": message});
+                println!("{doc}");
+            }
+            eprintln!("error: {message}");
+            e.exit_code()
+        }
+    };
+    // Do not wait for lingering connection tasks.
+    runtime.shutdown_background();
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+/// Warnings always; `-v` adds the distribution layer's debug lines,
+/// `RUST_LOG` overrides both.
+fn init_logging(cli: &Cli) {
+    let verbose = match &cli.command {
+        cli::Command::Deploy(args) => args.verbose,
+        _ => 0,
+    };
+    let default = match verbose {
+        0 => "warn",
+        1 => "hotswap_node=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}

@@ -1,0 +1,448 @@
+//! The command line: arguments (clap), and each command wired from
+//! configuration through discovery to the deploy. Errors come back to
+//! `main` as [`CliError`], which knows its exit code.
+
+use crate::beam::discover::{self, DiscoverError, Search};
+use crate::beam::{Module, ModuleError};
+use crate::config::{ConfigError, Flags, Settings};
+use crate::deploy::{self, Options, Outcome, Report, RollbackError};
+use crate::dist::epmd::RegisterError;
+use crate::dist::{Peer, PeerOptions, StartError};
+use crate::output::{Mode, Ui};
+use crate::snapshot::{SnapshotError, Store};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    the build or the deploy failed on some node (nodes changed were rolled back)
+  2    usage, configuration or input error (nothing was sent)
+  3    could not connect to or authenticate with a node (nothing was changed)
+  4    --verify found a node running other code (the deploy was rolled back)
+  5    refused: processes run old code; pass --force to kill them (nothing was changed)
+  130  interrupted by Ctrl-C (nodes changed were rolled back)";
+
+/// Hot-swap changed BEAM modules onto running Erlang and Elixir nodes.
+///
+/// Runs as a hidden Erlang node `hotswap@HOST`, compares the local build with
+/// what each node runs, and loads only the changed modules, atomically per
+/// node and consistently across all of them.
+#[derive(Debug, Parser)]
+#[command(name = "hotswap-node", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build, then load the changed modules on every node (or roll back).
+    #[command(after_help = EXIT_CODES)]
+    Deploy(DeployArgs),
+    /// Show per node which local modules are changed, new or unchanged.
+    #[command(after_help = EXIT_CODES)]
+    Status(StatusArgs),
+    /// List the snapshots taken before deploys (newest last).
+    Snapshots(SnapshotsArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Target {
+    /// A node to deploy to, `name@host`; repeat for more. Overrides the configured list.
+    #[arg(long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
+    /// The distribution cookie (visible to other local users in `ps`; prefer HOTSWAP_COOKIE).
+    #[arg(long, value_name = "COOKIE")]
+    pub cookie: Option<String>,
+    /// Configuration file instead of ./hotswap.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A folder of .beam files to deploy; repeat for more. Replaces the project's build output.
+    #[arg(long = "ebin", value_name = "DIR")]
+    pub ebin: Vec<PathBuf>,
+    /// This tool's node name (`hotswap`, or `hotswap@host`).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Seconds to wait for a node's answer.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// The project folder (default: the current one).
+    #[arg(short = 'C', long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// .beam files to deploy instead of the project's build output.
+    #[arg(value_name = "PATHS")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub target: Target,
+    /// After loading, check every node runs exactly what was sent; roll back if not.
+    #[arg(long)]
+    pub verify: bool,
+    /// Undo the last deploy to these nodes instead of deploying.
+    #[arg(long, conflicts_with_all = ["all", "force", "dry_run", "paths"])]
+    pub rollback: bool,
+    /// Send every module, even those the node already runs.
+    #[arg(long)]
+    pub all: bool,
+    /// Kill processes still running old code of a module being replaced.
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be loaded; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Skip the build step.
+    #[arg(long)]
+    pub no_build: bool,
+    /// Also deploy to every node the targets are connected to.
+    #[arg(long)]
+    pub cluster: bool,
+    /// Print one JSON document on stdout; progress goes to stderr.
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing but errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log what happens on the wire (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    /// The project folder (default: the current one).
+    #[arg(short = 'C', long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// Configuration file instead of ./hotswap.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Everything that stops a command before or besides a deploy report.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Discover(#[from] DiscoverError),
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\nerror: "))]
+    Modules(Vec<ModuleError>),
+    #[error("no modules to deploy in {0}")]
+    NoModules(String),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("the build (`{command}`) failed: {detail}; nothing was deployed")]
+    Build { command: String, detail: String },
+    #[error(transparent)]
+    Rollback(Box<RollbackError>),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("{0}")]
+    Nodes(String),
+    #[error("cannot find the current folder: {0}")]
+    Cwd(std::io::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Config(_)
+            | CliError::Discover(_)
+            | CliError::Modules(_)
+            | CliError::NoModules(_)
+            | CliError::Cwd(_) => 2,
+            CliError::Start(StartError::Register(RegisterError::NameTaken { .. }))
+            | CliError::Start(StartError::Name(_)) => 2,
+            CliError::Start(_) | CliError::Nodes(_) => 3,
+            CliError::Rollback(e) if matches!(**e, RollbackError::NoSnapshot { .. }) => 2,
+            CliError::Build { .. } | CliError::Rollback(_) | CliError::Snapshot(_) => 1,
+        }
+    }
+}
+
+impl From<RollbackError> for CliError {
+    fn from(e: RollbackError) -> Self {
+        CliError::Rollback(Box::new(e))
+    }
+}
+
+/// Runs a parsed command line; returns the exit code of a completed run.
+pub async fn run(cli: Cli, json_requested: &mut bool) -> Result<i32, CliError> {
+    match cli.command {
+        Command::Deploy(args) => {
+            *json_requested = args.json;
+            deploy_command(args).await
+        }
+        Command::Status(args) => {
+            *json_requested = args.json;
+            status_command(args).await
+        }
+        Command::Snapshots(args) => {
+            *json_requested = args.json;
+            snapshots_command(args)
+        }
+    }
+}
+
+fn settings(target: &Target) -> Result<Settings, CliError> {
+    let project = match &target.project {
+        Some(p) => p.clone(),
+        None => std::env::current_dir().map_err(CliError::Cwd)?,
+    };
+    let flags = Flags {
+        config: target.config.clone(),
+        nodes: target.nodes.clone(),
+        cookie: target.cookie.clone(),
+        ebin: target.ebin.clone(),
+        timeout: target.timeout,
+        name: target.name.clone(),
+    };
+    Ok(Settings::load(&project, &flags)?)
+}
+
+async fn start_peer(settings: &Settings) -> Result<Peer, CliError> {
+    let mut options = PeerOptions::new(settings.cookie()?.clone());
+    options.name = settings.name.clone();
+    options.connect_timeout = settings.timeout.min(std::time::Duration::from_secs(10));
+    Ok(Peer::start(options, &settings.nodes).await?)
+}
+
+/// Finds and validates every module; any invalid file refuses the whole run.
+fn local_modules(
+    settings: &Settings,
+    paths: &[PathBuf],
+) -> Result<(Vec<Module>, Vec<String>), CliError> {
+    let mut search = Search::from_env(settings.project.clone());
+    search.app_name = settings.app_name.clone();
+    search.ebin = settings.ebin.clone();
+    search.files = paths.to_vec();
+    let found = discover::find(&search)?;
+    let modules = discover::read_modules(&found.files).map_err(CliError::Modules)?;
+    if modules.is_empty() {
+        return Err(CliError::NoModules(settings.project.display().to_string()));
+    }
+    Ok((modules, found.apps))
+}
+
+async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
+    let mode = if args.json {
+        Mode::Json
+    } else if args.quiet {
+        Mode::Quiet
+    } else {
+        Mode::Text
+    };
+    let ui = Ui::new(mode);
+    let settings = settings(&args.target)?;
+    for w in &settings.warnings {
+        ui.warn(w);
+    }
+    settings.require_nodes()?;
+    settings.cookie()?;
+    let store = Store::new(settings.snapshot_dir.clone());
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let options = Options {
+        verify: args.verify,
+        all: args.all,
+        force: args.force,
+        dry_run: args.dry_run,
+        cluster: args.cluster,
+        timeout: settings.timeout,
+        interrupted: interrupted.clone(),
+    };
+    {
+        let flag = interrupted.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                flag.store(true, Ordering::SeqCst);
+                eprintln!(
+                    "interrupted: finishing the step in flight, then undoing this run's changes"
+                );
+            }
+        });
+    }
+
+    if args.rollback {
+        let peer = start_peer(&settings).await?;
+        let report = deploy::rollback(&peer, &store, &settings.nodes, &options, &ui).await?;
+        return Ok(print_report(&report, mode));
+    }
+    if !args.no_build && args.paths.is_empty() && settings.ebin.is_empty() {
+        if let Some(command) = &settings.build {
+            build(command, &settings, mode)?;
+        }
+    }
+    let (modules, _apps) = local_modules(&settings, &args.paths)?;
+    let peer = start_peer(&settings).await?;
+    let report = deploy::deploy(&peer, &modules, &store, &settings.nodes, &options, &ui).await;
+    Ok(print_report(&report, mode))
+}
+
+fn print_report(report: &Report, mode: Mode) -> i32 {
+    match mode {
+        Mode::Json => println!("{}", report.to_json()),
+        Mode::Text => println!("{}", report.summary()),
+        Mode::Quiet => {
+            if report.outcome != Outcome::Success {
+                eprintln!("{}", report.summary());
+            }
+        }
+    }
+    report.outcome.exit_code()
+}
+
+/// Runs the build command in the project, its output shown (on stderr in
+/// JSON mode, so stdout stays one document).
+fn build(command: &str, settings: &Settings, mode: Mode) -> Result<(), CliError> {
+    if mode == Mode::Text {
+        println!("Building with `{command}`");
+    }
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg(command).current_dir(&settings.project);
+    match mode {
+        Mode::Text => {}
+        Mode::Json | Mode::Quiet => {
+            cmd.stdout(std::io::stderr());
+        }
+    }
+    let status = cmd.status().map_err(|e| CliError::Build {
+        command: command.to_owned(),
+        detail: e.to_string(),
+    })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(CliError::Build {
+            command: command.to_owned(),
+            detail: format!("it exited with {status}"),
+        })
+    }
+}
+
+async fn status_command(args: StatusArgs) -> Result<i32, CliError> {
+    let mode = if args.json { Mode::Json } else { Mode::Text };
+    let ui = Ui::new(Mode::Quiet);
+    let settings = settings(&args.target)?;
+    for w in &settings.warnings {
+        Ui::new(mode).warn(w);
+    }
+    settings.require_nodes()?;
+    let (modules, apps) = local_modules(&settings, &[])?;
+    let peer = start_peer(&settings).await?;
+    let options = Options {
+        timeout: settings.timeout,
+        ..Default::default()
+    };
+    match deploy::status(&peer, &modules, &apps, &settings.nodes, &options, &ui).await {
+        Ok(statuses) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"ok": true, "nodes": statuses})
+                    )
+                    .unwrap_or_default()
+                );
+            } else {
+                for s in &statuses {
+                    println!(
+                        "{}: {} changed, {} new, {} unchanged, {} loaded but absent locally",
+                        s.node,
+                        s.changed.len(),
+                        s.new.len(),
+                        s.unchanged.len(),
+                        s.absent_locally.len()
+                    );
+                    for (label, list) in [
+                        ("changed", &s.changed),
+                        ("new", &s.new),
+                        ("absent locally", &s.absent_locally),
+                    ] {
+                        if !list.is_empty() {
+                            println!("  {label}: {}", list.join(", "));
+                        }
+                    }
+                }
+            }
+            Ok(0)
+        }
+        Err(failed) => Err(CliError::Nodes(
+            failed
+                .iter()
+                .flat_map(|r| r.failed.iter().map(|f| f.reason.clone()))
+                .collect::<Vec<_>>()
+                .join("\nerror: "),
+        )),
+    }
+}
+
+fn snapshots_command(args: SnapshotsArgs) -> Result<i32, CliError> {
+    let project = match &args.project {
+        Some(p) => p.clone(),
+        None => std::env::current_dir().map_err(CliError::Cwd)?,
+    };
+    let settings = Settings::load(
+        &project,
+        &Flags {
+            config: args.config.clone(),
+            ..Default::default()
+        },
+    )?;
+    let store = Store::new(settings.snapshot_dir.clone());
+    let list = store.list()?;
+    if args.json {
+        let items: Vec<_> = list
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "id": m.id,
+                    "time": m.time(),
+                    "nodes": m.nodes.keys().collect::<Vec<_>>(),
+                    "modules": m.nodes.values().flatten().map(|e| &e.module).collect::<std::collections::BTreeSet<_>>(),
+                    "rolled_back": m.rolled_back,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&items).unwrap_or_default()
+        );
+    } else if list.is_empty() {
+        println!("no snapshots in `{}`", store.root().display());
+    } else {
+        for m in &list {
+            let modules: std::collections::BTreeSet<&str> = m
+                .nodes
+                .values()
+                .flatten()
+                .map(|e| e.module.as_str())
+                .collect();
+            println!(
+                "{}  {}  {} on {}{}",
+                m.id,
+                m.time(),
+                crate::deploy::report::count(modules.len(), "module"),
+                m.nodes.keys().cloned().collect::<Vec<_>>().join(", "),
+                if m.rolled_back { "  (rolled back)" } else { "" }
+            );
+        }
+    }
+    Ok(0)
+}

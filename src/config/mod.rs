@@ -1,0 +1,369 @@
+//! Layered configuration, later layers winning:
+//! 1. `config/config.exs`'s `:mix_tasks_upload_hotswap` block, in a Mix
+//!    project without `hotswap.toml` (what `mix upload.hotswap` users have);
+//! 2. `hotswap.toml` in the project (or `--config FILE`);
+//! 3. the environment: `HOTSWAP_APP_NAME`, `HOTSWAP_NODES`, `HOTSWAP_COOKIE`;
+//! 4. command-line flags.
+//!
+//! The cookie never appears in an error, a log line or `Debug` output.
+
+pub mod exs;
+
+use crate::dist::{Cookie, NodeName};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const FILE_NAME: &str = "hotswap.toml";
+
+/// Keys of `hotswap.toml`; anything else is an error naming it.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub app_name: Option<String>,
+    pub nodes: Option<Vec<String>>,
+    pub cookie: Option<String>,
+    pub cookie_file: Option<PathBuf>,
+    pub ebin: Option<Vec<PathBuf>>,
+    pub build: Option<String>,
+    pub timeout: Option<f64>,
+    pub snapshot_dir: Option<PathBuf>,
+    pub name: Option<String>,
+}
+
+/// What the command line adds on top.
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub nodes: Vec<String>,
+    pub cookie: Option<String>,
+    pub ebin: Vec<PathBuf>,
+    pub timeout: Option<f64>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{}`: {detail}", path.display())]
+    Invalid { path: PathBuf, detail: String },
+    #[error("`{}` line {line}: {detail}; write the settings in hotswap.toml instead", path.display())]
+    Exs {
+        path: PathBuf,
+        line: usize,
+        detail: String,
+    },
+    #[error("bad node name in {source_name}: {detail}")]
+    Node { source_name: String, detail: String },
+    #[error("no nodes to deploy to: pass `--node NAME@HOST`, set HOTSWAP_NODES, or put `nodes = [\"app@host\"]` in hotswap.toml")]
+    NoNodes,
+    #[error("no cookie: pass `--cookie`, set HOTSWAP_COOKIE, put `cookie` or `cookie_file` in hotswap.toml, or create ~/.erlang.cookie")]
+    NoCookie,
+    #[error("cookie file `{}` cannot be read: {source}", path.display())]
+    CookieFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cookie file `{}` is empty", .0.display())]
+    EmptyCookie(PathBuf),
+    #[error("`timeout` must be a positive number of seconds, got {0}")]
+    Timeout(f64),
+}
+
+/// The settings a command runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub project: PathBuf,
+    pub app_name: Option<String>,
+    pub nodes: Vec<NodeName>,
+    cookie: Option<Cookie>,
+    pub ebin: Vec<PathBuf>,
+    /// The build command, or `None` for no build step.
+    pub build: Option<String>,
+    pub timeout: Duration,
+    pub snapshot_dir: PathBuf,
+    pub name: Option<String>,
+    /// Where the settings came from, for messages.
+    pub sources: Vec<String>,
+    /// Things the user should know (loose file permissions).
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Resolves every layer for a project folder.
+    pub fn load(project: &Path, flags: &Flags) -> Result<Settings, ConfigError> {
+        Self::load_with_env(project, flags, |k| std::env::var(k).ok())
+    }
+
+    /// As [`Settings::load`], reading the environment through `env`.
+    pub fn load_with_env(
+        project: &Path,
+        flags: &Flags,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut sources = Vec::new();
+        let mut warnings = Vec::new();
+        let toml_path = flags
+            .config
+            .clone()
+            .unwrap_or_else(|| project.join(FILE_NAME));
+        let mut file = FileConfig::default();
+        let mut cookie_origin = None;
+        if toml_path.is_file() {
+            file = read_toml(&toml_path)?;
+            sources.push(toml_path.display().to_string());
+            if file.cookie.is_some() {
+                cookie_origin = Some(toml_path.clone());
+            }
+        } else if flags.config.is_some() {
+            return Err(ConfigError::Read {
+                path: toml_path,
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        } else if project.join("mix.exs").is_file() {
+            let exs_path = project.join("config").join("config.exs");
+            if exs_path.is_file() {
+                let target = env("MIX_TARGET").filter(|t| !t.is_empty() && t != "host");
+                let mix_env = env("MIX_ENV").unwrap_or_else(|| "dev".into());
+                if let Some(found) =
+                    exs::read_upload_hotswap(&exs_path, &mix_env, target.as_deref())?
+                {
+                    sources.push(exs_path.display().to_string());
+                    file = found;
+                }
+            }
+        }
+        if let Some(path) = &cookie_origin {
+            if let Some(w) = loose_permissions(path) {
+                warnings.push(format!("`{}` holds the cookie and {w}", path.display()));
+            }
+        }
+
+        let app_name = env("HOTSWAP_APP_NAME")
+            .filter(|s| !s.is_empty())
+            .or(file.app_name.clone());
+        let node_texts: Vec<(String, String)> = if !flags.nodes.is_empty() {
+            flags
+                .nodes
+                .iter()
+                .map(|n| (n.clone(), "`--node`".to_owned()))
+                .collect()
+        } else if let Some(list) = env("HOTSWAP_NODES").filter(|s| !s.trim().is_empty()) {
+            list.split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|n| (n.trim().to_owned(), "HOTSWAP_NODES".to_owned()))
+                .collect()
+        } else {
+            let origin = sources.last().cloned().unwrap_or_else(|| FILE_NAME.into());
+            file.nodes
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| (n, format!("`{origin}`")))
+                .collect()
+        };
+        let mut nodes = Vec::new();
+        for (text, source_name) in node_texts {
+            let node = text.parse::<NodeName>().map_err(|e| ConfigError::Node {
+                source_name,
+                detail: e.to_string(),
+            })?;
+            if !nodes.contains(&node) {
+                nodes.push(node);
+            }
+        }
+
+        // Cookie: flag, environment, `cookie`, `cookie_file`, ~/.erlang.cookie.
+        let cookie = if let Some(c) = &flags.cookie {
+            Some(Cookie::new(c.clone()))
+        } else if let Some(c) = env("HOTSWAP_COOKIE").filter(|c| !c.is_empty()) {
+            Some(Cookie::new(c))
+        } else if let Some(c) = &file.cookie {
+            Some(Cookie::new(c.clone()))
+        } else if let Some(path) = &file.cookie_file {
+            Some(read_cookie_file(&project.join(path))?)
+        } else {
+            match env("HOME").map(|h| PathBuf::from(h).join(".erlang.cookie")) {
+                Some(path) if path.is_file() => {
+                    if let Some(w) = loose_permissions(&path) {
+                        warnings.push(format!(
+                            "`{}` {w}; `erl` refuses such a cookie file",
+                            path.display()
+                        ));
+                    }
+                    Some(read_cookie_file(&path)?)
+                }
+                _ => None,
+            }
+        };
+
+        let timeout = match flags.timeout.or(file.timeout) {
+            Some(t) if t > 0.0 && t.is_finite() => Duration::from_secs_f64(t),
+            Some(t) => return Err(ConfigError::Timeout(t)),
+            None => Duration::from_secs(30),
+        };
+        let mut ebin = file.ebin.clone().unwrap_or_default();
+        if !flags.ebin.is_empty() {
+            ebin = flags.ebin.clone();
+        }
+        let build = match file.build.clone() {
+            Some(cmd) if cmd.trim().is_empty() => None,
+            Some(cmd) => Some(cmd),
+            None if project.join("mix.exs").is_file() => Some("mix compile".into()),
+            None if project.join("rebar.config").is_file() => Some("rebar3 compile".into()),
+            None => None,
+        };
+        Ok(Settings {
+            project: project.to_owned(),
+            app_name,
+            nodes,
+            cookie,
+            ebin,
+            build,
+            timeout,
+            snapshot_dir: project.join(
+                file.snapshot_dir
+                    .clone()
+                    .unwrap_or_else(|| ".hotswap".into()),
+            ),
+            name: flags.name.clone().or(file.name.clone()),
+            sources,
+            warnings,
+        })
+    }
+
+    /// The cookie, or the error telling where to put one.
+    pub fn cookie(&self) -> Result<&Cookie, ConfigError> {
+        self.cookie.as_ref().ok_or(ConfigError::NoCookie)
+    }
+
+    /// The target nodes, or the error telling where to name them.
+    pub fn require_nodes(&self) -> Result<&[NodeName], ConfigError> {
+        if self.nodes.is_empty() {
+            Err(ConfigError::NoNodes)
+        } else {
+            Ok(&self.nodes)
+        }
+    }
+}
+
+fn read_toml(path: &Path) -> Result<FileConfig, ConfigError> {
+    let built = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .build()
+        .map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            detail: scrub(&e.to_string()),
+        })?;
+    built
+        .try_deserialize::<FileConfig>()
+        .map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            detail: scrub(&e.to_string()),
+        })
+}
+
+/// Parser messages may quote lines of the file, and the file may hold the
+/// cookie: keep the message, drop the quoted source.
+fn scrub(message: &str) -> String {
+    message
+        .lines()
+        .filter(|l| !l.contains('|') && !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
+        .chars()
+        .take(300)
+        .collect()
+}
+
+fn read_cookie_file(path: &Path) -> Result<Cookie, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::CookieFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let cookie = text.trim();
+    if cookie.is_empty() {
+        return Err(ConfigError::EmptyCookie(path.to_owned()));
+    }
+    Ok(Cookie::new(cookie))
+}
+
+/// `Some(description)` when group or others may read the file.
+fn loose_permissions(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "is readable by group or others (mode {:o}); `chmod 600` it",
+                mode & 0o777
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn layers_win_in_order() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "nodes = [\"a@h\"]\ncookie = \"from-file\"\napp_name = \"x\"\n",
+        )
+        .expect("write");
+        let s = Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect("load");
+        assert_eq!(s.nodes[0].to_string(), "a@h");
+        assert_eq!(s.cookie().expect("cookie").expose(), "from-file");
+        let env = |k: &str| match k {
+            "HOTSWAP_NODES" => Some("b@h, c@h".to_owned()),
+            "HOTSWAP_COOKIE" => Some("from-env".to_owned()),
+            _ => None,
+        };
+        let s = Settings::load_with_env(dir.path(), &Flags::default(), env).expect("load");
+        assert_eq!(s.nodes.len(), 2);
+        assert_eq!(s.cookie().expect("cookie").expose(), "from-env");
+        let flags = Flags {
+            nodes: vec!["d@h".into()],
+            cookie: Some("from-flag".into()),
+            ..Default::default()
+        };
+        let s = Settings::load_with_env(dir.path(), &flags, env).expect("load");
+        assert_eq!(s.nodes[0].to_string(), "d@h");
+        assert_eq!(s.cookie().expect("cookie").expose(), "from-flag");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join(FILE_NAME), "nodez = [\"a@h\"]\n").expect("write");
+        let err =
+            Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect_err("unknown");
+        assert!(err.to_string().contains("nodez"), "{err}");
+    }
+
+    #[test]
+    fn cookie_never_shows_in_debug() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join(FILE_NAME), "cookie = \"sekrit-value\"\n").expect("write");
+        let s = Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect("load");
+        assert!(!format!("{s:?}").contains("sekrit-value"));
+    }
+}

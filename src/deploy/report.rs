@@ -1,0 +1,176 @@
+//! What a deploy, rollback or status run tells its user: the JSON document
+//! scripts rely on, the exit code, and the readable summary.
+
+use super::remote::Lingering;
+use serde::Serialize;
+
+/// How a run ended; each maps to one exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    /// A node refused or failed; every node changed in this run was rolled back.
+    Failed,
+    /// A node could not be reached or authenticated; nothing was changed.
+    Unreachable,
+    /// `--verify` found a node running other code than sent; rolled back.
+    VerifyMismatch,
+    /// Processes run old code and `--force` was not given; nothing changed.
+    Lingering,
+    /// Stopped by Ctrl-C; nodes changed in this run were rolled back.
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Failed => 1,
+            Outcome::Unreachable => 3,
+            Outcome::VerifyMismatch => 4,
+            Outcome::Lingering => 5,
+            Outcome::Interrupted => 130,
+        }
+    }
+
+    /// The first failure decides; later ones do not mask it.
+    pub fn or(self, other: Outcome) -> Outcome {
+        if self == Outcome::Success {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Failure {
+    pub module: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct NodeReport {
+    pub node: String,
+    pub ok: bool,
+    pub loaded: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub failed: Vec<Failure>,
+    pub lingering: Vec<Lingering>,
+    /// Whether this node's changes were undone in this run.
+    pub rolled_back: bool,
+    /// Modules a rollback could not put back (their prior binary was never had).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_restored: Vec<String>,
+    #[serde(skip)]
+    pub new: Vec<String>,
+    #[serde(skip)]
+    pub killed: usize,
+}
+
+impl NodeReport {
+    pub fn new(node: &str) -> Self {
+        NodeReport {
+            node: node.to_owned(),
+            ok: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn fail(&mut self, module: Option<&str>, reason: impl Into<String>) {
+        self.ok = false;
+        self.failed.push(Failure {
+            module: module.map(str::to_owned),
+            reason: reason.into(),
+        });
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub snapshot: Option<String>,
+    pub nodes: Vec<NodeReport>,
+    #[serde(skip)]
+    pub outcome: Outcome,
+    #[serde(skip)]
+    pub dry_run: bool,
+    #[serde(skip)]
+    pub elapsed: std::time::Duration,
+}
+
+impl Report {
+    pub fn new(nodes: Vec<NodeReport>, outcome: Outcome, snapshot: Option<String>) -> Self {
+        Report {
+            ok: outcome == Outcome::Success,
+            snapshot,
+            nodes,
+            outcome,
+            dry_run: false,
+            elapsed: Default::default(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"ok\": false, \"error\": \"{e}\"}}"))
+    }
+
+    /// The closing lines of a text run: per node, then the verdict.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        for n in &self.nodes {
+            let verb = if self.dry_run { "would load" } else { "loaded" };
+            let mut line = format!(
+                "{}: {} {}, {} unchanged",
+                n.node,
+                verb,
+                count(n.loaded.len(), "module"),
+                n.unchanged.len()
+            );
+            if n.rolled_back {
+                line.push_str(", rolled back");
+            }
+            if !n.failed.is_empty() {
+                line.push_str(&format!(", {} failed", n.failed.len()));
+            }
+            if n.killed > 0 {
+                line.push_str(&format!(", {} killed", count(n.killed, "process")));
+            }
+            out.push_str(&line);
+            out.push('\n');
+            for f in &n.failed {
+                match &f.module {
+                    Some(m) => out.push_str(&format!("  `{m}`: {}\n", f.reason)),
+                    None => out.push_str(&format!("  {}\n", f.reason)),
+                }
+            }
+            for m in &n.not_restored {
+                out.push_str(&format!(
+                    "  `{m}` was not restored: its prior binary was never captured\n"
+                ));
+            }
+        }
+        let verdict = match (self.outcome, self.dry_run) {
+            (_, true) => "dry run: nothing was changed".to_owned(),
+            (Outcome::Success, _) => format!("done in {:.0?}", self.elapsed),
+            (Outcome::Failed, _) => "deploy failed; nodes changed in this run were rolled back".into(),
+            (Outcome::Unreachable, _) => "not every node could be reached; nothing was changed".into(),
+            (Outcome::VerifyMismatch, _) => "verification failed; the deploy was rolled back".into(),
+            (Outcome::Interrupted, _) => "interrupted; nodes changed in this run were rolled back".into(),
+            (Outcome::Lingering, _) => {
+                "refused: processes still run old code (see above); nothing was changed. Pass `--force` to kill them".into()
+            }
+        };
+        out.push_str(&verdict);
+        out
+    }
+}
+
+pub fn count(n: usize, what: &str) -> String {
+    match (n, what) {
+        (1, _) => format!("1 {what}"),
+        (_, "process") => format!("{n} processes"),
+        _ => format!("{n} {what}s"),
+    }
+}

@@ -1,0 +1,370 @@
+//! `hotswap-node deploy` end to end: the real binary against real nodes,
+//! each outcome checked by asking the nodes themselves.
+
+mod common;
+
+use common::{erlc, fixture, unique, ErlNode, NodeSpec};
+use hotswap_node::beam::Module;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A project folder holding builds of the deploy fixtures, one `ebin`
+/// folder per version.
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Self {
+        Project {
+            dir: tempfile::tempdir().expect("tmp"),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Compiles `modules` at version `vsn` into `ebin_v<vsn>`.
+    fn build(&self, vsn: u32, modules: &[&str]) -> PathBuf {
+        let out = self.path().join(format!("ebin_v{vsn}"));
+        let sources: Vec<PathBuf> = modules
+            .iter()
+            .map(|m| fixture(&format!("deploy/{m}.erl")))
+            .collect();
+        erlc(&sources, &out, &[&format!("-DVSN={vsn}")]);
+        out
+    }
+
+    fn md5(&self, ebin: &Path, module: &str) -> String {
+        Module::read(&ebin.join(format!("{module}.beam")))
+            .expect("module")
+            .md5
+            .to_hex()
+    }
+
+    /// Runs the binary in the project with a private HOME and no HOTSWAP_* leaking in.
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_hotswap-node"))
+            .args(args)
+            .current_dir(self.path())
+            .env("HOME", self.path())
+            .env_remove("HOTSWAP_NODES")
+            .env_remove("HOTSWAP_COOKIE")
+            .env_remove("HOTSWAP_APP_NAME")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("binary runs")
+    }
+
+    /// `deploy` against `nodes` with the test's own peer name, as JSON.
+    fn deploy(&self, nodes: &[&ErlNode], extra: &[&str]) -> (i32, Value, String) {
+        let mut args = vec![
+            "deploy".to_owned(),
+            "--json".into(),
+            "--name".into(),
+            unique("hs"),
+        ];
+        for n in nodes {
+            args.push("--node".into());
+            args.push(n.name.clone());
+        }
+        args.push("--cookie".into());
+        args.push(nodes[0].cookie.clone());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.run(&refs);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("stdout is not one JSON document ({e}):\n{stdout}\nstderr:\n{stderr}")
+        });
+        for n in nodes {
+            assert!(
+                !stdout.contains(&n.cookie) && !stderr.contains(&n.cookie),
+                "the cookie leaked"
+            );
+        }
+        (out.status.code().unwrap_or(-1), json, stderr)
+    }
+}
+
+fn start_node(tag: &str, ebin: &Path, cookie: &str, load: &[&str]) -> ErlNode {
+    start_node_with(NodeSpec::new(tag).cookie(cookie).code_path(ebin), load)
+}
+
+fn start_node_with(spec: NodeSpec, load: &[&str]) -> ErlNode {
+    let mut node = ErlNode::start(spec);
+    let list = load.join(",");
+    let loaded = node.eval(&format!("[code:ensure_loaded(M) || M <- [{list}]]."));
+    assert!(!loaded.contains("error"), "{loaded}");
+    node
+}
+
+fn names(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_str().expect("str").to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+fn node_json<'a>(json: &'a Value, node: &ErlNode) -> &'a Value {
+    json["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["node"] == node.name.as_str())
+        .expect("node in report")
+}
+
+#[test]
+fn deploy_verify_dry_run_and_rollback_on_two_nodes() {
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet", "hs_calc"]);
+    let v2 = p.build(2, &["hs_greet", "hs_calc", "hs_extra"]);
+    let cookie = common::random_cookie();
+    let mut a = start_node("dep_a", &v1, &cookie, &["hs_greet", "hs_calc"]);
+    let mut b = start_node("dep_b", &v1, &cookie, &["hs_greet", "hs_calc"]);
+    let v2_arg = v2.to_string_lossy().into_owned();
+
+    // --dry-run changes nothing.
+    let (code, json, _) = p.deploy(&[&a, &b], &["--ebin", &v2_arg, "--dry-run"]);
+    assert_eq!(code, 0, "{json}");
+    for n in [&mut a, &mut b] {
+        assert_eq!(n.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+        assert_eq!(n.loaded_md5("hs_extra"), "none");
+    }
+
+    // The deploy lands on both, only changed modules travel.
+    let (code, json, stderr) = p.deploy(&[&a, &b], &["--ebin", &v2_arg, "--verify"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(json["ok"], true);
+    assert!(json["snapshot"].is_string());
+    for n in [&a, &b] {
+        let nj = node_json(&json, n);
+        assert_eq!(names(&nj["loaded"]), vec!["hs_extra", "hs_greet"]);
+        assert_eq!(names(&nj["unchanged"]), vec!["hs_calc"]);
+    }
+    for n in [&mut a, &mut b] {
+        assert_eq!(n.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+        assert_eq!(n.loaded_md5("hs_extra"), p.md5(&v2, "hs_extra"));
+        assert_eq!(n.eval("hs_greet:hello()."), "{hello,2}");
+    }
+
+    // A redeploy sends nothing.
+    let (code, json, _) = p.deploy(&[&a, &b], &["--ebin", &v2_arg]);
+    assert_eq!(code, 0);
+    assert!(names(&node_json(&json, &a)["loaded"]).is_empty(), "{json}");
+
+    // Rollback restores v1 and removes what v2 added.
+    let (code, json, stderr) = p.deploy(&[&a, &b], &["--rollback"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    for n in [&mut a, &mut b] {
+        assert_eq!(n.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+        assert_eq!(n.loaded_md5("hs_calc"), p.md5(&v1, "hs_calc"));
+        assert_eq!(n.loaded_md5("hs_extra"), "none");
+        assert_eq!(n.eval("hs_greet:hello()."), "{hello,1}");
+    }
+
+    // The snapshot list shows both deploys, the last one rolled back.
+    let out = p.run(&["snapshots", "--json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let list = list.as_array().expect("array");
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["rolled_back"], true);
+}
+
+#[test]
+fn a_node_that_refuses_rolls_the_other_back() {
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet"]);
+    let v2 = p.build(2, &["hs_greet", "hs_picky"]);
+    let cookie = common::random_cookie();
+    let mut good = start_node("picky_ok", &v1, &cookie, &["hs_greet"]);
+    let mut bad = start_node_with(
+        NodeSpec::new("picky_bad")
+            .cookie(&cookie)
+            .code_path(&v1)
+            .env("HS_PICKY", "fail"),
+        &["hs_greet"],
+    );
+    let (code, json, _) = p.deploy(&[&good, &bad], &["--ebin", &v2.to_string_lossy()]);
+    assert_eq!(code, 1, "{json}");
+    assert_eq!(json["ok"], false);
+    let failed = &node_json(&json, &bad)["failed"];
+    assert!(failed.to_string().contains("hs_picky"), "{failed}");
+    assert_eq!(node_json(&json, &good)["rolled_back"], true);
+    for n in [&mut good, &mut bad] {
+        assert_eq!(
+            n.loaded_md5("hs_greet"),
+            p.md5(&v1, "hs_greet"),
+            "{}",
+            n.name
+        );
+        assert_eq!(n.loaded_md5("hs_picky"), "none", "{}", n.name);
+    }
+}
+
+#[test]
+fn sticky_modules_are_refused_and_nothing_changes() {
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet"]);
+    let v2 = p.build(2, &["hs_greet"]);
+    let sticky = p.path().join("sticky");
+    erlc(&[fixture("deploy/sticky/lists.erl")], &sticky, &[]);
+    std::fs::copy(sticky.join("lists.beam"), v2.join("lists.beam")).expect("copy");
+    let cookie = common::random_cookie();
+    let mut node = start_node("sticky", &v1, &cookie, &["hs_greet"]);
+    let (code, json, _) = p.deploy(&[&node], &["--ebin", &v2.to_string_lossy()]);
+    assert_eq!(code, 1, "{json}");
+    assert!(json.to_string().contains("sticky"), "{json}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+    assert_eq!(node.eval("lists:reverse([1,2])."), "[2,1]");
+}
+
+#[test]
+fn processes_in_old_code_are_named_and_only_killed_with_force() {
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_loop"]);
+    let v2 = p.build(2, &["hs_loop"]);
+    let v3 = p.build(3, &["hs_loop"]);
+    let cookie = common::random_cookie();
+    let mut node = start_node("loop", &v1, &cookie, &["hs_loop"]);
+    node.eval("hs_loop:start().");
+
+    // v2 lands; the looping process stays in v1, now old code: a warning.
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &v2.to_string_lossy()]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert!(stderr.contains("hs_looper"), "{stderr}");
+
+    // v3 would need v1 purged: refused, the process named, nothing changed.
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &v3.to_string_lossy()]);
+    assert_eq!(code, 5, "{json}\n{stderr}");
+    let lingering = &node_json(&json, &node)["lingering"];
+    assert_eq!(lingering[0]["module"], "hs_loop");
+    assert_eq!(lingering[0]["name"], "hs_looper");
+    assert!(
+        lingering[0]["pid"]
+            .as_str()
+            .expect("pid")
+            .starts_with("<0."),
+        "{lingering}"
+    );
+    assert_eq!(node.eval("is_process_alive(whereis(hs_looper))."), "true");
+    assert_eq!(node.loaded_md5("hs_loop"), p.md5(&v2, "hs_loop"));
+
+    // With --force the process dies and v3 lands.
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &v3.to_string_lossy(), "--force"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(node.eval("whereis(hs_looper)."), "undefined");
+    assert_eq!(node.loaded_md5("hs_loop"), p.md5(&v3, "hs_loop"));
+}
+
+#[test]
+fn a_corrupt_store_object_makes_rollback_refuse() {
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet"]);
+    let v2 = p.build(2, &["hs_greet"]);
+    let cookie = common::random_cookie();
+    let mut node = start_node("corrupt", &v1, &cookie, &["hs_greet"]);
+    let (code, json, _) = p.deploy(&[&node], &["--ebin", &v2.to_string_lossy()]);
+    assert_eq!(code, 0, "{json}");
+    // Damage every stored object.
+    for entry in std::fs::read_dir(p.path().join(".hotswap/objects")).expect("objects") {
+        let path = entry.expect("entry").path();
+        let mut bytes = std::fs::read(&path).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, bytes).expect("write");
+    }
+    let (code, json, _) = p.deploy(&[&node], &["--rollback"]);
+    assert_eq!(code, 1, "{json}");
+    assert!(
+        json["error"].as_str().expect("error").contains("corrupt"),
+        "{json}"
+    );
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+}
+
+#[test]
+fn configuration_errors_name_the_key_and_exit_2() {
+    let p = Project::new();
+    std::fs::write(
+        p.path().join("hotswap.toml"),
+        "nodes = [\"a@b\"]\ncookies = \"x\"\n",
+    )
+    .expect("write");
+    let out = p.run(&["deploy", "--no-build"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cookies") && err.contains("hotswap.toml"),
+        "{err}"
+    );
+
+    std::fs::write(p.path().join("hotswap.toml"), "nodes = [\"a@b\"]\n").expect("write");
+    let out = p.run(&["deploy", "--no-build"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no cookie") && err.contains("--cookie"),
+        "{err}"
+    );
+
+    std::fs::remove_file(p.path().join("hotswap.toml")).expect("rm");
+    let out = p.run(&["deploy", "--cookie", "c"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no nodes"));
+}
+
+#[test]
+fn an_invalid_beam_refuses_the_deploy_before_connecting() {
+    let p = Project::new();
+    let v2 = p.build(2, &["hs_greet"]);
+    std::fs::write(v2.join("broken.beam"), b"not a beam at all").expect("write");
+    let out = p.run(&[
+        "deploy",
+        "--node",
+        "nobody@nowhere",
+        "--cookie",
+        "c",
+        "--ebin",
+        &v2.to_string_lossy(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken.beam") && err.contains("not a BEAM file"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("nowhere"),
+        "it must not have tried to connect: {err}"
+    );
+}
+
+#[test]
+fn an_unreachable_node_is_exit_3_and_changes_nothing_elsewhere() {
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet"]);
+    let v2 = p.build(2, &["hs_greet"]);
+    let cookie = common::random_cookie();
+    let mut node = start_node("reach", &v1, &cookie, &["hs_greet"]);
+    let ghost = ErlNode::start(NodeSpec::new("ghost").cookie(&cookie));
+    let mut ghost = ghost;
+    ghost.kill();
+    let (code, json, _) = p.deploy(&[&node, &ghost], &["--ebin", &v2.to_string_lossy()]);
+    assert_eq!(code, 3, "{json}");
+    assert!(
+        node_json(&json, &ghost)["failed"]
+            .to_string()
+            .contains(&ghost.alive),
+        "{json}"
+    );
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+}
