@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{erlc, fixture, unique};
+use common::{elixir_ebin, erlc, fixture, mix_compile_example, unique};
 use hotswap_node::beam::discover::{self, Search};
 use hotswap_node::beam::{parse, BeamError, Module, ModuleError, OnLoad};
 use proptest::prelude::*;
@@ -31,36 +31,6 @@ fn compiled() -> &'static Vec<PathBuf> {
         files.extend(beams(&project.join("_build/dev/lib/example/consolidated")));
         files
     })
-}
-
-/// Copies `fixtures/example` to a temp folder and compiles it there.
-pub fn mix_compile_example(root: &Path) -> PathBuf {
-    let project = root.join("example");
-    copy_dir(&fixture("example"), &project);
-    let status = Command::new("mix")
-        .arg("compile")
-        .current_dir(&project)
-        .env("MIX_ENV", "dev")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("mix runs (scripts/setup installs it)");
-    assert!(status.success(), "mix compile failed");
-    project
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            if entry.file_name() != "_build" {
-                copy_dir(&entry.path(), &target);
-            }
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
 }
 
 fn beams(dir: &Path) -> Vec<PathBuf> {
@@ -94,7 +64,7 @@ fn otp_md5s(files: &[PathBuf]) -> Vec<(String, String, String)> {
     );
     let out = Command::new("erl")
         .args(["-noshell", "-pa"])
-        .arg(elixir_ebin())
+        .arg(elixir_ebin("elixir"))
         .args(["-eval", &script])
         .output()
         .expect("erl runs");
@@ -114,15 +84,6 @@ fn otp_md5s(files: &[PathBuf]) -> Vec<(String, String, String)> {
             )
         })
         .collect()
-}
-
-/// Elixir's own ebin, so the Elixir fixtures' modules can load in plain erl.
-fn elixir_ebin() -> String {
-    let out = Command::new("elixir")
-        .args(["-e", "IO.puts(:code.lib_dir(:elixir, :ebin))"])
-        .output()
-        .expect("elixir runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 #[test]

@@ -806,9 +806,13 @@ pub async fn rollback(
         match restore(remote, &entries, store, &mut report).await {
             Ok(()) => {
                 for e in &entries {
-                    if !report.not_restored.contains(&e.module) {
-                        ui.line(&format!("Restored {} on {node}", e.module));
-                        report.loaded.push(e.module.clone());
+                    match e.prior {
+                        Prior::Absent => ui.line(&format!("Removed {} from {node}", e.module)),
+                        Prior::Restorable { .. } => {
+                            ui.line(&format!("Restored {} on {node}", e.module));
+                            report.loaded.push(e.module.clone());
+                        }
+                        Prior::Unrestorable { .. } => {}
                     }
                 }
                 report.rolled_back = true;

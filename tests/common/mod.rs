@@ -276,3 +276,51 @@ pub fn init_logging() {
         .with_test_writer()
         .try_init();
 }
+
+/// Copies `fixtures/example` into `root/example` and compiles it there
+/// with Mix (never in the source tree).
+pub fn mix_compile_example(root: &Path) -> PathBuf {
+    let project = root.join("example");
+    copy_dir(&fixture("example"), &project);
+    mix_compile(&project);
+    project
+}
+
+pub fn mix_compile(project: &Path) {
+    let status = Command::new("mix")
+        .arg("compile")
+        .current_dir(project)
+        .env("MIX_ENV", "dev")
+        .stdout(Stdio::null())
+        .status()
+        .expect("mix runs (scripts/setup installs it)");
+    assert!(
+        status.success(),
+        "mix compile failed in {}",
+        project.display()
+    );
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            if entry.file_name() != "_build" {
+                copy_dir(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// The ebin folder of one of Elixir's own applications (`elixir`, `logger`).
+pub fn elixir_ebin(app: &str) -> PathBuf {
+    let out = Command::new("elixir")
+        .args(["-e", &format!("IO.puts(:code.lib_dir(:{app}, :ebin))")])
+        .output()
+        .expect("elixir runs");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}

@@ -1,0 +1,112 @@
+//! The Elixir journey: a device node running the example app, a code
+//! change, and `hotswap-node deploy` with no flags from the project folder,
+//! configured only by the `mix upload.hotswap` block in config/config.exs.
+
+mod common;
+
+use common::{copy_dir, elixir_ebin, mix_compile, unique, ErlNode, NodeSpec};
+use std::process::Command;
+
+#[test]
+fn deploy_with_no_flags_from_a_mix_project_reads_config_exs() {
+    let root = tempfile::tempdir().expect("tmp");
+    let dev = root.path().join("example");
+    copy_dir(&common::fixture("example"), &dev);
+    mix_compile(&dev);
+    // The device runs its own copy of the build, like firmware.
+    let device = root.path().join("device");
+    copy_dir(&dev, &device);
+    std::fs::create_dir_all(device.join("_build")).expect("mkdir");
+    copy_dir(&dev.join("_build"), &device.join("_build"));
+    let lib = device.join("_build/dev/lib/example");
+    let mut node = ErlNode::start(
+        NodeSpec::new("exdevice")
+            .code_path(&elixir_ebin("elixir"))
+            .code_path(&elixir_ebin("logger"))
+            .code_path(&lib.join("consolidated"))
+            .code_path(&lib.join("ebin")),
+    );
+    let started = node.eval("application:ensure_all_started(example).");
+    assert!(started.starts_with("{ok,"), "{started}");
+    assert_eq!(node.eval("'Elixir.Example':hello()."), "world");
+    assert_eq!(node.eval("'Elixir.Example.Counter':increment()."), "1");
+
+    // Point the seed's config block at the node, as a user would.
+    std::fs::write(
+        dev.join("config/config.exs"),
+        format!(
+            "import Config\n\n# what `mix upload.hotswap` reads\nconfig :mix_tasks_upload_hotswap,\n  app_name: :example,\n  nodes: [:\"{}\"],\n  cookie: \"{}\"\n",
+            node.name, node.cookie
+        ),
+    )
+    .expect("config");
+    let source = dev.join("lib/example.ex");
+    let text = std::fs::read_to_string(&source).expect("read");
+    std::fs::write(&source, text.replace(":world", ":\"new world\"")).expect("edit");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_hotswap-node"))
+        .args(["deploy", "--name", &unique("hs")])
+        .current_dir(&dev)
+        .env("HOME", root.path())
+        .env_remove("HOTSWAP_NODES")
+        .env_remove("HOTSWAP_COOKIE")
+        .env_remove("MIX_TARGET")
+        .output()
+        .expect("binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Building with `mix compile`"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Connected to {}", node.name)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "Deployed Elixir.Example to {} (changed)",
+            node.name
+        )),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(&node.cookie) && !stderr.contains(&node.cookie),
+        "cookie {} leaked:\n{stdout}\n{stderr}",
+        node.cookie
+    );
+    assert_eq!(node.eval("'Elixir.Example':hello()."), "'new world'");
+    // The counter process kept its state through the deploy.
+    assert_eq!(node.eval("'Elixir.Example.Counter':increment()."), "2");
+}
+
+#[test]
+fn a_failed_build_stops_before_connecting() {
+    let root = tempfile::tempdir().expect("tmp");
+    let dev = root.path().join("example");
+    copy_dir(&common::fixture("example"), &dev);
+    std::fs::write(
+        dev.join("lib/broken.ex"),
+        "defmodule Broken do\n  def f, do: \nend\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_hotswap-node"))
+        .args([
+            "deploy",
+            "--name",
+            &unique("hs"),
+            "--cookie",
+            "c",
+            "--node",
+            "nobody@nowhere",
+        ])
+        .current_dir(&dev)
+        .env("HOME", root.path())
+        .output()
+        .expect("binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the build (`mix compile`) failed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("nowhere"), "{stderr}");
+}
