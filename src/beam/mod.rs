@@ -119,14 +119,13 @@ pub enum BeamError {
 pub struct Module {
     pub name: String,
     pub md5: Md5,
-    pub sha256: Sha256Sum,
-    pub on_load: OnLoad,
     /// The file's bytes as they are on disk (gzip'ed ones too: the VM's
     /// loader takes those as they are). Shared, so sending the same module
     /// to many nodes copies nothing.
     pub bytes: Arc<Vec<u8>>,
     /// Where it was read from, or a name for it when it came from elsewhere.
     pub path: PathBuf,
+    on_load: std::sync::OnceLock<OnLoad>,
 }
 
 /// A file that could not be read as a module, naming the file.
@@ -155,6 +154,25 @@ pub enum ModuleError {
 }
 
 impl Module {
+    /// The SHA-256 of the file, its address in the snapshot store. Computed
+    /// on demand: only modules that are stored need it, and it costs more
+    /// than everything else about reading a beam.
+    pub fn sha256(&self) -> Sha256Sum {
+        Sha256Sum::of(&self.bytes)
+    }
+
+    /// Whether the module has an `-on_load` function. Found by walking the
+    /// code, which costs more than the rest of reading a beam, so only for
+    /// the modules about to be loaded.
+    pub fn on_load(&self) -> OnLoad {
+        *self
+            .on_load
+            .get_or_init(|| match parse_with(&self.bytes, true) {
+                Ok(parsed) => parsed.on_load,
+                Err(_) => OnLoad::Unknown,
+            })
+    }
+
     /// Reads and validates a `.beam` file; its name must match the module.
     pub fn read(path: &Path) -> Result<Module, ModuleError> {
         let bytes = std::fs::read(path).map_err(|source| ModuleError::Io {
@@ -182,14 +200,13 @@ impl Module {
 
     /// Validates bytes that came from anywhere (a snapshot, a node).
     pub fn from_bytes(bytes: Vec<u8>, path: PathBuf) -> Result<Module, BeamError> {
-        let parsed = parse(&bytes)?;
+        let parsed = parse_with(&bytes, false)?;
         Ok(Module {
             name: parsed.name,
             md5: parsed.md5,
-            on_load: parsed.on_load,
-            sha256: Sha256Sum::of(&bytes),
             bytes: Arc::new(bytes),
             path,
+            on_load: std::sync::OnceLock::new(),
         })
     }
 }
@@ -206,18 +223,23 @@ pub struct Parsed {
 
 /// Parses a BEAM file (plain or gzip'ed). Safe on any input.
 pub fn parse(bytes: &[u8]) -> Result<Parsed, BeamError> {
+    parse_with(bytes, true)
+}
+
+/// As [`parse`]; `on_load` is `Unknown` unless `scan_code` is set.
+fn parse_with(bytes: &[u8], scan_code: bool) -> Result<Parsed, BeamError> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut unpacked = Vec::new();
         flate2::read::GzDecoder::new(bytes)
             .take(MAX_UNPACKED)
             .read_to_end(&mut unpacked)
             .map_err(|e| BeamError::Gzip(e.to_string()))?;
-        return parse_plain(&unpacked);
+        return parse_plain(&unpacked, scan_code);
     }
-    parse_plain(bytes)
+    parse_plain(bytes, scan_code)
 }
 
-fn parse_plain(bytes: &[u8]) -> Result<Parsed, BeamError> {
+fn parse_plain(bytes: &[u8], scan_code: bool) -> Result<Parsed, BeamError> {
     if bytes.len() < 12 || &bytes[0..4] != b"FOR1" || &bytes[8..12] != b"BEAM" {
         return Err(BeamError::NotBeam);
     }
@@ -276,7 +298,10 @@ fn parse_plain(bytes: &[u8]) -> Result<Parsed, BeamError> {
             }
         }
     }
-    let on_load = find(b"Code").map(code::on_load).unwrap_or(OnLoad::Unknown);
+    let on_load = match find(b"Code") {
+        Some(code) if scan_code => code::on_load(code),
+        _ => OnLoad::Unknown,
+    };
     Ok(Parsed {
         name,
         md5: Md5(md5.finalize().0),

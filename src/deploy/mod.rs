@@ -485,7 +485,7 @@ async fn load(t: &mut Target, modules: &[Module], ui: &Ui) {
         .plan
         .iter()
         .copied()
-        .partition(|&(i, _)| modules[i].on_load != OnLoad::No);
+        .partition(|&(i, _)| modules[i].on_load() != OnLoad::No);
     let batch_modules: Vec<&Module> = batch.iter().map(|&(i, _)| &modules[i]).collect();
     match t.remote.atomic_load(&batch_modules).await {
         Ok(Ok(())) => {
@@ -695,7 +695,7 @@ pub async fn restore(
         report.killed += killed.iter().filter(|k| **k).count();
     }
     let (single, batch): (Vec<&Module>, Vec<&Module>) =
-        restorable.iter().partition(|m| m.on_load != OnLoad::No);
+        restorable.iter().partition(|m| m.on_load() != OnLoad::No);
     if let Err(refusals) = remote.atomic_load(&batch).await? {
         let r = refusals
             .into_iter()

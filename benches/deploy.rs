@@ -1,0 +1,240 @@
+//! Deploy speed against the seed's way (`mix upload.hotswap`'s loop,
+//! scripts/baseline_upload.exs), measured in the same run on the same
+//! nodes and beams, interleaved; medians and ratios. Run by scripts/bench.
+//!
+//! `BENCH_RUNS` sets the runs per figure (default 5); an argument filters
+//! scenarios by name (`cargo bench --bench deploy -- slow`).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+mod support;
+
+use common::{ErlNode, NodeSpec};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use support::{baseline, generate, hotswap, median, ms, runs};
+
+fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    let work = tempfile::tempdir().expect("tmp");
+    let v1 = generate(&work.path().join("v1_30"), 30, 1);
+    let v2 = generate(&work.path().join("v2_30"), 30, 2);
+    let mut rows = Vec::new();
+
+    for k in [1usize, 2, 16] {
+        let name = format!(
+            "30 changed modules to {k} node{}",
+            if k > 1 { "s" } else { "" }
+        );
+        if wanted(&name) {
+            rows.push(changed_modules(&name, &v1, &v2, k));
+        }
+    }
+    if wanted("no-change") {
+        rows.push(no_change(&v1));
+    }
+    if wanted("elixir") {
+        rows.push(large_payload());
+    }
+    println!("\n| scenario | hotswap-node | seed's way | ratio |\n|---|---|---|---|");
+    for r in &rows {
+        println!("{r}");
+    }
+    if wanted("slow") {
+        slow_link(work.path());
+    }
+    if wanted("memory") {
+        peak_memory();
+    }
+}
+
+fn start_nodes(k: usize, cookie: &str, ebin: &Path, load: bool) -> Vec<ErlNode> {
+    (0..k)
+        .map(|_| {
+            let mut n = ErlNode::start(NodeSpec::new("bench").cookie(cookie).code_path(ebin));
+            if load {
+                n.eval("[code:ensure_loaded(list_to_atom(\"hs_bench_\" ++ integer_to_list(I))) || I <- lists:seq(1, 30)].");
+            }
+            n
+        })
+        .collect()
+}
+
+fn names(nodes: &[ErlNode]) -> Vec<String> {
+    nodes.iter().map(|n| n.name.clone()).collect()
+}
+
+/// Every run changes all 30 modules for hotswap-node: the baseline loads
+/// version A (it loads everything regardless), then hotswap-node deploys B.
+fn changed_modules(name: &str, v1: &Path, v2: &Path, k: usize) -> String {
+    let cookie = common::random_cookie();
+    let nodes = start_nodes(k, &cookie, v1, true);
+    let targets = names(&nodes);
+    let mut hot = Vec::new();
+    let mut base = Vec::new();
+    let mut base_loop = Vec::new();
+    for r in 0..runs() {
+        let (a, b) = if r % 2 == 0 { (v1, v2) } else { (v2, v1) };
+        let (wall, inner) = baseline(a, &targets, &cookie, &[]);
+        base.push(wall);
+        base_loop.push(inner);
+        hot.push(hotswap(b, &targets, &cookie, &[], &[]));
+    }
+    let (h, b) = (median(hot), median(base));
+    eprintln!(
+        "{name}: hotswap-node {} (whole run), seed {} (whole run), seed's load loop alone {}",
+        ms(h),
+        ms(b),
+        ms(median(base_loop))
+    );
+    row(name, h, b)
+}
+
+fn row(name: &str, hot: Duration, base: Duration) -> String {
+    format!(
+        "| {name} | {} | {} | {:.1}× faster |",
+        ms(hot),
+        ms(base),
+        base.as_secs_f64() / hot.as_secs_f64()
+    )
+}
+
+fn no_change(v1: &Path) -> String {
+    let cookie = common::random_cookie();
+    let nodes = start_nodes(2, &cookie, v1, true);
+    let targets = names(&nodes);
+    let mut hot = Vec::new();
+    let mut base = Vec::new();
+    for _ in 0..runs() {
+        base.push(baseline(v1, &targets, &cookie, &[]).0);
+        hot.push(hotswap(v1, &targets, &cookie, &[], &[]));
+    }
+    row(
+        "no-change redeploy, 30 modules, 2 nodes",
+        median(hot),
+        median(base),
+    )
+}
+
+/// Elixir's own ~300 beams to 2 fresh nodes, against the VM's own
+/// `code:atomic_load/1` of the same beams measured inside a node (the floor).
+fn large_payload() -> String {
+    let ebin = common::elixir_ebin("elixir");
+    let cookie = common::random_cookie();
+    let count = support::beams(&ebin).len();
+    let mut hot = Vec::new();
+    let mut floor = Vec::new();
+    let mut base = Vec::new();
+    let empty = tempfile::tempdir().expect("tmp");
+    for _ in 0..runs() {
+        let nodes = start_nodes(2, &cookie, empty.path(), false);
+        hot.push(hotswap(&ebin, &names(&nodes), &cookie, &[], &[]));
+        let nodes = start_nodes(2, &cookie, empty.path(), false);
+        base.push(baseline(&ebin, &names(&nodes), &cookie, &[]).0);
+        let mut fresh = ErlNode::start(NodeSpec::new("floor").cookie(&cookie));
+        let micros = fresh.eval(&format!(
+            "Fs = filelib:wildcard(\"{}/*.beam\"), L = [{{list_to_atom(filename:basename(F, \".beam\")), F, element(2, file:read_file(F))}} || F <- Fs], {{T, ok}} = timer:tc(code, atomic_load, [L]), T.",
+            ebin.display()
+        ));
+        floor.push(Duration::from_micros(micros.trim().parse().unwrap_or(0)));
+    }
+    let (h, f) = (median(hot), median(floor));
+    eprintln!(
+        "{count} Elixir beams to 2 fresh nodes: hotswap-node {}, VM's own atomic_load in one node {} ({:.1}× the floor)",
+        ms(h),
+        ms(f),
+        h.as_secs_f64() / f.as_secs_f64().max(1e-9)
+    );
+    row(
+        &format!(
+            "{count} Elixir beams to 2 fresh nodes (floor: atomic_load in-node {})",
+            ms(f)
+        ),
+        h,
+        median(base),
+    )
+}
+
+/// At 20 ms round trip, wall time in round trips for 3, 30 and 300 modules.
+fn slow_link(work: &Path) {
+    let delay = Duration::from_millis(10);
+    let rtt = 2 * delay;
+    let link = support::slowlink::SlowLink::start(hotswap_node::dist::epmd::epmd_port(), delay);
+    let env = vec![("ERL_EPMD_PORT", link.epmd_port.to_string())];
+    println!("\nSlow link, {} ms round trip (proxy on loopback), 1 node:\n\n| modules | hotswap-node | in RTTs | seed's way | in RTTs |\n|---|---|---|---|---|", rtt.as_millis());
+    for n in [3usize, 30, 300] {
+        let a = generate(&work.join(format!("slow_a_{n}")), n, 1);
+        let b = generate(&work.join(format!("slow_b_{n}")), n, 2);
+        let cookie = common::random_cookie();
+        let mut node = ErlNode::start(NodeSpec::new("slow").cookie(&cookie).code_path(&a));
+        node.eval(&format!("[code:ensure_loaded(list_to_atom(\"hs_bench_\" ++ integer_to_list(I))) || I <- lists:seq(1, {n})]."));
+        let targets = vec![node.name.clone()];
+        let mut hot = Vec::new();
+        let mut base = Vec::new();
+        for r in 0..runs().min(3) {
+            let (x, y) = if r % 2 == 0 { (&a, &b) } else { (&b, &a) };
+            base.push(baseline(x, &targets, &cookie, &env).0);
+            hot.push(hotswap(y, &targets, &cookie, &[], &env));
+        }
+        let (h, bl) = (median(hot), median(base));
+        let in_rtt = |d: Duration| d.as_secs_f64() / rtt.as_secs_f64();
+        println!(
+            "| {n} | {} | {:.0} | {} | {:.0} |",
+            ms(h),
+            in_rtt(h),
+            ms(bl),
+            in_rtt(bl)
+        );
+    }
+}
+
+/// Peak resident memory of hotswap-node sending Elixir's beams to 16 nodes.
+fn peak_memory() {
+    let ebin = common::elixir_ebin("elixir");
+    let cookie = common::random_cookie();
+    let empty = tempfile::tempdir().expect("tmp");
+    let nodes = start_nodes(16, &cookie, empty.path(), false);
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/hotswap-node");
+    let mut cmd = std::process::Command::new("/usr/bin/time");
+    cmd.args(["-f", "%M"]).arg(bin).args([
+        "deploy",
+        "-q",
+        "--no-build",
+        "--cookie",
+        &cookie,
+        "--name",
+        &common::unique("hsm"),
+    ]);
+    cmd.arg("--ebin").arg(&ebin);
+    for n in &nodes {
+        cmd.args(["--node", &n.name]);
+    }
+    let started = Instant::now();
+    match cmd.output() {
+        Ok(out) if out.status.success() => {
+            let kb = String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("?")
+                .trim()
+                .to_owned();
+            let size: u64 = support::beams(&ebin)
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum();
+            println!(
+                "\nPeak memory, {} beams ({:.1} MB) to 16 nodes: {kb} KB resident, in {}",
+                support::beams(&ebin).len(),
+                size as f64 / 1e6,
+                ms(started.elapsed())
+            );
+        }
+        Ok(out) => eprintln!(
+            "peak memory run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("peak memory needs /usr/bin/time (Debian package `time`): {e}"),
+    }
+}

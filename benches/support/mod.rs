@@ -1,0 +1,133 @@
+//! Shared by the benchmarks: timing helpers, module generation, the seed's
+//! way as a baseline, and a delaying proxy for slow-link runs.
+#![allow(dead_code)]
+
+pub mod slowlink;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+pub fn runs() -> usize {
+    std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5)
+}
+
+/// Compiles `n` modules `hs_bench_<i>` from the fixture template at
+/// version `vsn` into `dir`, in one `erl` run. `pad` adds that many
+/// generated functions per module, for a realistic size.
+pub fn generate(dir: &Path, n: usize, vsn: u32) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let template = super::common::fixture("bench/hs_bench.erl");
+    let script = format!(
+        "lists:foreach(fun(I) ->
+            Name = list_to_atom(\"hs_bench_\" ++ integer_to_list(I)),
+            {{ok, Name, Bin}} = compile:file(\"{}\", [binary, {{d, 'MOD', Name}}, {{d, 'VSN', {vsn}}}]),
+            ok = file:write_file(filename:join(\"{}\", atom_to_list(Name) ++ \".beam\"), Bin)
+         end, lists:seq(1, {n})), halt().",
+        template.display(),
+        dir.display()
+    );
+    let status = Command::new("erl")
+        .args(["-noshell", "-eval", &script])
+        .status()
+        .expect("erl");
+    assert!(status.success(), "module generation failed");
+    dir.to_owned()
+}
+
+pub fn beams(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "beam"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs `hotswap-node deploy` and returns its wall time.
+pub fn hotswap(
+    ebin: &Path,
+    nodes: &[String],
+    cookie: &str,
+    extra: &[&str],
+    env: &[(&str, String)],
+) -> Duration {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/hotswap-node");
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "deploy",
+        "-q",
+        "--no-build",
+        "--cookie",
+        cookie,
+        "--name",
+        &super::common::unique("hsb"),
+    ])
+    .arg("--ebin")
+    .arg(ebin);
+    for n in nodes {
+        cmd.args(["--node", n]);
+    }
+    cmd.args(extra).env("HOME", ebin.parent().unwrap_or(ebin));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let started = Instant::now();
+    let out = cmd.stdout(Stdio::null()).output().expect("hotswap-node");
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "hotswap-node failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
+
+/// The seed's way: a visible Elixir node connects to every target and, for
+/// two passes, loads every module on every node with one sequential
+/// `:rpc.call(node, :code, :load_binary, …)` each. Returns wall time of the
+/// whole run (as `mix upload.hotswap` after compiling) and of its load loop.
+pub fn baseline(
+    ebin: &Path,
+    nodes: &[String],
+    cookie: &str,
+    env: &[(&str, String)],
+) -> (Duration, Duration) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/baseline_upload.exs");
+    let mut cmd = Command::new("elixir");
+    cmd.args(["--sname", &super::common::unique("me"), "--cookie", cookie])
+        .arg(script)
+        .arg(ebin)
+        .args(nodes);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let started = Instant::now();
+    let out = cmd.output().expect("elixir");
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "baseline failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let micros: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("load_us "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    (took, Duration::from_micros(micros))
+}

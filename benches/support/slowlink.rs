@@ -1,0 +1,152 @@
+//! A delaying TCP proxy for slow-link benchmarks, aware of EPMD.
+//!
+//! It listens as an EPMD (point clients at it with `ERL_EPMD_PORT`) and
+//! forwards every request to the real one. A `PORT2_RESP` (tag 119) gets its
+//! port rewritten to a proxy port that forwards to the node's real port, so
+//! distribution traffic passes through the delay too. Each direction of
+//! each connection delivers bytes `delay` after they were read, without
+//! limiting throughput: a link with a round trip of `2 × delay`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+pub struct SlowLink {
+    pub epmd_port: u16,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl SlowLink {
+    /// Starts the proxy in front of the EPMD on `real_epmd`.
+    pub fn start(real_epmd: u16, delay: Duration) -> SlowLink {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = runtime
+            .block_on(TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let epmd_port = listener.local_addr().expect("addr").port();
+        let node_ports: Arc<Mutex<HashMap<u16, u16>>> = Arc::default();
+        runtime.spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let node_ports = node_ports.clone();
+                tokio::spawn(async move {
+                    let _ = epmd_session(client, real_epmd, delay, node_ports).await;
+                });
+            }
+        });
+        SlowLink {
+            epmd_port,
+            _runtime: runtime,
+        }
+    }
+}
+
+async fn epmd_session(
+    mut client: TcpStream,
+    real_epmd: u16,
+    delay: Duration,
+    node_ports: Arc<Mutex<HashMap<u16, u16>>>,
+) -> std::io::Result<()> {
+    let _ = client.set_nodelay(true);
+    let mut len = [0u8; 2];
+    client.read_exact(&mut len).await?;
+    let mut request = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    client.read_exact(&mut request).await?;
+    tokio::time::sleep(delay).await;
+    let mut server = TcpStream::connect(("127.0.0.1", real_epmd)).await?;
+    let _ = server.set_nodelay(true);
+    server.write_all(&len).await?;
+    server.write_all(&request).await?;
+    if request.first() != Some(&122) {
+        // Not PORT_PLEASE2: relay as it is (a registration stays open).
+        return relay(client, server, delay).await;
+    }
+    let mut reply = Vec::new();
+    server.read_to_end(&mut reply).await?;
+    // PORT2_RESP: 119, result, port (u16), ...
+    if reply.len() >= 4 && reply[0] == 119 && reply[1] == 0 {
+        let real = u16::from_be_bytes([reply[2], reply[3]]);
+        let proxied = proxy_port(real, delay, node_ports).await?;
+        reply[2..4].copy_from_slice(&proxied.to_be_bytes());
+    }
+    tokio::time::sleep(delay).await;
+    client.write_all(&reply).await?;
+    Ok(())
+}
+
+async fn proxy_port(
+    real: u16,
+    delay: Duration,
+    node_ports: Arc<Mutex<HashMap<u16, u16>>>,
+) -> std::io::Result<u16> {
+    if let Some(p) = node_ports.lock().ok().and_then(|m| m.get(&real).copied()) {
+        return Ok(p);
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    if let Ok(mut m) = node_ports.lock() {
+        m.insert(real, port);
+    }
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(server) = TcpStream::connect(("127.0.0.1", real)).await {
+                    let _ = relay(client, server, delay).await;
+                }
+            });
+        }
+    });
+    Ok(port)
+}
+
+/// Both directions, each delayed.
+async fn relay(a: TcpStream, b: TcpStream, delay: Duration) -> std::io::Result<()> {
+    let _ = a.set_nodelay(true);
+    let _ = b.set_nodelay(true);
+    let (ar, aw) = a.into_split();
+    let (br, bw) = b.into_split();
+    let one = tokio::spawn(delayed_copy(ar, bw, delay));
+    let two = tokio::spawn(delayed_copy(br, aw, delay));
+    let _ = one.await;
+    let _ = two.await;
+    Ok(())
+}
+
+async fn delayed_copy(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    while let Some((due, bytes)) = rx.recv().await {
+        tokio::time::sleep_until(due).await;
+        if to.write_all(&bytes).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+    let _ = reader.await;
+}
