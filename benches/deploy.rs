@@ -206,7 +206,7 @@ fn peak_memory() {
         "--name",
         &common::unique("hsm"),
     ]);
-    cmd.arg("--ebin").arg(&ebin);
+    cmd.arg("--ebin").arg(&ebin).current_dir(empty.path());
     for n in &nodes {
         cmd.args(["--node", &n.name]);
     }

@@ -81,7 +81,9 @@ pub fn hotswap(
     for n in nodes {
         cmd.args(["--node", n]);
     }
-    cmd.args(extra).env("HOME", ebin.parent().unwrap_or(ebin));
+    // Run in the ebin's parent: the snapshot store goes there, not in the repo.
+    let home = ebin.parent().unwrap_or(ebin);
+    cmd.args(extra).env("HOME", home).current_dir(home);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -99,10 +99,12 @@ pub async fn deploy(
     ui: &Ui,
 ) -> Report {
     let started = Instant::now();
+    let mut lap = Instant::now();
     let remotes = match connect_all(peer, nodes, opts, ui).await {
         Ok(r) => r,
         Err(reports) => return Report::new(reports, Outcome::Unreachable, None),
     };
+    step("connect", &mut lap);
     let mut targets: Vec<Target> = remotes
         .into_iter()
         .map(|remote| Target {
@@ -141,6 +143,7 @@ pub async fn deploy(
         }
         t.bar.inc(1);
     }
+    step("plan", &mut lap);
     if targets.iter().any(|t| !t.report.ok) {
         return finish(targets, Outcome::Failed, None, started);
     }
@@ -184,13 +187,15 @@ pub async fn deploy(
             .map(|t| (t.report.node.clone(), t.priors.clone()))
             .collect(),
     );
-    if let Err(e) = save_snapshot(store, &manifest, modules, &targets) {
+    if let Err(e) = store.save(&manifest) {
         for t in &mut targets {
             t.report.fail(None, e.to_string());
         }
         return finish(targets, Outcome::Failed, None, started);
     }
+    let keeping = keep_sent(store, modules, &targets);
     let snapshot = Some(manifest.id.clone());
+    step("snapshot", &mut lap);
 
     // Old code: a module whose previous version is still in use cannot take
     // a new one. Refuse the whole deploy unless told to kill.
@@ -200,41 +205,72 @@ pub async fn deploy(
             .map(|t| clear_old_code(t, modules, opts.force, ui)),
     )
     .await;
+    step("old code", &mut lap);
     if targets.iter().any(|t| !t.report.lingering.is_empty()) {
+        kept(keeping, ui).await;
         return finish(targets, Outcome::Lingering, snapshot, started);
     }
     if targets.iter().any(|t| !t.report.ok) {
+        kept(keeping, ui).await;
         return finish(targets, Outcome::Failed, snapshot, started);
     }
 
     if opts.interrupted() {
+        kept(keeping, ui).await;
         return finish(targets, Outcome::Interrupted, snapshot, started);
     }
     // Load, all of a node's modules at once.
     join_all(targets.iter_mut().map(|t| load(t, modules, ui))).await;
+    step("load", &mut lap);
     if targets.iter().any(|t| !t.report.ok) {
         roll_back_changed(&mut targets, modules, store, ui).await;
+        kept(keeping, ui).await;
         return finish(targets, Outcome::Failed, snapshot, started);
     }
     if opts.interrupted() {
         roll_back_changed(&mut targets, modules, store, ui).await;
+        kept(keeping, ui).await;
         return finish(targets, Outcome::Interrupted, snapshot, started);
     }
 
     // Let go of the previous versions where nothing uses them any more.
     join_all(targets.iter_mut().map(|t| settle(t, modules, ui))).await;
+    step("settle", &mut lap);
 
     if opts.verify {
         join_all(targets.iter_mut().map(|t| verify(t, modules))).await;
         if targets.iter().any(|t| !t.report.ok) {
             roll_back_changed(&mut targets, modules, store, ui).await;
+            kept(keeping, ui).await;
             return finish(targets, Outcome::VerifyMismatch, snapshot, started);
         }
     }
     for t in &targets {
         t.bar.finish_with_message("done");
     }
+    kept(keeping, ui).await;
     finish(targets, Outcome::Success, snapshot, started)
+}
+
+/// Waits for the background store writes; a failure there does not undo a
+/// deploy, it only means a later snapshot must ask the nodes.
+async fn kept(keeping: tokio::task::JoinHandle<Result<(), SnapshotError>>, ui: &Ui) {
+    match keeping.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => ui.warn(&format!(
+            "{e}; the next snapshot will fetch these modules from the nodes"
+        )),
+        Err(e) => ui.warn(&format!("storing the deployed modules failed: {e}")),
+    }
+}
+
+/// Logs how long a step took, for `-v`.
+fn step(name: &str, since: &mut Instant) {
+    tracing::debug!(
+        "step {name} took {:.1} ms",
+        since.elapsed().as_secs_f64() * 1e3
+    );
+    *since = Instant::now();
 }
 
 fn kind(change: Change) -> &'static str {
@@ -397,22 +433,29 @@ async fn capture_priors(
     t.bar.inc(1);
 }
 
-/// Writes the manifest, and keeps every binary being sent, so the next
-/// snapshot of these nodes needs nothing from them.
-fn save_snapshot(
+/// Keeps every binary being sent, so the next snapshot of these nodes needs
+/// nothing from them. Only a later deploy reads these, so the writing runs
+/// in the background while this deploy goes on.
+fn keep_sent(
     store: &Store,
-    manifest: &Manifest,
     modules: &[Module],
     targets: &[Target],
-) -> Result<(), SnapshotError> {
+) -> tokio::task::JoinHandle<Result<(), SnapshotError>> {
     let sent: BTreeSet<usize> = targets
         .iter()
         .flat_map(|t| t.plan.iter().map(|&(i, _)| i))
         .collect();
-    for i in sent {
-        store.put(modules[i].md5, &modules[i].bytes)?;
-    }
-    store.save(manifest)
+    let batch: Vec<(Md5, Arc<Vec<u8>>)> = sent
+        .into_iter()
+        .map(|i| (modules[i].md5, modules[i].bytes.clone()))
+        .collect();
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        for (md5, bytes) in batch {
+            store.put(md5, &bytes)?;
+        }
+        Ok(())
+    })
 }
 
 /// Purges old code of the modules about to load. Where processes still run
