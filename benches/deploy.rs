@@ -160,7 +160,7 @@ fn large_payload() -> String {
 fn slow_link(work: &Path) {
     let delay = Duration::from_millis(10);
     let rtt = 2 * delay;
-    let link = support::slowlink::SlowLink::start(hotswap_node::dist::epmd::epmd_port(), delay);
+    let link = common::slowlink::SlowLink::start(hotswap_node::dist::epmd::epmd_port(), delay);
     let env = vec![("ERL_EPMD_PORT", link.epmd_port.to_string())];
     println!("\nSlow link, {} ms round trip (proxy on loopback), 1 node:\n\n| modules | hotswap-node | in RTTs | seed's way | in RTTs |\n|---|---|---|---|---|", rtt.as_millis());
     for n in [3usize, 30, 300] {

@@ -1,8 +1,6 @@
-//! Shared by the benchmarks: timing helpers, module generation, the seed's
-//! way as a baseline, and a delaying proxy for slow-link runs.
+//! Shared by the benchmarks: timing helpers, module generation, and the
+//! seed's way as a baseline. (The slow-link proxy lives in tests/common.)
 #![allow(dead_code)]
-
-pub mod slowlink;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

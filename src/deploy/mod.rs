@@ -237,6 +237,11 @@ pub async fn deploy(
     join_all(targets.iter_mut().map(|t| settle(t, modules, ui))).await;
     step("settle", &mut lap);
 
+    if opts.interrupted() {
+        roll_back_changed(&mut targets, modules, store, ui).await;
+        kept(keeping, ui).await;
+        return finish(targets, Outcome::Interrupted, snapshot, started);
+    }
     if opts.verify {
         join_all(targets.iter_mut().map(|t| verify(t, modules))).await;
         if targets.iter().any(|t| !t.report.ok) {

@@ -4,6 +4,8 @@
 //! things over its stdin, independently of the distribution code under test.
 #![allow(dead_code)]
 
+pub mod slowlink;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};

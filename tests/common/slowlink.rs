@@ -1,4 +1,4 @@
-//! A delaying TCP proxy for slow-link benchmarks, aware of EPMD.
+//! A delaying TCP proxy for slow-link benchmarks and tests, aware of EPMD.
 //!
 //! It listens as an EPMD (point clients at it with `ERL_EPMD_PORT`) and
 //! forwards every request to the real one. A `PORT2_RESP` (tag 119) gets its

@@ -1,0 +1,184 @@
+//! A deploy that is interrupted (Ctrl-C) or loses a node half-way must not
+//! leave any node half-changed. The link runs through a delaying proxy so
+//! the deploy is reliably in flight when the fault hits.
+
+mod common;
+
+use common::slowlink::SlowLink;
+use common::{erlc, fixture, unique, ErlNode, NodeSpec};
+use hotswap_node::beam::Module;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MODULES: [&str; 3] = ["hs_greet", "hs_calc", "hs_extra"];
+
+fn build(root: &Path, vsn: u32) -> PathBuf {
+    let out = root.join(format!("v{vsn}"));
+    let sources: Vec<PathBuf> = MODULES
+        .iter()
+        .map(|m| fixture(&format!("deploy/{m}.erl")))
+        .collect();
+    erlc(&sources, &out, &[&format!("-DVSN={vsn}")]);
+    out
+}
+
+fn md5(ebin: &Path, module: &str) -> String {
+    Module::read(&ebin.join(format!("{module}.beam")))
+        .expect("module")
+        .md5
+        .to_hex()
+}
+
+fn start(tag: &str, cookie: &str, v1: &Path) -> ErlNode {
+    let mut n = ErlNode::start(NodeSpec::new(tag).cookie(cookie).code_path(v1));
+    n.eval("[code:ensure_loaded(M) || M <- [hs_greet, hs_calc]].");
+    n
+}
+
+/// Starts a deploy of `v2` over a link with `delay` each way.
+fn spawn_deploy(
+    root: &Path,
+    link: &SlowLink,
+    nodes: &[&ErlNode],
+    v2: &Path,
+) -> std::process::Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hotswap-node"));
+    cmd.args([
+        "deploy",
+        "--json",
+        "--no-build",
+        "--name",
+        &unique("hs"),
+        "--cookie",
+        &nodes[0].cookie,
+        "--ebin",
+    ])
+    .arg(v2)
+    .current_dir(root)
+    .env("HOME", root)
+    .env("ERL_EPMD_PORT", link.epmd_port.to_string())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for n in nodes {
+        cmd.args(["--node", &n.name]);
+    }
+    cmd.spawn().expect("binary runs")
+}
+
+/// Reads the child's stderr until `count` lines contain `marker`; returns
+/// what was read, and keeps draining in the background.
+fn wait_for(
+    child: &mut std::process::Child,
+    marker: &str,
+    count: usize,
+) -> std::thread::JoinHandle<String> {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let marker = marker.to_owned();
+    let reader = std::thread::spawn(move || {
+        let mut seen = 0;
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(&marker) {
+                seen += 1;
+                if seen == count {
+                    let _ = tx.send(());
+                }
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the deploy reached the marker");
+    reader
+}
+
+fn assert_v1(node: &mut ErlNode, v1: &Path) {
+    assert_eq!(
+        node.loaded_md5("hs_greet"),
+        md5(v1, "hs_greet"),
+        "{}",
+        node.name
+    );
+    assert_eq!(
+        node.loaded_md5("hs_calc"),
+        md5(v1, "hs_calc"),
+        "{}",
+        node.name
+    );
+    assert_eq!(node.loaded_md5("hs_extra"), "none", "{}", node.name);
+}
+
+#[test]
+fn ctrl_c_mid_deploy_undoes_what_this_run_changed() {
+    let root = tempfile::tempdir().expect("tmp");
+    let (v1, v2) = (build(root.path(), 1), build(root.path(), 2));
+    let cookie = common::random_cookie();
+    let mut a = start("intr_a", &cookie, &v1);
+    let mut b = start("intr_b", &cookie, &v1);
+    // 150 ms each way: the whole deploy takes a few seconds.
+    let link = SlowLink::start(
+        hotswap_node::dist::epmd::epmd_port(),
+        Duration::from_millis(150),
+    );
+    let mut child = spawn_deploy(root.path(), &link, &[&a, &b], &v2);
+    // Interrupt once a node has loaded: the run must undo it.
+    let stderr = wait_for(&mut child, "Deployed hs_greet", 1);
+    let started = Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?} to stop",
+        started.elapsed()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = stderr.join().expect("stderr");
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(json["ok"], false);
+    assert_v1(&mut a, &v1);
+    assert_v1(&mut b, &v1);
+}
+
+#[test]
+fn a_node_lost_mid_deploy_rolls_the_others_back() {
+    let root = tempfile::tempdir().expect("tmp");
+    let (v1, v2) = (build(root.path(), 1), build(root.path(), 2));
+    let cookie = common::random_cookie();
+    let mut a = start("lost_a", &cookie, &v1);
+    let mut b = start("lost_b", &cookie, &v1);
+    let link = SlowLink::start(
+        hotswap_node::dist::epmd::epmd_port(),
+        Duration::from_millis(150),
+    );
+    let mut child = spawn_deploy(root.path(), &link, &[&a, &b], &v2);
+    let stderr = wait_for(&mut child, "Connected to", 2);
+    b.kill();
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        stderr.join().expect("stderr")
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    let nodes = json["nodes"].as_array().expect("nodes");
+    let lost = nodes
+        .iter()
+        .find(|n| n["node"] == b.name.as_str())
+        .expect("b reported");
+    assert_eq!(lost["ok"], false);
+    assert!(lost["failed"].to_string().contains("connection"), "{lost}");
+    assert_v1(&mut a, &v1);
+}
