@@ -15,13 +15,14 @@ pub mod report;
 pub use report::{Failure, NodeReport, Outcome, Report};
 
 use crate::beam::{Md5, Module, OnLoad, Sha256Sum};
+use crate::dist::term::Encoded;
 use crate::dist::{NodeName, Peer};
 use crate::output::Ui;
 use crate::snapshot::{Entry, Manifest, Prior, SnapshotError, Store};
 use futures::future::join_all;
 use indicatif::ProgressBar;
 use remote::Remote;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -220,7 +221,22 @@ pub async fn deploy(
         return finish(targets, Outcome::Interrupted, snapshot, started);
     }
     // Load, all of a node's modules at once.
-    join_all(targets.iter_mut().map(|t| load(t, modules, ui))).await;
+    // Each distinct set of modules is encoded once, whatever the node count.
+    let mut payloads: HashMap<Vec<usize>, Encoded> = HashMap::new();
+    for t in &targets {
+        let key: Vec<usize> = t
+            .plan
+            .iter()
+            .map(|&(i, _)| i)
+            .filter(|&i| modules[i].on_load() == OnLoad::No)
+            .collect();
+        payloads.entry(key).or_insert_with_key(|key| {
+            let batch: Vec<&Module> = key.iter().map(|&i| &modules[i]).collect();
+            remote::load_payload(&batch)
+        });
+    }
+    join_all(targets.iter_mut().map(|t| load(t, modules, &payloads, ui))).await;
+    drop(payloads);
     step("load", &mut lap);
     if targets.iter().any(|t| !t.report.ok) {
         roll_back_changed(&mut targets, modules, store, ui).await;
@@ -527,7 +543,12 @@ fn describe_process(pid: &str, name: Option<&str>) -> String {
 
 /// Loads the node's modules: all but `-on_load` ones in one atomic step,
 /// then those one by one.
-async fn load(t: &mut Target, modules: &[Module], ui: &Ui) {
+async fn load(
+    t: &mut Target,
+    modules: &[Module],
+    payloads: &HashMap<Vec<usize>, Encoded>,
+    ui: &Ui,
+) {
     t.bar.set_message(format!("loading {}", t.plan.len()));
     let (single, batch): (Plan, Plan) = t
         .plan
@@ -535,7 +556,12 @@ async fn load(t: &mut Target, modules: &[Module], ui: &Ui) {
         .copied()
         .partition(|&(i, _)| modules[i].on_load() != OnLoad::No);
     let batch_modules: Vec<&Module> = batch.iter().map(|&(i, _)| &modules[i]).collect();
-    match t.remote.atomic_load(&batch_modules).await {
+    let key: Vec<usize> = batch.iter().map(|&(i, _)| i).collect();
+    let payload = payloads
+        .get(&key)
+        .cloned()
+        .unwrap_or_else(|| remote::load_payload(&batch_modules));
+    match t.remote.atomic_load(&batch_modules, &payload).await {
         Ok(Ok(())) => {
             t.changed = !batch.is_empty();
             for &(i, change) in &batch {
@@ -744,7 +770,10 @@ pub async fn restore(
     }
     let (single, batch): (Vec<&Module>, Vec<&Module>) =
         restorable.iter().partition(|m| m.on_load() != OnLoad::No);
-    if let Err(refusals) = remote.atomic_load(&batch).await? {
+    if let Err(refusals) = remote
+        .atomic_load(&batch, &remote::load_payload(&batch))
+        .await?
+    {
         let r = refusals
             .into_iter()
             .next()

@@ -3,7 +3,7 @@
 //! [`crate::dist`]; interprets the answers into plain Rust values.
 
 use crate::beam::{Md5, Module};
-use crate::dist::term::{self, atom_term, binary, charlist, list, tuple, Term};
+use crate::dist::term::{self, atom_term, binary, charlist, Encoded, EtfWriter, Term};
 use crate::dist::{Call, CallError, Connection};
 use std::time::Duration;
 
@@ -182,17 +182,19 @@ impl Remote {
     }
 
     /// Loads all `modules` at once with `code:atomic_load/1`: all or none.
+    /// `payload` is [`load_payload`] of the same modules, encoded once for
+    /// every node that gets them.
     pub async fn atomic_load(
         &self,
         modules: &[&Module],
+        payload: &Encoded,
     ) -> Result<Result<(), Vec<Refusal>>, CallError> {
         if modules.is_empty() {
             return Ok(Ok(()));
         }
-        let items = modules.iter().map(|m| load_triple(m)).collect();
         let result = self
             .conn
-            .call("code", "atomic_load", vec![list(items)], self.timeout)
+            .call_encoded("code", "atomic_load", payload, self.timeout)
             .await?;
         if term::is_atom(&result, "ok") {
             return Ok(Ok(()));
@@ -299,8 +301,23 @@ fn load_parts(module: &Module) -> [Term; 3] {
     ]
 }
 
-fn load_triple(module: &Module) -> Term {
-    tuple(load_parts(module).into())
+/// `[{Module, File, Binary}]` for `code:atomic_load/1`, written straight
+/// from the files' bytes (no intermediate term holding a copy of them).
+pub fn load_payload(modules: &[&Module]) -> Encoded {
+    let size: usize = modules
+        .iter()
+        .map(|m| m.bytes.len() + m.name.len() + 64)
+        .sum();
+    let mut w = EtfWriter::with_capacity(size + 8);
+    w.list_header(modules.len() as u32);
+    for m in modules {
+        w.tuple_header(3)
+            .term(&atom_term(&m.name))
+            .term(&charlist(&m.path.to_string_lossy()))
+            .binary(&m.bytes);
+    }
+    w.nil();
+    w.finish()
 }
 
 /// A node's reason for refusing a module, in words a user acts on.

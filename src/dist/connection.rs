@@ -10,7 +10,7 @@
 
 use super::frame::{encode_frame, read_frame, Frame, TICK};
 use super::names::NodeName;
-use super::term::{self, atom_term, tuple, Pid, Reference, Term};
+use super::term::{self, atom_term, tuple, Encoded, Pid, Reference, Term};
 use erl_dist::message::Message;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,7 +51,7 @@ struct Inner {
     creation: u32,
     salt: u32,
     next_ref: AtomicU64,
-    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
     pending: Mutex<Pending>,
 }
 
@@ -60,6 +60,14 @@ struct Pending {
     calls: HashMap<u64, oneshot::Sender<Term>>,
     /// Why the connection ended, once it has.
     closed: Option<String>,
+}
+
+/// A frame on its way out: whole, or with a big shared middle part that
+/// many connections send without copying it.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    Whole(Vec<u8>),
+    Parts(Vec<u8>, std::sync::Arc<Vec<u8>>, Vec<u8>),
 }
 
 /// Dropped with the last handle: stops the tasks.
@@ -148,6 +156,44 @@ impl Connection {
             message,
         ))
         .map_err(|e| e.to_string())?;
+        self.send_call(key, Outgoing::Whole(frame))
+    }
+
+    /// As [`Connection::gen_call`] for `{'$gen_call', From, Request}` where
+    /// `Request` is `head ++ shared ++ tail` in external format (no version
+    /// byte): the shared middle is sent as it is, not copied.
+    pub(crate) fn gen_call_shared(
+        &self,
+        to: &str,
+        head: &[u8],
+        shared: &Encoded,
+        tail: &[u8],
+    ) -> Result<Reply, String> {
+        let key = self.inner.next_ref.fetch_add(1, Ordering::Relaxed);
+        let control = tuple(vec![
+            Term::FixInteger(6.into()),
+            Term::Pid(self.inner.self_pid.clone()),
+            atom_term(""),
+            atom_term(to),
+        ]);
+        let mut front = vec![0, 0, 0, 0, 112, 131];
+        front.extend(term::encode_bare(&control));
+        front.extend_from_slice(&[131, 104, 3]);
+        front.extend(term::encode_bare(&atom_term("$gen_call")));
+        front.extend_from_slice(&[104, 2]);
+        front.extend(term::encode_bare(&Term::Pid(self.inner.self_pid.clone())));
+        front.extend(term::encode_bare(&Term::Reference(Box::new(
+            self.inner.reference(key),
+        ))));
+        front.extend_from_slice(head);
+        let total = front.len() - 4 + shared.len() + tail.len();
+        let total = u32::try_from(total)
+            .map_err(|_| format!("a message of {total} bytes is over 4 GiB"))?;
+        front[..4].copy_from_slice(&total.to_be_bytes());
+        self.send_call(key, Outgoing::Parts(front, shared.0.clone(), tail.to_vec()))
+    }
+
+    fn send_call(&self, key: u64, frame: Outgoing) -> Result<Reply, String> {
         let (tx, rx) = oneshot::channel();
         {
             let mut pending = self.inner.lock();
@@ -334,7 +380,7 @@ fn answer_net_kernel(message: &Term) -> Option<Vec<u8>> {
 async fn write_loop(
     mut writer: BufWriter<tokio::net::tcp::OwnedWriteHalf>,
     inner: Arc<Inner>,
-    mut requests: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut requests: mpsc::UnboundedReceiver<Outgoing>,
     mut answers: mpsc::UnboundedReceiver<Vec<u8>>,
     mut stop: oneshot::Receiver<()>,
     ticks: Ticks,
@@ -346,14 +392,21 @@ async fn write_loop(
         loop {
             let first = tokio::select! {
                 r = requests.recv() => match r { Some(f) => f, None => return Ok(()) },
-                a = answers.recv() => match a { Some(f) => f, None => return Ok(()) },
-                _ = tick.tick() => TICK.to_vec(),
+                a = answers.recv() => match a { Some(f) => Outgoing::Whole(f), None => return Ok(()) },
+                _ = tick.tick() => Outgoing::Whole(TICK.to_vec()),
                 _ = &mut stop => return Ok(()),
             };
-            writer.write_all(&first).await?;
+            write_out(&mut writer, &first).await?;
             // Batch whatever else is ready into the same flush.
-            while let Ok(frame) = answers.try_recv().or_else(|_| requests.try_recv()) {
-                writer.write_all(&frame).await?;
+            loop {
+                let next = match answers.try_recv() {
+                    Ok(f) => Outgoing::Whole(f),
+                    Err(_) => match requests.try_recv() {
+                        Ok(f) => f,
+                        Err(_) => break,
+                    },
+                };
+                write_out(&mut writer, &next).await?;
             }
             writer.flush().await?;
         }
@@ -366,6 +419,20 @@ async fn write_loop(
     let _ = writer.shutdown().await;
     reader.abort();
     inner.close(reason);
+}
+
+async fn write_out(
+    writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+    frame: &Outgoing,
+) -> std::io::Result<()> {
+    match frame {
+        Outgoing::Whole(bytes) => writer.write_all(bytes).await,
+        Outgoing::Parts(head, shared, tail) => {
+            writer.write_all(head).await?;
+            writer.write_all(shared).await?;
+            writer.write_all(tail).await
+        }
+    }
 }
 
 fn rand_u32() -> u32 {

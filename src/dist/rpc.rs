@@ -6,7 +6,7 @@
 
 use super::connection::{Connection, WaitError};
 use super::error::CallError;
-use super::term::{self, atom_term, list, tuple, Term};
+use super::term::{self, atom_term, encode_bare, list, tuple, Encoded, Term};
 use std::time::Duration;
 
 /// One function call: module, function, arguments.
@@ -100,6 +100,52 @@ impl Connection {
             results.push(result);
         }
         results
+    }
+}
+
+impl Connection {
+    /// Calls `module:function(Arg)` where `Arg` was encoded once, so a big
+    /// argument (module binaries) goes to many nodes without a copy each.
+    pub async fn call_encoded(
+        &self,
+        module: &str,
+        function: &str,
+        arg: &Encoded,
+        timeout: Duration,
+    ) -> Result<Term, CallError> {
+        let node = self.node().to_string();
+        let call = Call::new(module, function, vec![]);
+        let label = format!("{module}:{function}/1");
+        // {call, M, F, [Arg], user}: everything but Arg is small.
+        let mut head = vec![104, 5];
+        head.extend(encode_bare(&atom_term("call")));
+        head.extend(encode_bare(&atom_term(module)));
+        head.extend(encode_bare(&atom_term(function)));
+        head.extend_from_slice(&[108, 0, 0, 0, 1]);
+        let mut tail = vec![106];
+        tail.extend(encode_bare(&atom_term("user")));
+        let reply = self
+            .gen_call_shared("rex", &head, arg, &tail)
+            .map_err(|detail| CallError::Disconnected {
+                node: node.clone(),
+                detail,
+            })?;
+        match reply.wait(timeout).await {
+            Ok(term) => from_rex(term, &node, &call).map_err(|e| match e {
+                CallError::BadRpc { reason, .. } => CallError::BadRpc {
+                    node: node.clone(),
+                    function: label.clone(),
+                    reason,
+                },
+                other => other,
+            }),
+            Err(WaitError::TimedOut) => Err(CallError::Timeout {
+                node,
+                function: label,
+                secs: timeout.as_secs_f64(),
+            }),
+            Err(WaitError::Closed(detail)) => Err(CallError::Disconnected { node, detail }),
+        }
     }
 }
 

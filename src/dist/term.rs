@@ -262,6 +262,81 @@ fn int_field(buf: &[u8], at: usize) -> Result<usize, TermError> {
     }
 }
 
+/// A term encoded once in external format (without the version byte), to
+/// be sent to any number of nodes without being copied or encoded again.
+#[derive(Debug, Clone)]
+pub struct Encoded(pub(crate) std::sync::Arc<Vec<u8>>);
+
+impl Encoded {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Writes external term format directly, for payloads too big to build as
+/// a [`Term`] first (module binaries).
+#[derive(Debug, Default)]
+pub struct EtfWriter {
+    buf: Vec<u8>,
+}
+
+impl EtfWriter {
+    pub fn with_capacity(n: usize) -> Self {
+        EtfWriter {
+            buf: Vec::with_capacity(n),
+        }
+    }
+
+    pub fn list_header(&mut self, len: u32) -> &mut Self {
+        self.buf.push(108);
+        self.buf.extend_from_slice(&len.to_be_bytes());
+        self
+    }
+
+    pub fn nil(&mut self) -> &mut Self {
+        self.buf.push(106);
+        self
+    }
+
+    pub fn tuple_header(&mut self, arity: u8) -> &mut Self {
+        self.buf.extend_from_slice(&[104, arity]);
+        self
+    }
+
+    pub fn binary(&mut self, bytes: &[u8]) -> &mut Self {
+        self.buf.push(109);
+        self.buf
+            .extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        self.buf.extend_from_slice(bytes);
+        self
+    }
+
+    /// Any small term, through the ordinary encoder.
+    pub fn term(&mut self, term: &Term) -> &mut Self {
+        self.buf.extend_from_slice(&encode_bare(term));
+        self
+    }
+
+    pub fn finish(self) -> Encoded {
+        Encoded(std::sync::Arc::new(self.buf))
+    }
+}
+
+/// A term's external format without the leading version byte.
+pub(crate) fn encode_bare(term: &Term) -> Vec<u8> {
+    let mut buf = Vec::new();
+    // Encoding into a Vec cannot fail for the terms this crate builds.
+    let _ = term.encode(&mut buf);
+    if buf.first() == Some(&VERSION) {
+        buf.remove(0);
+    }
+    buf
+}
+
 /// A term was not of the shape a caller expected.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 #[error("expected {expected}, but got {got}")]
