@@ -368,3 +368,54 @@ fn an_unreachable_node_is_exit_3_and_changes_nothing_elsewhere() {
     );
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
 }
+
+#[test]
+fn cluster_reaches_connected_nodes_and_status_reports_per_node() {
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet", "hs_calc"]);
+    let v2 = p.build(2, &["hs_greet", "hs_calc", "hs_extra"]);
+    let cookie = common::random_cookie();
+    let mut a = start_node("clu_a", &v1, &cookie, &["hs_greet", "hs_calc"]);
+    let mut b = start_node("clu_b", &v1, &cookie, &["hs_greet", "hs_calc"]);
+    assert_eq!(b.eval(&format!("net_adm:ping('{}').", a.name)), "pong");
+    let v2_arg = v2.to_string_lossy().into_owned();
+
+    // status, touching nothing: hs_greet changed, hs_extra new, hs_calc unchanged.
+    let out = p.run(&[
+        "status",
+        "--json",
+        "--name",
+        &unique("hs"),
+        "--node",
+        &a.name,
+        "--cookie",
+        &cookie,
+        "--ebin",
+        &v2_arg,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let node = &json["nodes"][0];
+    assert_eq!(names(&node["changed"]), vec!["hs_greet"]);
+    assert_eq!(names(&node["new"]), vec!["hs_extra"]);
+    assert_eq!(names(&node["unchanged"]), vec!["hs_calc"]);
+    assert_eq!(a.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+
+    // --cluster: naming a reaches b through a's connections.
+    let (code, json, stderr) = p.deploy(&[&a], &["--ebin", &v2_arg, "--cluster"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(json["nodes"].as_array().map(Vec::len), Some(2), "{json}");
+    for n in [&mut a, &mut b] {
+        assert_eq!(
+            n.loaded_md5("hs_greet"),
+            p.md5(&v2, "hs_greet"),
+            "{}",
+            n.name
+        );
+    }
+}
