@@ -262,3 +262,47 @@ async fn long_names_work_over_loopback_ip() {
         atom_term(&node.name)
     );
 }
+
+/// When a node still holds a connection from our name (an earlier run whose
+/// socket it has not seen close), it answers `alive` and waits for us to
+/// say the new connection wins. erl_dist 0.8 never sends that reply; the
+/// handshake here does, so this must connect instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_answers_alive_gets_our_reply() {
+    use hotswap_node::dist::handshake::{self, Identity};
+    let node = ErlNode::start(NodeSpec::new("alive"));
+    let peer = peer_for(&node).await;
+    let first = peer
+        .connect(&node.node_name())
+        .await
+        .expect("first connection");
+    first.call("erlang", "node", vec![], T).await.expect("call");
+    // A second handshake under the same name while the first is up.
+    let port = hotswap_node::dist::epmd::lookup(node.node_name().host(), node.node_name().name())
+        .await
+        .expect("port");
+    let stream = tokio::net::TcpStream::connect((node.node_name().host(), port))
+        .await
+        .expect("tcp");
+    let me = Identity {
+        name: peer.name().clone(),
+        creation: 7,
+    };
+    let started = Instant::now();
+    let result = handshake::client(
+        stream,
+        &me,
+        &node.cookie,
+        &node.node_name(),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(result.is_ok(), "{:?}", result.err());
+    assert!(started.elapsed() < Duration::from_secs(4));
+    // The node dropped the old connection for the new one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        first.closed_reason().is_some(),
+        "the old connection should be closed"
+    );
+}

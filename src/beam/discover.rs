@@ -356,4 +356,97 @@ mod tests {
         };
         assert!(matches!(find(&host), Err(DiscoverError::NoBuild { .. })));
     }
+
+    fn touch(path: &Path) {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, b"x").expect("write");
+    }
+
+    #[test]
+    fn umbrella_apps_share_one_set_of_consolidated_protocols() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        std::fs::write(root.join("mix.exs"), "[apps_path: \"apps\"]").expect("write");
+        for app in ["alpha", "beta"] {
+            std::fs::create_dir_all(root.join("apps").join(app)).expect("mkdir");
+            std::fs::write(
+                root.join("apps").join(app).join("mix.exs"),
+                format!("[app: :{app}]"),
+            )
+            .expect("write");
+            touch(&root.join(format!("_build/dev/lib/{app}/ebin/Elixir.{app}.beam")));
+            touch(&root.join(format!(
+                "_build/dev/lib/{app}/consolidated/Elixir.Enumerable.beam"
+            )));
+        }
+        touch(&root.join("_build/dev/lib/alpha/ebin/Elixir.Proto.beam"));
+        touch(&root.join("_build/dev/lib/alpha/consolidated/Elixir.Proto.beam"));
+        let found = find(&Search {
+            project: root.to_owned(),
+            ..Default::default()
+        })
+        .expect("found");
+        assert_eq!(found.kind, ProjectKind::Umbrella);
+        assert_eq!(found.apps, vec!["alpha", "beta"]);
+        let names: Vec<String> = found
+            .files
+            .iter()
+            .map(|f| f.strip_prefix(root).expect("inside").display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                "_build/dev/lib/alpha/ebin/Elixir.alpha.beam",
+                "_build/dev/lib/beta/ebin/Elixir.beta.beam",
+                "_build/dev/lib/alpha/consolidated/Elixir.Enumerable.beam",
+                "_build/dev/lib/alpha/consolidated/Elixir.Proto.beam",
+            ]
+        );
+        let only_beta = find(&Search {
+            project: root.to_owned(),
+            app_name: Some("beta".into()),
+            ..Default::default()
+        })
+        .expect("found");
+        assert_eq!(only_beta.apps, vec!["beta"]);
+        assert!(matches!(
+            find(&Search {
+                project: root.to_owned(),
+                app_name: Some("gamma".into()),
+                ..Default::default()
+            }),
+            Err(DiscoverError::UnknownApp { .. })
+        ));
+    }
+
+    #[test]
+    fn rebar3_projects_use_the_profile_and_app_src() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        std::fs::write(root.join("rebar.config"), "{erl_opts, []}.").expect("write");
+        touch(&root.join("src/shop.app.src"));
+        touch(&root.join("_build/default/lib/shop/ebin/shop_cart.beam"));
+        touch(&root.join("_build/test/lib/shop/ebin/shop_cart.beam"));
+        let found = find(&Search {
+            project: root.to_owned(),
+            ..Default::default()
+        })
+        .expect("found");
+        assert_eq!(found.kind, ProjectKind::Rebar3);
+        assert_eq!(found.apps, vec!["shop"]);
+        assert_eq!(
+            found.files,
+            vec![root.join("_build/default/lib/shop/ebin/shop_cart.beam")]
+        );
+        let test = find(&Search {
+            project: root.to_owned(),
+            rebar_profile: Some("test".into()),
+            ..Default::default()
+        })
+        .expect("found");
+        assert_eq!(
+            test.files,
+            vec![root.join("_build/test/lib/shop/ebin/shop_cart.beam")]
+        );
+    }
 }
