@@ -316,23 +316,32 @@ fn build(command: &str, settings: &Settings, mode: Mode) -> Result<(), CliError>
     }
     let mut cmd = std::process::Command::new("sh");
     cmd.arg("-c").arg(command).current_dir(&settings.project);
-    match mode {
-        Mode::Text => {}
-        Mode::Json | Mode::Quiet => {
-            cmd.stdout(std::io::stderr());
-        }
-    }
-    let status = cmd.status().map_err(|e| CliError::Build {
+    let failed = |detail: String| CliError::Build {
         command: command.to_owned(),
-        detail: e.to_string(),
-    })?;
+        detail,
+    };
+    let status = match mode {
+        Mode::Text => cmd.status().map_err(|e| failed(e.to_string()))?,
+        // stdout stays one JSON document: the build talks on stderr.
+        Mode::Json => cmd
+            .stdout(std::io::stderr())
+            .status()
+            .map_err(|e| failed(e.to_string()))?,
+        // Quiet: the build's output only matters when it fails.
+        Mode::Quiet => {
+            let out = cmd.output().map_err(|e| failed(e.to_string()))?;
+            if !out.status.success() {
+                use std::io::Write;
+                let _ = std::io::stderr().write_all(&out.stdout);
+                let _ = std::io::stderr().write_all(&out.stderr);
+            }
+            out.status
+        }
+    };
     if status.success() {
         Ok(())
     } else {
-        Err(CliError::Build {
-            command: command.to_owned(),
-            detail: format!("it exited with {status}"),
-        })
+        Err(failed(format!("it exited with {status}")))
     }
 }
 
