@@ -42,10 +42,6 @@ impl Ui {
         }
     }
 
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
     /// A progress line, like `Connected to app@host`.
     pub fn line(&self, text: &str) {
         match (self.mode, &self.bars) {

@@ -79,10 +79,6 @@ impl Manifest {
         }
     }
 
-    pub fn modules(&self) -> usize {
-        self.nodes.values().map(Vec::len).sum()
-    }
-
     /// The creation time as `YYYY-MM-DD HH:MM:SS UTC`.
     pub fn time(&self) -> String {
         let s = utc_stamp(self.created);
@@ -136,11 +132,11 @@ impl Store {
     /// A stored binary whose module has this MD5, if the store has one
     /// intact. A damaged object is treated as absent here: the caller then
     /// asks the node instead.
-    pub fn find_by_md5(&self, md5: Md5) -> Option<(Sha256Sum, Vec<u8>)> {
+    pub fn find_by_md5(&self, md5: Md5) -> Option<Sha256Sum> {
         let text = std::fs::read_to_string(self.root.join("md5").join(md5.to_hex())).ok()?;
         let sha = Sha256Sum::from_hex(text.trim())?;
-        let bytes = self.read(sha).ok()?;
-        Some((sha, bytes))
+        self.read(sha).ok()?;
+        Some(sha)
     }
 
     /// Reads an object, checking it is what its name says.
@@ -280,7 +276,7 @@ mod tests {
         let md5 = Md5([7; 16]);
         let sha = store.put(md5, b"module bytes").expect("put");
         assert_eq!(store.read(sha).expect("read"), b"module bytes");
-        assert_eq!(store.find_by_md5(md5).map(|(s, _)| s), Some(sha));
+        assert_eq!(store.find_by_md5(md5), Some(sha));
         std::fs::write(
             dir.path().join("objects").join(sha.to_hex()),
             b"module byte",

@@ -113,19 +113,49 @@ fn assert_v1(node: &mut ErlNode, v1: &Path) {
     assert_eq!(node.loaded_md5("hs_extra"), "none", "{}", node.name);
 }
 
-#[test]
-fn ctrl_c_mid_deploy_undoes_what_this_run_changed() {
+/// Two nodes on v1 and a deploy of v2 to both, under way over a link with
+/// 150 ms each way (the whole deploy takes a few seconds).
+struct InFlight {
+    _root: tempfile::TempDir,
+    v1: PathBuf,
+    a: ErlNode,
+    b: ErlNode,
+    _link: SlowLink,
+    child: std::process::Child,
+}
+
+fn deploy_in_flight(tag: &str) -> InFlight {
     let root = tempfile::tempdir().expect("tmp");
     let (v1, v2) = (build(root.path(), 1), build(root.path(), 2));
     let cookie = common::random_cookie();
-    let mut a = start("intr_a", &cookie, &v1);
-    let mut b = start("intr_b", &cookie, &v1);
-    // 150 ms each way: the whole deploy takes a few seconds.
+    let a = start(&format!("{tag}_a"), &cookie, &v1);
+    let b = start(&format!("{tag}_b"), &cookie, &v1);
     let link = SlowLink::start(
         hotswap_node::dist::epmd::epmd_port(),
         Duration::from_millis(150),
     );
-    let mut child = spawn_deploy(root.path(), &link, &[&a, &b], &v2);
+    let child = spawn_deploy(root.path(), &link, &[&a, &b], &v2);
+    InFlight {
+        _root: root,
+        v1,
+        a,
+        b,
+        _link: link,
+        child,
+    }
+}
+
+#[test]
+fn ctrl_c_mid_deploy_undoes_what_this_run_changed() {
+    // The temp dir and the proxy must live until the end.
+    let InFlight {
+        v1,
+        mut a,
+        mut b,
+        mut child,
+        _root,
+        _link,
+    } = deploy_in_flight("intr");
     // Interrupt once a node has loaded: the run must undo it.
     let stderr = wait_for(&mut child, "Deployed hs_greet", 1);
     let started = Instant::now();
@@ -152,16 +182,15 @@ fn ctrl_c_mid_deploy_undoes_what_this_run_changed() {
 
 #[test]
 fn a_node_lost_mid_deploy_rolls_the_others_back() {
-    let root = tempfile::tempdir().expect("tmp");
-    let (v1, v2) = (build(root.path(), 1), build(root.path(), 2));
-    let cookie = common::random_cookie();
-    let mut a = start("lost_a", &cookie, &v1);
-    let mut b = start("lost_b", &cookie, &v1);
-    let link = SlowLink::start(
-        hotswap_node::dist::epmd::epmd_port(),
-        Duration::from_millis(150),
-    );
-    let mut child = spawn_deploy(root.path(), &link, &[&a, &b], &v2);
+    // The temp dir and the proxy must live until the end.
+    let InFlight {
+        v1,
+        mut a,
+        mut b,
+        mut child,
+        _root,
+        _link,
+    } = deploy_in_flight("lost");
     let stderr = wait_for(&mut child, "Connected to", 2);
     b.kill();
     let out = child.wait_with_output().expect("wait");

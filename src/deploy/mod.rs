@@ -171,12 +171,25 @@ pub async fn deploy(
     if opts.interrupted() {
         return finish(targets, Outcome::Interrupted, None, started);
     }
-    // Snapshot, before anything is touched.
+    // Snapshot, before anything is touched. Nodes mostly run the same
+    // versions, so each prior MD5 is looked up in the store once.
+    let stored: HashMap<Md5, Option<Sha256Sum>> = targets
+        .iter()
+        .zip(&current)
+        .flat_map(|(t, md5s)| {
+            t.plan
+                .iter()
+                .filter_map(|&(i, _)| md5s.get(i).copied().flatten())
+        })
+        .collect::<BTreeSet<Md5>>()
+        .into_iter()
+        .map(|md5| (md5, store.find_by_md5(md5)))
+        .collect();
     join_all(
         targets
             .iter_mut()
             .zip(&current)
-            .map(|(t, md5s)| capture_priors(t, modules, md5s, store, ui)),
+            .map(|(t, md5s)| capture_priors(t, modules, md5s, &stored, store, ui)),
     )
     .await;
     if targets.iter().any(|t| !t.report.ok) {
@@ -239,12 +252,12 @@ pub async fn deploy(
     drop(payloads);
     step("load", &mut lap);
     if targets.iter().any(|t| !t.report.ok) {
-        roll_back_changed(&mut targets, modules, store, ui).await;
+        roll_back_changed(&mut targets, store, ui).await;
         kept(keeping, ui).await;
         return finish(targets, Outcome::Failed, snapshot, started);
     }
     if opts.interrupted() {
-        roll_back_changed(&mut targets, modules, store, ui).await;
+        roll_back_changed(&mut targets, store, ui).await;
         kept(keeping, ui).await;
         return finish(targets, Outcome::Interrupted, snapshot, started);
     }
@@ -254,14 +267,14 @@ pub async fn deploy(
     step("settle", &mut lap);
 
     if opts.interrupted() {
-        roll_back_changed(&mut targets, modules, store, ui).await;
+        roll_back_changed(&mut targets, store, ui).await;
         kept(keeping, ui).await;
         return finish(targets, Outcome::Interrupted, snapshot, started);
     }
     if opts.verify {
         join_all(targets.iter_mut().map(|t| verify(t, modules))).await;
         if targets.iter().any(|t| !t.report.ok) {
-            roll_back_changed(&mut targets, modules, store, ui).await;
+            roll_back_changed(&mut targets, store, ui).await;
             kept(keeping, ui).await;
             return finish(targets, Outcome::VerifyMismatch, snapshot, started);
         }
@@ -392,6 +405,7 @@ async fn capture_priors(
     t: &mut Target,
     modules: &[Module],
     md5s: &[Option<Md5>],
+    stored: &HashMap<Md5, Option<Sha256Sum>>,
     store: &Store,
     ui: &Ui,
 ) {
@@ -404,8 +418,8 @@ async fn capture_priors(
                 module: name.clone(),
                 prior: Prior::Absent,
             }),
-            (Change::Changed, Some(md5)) => match store.find_by_md5(md5) {
-                Some((sha, _)) => t.priors.push(Entry {
+            (Change::Changed, Some(md5)) => match stored.get(&md5).copied().flatten() {
+                Some(sha) => t.priors.push(Entry {
                     module: name.clone(),
                     prior: Prior::Restorable {
                         md5: md5.to_hex(),
@@ -493,13 +507,7 @@ async fn clear_old_code(t: &mut Target, modules: &[Module], force: bool, ui: &Ui
             .filter(|(_, o)| **o)
             .map(|(n, _)| *n)
             .collect();
-        let purged = t.remote.soft_purge(&with_old).await?;
-        let stuck: Vec<&str> = with_old
-            .iter()
-            .zip(&purged)
-            .filter(|(_, p)| !**p)
-            .map(|(n, _)| *n)
-            .collect();
+        let stuck = t.remote.soft_purge_stuck(&with_old).await?;
         if stuck.is_empty() {
             return Ok(());
         }
@@ -613,9 +621,6 @@ fn record_loaded(t: &mut Target, module: &Module, change: Change, ui: &Ui) {
         kind(change)
     ));
     t.report.loaded.push(module.name.clone());
-    if change == Change::New {
-        t.report.new.push(module.name.clone());
-    }
 }
 
 /// After loading, the replaced versions are old code; purge them where no
@@ -623,15 +628,9 @@ fn record_loaded(t: &mut Target, module: &Module, change: Change, ui: &Ui) {
 /// them move on at their next external call: a warning, not a failure.
 async fn settle(t: &mut Target, modules: &[Module], ui: &Ui) {
     let names = t.names(modules);
-    let Ok(purged) = t.remote.soft_purge(&names).await else {
+    let Ok(stuck) = t.remote.soft_purge_stuck(&names).await else {
         return;
     };
-    let stuck: Vec<&str> = names
-        .iter()
-        .zip(&purged)
-        .filter(|(_, p)| !**p)
-        .map(|(n, _)| *n)
-        .collect();
     if let Ok(lingering) = t.remote.lingering(&stuck).await {
         for l in &lingering {
             ui.warn(&format!(
@@ -669,12 +668,15 @@ async fn verify(t: &mut Target, modules: &[Module]) {
     t.bar.inc(1);
 }
 
-async fn roll_back_changed(targets: &mut [Target], modules: &[Module], store: &Store, ui: &Ui) {
-    let _ = modules;
+async fn roll_back_changed(targets: &mut [Target], store: &Store, ui: &Ui) {
     join_all(targets.iter_mut().filter(|t| t.changed).map(|t| async {
         t.bar.set_message("rolling back");
         let entries = t.priors.clone();
-        match restore(&t.remote, &entries, store, &mut t.report).await {
+        let restored = match load_restorable(&entries, store) {
+            Ok(modules) => restore(&t.remote, &entries, &modules, &mut t.report).await,
+            Err(e) => Err(e),
+        };
+        match restored {
             Ok(()) => {
                 t.report.rolled_back = true;
                 t.report.loaded.clear();
@@ -739,13 +741,13 @@ pub fn load_restorable(entries: &[Entry], store: &Store) -> Result<Vec<Module>, 
 /// Puts a node back to what `entries` recorded: prior binaries reloaded,
 /// modules that were new removed, and the result checked by MD5. A
 /// rollback must win, so processes in old code are killed if need be.
+/// `restorable` is [`load_restorable`] of the same entries.
 pub async fn restore(
     remote: &Remote,
     entries: &[Entry],
-    store: &Store,
+    restorable: &[Module],
     report: &mut NodeReport,
 ) -> Result<(), RestoreError> {
-    let restorable = load_restorable(entries, store)?;
     let absent: Vec<&str> = entries
         .iter()
         .filter(|e| e.prior == Prior::Absent)
@@ -757,13 +759,7 @@ pub async fn restore(
         }
     }
     let names: Vec<&str> = restorable.iter().map(|m| m.name.as_str()).collect();
-    let soft = remote.soft_purge(&names).await?;
-    let stuck: Vec<&str> = names
-        .iter()
-        .zip(&soft)
-        .filter(|(_, p)| !**p)
-        .map(|(n, _)| *n)
-        .collect();
+    let stuck = remote.soft_purge_stuck(&names).await?;
     if !stuck.is_empty() {
         let killed = remote.purge(&stuck).await?;
         report.killed += killed.iter().filter(|k| **k).count();
@@ -837,13 +833,16 @@ pub async fn rollback(
             nodes: names.join(", "),
         });
     };
-    // Check every object before touching any node.
+    // Read and check every object before touching any node.
+    let mut restorable: HashMap<&str, Vec<Module>> = HashMap::new();
     for (node, entries) in &manifest.nodes {
         if names.contains(node) {
-            load_restorable(entries, store).map_err(|source| RollbackError::Damaged {
-                id: manifest.id.clone(),
-                source,
-            })?;
+            let modules =
+                load_restorable(entries, store).map_err(|source| RollbackError::Damaged {
+                    id: manifest.id.clone(),
+                    source,
+                })?;
+            restorable.insert(node.as_str(), modules);
         }
     }
     ui.line(&format!(
@@ -880,7 +879,11 @@ pub async fn rollback(
         let node = remote.node();
         let mut report = NodeReport::new(&node);
         let entries = manifest.nodes.get(&node).cloned().unwrap_or_default();
-        match restore(remote, &entries, store, &mut report).await {
+        let modules = restorable
+            .get(node.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        match restore(remote, &entries, modules, &mut report).await {
             Ok(()) => {
                 for e in &entries {
                     match e.prior {

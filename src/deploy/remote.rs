@@ -98,6 +98,20 @@ impl Remote {
         self.booleans("code", "soft_purge", modules).await
     }
 
+    /// Soft-purges `modules`; returns those whose old code is still in use.
+    pub async fn soft_purge_stuck<'a>(
+        &self,
+        modules: &[&'a str],
+    ) -> Result<Vec<&'a str>, CallError> {
+        let purged = self.soft_purge(modules).await?;
+        Ok(modules
+            .iter()
+            .zip(purged)
+            .filter(|(_, p)| !p)
+            .map(|(m, _)| *m)
+            .collect())
+    }
+
     /// `code:purge/1`: `true` where processes were killed.
     pub async fn purge(&self, modules: &[&str]) -> Result<Vec<bool>, CallError> {
         self.booleans("code", "purge", modules).await

@@ -32,15 +32,6 @@ impl Outcome {
             Outcome::Interrupted => 130,
         }
     }
-
-    /// The first failure decides; later ones do not mask it.
-    pub fn or(self, other: Outcome) -> Outcome {
-        if self == Outcome::Success {
-            other
-        } else {
-            self
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -62,8 +53,6 @@ pub struct NodeReport {
     /// Modules a rollback could not put back (their prior binary was never had).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_restored: Vec<String>,
-    #[serde(skip)]
-    pub new: Vec<String>,
     #[serde(skip)]
     pub killed: usize,
 }

@@ -45,23 +45,6 @@ pub enum ConnectError {
     },
 }
 
-impl ConnectError {
-    /// The node the error is about, when it is about one.
-    pub fn node(&self) -> Option<&str> {
-        match self {
-            ConnectError::Lookup(LookupError::NotRegistered { .. }) | ConnectError::Lookup(_) => {
-                None
-            }
-            ConnectError::Tcp { node, .. }
-            | ConnectError::CookieRejected { node }
-            | ConnectError::HandshakeTimeout { node, .. }
-            | ConnectError::Refused { node, .. }
-            | ConnectError::Handshake { node, .. }
-            | ConnectError::Io { node, .. } => Some(node),
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error, Clone)]
 #[non_exhaustive]
 pub enum CallError {

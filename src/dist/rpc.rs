@@ -4,7 +4,7 @@
 //! be in flight on one connection; `{badrpc, Reason}` becomes
 //! [`CallError::BadRpc`].
 
-use super::connection::{Connection, WaitError};
+use super::connection::{Connection, Reply, WaitError};
 use super::error::CallError;
 use super::term::{self, atom_term, encode_bare, list, tuple, Encoded, Term};
 use std::time::Duration;
@@ -76,28 +76,8 @@ impl Connection {
             .collect();
         let mut results = Vec::with_capacity(calls.len());
         for (call, reply) in calls.iter().zip(sent) {
-            let result = match reply {
-                Err(detail) => Err(CallError::Disconnected {
-                    node: node.clone(),
-                    detail,
-                }),
-                Ok(reply) => {
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    match reply.wait(left).await {
-                        Ok(term) => from_rex(term, &node, call),
-                        Err(WaitError::TimedOut) => Err(CallError::Timeout {
-                            node: node.clone(),
-                            function: call.label(),
-                            secs: timeout.as_secs_f64(),
-                        }),
-                        Err(WaitError::Closed(detail)) => Err(CallError::Disconnected {
-                            node: node.clone(),
-                            detail,
-                        }),
-                    }
-                }
-            };
-            results.push(result);
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            results.push(outcome(reply, left, &node, &call.label(), timeout).await);
         }
         results
     }
@@ -114,7 +94,6 @@ impl Connection {
         timeout: Duration,
     ) -> Result<Term, CallError> {
         let node = self.node().to_string();
-        let call = Call::new(module, function, vec![]);
         let label = format!("{module}:{function}/1");
         // {call, M, F, [Arg], user}: everything but Arg is small.
         let mut head = vec![104, 5];
@@ -124,37 +103,43 @@ impl Connection {
         head.extend_from_slice(&[108, 0, 0, 0, 1]);
         let mut tail = vec![106];
         tail.extend(encode_bare(&atom_term("user")));
-        let reply = self
-            .gen_call_shared("rex", &head, arg, &tail)
-            .map_err(|detail| CallError::Disconnected {
-                node: node.clone(),
-                detail,
-            })?;
-        match reply.wait(timeout).await {
-            Ok(term) => from_rex(term, &node, &call).map_err(|e| match e {
-                CallError::BadRpc { reason, .. } => CallError::BadRpc {
-                    node: node.clone(),
-                    function: label.clone(),
-                    reason,
-                },
-                other => other,
-            }),
-            Err(WaitError::TimedOut) => Err(CallError::Timeout {
-                node,
-                function: label,
-                secs: timeout.as_secs_f64(),
-            }),
-            Err(WaitError::Closed(detail)) => Err(CallError::Disconnected { node, detail }),
-        }
+        let reply = self.gen_call_shared("rex", &head, arg, &tail);
+        outcome(reply, timeout, &node, &label, timeout).await
     }
 }
 
-fn from_rex(result: Term, node: &str, call: &Call) -> Result<Term, CallError> {
+/// Waits up to `left` for a sent call's reply and turns it into a result.
+async fn outcome(
+    reply: Result<Reply, String>,
+    left: Duration,
+    node: &str,
+    label: &str,
+    timeout: Duration,
+) -> Result<Term, CallError> {
+    let reply = reply.map_err(|detail| CallError::Disconnected {
+        node: node.to_owned(),
+        detail,
+    })?;
+    match reply.wait(left).await {
+        Ok(term) => from_rex(term, node, label),
+        Err(WaitError::TimedOut) => Err(CallError::Timeout {
+            node: node.to_owned(),
+            function: label.to_owned(),
+            secs: timeout.as_secs_f64(),
+        }),
+        Err(WaitError::Closed(detail)) => Err(CallError::Disconnected {
+            node: node.to_owned(),
+            detail,
+        }),
+    }
+}
+
+fn from_rex(result: Term, node: &str, label: &str) -> Result<Term, CallError> {
     if let Ok([tag, reason]) = term::as_tuple_n::<2>(&result) {
         if term::is_atom(tag, "badrpc") {
             return Err(CallError::BadRpc {
                 node: node.to_owned(),
-                function: call.label(),
+                function: label.to_owned(),
                 reason: reason.clone(),
             });
         }

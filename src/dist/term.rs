@@ -73,10 +73,10 @@ fn check_term(buf: &[u8], mut pos: usize) -> Result<usize, TermError> {
         let tag = byte(buf, pos)?;
         pos += 1;
         let children: u64 = match tag {
-            70 => skip(buf, pos, 8).map(|p| pos = p).map(|_| 0)?,
-            97 => skip(buf, pos, 1).map(|p| pos = p).map(|_| 0)?,
-            98 => skip(buf, pos, 4).map(|p| pos = p).map(|_| 0)?,
-            99 => skip(buf, pos, 31).map(|p| pos = p).map(|_| 0)?,
+            70 => fixed(&mut pos, buf, 8)?,
+            97 => fixed(&mut pos, buf, 1)?,
+            98 => fixed(&mut pos, buf, 4)?,
+            99 => fixed(&mut pos, buf, 31)?,
             100 | 115 | 118 | 119 => {
                 pos = atom_body(buf, tag, pos)?;
                 0
@@ -87,9 +87,18 @@ fn check_term(buf: &[u8], mut pos: usize) -> Result<usize, TermError> {
                 0
             }
             // REFERENCE_EXT, PORT_EXT, NEW_PORT_EXT, V4_PORT_EXT
-            101 | 102 => skip(buf, atom(buf, pos)?, 5).map(|p| pos = p).map(|_| 0)?,
-            89 => skip(buf, atom(buf, pos)?, 8).map(|p| pos = p).map(|_| 0)?,
-            120 => skip(buf, atom(buf, pos)?, 12).map(|p| pos = p).map(|_| 0)?,
+            101 | 102 => {
+                pos = atom(buf, pos)?;
+                fixed(&mut pos, buf, 5)?
+            }
+            89 => {
+                pos = atom(buf, pos)?;
+                fixed(&mut pos, buf, 8)?
+            }
+            120 => {
+                pos = atom(buf, pos)?;
+                fixed(&mut pos, buf, 12)?
+            }
             // NEW_REFERENCE_EXT, NEWER_REFERENCE_EXT
             114 | 90 => {
                 let words = usize::from(u16_at(buf, pos)?);
@@ -191,6 +200,12 @@ fn check_term(buf: &[u8], mut pos: usize) -> Result<usize, TermError> {
         }
     }
     Ok(pos)
+}
+
+/// Steps over `n` bytes of a fixed-size term; such a term has no children.
+fn fixed(pos: &mut usize, buf: &[u8], n: usize) -> Result<u64, TermError> {
+    *pos = skip(buf, *pos, n)?;
+    Ok(0)
 }
 
 fn byte(buf: &[u8], at: usize) -> Result<u8, TermError> {
