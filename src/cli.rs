@@ -5,11 +5,12 @@
 use crate::beam::discover::{self, DiscoverError, Search};
 use crate::beam::{Module, ModuleError};
 use crate::config::{ConfigError, Flags, Settings};
-use crate::deploy::{self, Options, Outcome, Report, RollbackError};
+use crate::deploy::rollback::Plan;
+use crate::deploy::{self, Options, Outcome, Report, RollbackError, Session};
 use crate::dist::epmd::RegisterError;
 use crate::dist::{Peer, PeerOptions, StartError};
 use crate::output::{Mode, Ui};
-use crate::snapshot::{SnapshotError, Store};
+use crate::store::{SnapshotError, Store, StoreLock};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,9 +21,13 @@ Exit codes:
   0    success
   1    the build or the deploy failed on some node (nodes changed were rolled back)
   2    usage, configuration or input error (nothing was sent)
-  3    could not connect to or authenticate with a node (nothing was changed)
-  4    --verify found a node running other code (the deploy was rolled back)
-  5    refused: processes run old code; pass --force to kill them (nothing was changed)
+  3    could not connect to or authenticate with a node, or another run holds
+       its lock (nothing was changed)
+  4    --verify found a node running other code (the change was rolled back)
+  5    refused: processes run old code, or (rollback) a node no longer runs what
+       was deployed; pass --force to kill them or overwrite (nothing was changed)
+  6    a rollback or undo left modules not restored (named): nodes may run
+       mixed versions
   130  interrupted by Ctrl-C (nodes changed were rolled back)";
 
 /// Hot-swap changed BEAM modules onto running Erlang and Elixir nodes.
@@ -84,13 +89,14 @@ pub struct DeployArgs {
     /// After loading, check every node runs exactly what was sent; roll back if not.
     #[arg(long)]
     pub verify: bool,
-    /// Undo the last deploy to these nodes instead of deploying.
-    #[arg(long, conflicts_with_all = ["all", "force", "dry_run", "paths"])]
+    /// Undo, per node, the newest deploy still applied there, instead of deploying.
+    #[arg(long, conflicts_with_all = ["all", "paths", "no_build", "cluster"])]
     pub rollback: bool,
     /// Send every module, even those the node already runs.
     #[arg(long)]
     pub all: bool,
-    /// Kill processes still running old code of a module being replaced.
+    /// Kill processes still running old code of a module being replaced;
+    /// with --rollback, also roll back modules changed since the deploy.
     #[arg(long)]
     pub force: bool,
     /// Show what would be loaded; change nothing.
@@ -130,6 +136,10 @@ pub struct SnapshotsArgs {
     /// Configuration file instead of ./hotswap.toml.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Remove all but the newest `keep_snapshots` (default 100) snapshots per
+    /// node, and the stored binaries no snapshot needs.
+    #[arg(long)]
+    pub prune: bool,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
@@ -265,6 +275,7 @@ async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
         dry_run: args.dry_run,
         cluster: args.cluster,
         timeout: settings.timeout,
+        keep: settings.keep_snapshots,
         interrupted: interrupted.clone(),
     };
     {
@@ -278,11 +289,8 @@ async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
             }
         });
     }
-
     if args.rollback {
-        let peer = start_peer(&settings).await?;
-        let report = deploy::rollback(&peer, &store, &settings.nodes, &options, &ui).await?;
-        return Ok(print_report(&report, mode));
+        return rollback_command(&settings, store, &options, &ui, mode).await;
     }
     if !args.no_build && args.paths.is_empty() && settings.ebin.is_empty() {
         if let Some(command) = &settings.build {
@@ -290,9 +298,66 @@ async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
         }
     }
     let (modules, _apps) = local_modules(&settings, &args.paths)?;
-    let peer = start_peer(&settings).await?;
-    let report = deploy::deploy(&peer, &modules, &store, &settings.nodes, &options, &ui).await;
+    let _lock = lock_store(&store, &ui)?;
+    let session = match open_session(&settings, store, &settings.nodes, &options, &ui).await? {
+        Ok(session) => session,
+        Err(report) => return Ok(print_report(&report, mode)),
+    };
+    let report = deploy::deploy(&session, &modules, &options, &ui).await;
     Ok(print_report(&report, mode))
+}
+
+async fn rollback_command(
+    settings: &Settings,
+    store: Store,
+    options: &Options,
+    ui: &Ui,
+    mode: Mode,
+) -> Result<i32, CliError> {
+    let _lock = lock_store(&store, ui)?;
+    let names: Vec<String> = settings.nodes.iter().map(ToString::to_string).collect();
+    let plan = Plan::read(&store, &names)?;
+    let with_work = plan.nodes();
+    let mut nodes = Vec::new();
+    for node in &settings.nodes {
+        if with_work.contains(&node.to_string()) {
+            nodes.push(node.clone());
+        } else {
+            ui.line(&format!("Nothing to roll back on {node}"));
+        }
+    }
+    let session = match open_session(settings, store, &nodes, options, ui).await? {
+        Ok(session) => session,
+        Err(report) => return Ok(print_report(&report, mode)),
+    };
+    let report = deploy::rollback(&session, plan, options, ui).await?;
+    Ok(print_report(&report, mode))
+}
+
+/// Takes the snapshot store's lock for this run, waiting (and saying so)
+/// while another run in this project holds it.
+fn lock_store(store: &Store, ui: &Ui) -> Result<StoreLock, CliError> {
+    Ok(store.lock(|| {
+        ui.warn(&format!(
+            "waiting for another hotswap-node run using `{}` to finish",
+            store.root().display()
+        ))
+    })?)
+}
+
+/// Starts the peer and connects to `nodes`; a node that cannot be reached
+/// gives the report to print instead.
+async fn open_session(
+    settings: &Settings,
+    store: Store,
+    nodes: &[crate::dist::NodeName],
+    options: &Options,
+    ui: &Ui,
+) -> Result<Result<Session, Report>, CliError> {
+    let peer = start_peer(settings).await?;
+    Ok(Session::connect(peer, store, nodes, options, ui)
+        .await
+        .map_err(|reports| Report::new(reports, Outcome::Unreachable, None)))
 }
 
 fn print_report(report: &Report, mode: Mode) -> i32 {
@@ -354,52 +419,54 @@ async fn status_command(args: StatusArgs) -> Result<i32, CliError> {
     }
     settings.require_nodes()?;
     let (modules, apps) = local_modules(&settings, &[])?;
-    let peer = start_peer(&settings).await?;
     let options = Options {
         timeout: settings.timeout,
         ..Default::default()
     };
-    match deploy::status(&peer, &modules, &apps, &settings.nodes, &options, &ui).await {
-        Ok(statuses) => {
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"ok": true, "nodes": statuses})
-                    )
-                    .unwrap_or_default()
-                );
-            } else {
-                for s in &statuses {
-                    println!(
-                        "{}: {} changed, {} new, {} unchanged, {} loaded but absent locally",
-                        s.node,
-                        s.changed.len(),
-                        s.new.len(),
-                        s.unchanged.len(),
-                        s.absent_locally.len()
-                    );
-                    for (label, list) in [
-                        ("changed", &s.changed),
-                        ("new", &s.new),
-                        ("absent locally", &s.absent_locally),
-                    ] {
-                        if !list.is_empty() {
-                            println!("  {label}: {}", list.join(", "));
-                        }
-                    }
-                }
-            }
-            Ok(0)
-        }
-        Err(failed) => Err(CliError::Nodes(
-            failed
-                .iter()
-                .flat_map(|r| r.failed.iter().map(|f| f.reason.clone()))
-                .collect::<Vec<_>>()
-                .join("\nerror: "),
-        )),
+    let store = Store::new(settings.snapshot_dir.clone());
+    let session = match open_session(&settings, store, &settings.nodes, &options, &ui).await? {
+        Ok(session) => session,
+        Err(report) => return Err(nodes_error(&report.nodes)),
+    };
+    let statuses = deploy::status(&session, &modules, &apps)
+        .await
+        .map_err(|failed| nodes_error(&failed))?;
+    if args.json {
+        let doc = serde_json::json!({"ok": true, "nodes": statuses});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(0);
     }
+    for s in &statuses {
+        println!(
+            "{}: {} changed, {} new, {} unchanged, {} identical on disk (not loaded), {} loaded but absent locally",
+            s.node,
+            s.changed.len(),
+            s.new.len(),
+            s.unchanged.len(),
+            s.on_disk.len(),
+            s.absent_locally.len()
+        );
+        for (label, list) in [
+            ("changed", &s.changed),
+            ("new", &s.new),
+            ("absent locally", &s.absent_locally),
+        ] {
+            if !list.is_empty() {
+                println!("  {label}: {}", list.join(", "));
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn nodes_error(failed: &[deploy::NodeReport]) -> CliError {
+    CliError::Nodes(
+        failed
+            .iter()
+            .flat_map(|r| r.failed.iter().map(|f| f.reason.clone()))
+            .collect::<Vec<_>>()
+            .join("\nerror: "),
+    )
 }
 
 fn snapshots_command(args: SnapshotsArgs) -> Result<i32, CliError> {
@@ -415,20 +482,19 @@ fn snapshots_command(args: SnapshotsArgs) -> Result<i32, CliError> {
         },
     )?;
     let store = Store::new(settings.snapshot_dir.clone());
+    if args.prune {
+        let _lock = lock_store(&store, &Ui::new(Mode::Text))?;
+        let keep = settings.keep_snapshots.max(1);
+        let pruned = store.prune(keep)?;
+        eprintln!(
+            "pruned {} and {} (keeping the newest {keep} per node)",
+            crate::deploy::report::count(pruned.snapshots, "snapshot"),
+            crate::deploy::report::count(pruned.objects, "stored module")
+        );
+    }
     let list = store.list()?;
     if args.json {
-        let items: Vec<_> = list
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "id": m.id,
-                    "time": m.time(),
-                    "nodes": m.nodes.keys().collect::<Vec<_>>(),
-                    "modules": m.nodes.values().flatten().map(|e| &e.module).collect::<std::collections::BTreeSet<_>>(),
-                    "rolled_back": m.rolled_back,
-                })
-            })
-            .collect();
+        let items: Vec<_> = list.iter().map(snapshot_json).collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&items).unwrap_or_default()
@@ -437,21 +503,55 @@ fn snapshots_command(args: SnapshotsArgs) -> Result<i32, CliError> {
         println!("no snapshots in `{}`", store.root().display());
     } else {
         for m in &list {
-            let modules: std::collections::BTreeSet<&str> = m
+            let parts: Vec<String> = m
                 .nodes
-                .values()
-                .flatten()
-                .map(|e| e.module.as_str())
+                .iter()
+                .map(|(node, r)| format!("{node} ({})", outcome_name(r.outcome)))
                 .collect();
             println!(
-                "{}  {}  {} on {}{}",
+                "{}  {}  {} on {}",
                 m.id,
                 m.time(),
-                crate::deploy::report::count(modules.len(), "module"),
-                m.nodes.keys().cloned().collect::<Vec<_>>().join(", "),
-                if m.rolled_back { "  (rolled back)" } else { "" }
+                crate::deploy::report::count(snapshot_modules(m).len(), "module"),
+                parts.join(", ")
             );
         }
     }
     Ok(0)
+}
+
+fn snapshot_modules(m: &crate::store::Manifest) -> std::collections::BTreeSet<&str> {
+    m.nodes
+        .values()
+        .flat_map(|r| r.modules.iter().map(|e| e.module.as_str()))
+        .collect()
+}
+
+fn snapshot_json(m: &crate::store::Manifest) -> serde_json::Value {
+    let outcomes: std::collections::BTreeMap<&str, &str> = m
+        .nodes
+        .iter()
+        .map(|(n, r)| (n.as_str(), outcome_name(r.outcome)))
+        .collect();
+    serde_json::json!({
+        "id": m.id,
+        "time": m.time(),
+        "tool": m.tool,
+        "nodes": m.nodes.keys().collect::<Vec<_>>(),
+        "outcomes": outcomes,
+        "modules": snapshot_modules(m),
+        "rolled_back": m.nodes.values().all(|r| r.outcome == crate::store::NodeOutcome::RolledBack),
+    })
+}
+
+fn outcome_name(o: crate::store::NodeOutcome) -> &'static str {
+    use crate::store::NodeOutcome::*;
+    match o {
+        Pending => "pending",
+        Applied => "applied",
+        Refused => "refused",
+        Undone => "undone",
+        NotUndone => "not undone",
+        RolledBack => "rolled back",
+    }
 }

@@ -13,4 +13,4 @@ pub mod config;
 pub mod deploy;
 pub mod dist;
 pub mod output;
-pub mod snapshot;
+pub mod store;

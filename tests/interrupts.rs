@@ -48,6 +48,8 @@ fn spawn_deploy(
         "deploy",
         "--json",
         "--no-build",
+        // A step after the load, for the interrupt to land in.
+        "--verify",
         "--name",
         &unique("hs"),
         "--cookie",

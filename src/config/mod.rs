@@ -28,6 +28,7 @@ pub struct FileConfig {
     pub build: Option<String>,
     pub timeout: Option<f64>,
     pub snapshot_dir: Option<PathBuf>,
+    pub keep_snapshots: Option<usize>,
     pub name: Option<String>,
 }
 
@@ -87,6 +88,8 @@ pub struct Settings {
     pub build: Option<String>,
     pub timeout: Duration,
     pub snapshot_dir: PathBuf,
+    /// Snapshots kept per node; 0 keeps all.
+    pub keep_snapshots: usize,
     pub name: Option<String>,
     /// Where the settings came from, for messages.
     pub sources: Vec<String>,
@@ -231,6 +234,7 @@ impl Settings {
                     .clone()
                     .unwrap_or_else(|| ".hotswap".into()),
             ),
+            keep_snapshots: file.keep_snapshots.unwrap_or(crate::store::DEFAULT_KEEP),
             name: flags.name.clone().or(file.name.clone()),
             sources,
             warnings,

@@ -1,11 +1,15 @@
-//! What a deploy asks of one node, each question one pipelined round of
-//! `rex` calls whatever the number of modules. Speaks only through
-//! [`crate::dist`]; interprets the answers into plain Rust values.
+//! What the deploy engine asks of one node. Each question is one round
+//! trip: a node script (`node/*.erl`, evaluated there by `erl_eval`) or a
+//! pipelined batch of `rex` calls. Speaks only through [`crate::dist`];
+//! turns the answers into plain Rust values.
 
 use crate::beam::{Md5, Module};
-use crate::dist::term::{self, atom_term, binary, charlist, Encoded, EtfWriter, Term};
-use crate::dist::{Call, CallError, Connection};
+use crate::dist::term::{self, atom_term, binary, charlist, list, tuple, Encoded, EtfWriter, Term};
+use crate::dist::{Bindings, Call, CallError, Connection};
 use std::time::Duration;
+
+const INSPECT: &str = include_str!("node/inspect.erl");
+const APPLY: &str = include_str!("node/apply.erl");
 
 /// A process still running a module's old code.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -15,6 +19,71 @@ pub struct Lingering {
     pub name: Option<String>,
 }
 
+/// What a node has of a module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Loaded(Md5),
+    /// Not loaded, but on the node's code path (loaded on first use).
+    OnDisk(Md5),
+    Absent,
+}
+
+impl State {
+    /// The MD5 the node runs, or would load on first use.
+    pub fn md5(self) -> Option<Md5> {
+        match self {
+            State::Loaded(m) | State::OnDisk(m) => Some(m),
+            State::Absent => None,
+        }
+    }
+}
+
+/// One module as [`Remote::inspect`] found it.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub state: State,
+    /// Processes keeping old code that must go before it can change.
+    pub stuck: Vec<Lingering>,
+}
+
+/// What the node's deploy lock is taken with, and shows to others.
+#[derive(Debug, Clone)]
+pub struct LockRequest {
+    pub token: u64,
+    pub owner: String,
+    pub info: Vec<(String, String)>,
+    pub lease: Duration,
+}
+
+/// The lock is held by another run; what it says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held(pub Vec<(String, String)>);
+
+/// A module and what to do with it, for [`Remote::apply`].
+#[derive(Debug, Clone)]
+pub enum Step<'a> {
+    Load(&'a Module),
+    Remove(&'a str),
+}
+
+/// How [`Remote::apply`] went.
+#[derive(Debug, Clone)]
+pub enum Applied {
+    /// Everything loaded or removed.
+    Done {
+        killed: usize,
+        lingering: Vec<Lingering>,
+    },
+    /// Old code in use and no `--force`: nothing was changed.
+    Stuck(Vec<Lingering>),
+    /// The node refused; `changed` says whether some modules were loaded
+    /// before it did.
+    Refused {
+        reasons: Vec<(String, String)>,
+        changed: bool,
+    },
+}
+
 /// One node, as the deploy sees it.
 #[derive(Debug, Clone)]
 pub struct Remote {
@@ -22,61 +91,102 @@ pub struct Remote {
     pub timeout: Duration,
 }
 
-/// A module the node would not load, and its reason in the node's words.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub module: String,
-    pub reason: String,
-}
-
 impl Remote {
     pub fn node(&self) -> String {
         self.conn.node().to_string()
     }
 
-    async fn each(
+    /// Takes the lock (if `lock` is given), then reports each module's
+    /// state and, with `check`, the processes that keep old code of those
+    /// about to change (differing from `want`, or all with `all`).
+    pub async fn inspect(
         &self,
-        module: &str,
-        function: &str,
-        args: impl Fn(&str) -> Vec<Term>,
-        names: &[&str],
-    ) -> Vec<Result<Term, CallError>> {
-        let calls = names
+        lock: Option<&LockRequest>,
+        want: &[(&str, Option<Md5>)],
+        all: bool,
+        check: bool,
+    ) -> Result<Result<Vec<Found>, Held>, CallError> {
+        let mods = want
             .iter()
-            .map(|n| Call::new(module, function, args(n)))
+            .map(|(m, md5)| {
+                let want = md5.map_or_else(|| atom_term("absent"), |m| binary(m.0.to_vec()));
+                tuple(vec![atom_term(m), want])
+            })
             .collect();
-        self.conn.call_all(calls, self.timeout).await
+        let bindings = Bindings::new()
+            .set("Lock", &lock.map_or_else(|| atom_term("none"), lock_term))
+            .set("Mods", &list(mods))
+            .set("All", &boolean(all))
+            .set("Check", &boolean(check))
+            .encode();
+        let answer = self.conn.eval(INSPECT, &bindings, self.timeout).await?;
+        let bad = |detail: &str| self.unexpected("inspect", detail, &answer);
+        let [tag, value] = term::as_tuple_n::<2>(&answer).map_err(|e| bad(&e.to_string()))?;
+        if term::is_atom(tag, "locked") {
+            return Ok(Err(Held(proplist(value))));
+        }
+        let items = term::as_list(value).map_err(|e| bad(&e.to_string()))?;
+        let mut found = Vec::with_capacity(items.len());
+        for item in &items {
+            let [m, state, stuck] = term::as_tuple_n::<3>(item).map_err(|e| bad(&e.to_string()))?;
+            let module = term::as_atom(m).map_err(|e| bad(&e.to_string()))?;
+            found.push(Found {
+                state: parse_state(state).ok_or_else(|| bad("a module state"))?,
+                stuck: processes(stuck, Some(module)),
+            });
+        }
+        if found.len() != want.len() {
+            return Err(bad("one answer per module"));
+        }
+        Ok(Ok(found))
     }
 
-    /// The MD5 each module runs with, `None` where it is not loaded.
-    pub async fn loaded_md5s(&self, modules: &[&str]) -> Result<Vec<Option<Md5>>, CallError> {
-        let results = self
-            .each(
-                "erlang",
-                "get_module_info",
-                |m| vec![atom_term(m), atom_term("md5")],
-                modules,
-            )
-            .await;
-        results
-            .into_iter()
-            .map(|r| match r {
-                Ok(t) => Ok(term::as_binary(&t)
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .map(Md5)),
-                // Not loaded: get_module_info raises badarg.
-                Err(CallError::BadRpc { .. }) => Ok(None),
-                Err(e) => Err(e),
-            })
-            .collect()
+    /// Runs `payload` ([`apply_payload`]) on the node: clears old code
+    /// (killing its processes with `force`), loads everything at once,
+    /// removes, and lets go of the replaced code where nobody runs it.
+    pub async fn apply(&self, payload: &Encoded) -> Result<Applied, CallError> {
+        let answer = self.conn.eval(APPLY, payload, self.timeout).await?;
+        let bad = |detail: &str| self.unexpected("apply", detail, &answer);
+        let items = term::as_tuple(&answer).map_err(|e| bad(&e.to_string()))?;
+        match items {
+            [tag, killed, lingering] if term::is_atom(tag, "ok") => Ok(Applied::Done {
+                killed: term::as_int(killed).unwrap_or(0).max(0) as usize,
+                lingering: processes(lingering, None),
+            }),
+            [tag, stuck] if term::is_atom(tag, "stuck") => {
+                Ok(Applied::Stuck(processes(stuck, None)))
+            }
+            [tag, errors, changed] if term::is_atom(tag, "error") => Ok(Applied::Refused {
+                reasons: term::as_list(errors)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(refusal)
+                    .collect(),
+                changed: term::is_atom(changed, "true"),
+            }),
+            _ => Err(bad("ok, stuck or error")),
+        }
+    }
+
+    /// Lets go of the node's deploy lock. Not waited for: the lock also
+    /// goes when this connection does.
+    pub fn release(&self, lock: &LockRequest) {
+        let conn = self.conn.clone();
+        let message = tuple(vec![atom_term("release"), term::int(lock.token as i64)]);
+        let timeout = self.timeout;
+        tokio::spawn(async move {
+            let args = vec![atom_term("hotswap_deploy_lock"), message];
+            let _ = conn.call("erlang", "send", args, timeout).await;
+        });
     }
 
     /// The object code the node's code path holds for each module, if any.
     pub async fn object_code(&self, modules: &[&str]) -> Result<Vec<Option<Vec<u8>>>, CallError> {
-        let results = self
-            .each("code", "get_object_code", |m| vec![atom_term(m)], modules)
-            .await;
+        let calls = modules
+            .iter()
+            .map(|m| Call::new("code", "get_object_code", vec![atom_term(m)]))
+            .collect();
+        let results = self.conn.call_all(calls, self.timeout).await;
         results
             .into_iter()
             .map(|r| {
@@ -86,191 +196,6 @@ impl Remote {
                     .and_then(|[_, bin, _]| term::as_binary(bin).ok().map(<[u8]>::to_vec)))
             })
             .collect()
-    }
-
-    /// Whether each module has old code (a previous version still loaded).
-    pub async fn has_old_code(&self, modules: &[&str]) -> Result<Vec<bool>, CallError> {
-        self.booleans("erlang", "check_old_code", modules).await
-    }
-
-    /// `code:soft_purge/1`: `false` where processes still run the old code.
-    pub async fn soft_purge(&self, modules: &[&str]) -> Result<Vec<bool>, CallError> {
-        self.booleans("code", "soft_purge", modules).await
-    }
-
-    /// Soft-purges `modules`; returns those whose old code is still in use.
-    pub async fn soft_purge_stuck<'a>(
-        &self,
-        modules: &[&'a str],
-    ) -> Result<Vec<&'a str>, CallError> {
-        let purged = self.soft_purge(modules).await?;
-        Ok(modules
-            .iter()
-            .zip(purged)
-            .filter(|(_, p)| !p)
-            .map(|(m, _)| *m)
-            .collect())
-    }
-
-    /// `code:purge/1`: `true` where processes were killed.
-    pub async fn purge(&self, modules: &[&str]) -> Result<Vec<bool>, CallError> {
-        self.booleans("code", "purge", modules).await
-    }
-
-    async fn booleans(
-        &self,
-        module: &str,
-        function: &str,
-        names: &[&str],
-    ) -> Result<Vec<bool>, CallError> {
-        self.each(module, function, |m| vec![atom_term(m)], names)
-            .await
-            .into_iter()
-            .map(|r| r.map(|t| term::is_atom(&t, "true")))
-            .collect()
-    }
-
-    /// The processes still executing old code of `modules`, with their
-    /// registered names: one round for the process list, one for the
-    /// checks, one for the names.
-    pub async fn lingering(&self, modules: &[&str]) -> Result<Vec<Lingering>, CallError> {
-        if modules.is_empty() {
-            return Ok(Vec::new());
-        }
-        let procs = self
-            .conn
-            .call("erlang", "processes", vec![], self.timeout)
-            .await?;
-        let pids = term::as_list(&procs).unwrap_or_default();
-        let mut pairs = Vec::new();
-        let mut calls = Vec::new();
-        for pid in &pids {
-            for module in modules {
-                pairs.push((pid.clone(), *module));
-                calls.push(Call::new(
-                    "erlang",
-                    "check_process_code",
-                    vec![pid.clone(), atom_term(module)],
-                ));
-            }
-        }
-        let checks = self.conn.call_all(calls, self.timeout).await;
-        let mut found = Vec::new();
-        for ((pid, module), check) in pairs.into_iter().zip(checks) {
-            match check {
-                Ok(t) if term::is_atom(&t, "true") => found.push((pid, module)),
-                // A process that died meanwhile raises badarg: not lingering.
-                Ok(_) | Err(CallError::BadRpc { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let names = self
-            .conn
-            .call_all(
-                found
-                    .iter()
-                    .map(|(pid, _)| {
-                        Call::new(
-                            "erlang",
-                            "process_info",
-                            vec![pid.clone(), atom_term("registered_name")],
-                        )
-                    })
-                    .collect(),
-                self.timeout,
-            )
-            .await;
-        Ok(found
-            .into_iter()
-            .zip(names)
-            .map(|((pid, module), name)| Lingering {
-                module: module.to_owned(),
-                pid: show_pid(&pid),
-                name: name.ok().and_then(|t| {
-                    term::as_tuple_n::<2>(&t)
-                        .ok()
-                        .and_then(|[_, n]| term::as_atom(n).ok().map(str::to_owned))
-                }),
-            })
-            .collect())
-    }
-
-    /// Loads all `modules` at once with `code:atomic_load/1`: all or none.
-    /// `payload` is [`load_payload`] of the same modules, encoded once for
-    /// every node that gets them.
-    pub async fn atomic_load(
-        &self,
-        modules: &[&Module],
-        payload: &Encoded,
-    ) -> Result<Result<(), Vec<Refusal>>, CallError> {
-        if modules.is_empty() {
-            return Ok(Ok(()));
-        }
-        let result = self
-            .conn
-            .call_encoded("code", "atomic_load", payload, self.timeout)
-            .await?;
-        if term::is_atom(&result, "ok") {
-            return Ok(Ok(()));
-        }
-        // {error, [{Module, What}]}
-        let refusals = term::as_tuple_n::<2>(&result)
-            .ok()
-            .and_then(|[_, what]| term::as_list(what).ok())
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|item| match term::as_tuple_n::<2>(item) {
-                        Ok([m, why]) => Refusal {
-                            module: term::as_atom(m)
-                                .map(str::to_owned)
-                                .unwrap_or_else(|_| term::show(m)),
-                            reason: explain(why),
-                        },
-                        Err(_) => Refusal {
-                            module: "?".into(),
-                            reason: term::show(item),
-                        },
-                    })
-                    .collect()
-            })
-            .unwrap_or_else(|| {
-                vec![Refusal {
-                    module: "?".into(),
-                    reason: term::show(&result),
-                }]
-            });
-        Ok(Err(refusals))
-    }
-
-    /// Loads one module with `code:load_binary/3` (for `-on_load` modules,
-    /// which `atomic_load` refuses).
-    pub async fn load_binary(&self, module: &Module) -> Result<Result<(), Refusal>, CallError> {
-        let [name, file, bin] = load_parts(module);
-        let result = self
-            .conn
-            .call("code", "load_binary", vec![name, file, bin], self.timeout)
-            .await?;
-        match term::as_tuple_n::<2>(&result) {
-            Ok([tag, _]) if term::is_atom(tag, "module") => Ok(Ok(())),
-            Ok([_, why]) => Ok(Err(Refusal {
-                module: module.name.clone(),
-                reason: explain(why),
-            })),
-            Err(_) => Ok(Err(Refusal {
-                module: module.name.clone(),
-                reason: term::show(&result),
-            })),
-        }
-    }
-
-    /// Removes modules entirely: old code purged (killing processes in it,
-    /// this is a rollback), current code deleted and purged.
-    pub async fn remove(&self, modules: &[&str]) -> Result<(), CallError> {
-        self.purge(modules).await?;
-        self.booleans("code", "delete", modules).await?;
-        self.purge(modules).await?;
-        Ok(())
     }
 
     /// The nodes this node is connected to (visible ones).
@@ -305,24 +230,43 @@ impl Remote {
             })
         }))
     }
+
+    fn unexpected(&self, script: &str, expected: &str, got: &Term) -> CallError {
+        CallError::Unexpected {
+            node: self.node(),
+            function: format!("the {script} script"),
+            detail: format!("expected {expected}, but got {}", term::show(got)),
+        }
+    }
 }
 
-fn load_parts(module: &Module) -> [Term; 3] {
-    [
-        atom_term(&module.name),
-        charlist(&module.path.to_string_lossy()),
-        binary(module.bytes.as_ref().clone()),
-    ]
-}
-
-/// `[{Module, File, Binary}]` for `code:atomic_load/1`, written straight
-/// from the files' bytes (no intermediate term holding a copy of them).
-pub fn load_payload(modules: &[&Module]) -> Encoded {
-    let size: usize = modules
+/// The bindings of the apply script, encoded once for every node that gets
+/// the same steps, whatever their number: module binaries are written
+/// straight from the files' bytes.
+pub fn apply_payload(steps: &[Step<'_>], force: bool) -> Encoded {
+    let loads: Vec<&Module> = steps
         .iter()
-        .map(|m| m.bytes.len() + m.name.len() + 64)
-        .sum();
-    let mut w = EtfWriter::with_capacity(size + 8);
+        .filter_map(|s| match s {
+            Step::Load(m) => Some(*m),
+            Step::Remove(_) => None,
+        })
+        .collect();
+    let removes = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Remove(m) => Some(atom_term(m)),
+            Step::Load(_) => None,
+        })
+        .collect();
+    Bindings::new()
+        .set("Force", &boolean(force))
+        .set("Remove", &list(removes))
+        .set_with("Load", |w| write_loads(w, &loads))
+        .encode()
+}
+
+/// `[{Module, File, Binary}]`, as `code:atomic_load/1` takes it.
+fn write_loads(w: &mut EtfWriter, modules: &[&Module]) {
     w.list_header(modules.len() as u32);
     for m in modules {
         w.tuple_header(3)
@@ -331,7 +275,87 @@ pub fn load_payload(modules: &[&Module]) -> Encoded {
             .binary(&m.bytes);
     }
     w.nil();
-    w.finish()
+}
+
+fn lock_term(lock: &LockRequest) -> Term {
+    let info = lock
+        .info
+        .iter()
+        .map(|(k, v)| tuple(vec![atom_term(k), binary(v.as_bytes().to_vec())]))
+        .collect();
+    tuple(vec![
+        term::int(lock.token as i64),
+        atom_term(&lock.owner),
+        list(info),
+        term::int(lock.lease.as_millis().min(u128::from(u32::MAX)) as i64),
+    ])
+}
+
+fn boolean(b: bool) -> Term {
+    atom_term(if b { "true" } else { "false" })
+}
+
+fn parse_state(t: &Term) -> Option<State> {
+    if term::is_atom(t, "absent") {
+        return Some(State::Absent);
+    }
+    let [tag, md5] = term::as_tuple_n::<2>(t).ok()?;
+    let md5 = Md5(term::as_binary(md5).ok()?.try_into().ok()?);
+    match term::as_atom(tag).ok()? {
+        "loaded" => Some(State::Loaded(md5)),
+        "on_disk" => Some(State::OnDisk(md5)),
+        _ => None,
+    }
+}
+
+/// `[{Pid, Name}]` (with `module` given) or `[{Module, Pid, Name}]`.
+fn processes(t: &Term, module: Option<&str>) -> Vec<Lingering> {
+    let name = |n: &Term| {
+        term::as_atom(n)
+            .ok()
+            .filter(|n| *n != "undefined")
+            .map(str::to_owned)
+    };
+    term::as_list(t)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|item| match (term::as_tuple(item).ok()?, module) {
+            ([pid, n], Some(m)) => Some(Lingering {
+                module: m.to_owned(),
+                pid: show_pid(pid),
+                name: name(n),
+            }),
+            ([m, pid, n], None) => Some(Lingering {
+                module: term::as_atom(m).ok()?.to_owned(),
+                pid: show_pid(pid),
+                name: name(n),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn proplist(t: &Term) -> Vec<(String, String)> {
+    term::as_list(t)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|item| {
+            let [k, v] = term::as_tuple_n::<2>(item).ok()?;
+            Some((term::as_atom(k).ok()?.to_owned(), term::as_text(v).ok()?))
+        })
+        .collect()
+}
+
+fn refusal(t: &Term) -> (String, String) {
+    match term::as_tuple_n::<2>(t) {
+        Ok([m, why]) => (
+            term::as_atom(m)
+                .map(str::to_owned)
+                .unwrap_or_else(|_| term::show(m)),
+            explain(why),
+        ),
+        Err(_) => ("?".into(), term::show(t)),
+    }
 }
 
 /// A node's reason for refusing a module, in words a user acts on.
@@ -343,7 +367,6 @@ fn explain(why: &Term) -> String {
                 .into()
         }
         Ok("not_purged") => "old code is still loaded".into(),
-        Ok("on_load_not_allowed") => "it has an -on_load function".into(),
         Ok("badfile") => {
             "the node rejected the object code (compiled for another OTP release?)".into()
         }

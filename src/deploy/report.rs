@@ -9,16 +9,22 @@ use serde::Serialize;
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Success,
-    /// A node refused or failed; every node changed in this run was rolled back.
+    /// A node refused or failed; every node changed in this run was undone.
     Failed,
     /// A node could not be reached or authenticated; nothing was changed.
     Unreachable,
-    /// `--verify` found a node running other code than sent; rolled back.
+    /// Another run holds a node's lock; nothing was changed.
+    Locked,
+    /// `--verify` found a node running other code than sent; undone.
     VerifyMismatch,
-    /// Processes run old code and `--force` was not given; nothing changed.
-    Lingering,
-    /// Stopped by Ctrl-C; nodes changed in this run were rolled back.
+    /// Old code in use, or (rollback) a node no longer runs what was
+    /// deployed, and `--force` was not given; nothing was changed.
+    Refused,
+    /// Stopped by Ctrl-C; nodes changed in this run were undone.
     Interrupted,
+    /// A rollback or an undo left modules not restored: nodes may run
+    /// mixed versions.
+    NotRestored,
 }
 
 impl Outcome {
@@ -26,9 +32,10 @@ impl Outcome {
         match self {
             Outcome::Success => 0,
             Outcome::Failed => 1,
-            Outcome::Unreachable => 3,
+            Outcome::Unreachable | Outcome::Locked => 3,
             Outcome::VerifyMismatch => 4,
-            Outcome::Lingering => 5,
+            Outcome::Refused => 5,
+            Outcome::NotRestored => 6,
             Outcome::Interrupted => 130,
         }
     }
@@ -48,9 +55,10 @@ pub struct NodeReport {
     pub unchanged: Vec<String>,
     pub failed: Vec<Failure>,
     pub lingering: Vec<Lingering>,
-    /// Whether this node's changes were undone in this run.
+    /// Whether this node's changes were undone (or, for `--rollback`, the
+    /// deploy was rolled back) in this run.
     pub rolled_back: bool,
-    /// Modules a rollback could not put back (their prior binary was never had).
+    /// Modules a rollback or undo could not put back.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_restored: Vec<String>,
     #[serde(skip)]
@@ -109,24 +117,7 @@ impl Report {
     pub fn summary(&self) -> String {
         let mut out = String::new();
         for n in &self.nodes {
-            let verb = if self.dry_run { "would load" } else { "loaded" };
-            let mut line = format!(
-                "{}: {} {}, {} unchanged",
-                n.node,
-                verb,
-                count(n.loaded.len(), "module"),
-                n.unchanged.len()
-            );
-            if n.rolled_back {
-                line.push_str(", rolled back");
-            }
-            if !n.failed.is_empty() {
-                line.push_str(&format!(", {} failed", n.failed.len()));
-            }
-            if n.killed > 0 {
-                line.push_str(&format!(", {} killed", count(n.killed, "process")));
-            }
-            out.push_str(&line);
+            out.push_str(&self.node_line(n));
             out.push('\n');
             for f in &n.failed {
                 match &f.module {
@@ -134,25 +125,58 @@ impl Report {
                     None => out.push_str(&format!("  {}\n", f.reason)),
                 }
             }
+            for l in n.lingering.iter().filter(|_| !n.ok) {
+                out.push_str(&format!(
+                    "  {} runs old code of `{}`\n",
+                    describe_process(&l.pid, l.name.as_deref()),
+                    l.module
+                ));
+            }
             for m in &n.not_restored {
                 out.push_str(&format!(
-                    "  `{m}` was not restored: its prior binary was never captured\n"
+                    "  `{m}` was NOT restored: the node may run mixed versions\n"
                 ));
             }
         }
-        let verdict = match (self.outcome, self.dry_run) {
-            (_, true) => "dry run: nothing was changed".to_owned(),
-            (Outcome::Success, _) => format!("done in {:.0?}", self.elapsed),
-            (Outcome::Failed, _) => "deploy failed; nodes changed in this run were rolled back".into(),
-            (Outcome::Unreachable, _) => "not every node could be reached; nothing was changed".into(),
-            (Outcome::VerifyMismatch, _) => "verification failed; the deploy was rolled back".into(),
-            (Outcome::Interrupted, _) => "interrupted; nodes changed in this run were rolled back".into(),
-            (Outcome::Lingering, _) => {
-                "refused: processes still run old code (see above); nothing was changed. Pass `--force` to kill them".into()
-            }
-        };
-        out.push_str(&verdict);
+        out.push_str(&self.verdict());
         out
+    }
+
+    fn node_line(&self, n: &NodeReport) -> String {
+        let verb = if self.dry_run { "would load" } else { "loaded" };
+        let mut line = format!(
+            "{}: {} {}, {} unchanged",
+            n.node,
+            verb,
+            count(n.loaded.len(), "module"),
+            n.unchanged.len()
+        );
+        if n.rolled_back {
+            line.push_str(", rolled back");
+        }
+        if !n.failed.is_empty() {
+            line.push_str(&format!(", {} failed", n.failed.len()));
+        }
+        if n.killed > 0 {
+            line.push_str(&format!(", {} killed", count(n.killed, "process")));
+        }
+        line
+    }
+
+    fn verdict(&self) -> String {
+        if self.dry_run && self.outcome == Outcome::Success {
+            return "dry run: nothing was changed".into();
+        }
+        match self.outcome {
+            Outcome::Success => format!("done in {:.0?}", self.elapsed),
+            Outcome::Failed => "failed; nodes changed in this run were rolled back".into(),
+            Outcome::Unreachable => "not every node could be reached; nothing was changed".into(),
+            Outcome::Locked => "another run holds a node's lock; nothing was changed".into(),
+            Outcome::VerifyMismatch => "verification failed; the change was rolled back".into(),
+            Outcome::Interrupted => "interrupted; nodes changed in this run were rolled back".into(),
+            Outcome::Refused => "refused (see above); nothing was changed. Pass `--force` to kill processes in old code or overwrite changed modules".into(),
+            Outcome::NotRestored => "NOT RESTORED: the modules named above could not be put back; nodes may run mixed versions".into(),
+        }
     }
 }
 
@@ -161,5 +185,12 @@ pub fn count(n: usize, what: &str) -> String {
         (1, _) => format!("1 {what}"),
         (_, "process") => format!("{n} processes"),
         _ => format!("{n} {what}s"),
+    }
+}
+
+pub fn describe_process(pid: &str, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("process {pid} ({n})"),
+        None => format!("process {pid}"),
     }
 }

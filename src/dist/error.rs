@@ -62,6 +62,12 @@ pub enum CallError {
     },
     #[error("connection to `{node}` lost: {detail}")]
     Disconnected { node: String, detail: String },
+    #[error("`{function}` on `{node}` answered something unexpected: {detail}")]
+    Unexpected {
+        node: String,
+        function: String,
+        detail: String,
+    },
     #[error("could not encode the call to `{function}` for `{node}`: {detail}")]
     Encode {
         node: String,

@@ -3,7 +3,8 @@
 //! It owns everything about talking to BEAM nodes and nothing about
 //! deploying: names ([`names`]), the port mapper ([`epmd`]), the handshake
 //! ([`handshake`]), framing ([`frame`]), a live connection with its ticks
-//! ([`connection`]) and calls through `rex` ([`rpc`]).
+//! ([`connection`]), calls through `rex` ([`rpc`]) and expressions
+//! evaluated there ([`eval`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,6 +19,7 @@
 pub mod connection;
 pub mod epmd;
 pub mod error;
+pub mod eval;
 pub mod frame;
 pub mod handshake;
 pub mod names;
@@ -26,6 +28,7 @@ pub mod term;
 
 pub use connection::{Connection, Ticks};
 pub use error::{CallError, ConnectError, StartError};
+pub use eval::Bindings;
 pub use names::NodeName;
 pub use rpc::Call;
 

@@ -336,6 +336,16 @@ impl EtfWriter {
         self
     }
 
+    /// Bytes already in external format (without the version byte).
+    pub fn raw(&mut self, bytes: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(bytes);
+        self
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
     pub fn finish(self) -> Encoded {
         Encoded(std::sync::Arc::new(self.buf))
     }

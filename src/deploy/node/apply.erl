@@ -1,0 +1,84 @@
+%% Evaluated on a target node by erl_eval (see src/dist/eval.rs): makes the
+%% node run what it is given, all of it or nothing, then lets go of the
+%% replaced code where nobody runs it any more.
+%%
+%% Bindings:
+%%   Load   = [{Module, File, Binary}] to load, all at once.
+%%   Remove = [Module] to unload (they were not there before).
+%%   Force  = true to kill processes that keep old code in the way.
+%% Value:
+%%   {stuck, [{Module, Pid, Name}]}: old code in use and Force is false;
+%%       nothing was changed.
+%%   {error, [{Module, Reason}], Changed}: the node refused; Changed says
+%%       whether anything was loaded before it did.
+%%   {ok, Killed, Lingering}: done; Lingering = [{Module, Pid, Name}] still
+%%       run the replaced code and move on at their next external call.
+Name = fun(P) ->
+    case process_info(P, registered_name) of
+        {registered_name, N} -> N;
+        _ -> undefined
+    end
+end,
+InOld = fun(M) -> [{M, P, Name(P)} || P <- processes(), erlang:check_process_code(P, M)] end,
+Mods = [M || {M, _, _} <- Load] ++ Remove,
+Blocking = [M || M <- Mods, erlang:check_old_code(M), not code:soft_purge(M)],
+Stuck = lists:append([InOld(M) || M <- Blocking]),
+Killed = case Force of
+    true -> [code:purge(M) || M <- Blocking], length(Stuck);
+    false -> 0
+end,
+LoadOne = fun({M, File, Bin}) ->
+    case code:load_binary(M, File, Bin) of
+        {module, M} -> ok;
+        {error, Why} -> {M, Why}
+    end
+end,
+%% atomic_load refuses modules with -on_load: the node says which, and
+%% those load one by one after the rest.
+LoadAll = fun([]) -> ok;
+             (Batch) ->
+    case code:atomic_load(Batch) of
+        ok -> ok;
+        {error, Errors} ->
+            OnLoad = [M || {M, on_load_not_allowed} <- Errors],
+            case length(OnLoad) =:= length(Errors) of
+                false -> {error, Errors, false};
+                true ->
+                    Rest = [B || {M, _, _} = B <- Batch, not lists:member(M, OnLoad)],
+                    Single = [B || {M, _, _} = B <- Batch, lists:member(M, OnLoad)],
+                    case Rest =:= [] orelse code:atomic_load(Rest) =:= ok of
+                        false -> {error, Errors, false};
+                        true ->
+                            case [E || E <- lists:map(LoadOne, Single), E =/= ok] of
+                                [] -> ok;
+                                Failed -> {error, Failed, true}
+                            end
+                    end
+            end
+    end
+end,
+Unload = fun(M) ->
+    code:delete(M),
+    case code:soft_purge(M) of
+        true -> [];
+        false when Force -> code:purge(M), [];
+        false -> InOld(M)
+    end
+end,
+Settle = fun(M) ->
+    case code:soft_purge(M) of
+        true -> [];
+        false -> InOld(M)
+    end
+end,
+case Stuck =/= [] andalso not Force of
+    true -> {stuck, Stuck};
+    false ->
+        case LoadAll(Load) of
+            ok ->
+                Removed = lists:append([Unload(M) || M <- Remove]),
+                Lingering = lists:append([Settle(M) || {M, _, _} <- Load]),
+                {ok, Killed, Removed ++ Lingering};
+            Failed -> Failed
+        end
+end.

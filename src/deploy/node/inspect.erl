@@ -1,0 +1,105 @@
+%% Evaluated on a target node by erl_eval (see src/dist/eval.rs): takes the
+%% node's deploy lock, then reports what the node runs for each module and,
+%% where the module is about to change, which processes keep its old code.
+%% Read-only but for soft purges, which only drop old code nobody runs.
+%%
+%% Bindings:
+%%   Lock  = none | {Token, Owner, Info, LeaseMs}: Owner is this tool's node,
+%%           Info what a refused run is told about the holder.
+%%   Mods  = [{Module, Want}]: Want is the MD5 the module is to run, or absent.
+%%   All   = true to treat every module as changing.
+%%   Check = false to skip the old-code check (a read-back after a load).
+%% Value: {locked, Info} | {ok, [{Module, State, Stuck}]} where
+%%   State = {loaded, Md5} | {on_disk, Md5} | absent,
+%%   Stuck = [{Pid, RegisteredName | undefined}].
+Hold = fun Hold(Token, Owner, Info, Lease) ->
+    receive
+        {release, Token} -> ok;
+        {nodedown, Owner} -> ok;
+        {who, From, Ref} -> From ! {Ref, Owner, Info}, Hold(Token, Owner, Info, Lease)
+    after Lease -> ok
+    end
+end,
+Who = fun() ->
+    case whereis(hotswap_deploy_lock) of
+        undefined -> none;
+        Holder ->
+            Ref = monitor(process, Holder),
+            Holder ! {who, self(), Ref},
+            receive
+                {Ref, O, I} -> demonitor(Ref, [flush]), {Holder, O, I};
+                {'DOWN', Ref, _, _, _} -> none
+            after 2000 -> demonitor(Ref, [flush]), {Holder, unknown, []}
+            end
+    end
+end,
+Take = fun Take(_, 0) -> {locked, []};
+           Take({Token, Owner, Info, Lease} = L, Tries) ->
+    Parent = self(),
+    Ref = make_ref(),
+    spawn(fun() ->
+        case catch register(hotswap_deploy_lock, self()) of
+            true ->
+                monitor_node(Owner, true),
+                Parent ! {Ref, ok},
+                Hold(Token, Owner, Info, Lease);
+            _ -> Parent ! {Ref, taken}
+        end
+    end),
+    receive
+        {Ref, ok} -> ok;
+        {Ref, taken} ->
+            case Who() of
+                none -> Take(L, Tries - 1);
+                {Holder, Owner, _} ->
+                    %% Our own previous run, releasing: wait for it to go.
+                    M = monitor(process, Holder),
+                    receive {'DOWN', M, _, _, _} -> Take(L, Tries - 1)
+                    after 5000 -> demonitor(M, [flush]), {locked, Info}
+                    end;
+                {_, _, Held} -> {locked, Held}
+            end
+    end
+end,
+StateOf = fun(M) ->
+    case code:is_loaded(M) of
+        {file, _} -> {loaded, erlang:get_module_info(M, md5)};
+        false ->
+            case code:which(M) of
+                Path when is_list(Path) ->
+                    case beam_lib:md5(Path) of
+                        {ok, {M, Md5}} -> {on_disk, Md5};
+                        _ -> absent
+                    end;
+                _ -> absent
+            end
+    end
+end,
+Name = fun(P) ->
+    case process_info(P, registered_name) of
+        {registered_name, N} -> N;
+        _ -> undefined
+    end
+end,
+Stuck = fun(M) ->
+    case erlang:check_old_code(M) andalso not code:soft_purge(M) of
+        true -> [{P, Name(P)} || P <- processes(), erlang:check_process_code(P, M)];
+        false -> []
+    end
+end,
+Inspect = fun({M, Want}) ->
+    S = StateOf(M),
+    Now = case S of {_, Md5} -> Md5; absent -> absent end,
+    case Check andalso (All orelse Now =/= Want) of
+        true -> {M, S, Stuck(M)};
+        false -> {M, S, []}
+    end
+end,
+case Lock of
+    none -> {ok, [Inspect(X) || X <- Mods]};
+    _ ->
+        case Take(Lock, 3) of
+            ok -> {ok, [Inspect(X) || X <- Mods]};
+            Locked -> Locked
+        end
+end.

@@ -1,0 +1,137 @@
+//! A session: this tool's peer, the snapshot store, and connections to the
+//! target nodes, opened once and borrowed by deploy, rollback and status.
+
+use super::remote::{LockRequest, Remote};
+use super::report::NodeReport;
+use super::Options;
+use crate::dist::{NodeName, Peer};
+use crate::output::Ui;
+use crate::store::Store;
+use futures::future::join_all;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct Session {
+    peer: Peer,
+    store: Store,
+    remotes: Vec<Remote>,
+    timeout: Duration,
+}
+
+impl Session {
+    /// Connects to every node at once (with `--cluster`, also to the nodes
+    /// they are connected to). Any failure stops here, before anything
+    /// changes: the reports name every node, failed or not.
+    pub async fn connect(
+        peer: Peer,
+        store: Store,
+        nodes: &[NodeName],
+        opts: &Options,
+        ui: &Ui,
+    ) -> Result<Session, Vec<NodeReport>> {
+        let remotes = connect_all(&peer, nodes, opts, ui).await?;
+        Ok(Session {
+            peer,
+            store,
+            remotes,
+            timeout: opts.timeout,
+        })
+    }
+
+    pub fn remotes(&self) -> &[Remote] {
+        &self.remotes
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// What this run's node locks are taken with: a fresh token, and who
+    /// we are for anyone refused. The lock also goes with our connection,
+    /// or after a lease long enough for every step of a run to time out.
+    pub fn lock_request(&self) -> LockRequest {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        LockRequest {
+            token: u64::from(std::process::id()) << 32 | u64::from(now.subsec_nanos()),
+            owner: self.peer.name().to_string(),
+            info: vec![
+                ("node".into(), self.peer.name().to_string()),
+                ("user".into(), user),
+                ("host".into(), host),
+                ("pid".into(), std::process::id().to_string()),
+                ("since".into(), crate::store::utc_time(now.as_secs())),
+            ],
+            lease: self.timeout * 6,
+        }
+    }
+}
+
+async fn connect_all(
+    peer: &Peer,
+    nodes: &[NodeName],
+    opts: &Options,
+    ui: &Ui,
+) -> Result<Vec<Remote>, Vec<NodeReport>> {
+    let mut wanted: Vec<NodeName> = Vec::new();
+    for n in nodes {
+        if !wanted.contains(n) {
+            wanted.push(n.clone());
+        }
+    }
+    let mut remotes: Vec<Remote> = Vec::new();
+    let mut failures = Vec::new();
+    let mut round = wanted;
+    while !round.is_empty() {
+        let results = join_all(round.iter().map(|n| peer.connect(n))).await;
+        for (name, result) in round.iter().zip(results) {
+            match result {
+                Ok(conn) => {
+                    ui.line(&format!("Connected to {name}"));
+                    remotes.push(Remote {
+                        conn,
+                        timeout: opts.timeout,
+                    });
+                }
+                Err(e) => {
+                    let mut r = NodeReport::new(&name.to_string());
+                    r.fail(None, e.to_string());
+                    failures.push(r);
+                }
+            }
+        }
+        round = Vec::new();
+        if opts.cluster && failures.is_empty() {
+            round = cluster_peers(peer, &remotes).await;
+        }
+    }
+    if failures.is_empty() {
+        Ok(remotes)
+    } else {
+        let mut reports: Vec<NodeReport> =
+            remotes.iter().map(|r| NodeReport::new(&r.node())).collect();
+        reports.extend(failures);
+        Err(reports)
+    }
+}
+
+/// Nodes the connected ones know that we are not connected to yet.
+async fn cluster_peers(peer: &Peer, remotes: &[Remote]) -> Vec<NodeName> {
+    let seen: Vec<String> = remotes.iter().map(Remote::node).collect();
+    let known = join_all(remotes.iter().map(Remote::connected_nodes)).await;
+    let mut round: Vec<NodeName> = Vec::new();
+    for name in known.into_iter().flatten().flatten() {
+        let Ok(name) = name.parse::<NodeName>() else {
+            continue;
+        };
+        if !seen.contains(&name.to_string()) && !round.contains(&name) && name != *peer.name() {
+            round.push(name);
+        }
+    }
+    round
+}

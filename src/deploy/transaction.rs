@@ -1,0 +1,710 @@
+//! The one engine behind `deploy` and `--rollback`: a transaction over
+//! nodes, read top to bottom in [`run`]:
+//!
+//! inspect (lock, state, old code) → snapshot → apply → verify → finish,
+//!
+//! with one abort path: whatever stops it after a node changed undoes
+//! every node this run changed, by applying that node's priors the same
+//! way. All nodes go through each step together, and each step costs one
+//! round trip per node. Nothing changes on any node before every node has
+//! passed every check; `--force` kills processes only in the apply step,
+//! right before that node loads.
+
+use super::remote::{Applied, Found, Held, Lingering, LockRequest, Remote, State, Step};
+use super::report::{describe_process, Failure, NodeReport, Outcome, Report};
+use super::Options;
+use crate::beam::{Md5, Module};
+use crate::dist::term::Encoded;
+use crate::output::Ui;
+use crate::store::{Manifest, ModuleRecord, NodeOutcome, NodeRecord, Prior, SnapshotError, Store};
+use futures::future::join_all;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+/// Deploy, or the rollback of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Deploy,
+    Rollback,
+}
+
+/// What a module must come to on a node.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Load(Module),
+    /// Unloaded: it was neither loaded nor on the node's code path.
+    Remove,
+}
+
+impl Target {
+    fn md5(&self) -> Option<Md5> {
+        match self {
+            Target::Load(m) => Some(m.md5),
+            Target::Remove => None,
+        }
+    }
+
+    fn step<'a>(&'a self, module: &'a str) -> Step<'a> {
+        match self {
+            Target::Load(m) => Step::Load(m),
+            Target::Remove => Step::Remove(module),
+        }
+    }
+}
+
+/// One module's goal on one node.
+#[derive(Debug, Clone)]
+pub struct Goal {
+    pub module: String,
+    pub target: Target,
+    /// For a rollback: the MD5 the deploy loaded. A node running anything
+    /// else has drifted, and the goal is refused without `--force`.
+    pub expect: Option<Md5>,
+}
+
+/// One node and what it must come to.
+#[derive(Debug, Clone)]
+pub struct Work {
+    pub remote: Remote,
+    pub goals: Vec<Goal>,
+    /// Modules the run cannot bring back (a rollback whose prior binary was
+    /// never had): reported as not restored.
+    pub unrestorable: Vec<String>,
+}
+
+/// A goal that changes the node, with what the node had before.
+#[derive(Debug, Clone)]
+struct Change {
+    goal: usize,
+    was: State,
+    prior: Prior,
+}
+
+/// One node's part in the run.
+struct Part {
+    remote: Remote,
+    goals: Vec<Goal>,
+    changes: Vec<Change>,
+    /// The node's lock is ours, to release at the end.
+    locked: bool,
+    /// Something may have been loaded here in this run.
+    changed: bool,
+    report: NodeReport,
+}
+
+/// Why the run stopped early.
+struct Stop {
+    outcome: Outcome,
+    /// Nodes may have changed: undo them.
+    undo: bool,
+}
+
+impl Stop {
+    fn before_change(outcome: Outcome) -> Stop {
+        Stop {
+            outcome,
+            undo: false,
+        }
+    }
+
+    fn after_change(outcome: Outcome) -> Stop {
+        Stop {
+            outcome,
+            undo: true,
+        }
+    }
+}
+
+/// What a run leaves: the report, and for a deploy its manifest.
+pub struct Finished {
+    pub report: Report,
+    pub manifest: Option<Manifest>,
+}
+
+struct Transaction<'a> {
+    kind: Kind,
+    parts: Vec<Part>,
+    store: &'a Store,
+    opts: &'a Options,
+    ui: &'a Ui,
+    lock: LockRequest,
+    manifest: Option<Manifest>,
+    keeping: Option<tokio::task::JoinHandle<Result<(), SnapshotError>>>,
+    lap: Instant,
+}
+
+/// Brings every node of `work` to its goals, or leaves them as they were.
+pub async fn run(
+    kind: Kind,
+    work: Vec<Work>,
+    store: &Store,
+    lock: LockRequest,
+    opts: &Options,
+    ui: &Ui,
+) -> Finished {
+    let started = Instant::now();
+    let mut t = Transaction {
+        kind,
+        parts: work.into_iter().map(Part::new).collect(),
+        store,
+        opts,
+        ui,
+        lock,
+        manifest: None,
+        keeping: None,
+        lap: Instant::now(),
+    };
+    let result = t.drive().await;
+    let mut finished = t.finish(result).await;
+    finished.report.elapsed = started.elapsed();
+    finished
+}
+
+impl Part {
+    fn new(work: Work) -> Part {
+        let mut report = NodeReport::new(&work.remote.node());
+        report.not_restored = work.unrestorable;
+        Part {
+            report,
+            remote: work.remote,
+            goals: work.goals,
+            changes: Vec::new(),
+            locked: false,
+            changed: false,
+        }
+    }
+
+    fn node(&self) -> &str {
+        &self.report.node
+    }
+}
+
+impl Transaction<'_> {
+    async fn drive(&mut self) -> Result<(), Stop> {
+        self.inspect().await?;
+        self.step("inspect");
+        if self.opts.dry_run {
+            return self.show_plan();
+        }
+        if self.parts.iter().all(|p| p.changes.is_empty()) {
+            return Ok(());
+        }
+        self.check_interrupt(false)?;
+        self.snapshot().await?;
+        self.step("snapshot");
+        self.check_interrupt(false)?;
+        self.apply().await?;
+        self.step("apply");
+        self.check_interrupt(true)?;
+        if self.opts.verify || self.kind == Kind::Rollback {
+            self.verify().await?;
+            self.step("verify");
+            self.check_interrupt(true)?;
+        }
+        Ok(())
+    }
+
+    /// Logs how long a step took, for `-v`.
+    fn step(&mut self, name: &str) {
+        tracing::debug!(
+            "step {name} took {:.1} ms",
+            self.lap.elapsed().as_secs_f64() * 1e3
+        );
+        self.lap = Instant::now();
+    }
+
+    fn check_interrupt(&self, changed: bool) -> Result<(), Stop> {
+        if !self.opts.interrupted() {
+            return Ok(());
+        }
+        Err(Stop {
+            outcome: Outcome::Interrupted,
+            undo: changed,
+        })
+    }
+
+    /// Takes each node's lock and learns what it runs; decides what changes;
+    /// refuses where old code is in use (without `--force`) or, for a
+    /// rollback, where the node no longer runs what was deployed.
+    async fn inspect(&mut self) -> Result<(), Stop> {
+        let (lock, opts) = (&self.lock, self.opts);
+        let answers = join_all(self.parts.iter().map(|p| {
+            let want: Vec<(&str, Option<Md5>)> = p
+                .goals
+                .iter()
+                .map(|g| (g.module.as_str(), g.target.md5()))
+                .collect();
+            async move { p.remote.inspect(Some(lock), &want, opts.all, true).await }
+        }))
+        .await;
+        let mut outcome = None;
+        for (p, answer) in self.parts.iter_mut().zip(answers) {
+            match answer {
+                Ok(Ok(found)) => {
+                    p.locked = true;
+                    if !plan(p, found, self.kind, opts) {
+                        outcome.get_or_insert(Outcome::Refused);
+                    }
+                }
+                Ok(Err(held)) => {
+                    p.report.fail(None, locked_message(p.node(), &held));
+                    outcome = Some(Outcome::Locked);
+                }
+                Err(e) => {
+                    p.report.fail(None, e.to_string());
+                    outcome = Some(Outcome::Failed);
+                }
+            }
+        }
+        match outcome {
+            Some(o) => Err(Stop::before_change(o)),
+            None => Ok(()),
+        }
+    }
+
+    fn show_plan(&mut self) -> Result<(), Stop> {
+        for p in &mut self.parts {
+            for c in &p.changes {
+                let goal = &p.goals[c.goal];
+                self.ui.line(&format!(
+                    "Would {} {} on {}",
+                    verb(self.kind, &goal.target, c.was),
+                    goal.module,
+                    p.report.node
+                ));
+                p.report.loaded.push(goal.module.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Records what each node runs now of every module about to change, with
+    /// its binary (from the store, else from the node's disk when that is
+    /// what runs), before anything is touched.
+    async fn snapshot(&mut self) -> Result<(), Stop> {
+        let (store, ui) = (self.store, self.ui);
+        super::priors::capture(&mut parts_view(&mut self.parts), store, ui).await;
+        if self.parts.iter().any(|p| !p.report.ok) {
+            return Err(Stop::before_change(Outcome::Failed));
+        }
+        if self.kind == Kind::Deploy {
+            let manifest = Manifest::new(&self.lock.owner, self.records(|_| NodeOutcome::Pending));
+            if let Err(e) = self.store.save(&manifest) {
+                for p in &mut self.parts {
+                    p.report.fail(None, e.to_string());
+                }
+                return Err(Stop::before_change(Outcome::Failed));
+            }
+            self.manifest = Some(manifest);
+            self.keeping = Some(super::priors::keep_sent(self.store, self.loads()));
+        }
+        Ok(())
+    }
+}
+
+fn parts_view(parts: &mut [Part]) -> Vec<super::priors::PartPriors<'_>> {
+    parts
+        .iter_mut()
+        .map(|p| super::priors::PartPriors {
+            remote: &p.remote,
+            report: &mut p.report,
+            changes: p
+                .changes
+                .iter_mut()
+                .map(|c| (p.goals[c.goal].module.as_str(), c.was, &mut c.prior))
+                .collect(),
+        })
+        .collect()
+}
+
+impl Transaction<'_> {
+    /// Every binary this run loads, for the store.
+    fn loads(&self) -> Vec<Module> {
+        let mut seen = BTreeMap::new();
+        for p in &self.parts {
+            for c in &p.changes {
+                if let Target::Load(m) = &p.goals[c.goal].target {
+                    seen.entry(m.md5.0).or_insert_with(|| m.clone());
+                }
+            }
+        }
+        seen.into_values().collect()
+    }
+
+    fn records(&self, outcome: impl Fn(&Part) -> NodeOutcome) -> BTreeMap<String, NodeRecord> {
+        self.parts
+            .iter()
+            .filter(|p| !p.changes.is_empty())
+            .map(|p| {
+                let modules = p
+                    .changes
+                    .iter()
+                    .map(|c| {
+                        let goal = &p.goals[c.goal];
+                        ModuleRecord {
+                            module: goal.module.clone(),
+                            prior: c.prior.clone(),
+                            deployed: goal.target.md5().map(Md5::to_hex),
+                        }
+                    })
+                    .collect();
+                (
+                    p.node().to_owned(),
+                    NodeRecord {
+                        outcome: outcome(p),
+                        modules,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Loads every node's changes, all nodes at once, each atomically.
+    async fn apply(&mut self) -> Result<(), Stop> {
+        let force = self.opts.force;
+        let mut payloads: HashMap<Vec<(String, Option<Md5>)>, Encoded> = HashMap::new();
+        for p in &self.parts {
+            payloads.entry(plan_key(p)).or_insert_with(|| {
+                let steps: Vec<Step> = p
+                    .changes
+                    .iter()
+                    .map(|c| p.goals[c.goal].target.step(&p.goals[c.goal].module))
+                    .collect();
+                super::remote::apply_payload(&steps, force)
+            });
+        }
+        let answers = join_all(self.parts.iter().map(|p| {
+            let payload = payloads.get(&plan_key(p)).cloned();
+            async move {
+                match (p.changes.is_empty(), payload) {
+                    (false, Some(payload)) => Some(p.remote.apply(&payload).await),
+                    _ => None,
+                }
+            }
+        }))
+        .await;
+        drop(payloads);
+        let mut failed = false;
+        for (p, answer) in self.parts.iter_mut().zip(answers) {
+            let Some(answer) = answer else { continue };
+            failed |= !applied(p, answer, self.kind, self.ui);
+        }
+        if failed {
+            return Err(Stop::after_change(Outcome::Failed));
+        }
+        Ok(())
+    }
+
+    /// Reads back what every changed node runs now.
+    async fn verify(&mut self) -> Result<(), Stop> {
+        let answers = join_all(self.parts.iter().map(read_back)).await;
+        let mut mismatch = false;
+        for (p, answer) in self.parts.iter_mut().zip(answers) {
+            for failure in answer {
+                p.report.fail(failure.module.as_deref(), failure.reason);
+                mismatch = true;
+            }
+        }
+        if mismatch {
+            return Err(Stop::after_change(Outcome::VerifyMismatch));
+        }
+        Ok(())
+    }
+
+    /// The single way out: undo if needed, record, release, report.
+    async fn finish(mut self, result: Result<(), Stop>) -> Finished {
+        let mut outcome = match result {
+            Ok(()) => Outcome::Success,
+            Err(stop) => {
+                if stop.undo {
+                    self.undo().await;
+                }
+                stop.outcome
+            }
+        };
+        if self.parts.iter().any(|p| !p.report.not_restored.is_empty()) {
+            outcome = Outcome::NotRestored;
+        }
+        self.keep(outcome).await;
+        for p in &self.parts {
+            if p.locked {
+                p.remote.release(&self.lock);
+            }
+        }
+        let mut report = Report::new(
+            self.parts.into_iter().map(|p| p.report).collect(),
+            outcome,
+            self.manifest.as_ref().map(|m| m.id.clone()),
+        );
+        report.dry_run = self.opts.dry_run;
+        Finished {
+            report,
+            manifest: self.manifest,
+        }
+    }
+
+    /// Puts every node this run changed back to its priors.
+    async fn undo(&mut self) {
+        let (force, ui) = (self.opts.force, self.ui);
+        let store = self.store;
+        join_all(
+            self.parts
+                .iter_mut()
+                .filter(|p| p.changed)
+                .map(|p| super::undo::undo(p.remote.clone(), undo_view(p), store, force, ui)),
+        )
+        .await;
+    }
+
+    /// Writes the manifest's outcome per node, once the sent binaries it
+    /// names are safely stored.
+    async fn keep(&mut self, outcome: Outcome) {
+        if let Some(keeping) = self.keeping.take() {
+            match keeping.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => self.ui.warn(&format!(
+                    "{e}; the next snapshot will fetch these modules from the nodes"
+                )),
+                Err(e) => self
+                    .ui
+                    .warn(&format!("storing the deployed modules failed: {e}")),
+            }
+        }
+        let Some(mut manifest) = self.manifest.take() else {
+            return;
+        };
+        manifest.nodes = self.records(|p| node_outcome(p, outcome));
+        if let Err(e) = self.store.save(&manifest) {
+            self.ui.warn(&format!(
+                "{e}; the snapshot may show this deploy as pending"
+            ));
+        }
+        if self.opts.keep > 0 {
+            if let Err(e) = self.store.prune(self.opts.keep) {
+                self.ui.warn(&format!("pruning the snapshot store: {e}"));
+            }
+        }
+        self.manifest = Some(manifest);
+    }
+}
+
+/// Decides a node's changes from what it runs. Returns false when the node
+/// refuses (old code in use, or drift, without `--force`).
+fn plan(p: &mut Part, found: Vec<Found>, kind: Kind, opts: &Options) -> bool {
+    let mut ok = true;
+    for (i, (goal, f)) in p.goals.iter().zip(found).enumerate() {
+        let there = match &goal.target {
+            Target::Load(m) => f.state.md5() == Some(m.md5),
+            Target::Remove => !matches!(f.state, State::Loaded(_)),
+        };
+        if there && !(opts.all && kind == Kind::Deploy) {
+            p.report.unchanged.push(goal.module.clone());
+            continue;
+        }
+        if let (Some(expected), false) = (goal.expect, opts.force) {
+            if f.state != State::Loaded(expected) {
+                p.report
+                    .fail(Some(&goal.module), drift_message(expected, f.state));
+                ok = false;
+                continue;
+            }
+        }
+        if !f.stuck.is_empty() && !opts.force {
+            p.report.lingering.extend(f.stuck);
+            ok = false;
+        }
+        p.changes.push(Change {
+            goal: i,
+            was: f.state,
+            prior: Prior::Absent,
+        });
+    }
+    ok
+}
+
+fn drift_message(expected: Md5, now: State) -> String {
+    let now = match now {
+        State::Loaded(m) => format!("runs {m}"),
+        State::OnDisk(m) => format!("has {m} on disk, not loaded"),
+        State::Absent => "does not have it".into(),
+    };
+    format!(
+        "the node {now}, not {expected} as deployed: changed since (another deploy, a reboot?); left alone. Pass `--force` to roll it back anyway"
+    )
+}
+
+fn locked_message(node: &str, held: &Held) -> String {
+    let get = |k: &str| {
+        held.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("?")
+    };
+    format!(
+        "`{node}` is locked by another deploy or rollback: {} (user {} on {}, pid {}) since {}; try again when it is done",
+        get("node"),
+        get("user"),
+        get("host"),
+        get("pid"),
+        get("since")
+    )
+}
+
+fn verb(kind: Kind, target: &Target, was: State) -> &'static str {
+    match (kind, target, was) {
+        (_, Target::Remove, _) => "remove",
+        (Kind::Rollback, Target::Load(_), _) => "restore",
+        (Kind::Deploy, Target::Load(_), State::Absent) => "deploy (new)",
+        (Kind::Deploy, Target::Load(_), _) => "deploy (changed)",
+    }
+}
+
+fn plan_key(p: &Part) -> Vec<(String, Option<Md5>)> {
+    p.changes
+        .iter()
+        .map(|c| {
+            let g = &p.goals[c.goal];
+            (g.module.clone(), g.target.md5())
+        })
+        .collect()
+}
+
+/// Takes in one node's apply answer; false when it failed.
+fn applied(
+    p: &mut Part,
+    answer: Result<Applied, crate::dist::CallError>,
+    kind: Kind,
+    ui: &Ui,
+) -> bool {
+    match answer {
+        Ok(Applied::Done { killed, lingering }) => {
+            p.changed = true;
+            p.report.killed += killed;
+            if killed > 0 {
+                ui.warn(&format!(
+                    "killed {} on {} running old code",
+                    super::report::count(killed, "process"),
+                    p.node()
+                ));
+            }
+            for c in &p.changes {
+                let goal = &p.goals[c.goal];
+                ui.line(&done_line(kind, goal, c.was, p.node()));
+                p.report.loaded.push(goal.module.clone());
+            }
+            warn_lingering(&lingering, p.node(), ui);
+            p.report.lingering = lingering;
+            true
+        }
+        Ok(Applied::Stuck(stuck)) => {
+            p.report.fail(
+                None,
+                "processes took up old code after the check; nothing was changed",
+            );
+            p.report.lingering = stuck;
+            false
+        }
+        Ok(Applied::Refused { reasons, changed }) => {
+            p.changed = changed;
+            for (m, why) in reasons {
+                p.report.fail(Some(&m), format!("not loaded: {why}"));
+            }
+            false
+        }
+        Err(e) => {
+            // Whether the node got to load is unknown: undo to be safe.
+            p.changed = true;
+            p.report.fail(None, e.to_string());
+            false
+        }
+    }
+}
+
+fn done_line(kind: Kind, goal: &Goal, was: State, node: &str) -> String {
+    match (kind, &goal.target, was) {
+        (_, Target::Remove, _) => format!("Removed {} from {node}", goal.module),
+        (Kind::Rollback, _, _) => format!("Restored {} on {node}", goal.module),
+        (Kind::Deploy, _, State::Absent) => format!("Deployed {} to {node} (new)", goal.module),
+        (Kind::Deploy, _, _) => format!("Deployed {} to {node} (changed)", goal.module),
+    }
+}
+
+pub(super) fn warn_lingering(lingering: &[Lingering], node: &str, ui: &Ui) {
+    for l in lingering {
+        ui.warn(&format!(
+            "{} on {node} still runs the previous version of `{}`; it moves to the new code at its next external call",
+            describe_process(&l.pid, l.name.as_deref()),
+            l.module
+        ));
+    }
+}
+
+/// What a changed node runs now that differs from its goals.
+async fn read_back(p: &Part) -> Vec<Failure> {
+    if p.changes.is_empty() {
+        return Vec::new();
+    }
+    let want: Vec<(&str, Option<Md5>)> = p
+        .changes
+        .iter()
+        .map(|c| {
+            let g = &p.goals[c.goal];
+            (g.module.as_str(), g.target.md5())
+        })
+        .collect();
+    let found = match p.remote.inspect(None, &want, false, false).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(_)) => return Vec::new(),
+        Err(e) => {
+            return vec![Failure {
+                module: None,
+                reason: format!("verify: {e}"),
+            }]
+        }
+    };
+    want.iter()
+        .zip(found)
+        .filter_map(|(&(module, md5), f)| {
+            let ok = match md5 {
+                Some(md5) => f.state == State::Loaded(md5),
+                None => !matches!(f.state, State::Loaded(_)),
+            };
+            (!ok).then(|| Failure {
+                module: Some(module.to_owned()),
+                reason: format!(
+                    "verify: the node runs {}, expected {}",
+                    show_state(f.state),
+                    md5.map_or_else(|| "nothing".into(), |m| m.to_hex())
+                ),
+            })
+        })
+        .collect()
+}
+
+pub(super) fn show_state(state: State) -> String {
+    match state {
+        State::Loaded(m) => m.to_hex(),
+        State::OnDisk(_) | State::Absent => "nothing".into(),
+    }
+}
+
+fn node_outcome(p: &Part, outcome: Outcome) -> NodeOutcome {
+    match (p.changed, outcome) {
+        (false, Outcome::Success) | (true, Outcome::Success) => NodeOutcome::Applied,
+        (false, _) => NodeOutcome::Refused,
+        (true, _) if p.report.not_restored.is_empty() => NodeOutcome::Undone,
+        (true, _) => NodeOutcome::NotUndone,
+    }
+}
+
+fn undo_view(p: &mut Part) -> super::undo::UndoPart<'_> {
+    super::undo::UndoPart {
+        report: &mut p.report,
+        priors: p
+            .changes
+            .iter()
+            .map(|c| (p.goals[c.goal].module.clone(), c.prior.clone()))
+            .collect(),
+    }
+}

@@ -1,0 +1,115 @@
+//! Undoing one node: the apply step run on its priors. Used when a run
+//! fails after a node changed; kills processes only with `--force`, and
+//! names every module it could not put back.
+
+use super::remote::{Applied, Remote, State, Step};
+use super::report::NodeReport;
+use crate::beam::{Md5, Module, Sha256Sum};
+use crate::output::Ui;
+use crate::store::{Prior, Store};
+
+/// One changed node's priors and its report.
+pub struct UndoPart<'a> {
+    pub report: &'a mut NodeReport,
+    pub priors: Vec<(String, Prior)>,
+}
+
+/// Brings the node back to `part.priors`; what does not come back is
+/// listed in the report's `not_restored`.
+pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool, ui: &Ui) {
+    let UndoPart { report, priors } = part;
+    let mut binaries: Vec<(usize, Module)> = Vec::new();
+    let mut lost = Vec::new();
+    for (i, (module, prior)) in priors.iter().enumerate() {
+        match restorable(module, prior, store) {
+            Ok(Some(m)) => binaries.push((i, m)),
+            Ok(None) if *prior == Prior::Absent => {}
+            Ok(None) => lost.push(format!("`{module}`: its prior binary was never captured")),
+            Err(why) => lost.push(format!("`{module}`: {why}")),
+        }
+    }
+    let steps: Vec<Step> = priors
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (module, prior))| match prior {
+            Prior::Absent => Some(Step::Remove(module)),
+            _ => binaries
+                .iter()
+                .find(|(j, _)| *j == i)
+                .map(|(_, m)| Step::Load(m)),
+        })
+        .collect();
+    let payload = super::remote::apply_payload(&steps, force);
+    match remote.apply(&payload).await {
+        Ok(Applied::Stuck(stuck)) => {
+            lost.push(format!(
+                "old code is in use by {}; pass `--force` to kill them",
+                stuck
+                    .iter()
+                    .map(|l| super::report::describe_process(&l.pid, l.name.as_deref()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            report.lingering.extend(stuck);
+        }
+        Ok(Applied::Refused { reasons, .. }) => {
+            lost.extend(reasons.into_iter().map(|(m, why)| format!("`{m}`: {why}")))
+        }
+        Ok(Applied::Done { killed, .. }) => report.killed += killed,
+        Err(e) => lost.push(e.to_string()),
+    }
+    let missing = read_back(&remote, &priors).await;
+    report.not_restored = missing;
+    if report.not_restored.is_empty() {
+        report.rolled_back = true;
+        report.loaded.clear();
+        ui.line(&format!("Rolled back {}", report.node));
+    } else {
+        for why in lost {
+            report.fail(None, format!("rollback: {why}"));
+        }
+        ui.warn(&format!(
+            "{} could not be rolled back entirely: {} not restored",
+            report.node,
+            report.not_restored.join(", ")
+        ));
+    }
+}
+
+/// The prior's binary from the store, checked to be that module and MD5.
+fn restorable(module: &str, prior: &Prior, store: &Store) -> Result<Option<Module>, String> {
+    let (Some(sha), Some(md5)) = (prior.object(), prior.md5()) else {
+        return Ok(None);
+    };
+    let sha = Sha256Sum::from_hex(sha).ok_or_else(|| format!("bad object name `{sha}`"))?;
+    let bytes = store.read(sha).map_err(|e| e.to_string())?;
+    let path = store.root().join("objects").join(sha.to_hex());
+    let m = Module::from_bytes(bytes, path).map_err(|e| e.to_string())?;
+    if m.name != module || m.md5.to_hex() != md5 {
+        return Err(format!(
+            "the store holds `{}` with MD5 {} for it",
+            m.name, m.md5
+        ));
+    }
+    Ok(Some(m))
+}
+
+/// The modules whose state on the node is not their prior's.
+async fn read_back(remote: &Remote, priors: &[(String, Prior)]) -> Vec<String> {
+    let want: Vec<(&str, Option<Md5>)> = priors
+        .iter()
+        .map(|(m, p)| (m.as_str(), p.md5().and_then(Md5::from_hex)))
+        .collect();
+    let found = match remote.inspect(None, &want, false, false).await {
+        Ok(Ok(found)) => found,
+        _ => return priors.iter().map(|(m, _)| m.clone()).collect(),
+    };
+    want.iter()
+        .zip(found)
+        .filter(|((_, md5), f)| match md5 {
+            Some(md5) => f.state != State::Loaded(*md5),
+            None => matches!(f.state, State::Loaded(_)),
+        })
+        .map(|((m, _), _)| (*m).to_owned())
+        .collect()
+}

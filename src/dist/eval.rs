@@ -1,0 +1,140 @@
+//! Evaluating a short Erlang expression sequence on a node through `rex`
+//! and `erl_eval`, so one phase of work costs one round trip whatever it
+//! does there, and nothing is installed on the node.
+//!
+//! The node receives the source text and a set of bindings. A fixed
+//! bootstrap (built here as abstract syntax, the only form `erl_eval`
+//! takes) scans and parses the source on the node and evaluates it with
+//! those bindings; only the final value comes back. `erl_scan`,
+//! `erl_parse` and `erl_eval` are in `stdlib`, on every node.
+
+use super::connection::Connection;
+use super::error::CallError;
+use super::rpc::outcome;
+use super::term::{self, atom_term, charlist, encode_bare, list, tuple, Encoded, EtfWriter, Term};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The named values a script sees as its variables. Each value is encoded
+/// as it is added; big ones (module binaries) are written straight into
+/// the buffer.
+#[derive(Debug, Default)]
+pub struct Bindings {
+    values: BTreeMap<String, Vec<u8>>,
+}
+
+impl Bindings {
+    pub fn new() -> Self {
+        Bindings::default()
+    }
+
+    /// Binds `name` (an Erlang variable name, capitalised) to `value`.
+    pub fn set(mut self, name: &str, value: &Term) -> Self {
+        self.values.insert(name.to_owned(), encode_bare(value));
+        self
+    }
+
+    /// Binds `name` to a value written by `write`, for payloads too big to
+    /// build as a [`Term`] first.
+    pub fn set_with(mut self, name: &str, write: impl FnOnce(&mut EtfWriter)) -> Self {
+        let mut w = EtfWriter::default();
+        write(&mut w);
+        self.values.insert(name.to_owned(), w.into_bytes());
+        self
+    }
+
+    /// The bindings as `erl_eval` takes them: an orddict, sorted by name.
+    pub fn encode(self) -> Encoded {
+        let size = self.values.values().map(|v| v.len() + 32).sum::<usize>() + 8;
+        let mut w = EtfWriter::with_capacity(size);
+        w.list_header(self.values.len() as u32);
+        for (name, value) in &self.values {
+            w.tuple_header(2).term(&atom_term(name)).raw(value);
+        }
+        w.nil();
+        w.finish()
+    }
+}
+
+impl Connection {
+    /// Evaluates `source` (Erlang expressions separated by commas, ending
+    /// in a full stop) with `bindings` on the node and returns its value.
+    /// An exception on the node comes back as [`CallError::BadRpc`].
+    pub async fn eval(
+        &self,
+        source: &str,
+        bindings: &Encoded,
+        timeout: Duration,
+    ) -> Result<Term, CallError> {
+        let node = self.node().to_string();
+        // {call, erl_eval, expr, [Boot, [{'B', Bindings}, {'S', Source}], none, none, value], user}
+        let mut head = vec![104, 5];
+        for a in ["call", "erl_eval", "expr"] {
+            head.extend(encode_bare(&atom_term(a)));
+        }
+        head.extend_from_slice(&[108, 0, 0, 0, 5]);
+        head.extend(encode_bare(&bootstrap()));
+        head.extend_from_slice(&[108, 0, 0, 0, 2, 104, 2]);
+        head.extend(encode_bare(&atom_term("B")));
+        let mut tail = vec![104, 2];
+        tail.extend(encode_bare(&atom_term("S")));
+        tail.extend(encode_bare(&charlist(source)));
+        tail.push(106);
+        for a in ["none", "none", "value"] {
+            tail.extend(encode_bare(&atom_term(a)));
+        }
+        tail.push(106);
+        tail.extend(encode_bare(&atom_term("user")));
+        let reply = self.gen_call_shared("rex", &head, bindings, &tail);
+        outcome(reply, timeout, &node, "erl_eval:expr/5", timeout).await
+    }
+}
+
+/// `begin {ok,T,_} = erl_scan:string(S), {ok,F} = erl_parse:parse_exprs(T),
+/// element(2, erl_eval:exprs(F, B)) end`, as abstract syntax.
+fn bootstrap() -> Term {
+    let a = |name: &str| tuple(vec![atom_term("atom"), line(), atom_term(name)]);
+    let v = |name: &str| tuple(vec![atom_term("var"), line(), atom_term(name)]);
+    let call = |m: &str, f: &str, args: Vec<Term>| {
+        tuple(vec![
+            atom_term("call"),
+            line(),
+            tuple(vec![atom_term("remote"), line(), a(m), a(f)]),
+            list(args),
+        ])
+    };
+    let matches = |pattern: Vec<Term>, expr: Term| {
+        tuple(vec![
+            atom_term("match"),
+            line(),
+            tuple(vec![atom_term("tuple"), line(), list(pattern)]),
+            expr,
+        ])
+    };
+    let scan = matches(
+        vec![a("ok"), v("T"), v("_")],
+        call("erl_scan", "string", vec![v("S")]),
+    );
+    let parse = matches(
+        vec![a("ok"), v("F")],
+        call("erl_parse", "parse_exprs", vec![v("T")]),
+    );
+    let eval = tuple(vec![
+        atom_term("call"),
+        line(),
+        a("element"),
+        list(vec![
+            tuple(vec![atom_term("integer"), line(), term::int(2)]),
+            call("erl_eval", "exprs", vec![v("F"), v("B")]),
+        ]),
+    ]);
+    tuple(vec![
+        atom_term("block"),
+        line(),
+        list(vec![scan, parse, eval]),
+    ])
+}
+
+fn line() -> Term {
+    term::int(1)
+}

@@ -1,0 +1,402 @@
+//! The snapshot store: a content-addressed store of module binaries, and
+//! one manifest per deploy saying what each node ran before it.
+//!
+//! Layout under the store folder (`.hotswap/` in the project):
+//! - `objects/<sha256>`: a module binary, named by its SHA-256.
+//! - `md5/<md5>`: the SHA-256 of an object whose module has that MD5, so a
+//!   later deploy finds what a node runs without asking the node.
+//! - `snapshots/<id>.json`: one [`Manifest`] per deploy.
+//! - `lock`: held (advisory, `flock`) by the run that uses the store.
+//!
+//! Crash safety: every file is written under a temporary name, synced and
+//! renamed, and its folder synced; objects a manifest names are synced
+//! before the manifest is written. Temporary files are never listed, and
+//! are removed by the next run that takes the lock. Reading an object
+//! checks its SHA-256: a damaged store is an error, never a silent load.
+
+pub mod manifest;
+
+pub use manifest::{Manifest, ModuleRecord, NodeOutcome, NodeRecord, Prior};
+
+use crate::beam::{Md5, Sha256Sum};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Snapshots kept per node unless configured otherwise.
+pub const DEFAULT_KEEP: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    #[error("cannot write the snapshot store at `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("snapshot store object `{}` is corrupt (its SHA-256 is {actual}); refusing to load it", path.display())]
+    CorruptObject { path: PathBuf, actual: String },
+    #[error("snapshot manifest `{}` is corrupt: {detail}", path.display())]
+    CorruptManifest { path: PathBuf, detail: String },
+}
+
+/// The store in one folder.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// The store's lock, held while a deploy or rollback runs; released on drop.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: std::fs::File,
+}
+
+/// What [`Store::prune`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub snapshots: usize,
+    pub objects: usize,
+}
+
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Store { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn object_path(&self, sha: Sha256Sum) -> PathBuf {
+        self.root.join("objects").join(sha.to_hex())
+    }
+
+    fn manifest_path(&self, id: &str) -> PathBuf {
+        self.root.join("snapshots").join(format!("{id}.json"))
+    }
+
+    /// Takes the store's lock, waiting for another run that holds it
+    /// (`waiting` is called once if so), then removes temporary files left
+    /// by runs that crashed: whoever holds the lock is the only writer.
+    pub fn lock(&self, waiting: impl FnOnce()) -> Result<StoreLock, SnapshotError> {
+        let path = self.root.join("lock");
+        let fail = |source| SnapshotError::Write {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.root).map_err(fail)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(fail)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                waiting();
+                file.lock().map_err(fail)?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(fail(e)),
+        }
+        for dir in ["objects", "md5", "snapshots"] {
+            remove_temporaries(&self.root.join(dir));
+        }
+        Ok(StoreLock { _file: file })
+    }
+
+    /// Stores a module binary (once) and remembers which MD5 it has.
+    /// `durable` syncs it to disk before returning, for binaries a manifest
+    /// about to be written will name.
+    pub fn put(&self, md5: Md5, bytes: &[u8], durable: bool) -> Result<Sha256Sum, SnapshotError> {
+        let sha = Sha256Sum::of(bytes);
+        let path = self.object_path(sha);
+        if self.read(sha).is_err() {
+            write_atomic(&path, bytes, durable)?;
+        }
+        let index = self.root.join("md5").join(md5.to_hex());
+        if std::fs::read_to_string(&index).ok().as_deref() != Some(sha.to_hex().as_str()) {
+            write_atomic(&index, sha.to_hex().as_bytes(), durable)?;
+        }
+        Ok(sha)
+    }
+
+    /// A stored binary whose module has this MD5, if the store has one
+    /// intact. A damaged object is treated as absent here: the caller then
+    /// asks the node instead.
+    pub fn find_by_md5(&self, md5: Md5) -> Option<Sha256Sum> {
+        let text = std::fs::read_to_string(self.root.join("md5").join(md5.to_hex())).ok()?;
+        let sha = Sha256Sum::from_hex(text.trim())?;
+        self.read(sha).ok()?;
+        Some(sha)
+    }
+
+    /// Reads an object, checking it is what its name says.
+    pub fn read(&self, sha: Sha256Sum) -> Result<Vec<u8>, SnapshotError> {
+        let path = self.object_path(sha);
+        let bytes = std::fs::read(&path).map_err(|source| SnapshotError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let actual = Sha256Sum::of(&bytes);
+        if actual != sha {
+            return Err(SnapshotError::CorruptObject {
+                path,
+                actual: actual.to_hex(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Writes a manifest durably (synced, renamed, folder synced).
+    pub fn save(&self, manifest: &Manifest) -> Result<(), SnapshotError> {
+        let path = self.manifest_path(&manifest.id);
+        let text = serde_json::to_vec_pretty(manifest).map_err(|e| SnapshotError::Write {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        write_atomic(&path, &text, true)
+    }
+
+    /// All snapshots, oldest first. A manifest that does not parse is an
+    /// error naming it; temporary files are not manifests.
+    pub fn list(&self) -> Result<Vec<Manifest>, SnapshotError> {
+        let dir = self.root.join("snapshots");
+        let mut manifests = Vec::new();
+        for path in files_in(&dir)? {
+            let hidden = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if hidden || path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let text = std::fs::read(&path).map_err(|source| SnapshotError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let manifest: Manifest =
+                serde_json::from_slice(&text).map_err(|e| SnapshotError::CorruptManifest {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
+            manifests.push(manifest);
+        }
+        manifests.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+        Ok(manifests)
+    }
+
+    /// For each of `nodes`, the newest manifest whose part for that node
+    /// may still be running there.
+    pub fn rollback_candidates(
+        &self,
+        nodes: &[String],
+    ) -> Result<BTreeMap<String, Manifest>, SnapshotError> {
+        let mut found = BTreeMap::new();
+        for manifest in self.list()?.into_iter().rev() {
+            for node in nodes {
+                let open = manifest
+                    .nodes
+                    .get(node)
+                    .is_some_and(|r| r.outcome.rollbackable());
+                if open && !found.contains_key(node) {
+                    found.insert(node.clone(), manifest.clone());
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Keeps the newest `keep` snapshots of each node (a snapshot goes when
+    /// no node still counts it among its newest), then removes the objects
+    /// and index entries no remaining snapshot needs.
+    pub fn prune(&self, keep: usize) -> Result<Pruned, SnapshotError> {
+        let manifests = self.list()?;
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut kept = Vec::new();
+        let mut pruned = Pruned::default();
+        for m in manifests.iter().rev() {
+            let mut wanted = false;
+            for node in m.nodes.keys() {
+                let n = seen.entry(node.as_str()).or_default();
+                *n += 1;
+                wanted |= *n <= keep;
+            }
+            if wanted {
+                kept.push(m);
+            } else {
+                remove(&self.manifest_path(&m.id))?;
+                pruned.snapshots += 1;
+            }
+        }
+        if pruned.snapshots > 0 {
+            sync_dir(&self.root.join("snapshots"))?;
+        }
+        pruned.objects = self.collect_garbage(&kept)?;
+        Ok(pruned)
+    }
+
+    /// Removes objects that none of `kept` names, as a prior or as what it
+    /// deployed, and index entries pointing at nothing.
+    fn collect_garbage(&self, kept: &[&Manifest]) -> Result<usize, SnapshotError> {
+        let mut md5s = BTreeSet::new();
+        let mut live: BTreeSet<String> = BTreeSet::new();
+        for record in kept.iter().flat_map(|m| m.nodes.values()) {
+            for module in &record.modules {
+                live.extend(module.prior.object().map(str::to_owned));
+                md5s.extend(module.prior.md5().map(str::to_owned));
+                md5s.extend(module.deployed.clone());
+            }
+        }
+        let index = self.root.join("md5");
+        for md5 in &md5s {
+            if let Ok(sha) = std::fs::read_to_string(index.join(md5)) {
+                live.insert(sha.trim().to_owned());
+            }
+        }
+        let mut removed = 0;
+        for path in files_in(&self.root.join("objects"))? {
+            if !name_in(&path, &live) {
+                remove(&path)?;
+                removed += 1;
+            }
+        }
+        for path in files_in(&index)? {
+            let target = std::fs::read_to_string(&path).unwrap_or_default();
+            if !name_in(&path, &md5s) || !live.contains(target.trim()) {
+                remove(&path)?;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn name_in(path: &Path, set: &BTreeSet<String>) -> bool {
+    path.file_name()
+        .is_some_and(|n| set.contains(n.to_string_lossy().as_ref()))
+}
+
+fn files_in(dir: &Path) -> Result<Vec<PathBuf>, SnapshotError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(SnapshotError::Read {
+                path: dir.to_owned(),
+                source,
+            })
+        }
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| SnapshotError::Read {
+            path: dir.to_owned(),
+            source,
+        })?;
+        out.push(entry.path());
+    }
+    Ok(out)
+}
+
+fn remove(path: &Path) -> Result<(), SnapshotError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SnapshotError::Write {
+            path: path.to_owned(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Temporary files are only ever written by the lock's holder.
+fn remove_temporaries(dir: &Path) {
+    for path in files_in(dir).unwrap_or_default() {
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"))
+        {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), SnapshotError> {
+    let fail = |source| SnapshotError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let tmp = dir.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let mut file = std::fs::File::create(&tmp).map_err(fail)?;
+    file.write_all(bytes).map_err(fail)?;
+    if durable {
+        file.sync_all().map_err(fail)?;
+    }
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(fail)?;
+    if durable {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Makes a folder's entries (a rename, a removal) durable.
+fn sync_dir(dir: &Path) -> Result<(), SnapshotError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| SnapshotError::Write {
+            path: dir.to_owned(),
+            source,
+        })
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for a Unix time.
+pub fn utc_time(secs: u64) -> String {
+    let s = utc_stamp(secs);
+    format!(
+        "{}-{}-{} {}:{}:{} UTC",
+        &s[0..4],
+        &s[4..6],
+        &s[6..8],
+        &s[9..11],
+        &s[11..13],
+        &s[13..15]
+    )
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a Unix time, without a date library.
+fn utc_stamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests;
