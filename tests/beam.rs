@@ -6,7 +6,7 @@ mod common;
 
 use common::{elixir_ebin, erlc, fixture, mix_compile_example, unique};
 use hotswap_node::beam::discover::{self, Search};
-use hotswap_node::beam::{parse, BeamError, Module, ModuleError, OnLoad};
+use hotswap_node::beam::{parse, BeamError, Module, ModuleError};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -127,19 +127,6 @@ fn compressed_beams_are_gzip_and_read_the_same() {
     let b = Module::read(packed).expect("packed");
     assert_eq!(a.md5, b.md5);
     assert_ne!(a.sha256(), b.sha256());
-}
-
-#[test]
-fn on_load_is_detected() {
-    for file in compiled() {
-        let module = Module::read(file).expect("reads");
-        let expected = if module.name == "hs_onload" {
-            OnLoad::Yes
-        } else {
-            OnLoad::No
-        };
-        assert_eq!(module.on_load(), expected, "{}", file.display());
-    }
 }
 
 #[test]

@@ -5,7 +5,7 @@
 mod common;
 
 use common::slowlink::SlowLink;
-use common::{erlc, fixture, unique, ErlNode, NodeSpec};
+use common::{erlc, fixture, unique, wait_for, ErlNode, NodeSpec};
 use hotswap_node::beam::Module;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -66,37 +66,6 @@ fn spawn_deploy(
         cmd.args(["--node", &n.name]);
     }
     cmd.spawn().expect("binary runs")
-}
-
-/// Reads the child's stderr until `count` lines contain `marker`; returns
-/// what was read, and keeps draining in the background.
-fn wait_for(
-    child: &mut std::process::Child,
-    marker: &str,
-    count: usize,
-) -> std::thread::JoinHandle<String> {
-    use std::io::{BufRead, BufReader};
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let marker = marker.to_owned();
-    let reader = std::thread::spawn(move || {
-        let mut seen = 0;
-        let mut text = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains(&marker) {
-                seen += 1;
-                if seen == count {
-                    let _ = tx.send(());
-                }
-            }
-            text.push_str(&line);
-            text.push('\n');
-        }
-        text
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("the deploy reached the marker");
-    reader
 }
 
 fn assert_v1(node: &mut ErlNode, v1: &Path) {

@@ -8,10 +8,7 @@
 //! beams must be accepted, and any input must be safe — all small, and
 //! easier to guarantee in ~200 lines we own.
 
-mod code;
 pub mod discover;
-
-pub use code::OnLoad;
 
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -125,7 +122,6 @@ pub struct Module {
     pub bytes: Arc<Vec<u8>>,
     /// Where it was read from, or a name for it when it came from elsewhere.
     pub path: PathBuf,
-    on_load: std::sync::OnceLock<OnLoad>,
 }
 
 /// A file that could not be read as a module, naming the file.
@@ -161,18 +157,6 @@ impl Module {
         Sha256Sum::of(&self.bytes)
     }
 
-    /// Whether the module has an `-on_load` function. Found by walking the
-    /// code, which costs more than the rest of reading a beam, so only for
-    /// the modules about to be loaded.
-    pub fn on_load(&self) -> OnLoad {
-        *self
-            .on_load
-            .get_or_init(|| match parse_with(&self.bytes, true) {
-                Ok(parsed) => parsed.on_load,
-                Err(_) => OnLoad::Unknown,
-            })
-    }
-
     /// Reads and validates a `.beam` file; its name must match the module.
     pub fn read(path: &Path) -> Result<Module, ModuleError> {
         let bytes = std::fs::read(path).map_err(|source| ModuleError::Io {
@@ -200,13 +184,12 @@ impl Module {
 
     /// Validates bytes that came from anywhere (a snapshot, a node).
     pub fn from_bytes(bytes: Vec<u8>, path: PathBuf) -> Result<Module, BeamError> {
-        let parsed = parse_with(&bytes, false)?;
+        let parsed = parse(&bytes)?;
         Ok(Module {
             name: parsed.name,
             md5: parsed.md5,
             bytes: Arc::new(bytes),
             path,
-            on_load: std::sync::OnceLock::new(),
         })
     }
 }
@@ -216,30 +199,24 @@ impl Module {
 pub struct Parsed {
     pub name: String,
     pub md5: Md5,
-    pub on_load: OnLoad,
     /// Chunk ids in file order, with their data lengths.
     pub chunks: Vec<([u8; 4], usize)>,
 }
 
 /// Parses a BEAM file (plain or gzip'ed). Safe on any input.
 pub fn parse(bytes: &[u8]) -> Result<Parsed, BeamError> {
-    parse_with(bytes, true)
-}
-
-/// As [`parse`]; `on_load` is `Unknown` unless `scan_code` is set.
-fn parse_with(bytes: &[u8], scan_code: bool) -> Result<Parsed, BeamError> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut unpacked = Vec::new();
         flate2::read::GzDecoder::new(bytes)
             .take(MAX_UNPACKED)
             .read_to_end(&mut unpacked)
             .map_err(|e| BeamError::Gzip(e.to_string()))?;
-        return parse_plain(&unpacked, scan_code);
+        return parse_plain(&unpacked);
     }
-    parse_plain(bytes, scan_code)
+    parse_plain(bytes)
 }
 
-fn parse_plain(bytes: &[u8], scan_code: bool) -> Result<Parsed, BeamError> {
+fn parse_plain(bytes: &[u8]) -> Result<Parsed, BeamError> {
     if bytes.len() < 12 || &bytes[0..4] != b"FOR1" || &bytes[8..12] != b"BEAM" {
         return Err(BeamError::NotBeam);
     }
@@ -298,14 +275,9 @@ fn parse_plain(bytes: &[u8], scan_code: bool) -> Result<Parsed, BeamError> {
             }
         }
     }
-    let on_load = match find(b"Code") {
-        Some(code) if scan_code => code::on_load(code),
-        _ => OnLoad::Unknown,
-    };
     Ok(Parsed {
         name,
         md5: Md5(md5.finalize().0),
-        on_load,
         chunks: chunks.iter().map(|(id, d)| (*id, d.len())).collect(),
     })
 }
@@ -379,7 +351,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
     (0..text.len())
@@ -428,7 +400,7 @@ mod tests {
             body.extend_from_slice(*id);
             body.extend_from_slice(&(data.len() as u32).to_be_bytes());
             body.extend_from_slice(data);
-            while body.len() % 4 != 0 {
+            while !body.len().is_multiple_of(4) {
                 body.push(0);
             }
         }
@@ -454,7 +426,6 @@ mod tests {
     fn reads_a_minimal_module() {
         let p = parse(&minimal()).expect("parses");
         assert_eq!(p.name, "foo");
-        assert_eq!(p.on_load, OnLoad::No);
         assert_eq!(p.chunks.len(), 5);
     }
 

@@ -511,6 +511,7 @@ fn plan(p: &mut Part, found: Vec<Found>, kind: Kind, opts: &Options) -> bool {
         }
         if !f.stuck.is_empty() && !opts.force {
             p.report.lingering.extend(f.stuck);
+            p.report.ok = false;
             ok = false;
         }
         p.changes.push(Change {

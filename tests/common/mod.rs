@@ -4,6 +4,7 @@
 //! things over its stdin, independently of the distribution code under test.
 #![allow(dead_code)]
 
+pub mod project;
 pub mod slowlink;
 
 use std::io::{BufRead, BufReader, Write};
@@ -325,4 +326,35 @@ pub fn elixir_ebin(app: &str) -> PathBuf {
         .output()
         .expect("elixir runs");
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Reads the child's stderr until `count` lines contain `marker`; returns
+/// what was read, and keeps draining in the background.
+pub fn wait_for(
+    child: &mut std::process::Child,
+    marker: &str,
+    count: usize,
+) -> std::thread::JoinHandle<String> {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let marker = marker.to_owned();
+    let reader = std::thread::spawn(move || {
+        let mut seen = 0;
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(&marker) {
+                seen += 1;
+                if seen == count {
+                    let _ = tx.send(());
+                }
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the deploy reached the marker");
+    reader
 }

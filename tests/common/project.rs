@@ -1,0 +1,121 @@
+//! A project folder of deploy fixture builds, and the real binary run in
+//! it against real nodes.
+
+use super::{erlc, fixture, unique, ErlNode, NodeSpec};
+use hotswap_node::beam::Module;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A project folder holding builds of the deploy fixtures, one `ebin`
+/// folder per version.
+pub struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        Project {
+            dir: tempfile::tempdir().expect("tmp"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Compiles `modules` at version `vsn` into `ebin_v<vsn>`.
+    pub fn build(&self, vsn: u32, modules: &[&str]) -> PathBuf {
+        let out = self.path().join(format!("ebin_v{vsn}"));
+        let sources: Vec<PathBuf> = modules
+            .iter()
+            .map(|m| fixture(&format!("deploy/{m}.erl")))
+            .collect();
+        erlc(&sources, &out, &[&format!("-DVSN={vsn}")]);
+        out
+    }
+
+    pub fn md5(&self, ebin: &Path, module: &str) -> String {
+        Module::read(&ebin.join(format!("{module}.beam")))
+            .expect("module")
+            .md5
+            .to_hex()
+    }
+
+    /// Runs the binary in the project with a private HOME and no HOTSWAP_* leaking in.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_hotswap-node"))
+            .args(args)
+            .current_dir(self.path())
+            .env("HOME", self.path())
+            .env_remove("HOTSWAP_NODES")
+            .env_remove("HOTSWAP_COOKIE")
+            .env_remove("HOTSWAP_APP_NAME")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("binary runs")
+    }
+
+    /// `deploy` against `nodes` with the test's own peer name, as JSON.
+    pub fn deploy(&self, nodes: &[&ErlNode], extra: &[&str]) -> (i32, Value, String) {
+        let mut args = vec![
+            "deploy".to_owned(),
+            "--json".into(),
+            "--name".into(),
+            unique("hs"),
+        ];
+        for n in nodes {
+            args.push("--node".into());
+            args.push(n.name.clone());
+        }
+        args.push("--cookie".into());
+        args.push(nodes[0].cookie.clone());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = self.run(&refs);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("stdout is not one JSON document ({e}):\n{stdout}\nstderr:\n{stderr}")
+        });
+        for n in nodes {
+            assert!(
+                !stdout.contains(&n.cookie) && !stderr.contains(&n.cookie),
+                "the cookie leaked"
+            );
+        }
+        (out.status.code().unwrap_or(-1), json, stderr)
+    }
+}
+
+pub fn start_node(tag: &str, ebin: &Path, cookie: &str, load: &[&str]) -> ErlNode {
+    start_node_with(NodeSpec::new(tag).cookie(cookie).code_path(ebin), load)
+}
+
+pub fn start_node_with(spec: NodeSpec, load: &[&str]) -> ErlNode {
+    let mut node = ErlNode::start(spec);
+    let list = load.join(",");
+    let loaded = node.eval(&format!("[code:ensure_loaded(M) || M <- [{list}]]."));
+    assert!(!loaded.contains("error"), "{loaded}");
+    node
+}
+
+pub fn names(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_str().expect("str").to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+pub fn node_json<'a>(json: &'a Value, node: &ErlNode) -> &'a Value {
+    json["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["node"] == node.name.as_str())
+        .expect("node in report")
+}
