@@ -3,9 +3,15 @@
 //!
 //! # Layout
 //! - [`dist`]: the Erlang distribution peer (EPMD, handshake, framing,
-//!   connection with ticks, RPC through `rex`). Knows nothing about deploys.
+//!   connection with ticks, RPC through `rex`, expressions evaluated on a
+//!   node). Knows nothing about deploys.
 //! - [`beam`]: reading, validating and fingerprinting `.beam` files as OTP
 //!   does, and finding them in Mix, rebar3 and Nerves builds.
+//! - [`deploy`]: the transaction that deploys and rolls back, the session
+//!   that holds connections, status.
+//! - [`store`]: the snapshot store (binaries, manifests, lock, pruning).
+//! - [`config`], [`cli`], [`output`]: settings, the command line, what the
+//!   user sees.
 
 pub mod beam;
 pub mod cli;

@@ -25,9 +25,13 @@ pub async fn capture(parts: &mut [PartPriors<'_>], store: &Store, ui: &Ui) {
     // Nodes mostly run the same versions: each MD5 is looked up once.
     let mut stored: HashMap<Md5, Option<Sha256Sum>> = HashMap::new();
     for p in parts.iter_mut() {
-        for (_, was, prior) in &mut p.changes {
+        for (name, was, prior) in &mut p.changes {
             let Some(md5) = was.md5() else { continue };
             let sha = *stored.entry(md5).or_insert_with(|| store.find_by_md5(md5));
+            // A kept copy is a cache until a manifest names it as a prior.
+            if let Some(Err(e)) = sha.map(|sha| store.make_durable(sha)) {
+                p.report.fail(Some(name), e.to_string());
+            }
             **prior = prior_of(*was, sha);
         }
     }
@@ -94,7 +98,9 @@ fn keep_if_running(
 
 /// Keeps every binary being loaded, so the next snapshot of these nodes
 /// needs nothing from them. Only a later run reads these, so the writing
-/// goes on in the background while this one goes on.
+/// goes on in the background while this one goes on, unsynced: a copy is a
+/// cache (checked by SHA-256 when read) until a snapshot names it as a
+/// prior, which syncs it first.
 pub fn keep_sent(
     store: &Store,
     modules: Vec<Module>,
@@ -102,7 +108,7 @@ pub fn keep_sent(
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
         for m in modules {
-            store.put(m.md5, &m.bytes, true)?;
+            store.put(m.md5, &m.bytes, false)?;
         }
         Ok(())
     })

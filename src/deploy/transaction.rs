@@ -479,7 +479,7 @@ impl Transaction<'_> {
                 "{e}; the snapshot may show this deploy as pending"
             ));
         }
-        if self.opts.keep > 0 {
+        if self.opts.keep > 0 && self.store.count() > self.opts.keep {
             if let Err(e) = self.store.prune(self.opts.keep) {
                 self.ui.warn(&format!("pruning the snapshot store: {e}"));
             }

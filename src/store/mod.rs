@@ -127,6 +127,23 @@ impl Store {
         Ok(sha)
     }
 
+    /// Syncs a stored object (and its index entry) to disk, before a
+    /// manifest names it.
+    pub fn make_durable(&self, sha: Sha256Sum) -> Result<(), SnapshotError> {
+        let path = self.object_path(sha);
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(|source| SnapshotError::Write { path, source })?;
+        sync_dir(&self.root.join("objects"))
+    }
+
+    /// How many snapshots the store holds, without reading them.
+    pub fn count(&self) -> usize {
+        files_in(&self.root.join("snapshots"))
+            .map(|f| f.len())
+            .unwrap_or(0)
+    }
+
     /// A stored binary whose module has this MD5, if the store has one
     /// intact. A damaged object is treated as absent here: the caller then
     /// asks the node instead.

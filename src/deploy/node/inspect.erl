@@ -61,17 +61,31 @@ Take = fun Take(_, 0) -> {locked, []};
             end
     end
 end,
+%% Where each module not loaded would load from: every folder of the code
+%% path listed once (first one wins, as the code server does), not one
+%% search of the whole path per module.
+OnPath = fun() ->
+    Found = [{filename:rootname(F), filename:join(D, F)}
+             || D <- lists:reverse(code:get_path()),
+                {ok, Fs} <- [erl_prim_loader:list_dir(D)],
+                F <- Fs, filename:extension(F) =:= ".beam"],
+    maps:from_list(Found)
+end,
+Paths = case [M || {M, _} <- Mods, code:is_loaded(M) =:= false] of
+    [] -> #{};
+    _ -> OnPath()
+end,
 StateOf = fun(M) ->
     case code:is_loaded(M) of
         {file, _} -> {loaded, erlang:get_module_info(M, md5)};
         false ->
-            case code:which(M) of
-                Path when is_list(Path) ->
+            case maps:find(atom_to_list(M), Paths) of
+                {ok, Path} ->
                     case beam_lib:md5(Path) of
                         {ok, {M, Md5}} -> {on_disk, Md5};
                         _ -> absent
                     end;
-                _ -> absent
+                error -> absent
             end
     end
 end,
