@@ -308,3 +308,32 @@ fn the_lock_of_a_killed_run_goes_and_the_next_deploy_works() {
     assert_eq!(code, 0, "{json}");
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
 }
+
+#[test]
+fn the_store_keeps_the_newest_snapshots_per_node() {
+    let p = Project::new();
+    let builds: Vec<_> = (1..=4).map(|v| p.build(v, &["hs_greet"])).collect();
+    std::fs::write(p.path().join("hotswap.toml"), "keep_snapshots = 2\n").expect("config");
+    let cookie = common::random_cookie();
+    let mut node = start_node("rb_keep", &builds[0], &cookie, &["hs_greet"]);
+    for v in &builds[1..] {
+        let (code, json, _) = p.deploy(&[&node], &["--ebin", &ebin(v)]);
+        assert_eq!(code, 0, "{json}");
+    }
+    let out = p.run(&["snapshots", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
+    let objects = std::fs::read_dir(p.path().join(".hotswap/objects"))
+        .expect("objects")
+        .count();
+    assert_eq!(objects, 3, "v2, v3 as priors and v4 as deployed");
+
+    // The two kept can still be rolled back, one after the other.
+    for back_to in [&builds[2], &builds[1]] {
+        let (code, json, _) = p.deploy(&[&node], &["--rollback"]);
+        assert_eq!(code, 0, "{json}");
+        assert_eq!(node.loaded_md5("hs_greet"), p.md5(back_to, "hs_greet"));
+    }
+    let out = p.run(&["snapshots", "--prune"]);
+    assert!(out.status.success());
+}
