@@ -8,8 +8,14 @@ use crate::dist::term::{self, atom_term, binary, charlist, list, tuple, Encoded,
 use crate::dist::{Bindings, Call, CallError, Connection};
 use std::time::Duration;
 
-const INSPECT: &str = include_str!("node/inspect.erl");
-const APPLY: &str = include_str!("node/apply.erl");
+const INSPECT: &str = concat!(
+    include_str!("node/prelude.erl"),
+    include_str!("node/inspect.erl")
+);
+const APPLY: &str = concat!(
+    include_str!("node/prelude.erl"),
+    include_str!("node/apply.erl")
+);
 
 /// A process still running a module's old code.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -128,11 +134,10 @@ impl Remote {
         let items = term::as_list(value).map_err(|e| bad(&e.to_string()))?;
         let mut found = Vec::with_capacity(items.len());
         for item in &items {
-            let [m, state, stuck] = term::as_tuple_n::<3>(item).map_err(|e| bad(&e.to_string()))?;
-            let module = term::as_atom(m).map_err(|e| bad(&e.to_string()))?;
+            let [_, state, stuck] = term::as_tuple_n::<3>(item).map_err(|e| bad(&e.to_string()))?;
             found.push(Found {
                 state: parse_state(state).ok_or_else(|| bad("a module state"))?,
-                stuck: processes(stuck, Some(module)),
+                stuck: processes(stuck),
             });
         }
         if found.len() != want.len() {
@@ -151,11 +156,9 @@ impl Remote {
         match items {
             [tag, killed, lingering] if term::is_atom(tag, "ok") => Ok(Applied::Done {
                 killed: term::as_int(killed).unwrap_or(0).max(0) as usize,
-                lingering: processes(lingering, None),
+                lingering: processes(lingering),
             }),
-            [tag, stuck] if term::is_atom(tag, "stuck") => {
-                Ok(Applied::Stuck(processes(stuck, None)))
-            }
+            [tag, stuck] if term::is_atom(tag, "stuck") => Ok(Applied::Stuck(processes(stuck))),
             [tag, errors, changed] if term::is_atom(tag, "error") => Ok(Applied::Refused {
                 reasons: term::as_list(errors)
                     .unwrap_or_default()
@@ -308,29 +311,21 @@ fn parse_state(t: &Term) -> Option<State> {
     }
 }
 
-/// `[{Pid, Name}]` (with `module` given) or `[{Module, Pid, Name}]`.
-fn processes(t: &Term, module: Option<&str>) -> Vec<Lingering> {
-    let name = |n: &Term| {
-        term::as_atom(n)
-            .ok()
-            .filter(|n| *n != "undefined")
-            .map(str::to_owned)
-    };
+/// `[{Module, Pid, Name}]`.
+fn processes(t: &Term) -> Vec<Lingering> {
     term::as_list(t)
         .unwrap_or_default()
         .iter()
-        .filter_map(|item| match (term::as_tuple(item).ok()?, module) {
-            ([pid, n], Some(m)) => Some(Lingering {
-                module: m.to_owned(),
-                pid: show_pid(pid),
-                name: name(n),
-            }),
-            ([m, pid, n], None) => Some(Lingering {
+        .filter_map(|item| {
+            let [m, pid, name] = term::as_tuple_n::<3>(item).ok()?;
+            Some(Lingering {
                 module: term::as_atom(m).ok()?.to_owned(),
                 pid: show_pid(pid),
-                name: name(n),
-            }),
-            _ => None,
+                name: term::as_atom(name)
+                    .ok()
+                    .filter(|n| *n != "undefined")
+                    .map(str::to_owned),
+            })
         })
         .collect()
 }

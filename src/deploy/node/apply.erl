@@ -1,4 +1,5 @@
-%% Evaluated on a target node by erl_eval (see src/dist/eval.rs): makes the
+%% Evaluated on a target node by erl_eval (see src/dist/eval.rs), after
+%% prelude.erl: makes the
 %% node run what it is given, all of it or nothing, then lets go of the
 %% replaced code where nobody runs it any more.
 %%
@@ -13,13 +14,6 @@
 %%       whether anything was loaded before it did.
 %%   {ok, Killed, Lingering}: done; Lingering = [{Module, Pid, Name}] still
 %%       run the replaced code and move on at their next external call.
-Name = fun(P) ->
-    case process_info(P, registered_name) of
-        {registered_name, N} -> N;
-        _ -> undefined
-    end
-end,
-InOld = fun(M) -> [{M, P, Name(P)} || P <- processes(), erlang:check_process_code(P, M)] end,
 Mods = [M || {M, _, _} <- Load] ++ Remove,
 Blocking = [M || M <- Mods, erlang:check_old_code(M), not code:soft_purge(M)],
 Stuck = lists:append([InOld(M) || M <- Blocking]),

@@ -1,4 +1,5 @@
-%% Evaluated on a target node by erl_eval (see src/dist/eval.rs): takes the
+%% Evaluated on a target node by erl_eval (see src/dist/eval.rs), after
+%% prelude.erl: takes the
 %% node's deploy lock, then reports what the node runs for each module and,
 %% where the module is about to change, which processes keep its old code.
 %% Read-only but for soft purges, which only drop old code nobody runs.
@@ -11,7 +12,7 @@
 %%   Check = false to skip the old-code check (a read-back after a load).
 %% Value: {locked, Info} | {ok, [{Module, State, Stuck}]} where
 %%   State = {loaded, Md5} | {on_disk, Md5} | absent,
-%%   Stuck = [{Pid, RegisteredName | undefined}].
+%%   Stuck = [{Module, Pid, RegisteredName | undefined}].
 Hold = fun Hold(Token, Owner, Info, Lease) ->
     receive
         {release, Token} -> ok;
@@ -89,15 +90,9 @@ StateOf = fun(M) ->
             end
     end
 end,
-Name = fun(P) ->
-    case process_info(P, registered_name) of
-        {registered_name, N} -> N;
-        _ -> undefined
-    end
-end,
 Stuck = fun(M) ->
     case erlang:check_old_code(M) andalso not code:soft_purge(M) of
-        true -> [{P, Name(P)} || P <- processes(), erlang:check_process_code(P, M)];
+        true -> InOld(M);
         false -> []
     end
 end,
