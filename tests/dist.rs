@@ -306,3 +306,46 @@ async fn a_node_that_answers_alive_gets_our_reply() {
         "the old connection should be closed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_port_is_used_and_a_stale_one_falls_back_to_epmd() {
+    let cookie = common::random_cookie();
+    let a = ErlNode::start(NodeSpec::new("port_a").cookie(&cookie));
+    let b = ErlNode::start(NodeSpec::new("port_b").cookie(&cookie));
+    let host = common::short_host();
+    let lookup = hotswap_node::dist::epmd::lookup;
+    let (a_port, b_port) = (
+        lookup(&host, &a.alive).await.expect("a in epmd"),
+        lookup(&host, &b.alive).await.expect("b in epmd"),
+    );
+    let peer = peer_for(&a).await;
+    let (conn, port) = peer
+        .connect_via(&a.node_name(), Some(a_port))
+        .await
+        .expect("connect at the remembered port");
+    assert_eq!(port, a_port);
+    assert_eq!(
+        conn.call("erlang", "node", vec![], T).await.expect("call"),
+        atom_term(&a.name)
+    );
+
+    // The remembered port now belongs to another node with the same cookie:
+    // that node is not taken for `a`.
+    let (conn, port) = peer
+        .connect_via(&a.node_name(), Some(b_port))
+        .await
+        .expect("falls back to EPMD");
+    assert_eq!(port, a_port);
+    assert_eq!(
+        conn.call("erlang", "node", vec![], T).await.expect("call"),
+        atom_term(&a.name)
+    );
+
+    // Nothing listens there any more.
+    drop(b);
+    let (_, port) = peer
+        .connect_via(&a.node_name(), Some(b_port))
+        .await
+        .expect("falls back to EPMD");
+    assert_eq!(port, a_port);
+}

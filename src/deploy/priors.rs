@@ -1,41 +1,67 @@
 //! The snapshot step: what each node runs now of every module about to
 //! change, with the binary that puts it back. The binary comes from the
-//! store when an earlier deploy kept that MD5, else from the node's code
-//! path if (and only if) the file there is what the node runs; otherwise
-//! the module is not restorable and the user is warned before anything
-//! changes.
+//! store when an earlier deploy kept that MD5, else from the node's own copy
+//! on its code path, which the inspect step brought along when it is what
+//! the node runs; otherwise the module is not restorable and the user is
+//! warned before anything changes. No round trip of its own.
 
-use super::remote::{Remote, State};
+use super::remote::State;
 use super::report::NodeReport;
 use crate::beam::{Md5, Module, Sha256Sum};
 use crate::output::Ui;
 use crate::store::{Prior, SnapshotError, Store};
-use futures::future::join_all;
 use std::collections::HashMap;
 
-/// One node's changes, as the snapshot step fills in their priors.
-pub struct PartPriors<'a> {
-    pub remote: &'a Remote,
-    pub report: &'a mut NodeReport,
-    pub changes: Vec<(&'a str, State, &'a mut Prior)>,
+/// One module about to change on a node.
+pub struct Pending<'a> {
+    pub module: &'a str,
+    pub was: State,
+    /// The node's own copy of what it runs, if it sent one.
+    pub copy: Option<Vec<u8>>,
+    pub prior: &'a mut Prior,
 }
 
 /// Fills in every change's prior; failures are written to the node's report.
-pub async fn capture(parts: &mut [PartPriors<'_>], store: &Store, ui: &Ui) {
+pub fn capture(parts: Vec<(&mut NodeReport, Vec<Pending<'_>>)>, store: &Store, ui: &Ui) {
     // Nodes mostly run the same versions: each MD5 is looked up once.
     let mut stored: HashMap<Md5, Option<Sha256Sum>> = HashMap::new();
-    for p in parts.iter_mut() {
-        for (name, was, prior) in &mut p.changes {
-            let Some(md5) = was.md5() else { continue };
-            let sha = *stored.entry(md5).or_insert_with(|| store.find_by_md5(md5));
-            // A kept copy is a cache until a manifest names it as a prior.
-            if let Some(Err(e)) = sha.map(|sha| store.make_durable(sha)) {
-                p.report.fail(Some(name), e.to_string());
+    let mut reports = Vec::new();
+    for (report, pending) in parts {
+        for p in pending {
+            let Some(md5) = p.was.md5() else {
+                *p.prior = Prior::Absent;
+                continue;
+            };
+            let known = *stored.entry(md5).or_insert_with(|| store.find_by_md5(md5));
+            let sha = match known {
+                Some(sha) => Ok(Some(sha)),
+                None => keep_if_running(store, md5, p.copy),
+            };
+            match sha {
+                Ok(Some(sha)) => {
+                    stored.insert(md5, Some(sha));
+                    *p.prior = prior_of(p.was, Some(sha));
+                }
+                Ok(None) => {
+                    ui.warn(&format!(
+                        "`{}` on {} cannot be snapshotted (the loaded code is not on its disk); a rollback will not restore it",
+                        p.module, report.node
+                    ));
+                    *p.prior = prior_of(p.was, None);
+                }
+                Err(e) => report.fail(Some(p.module), e.to_string()),
             }
-            **prior = prior_of(*was, sha);
+        }
+        reports.push(report);
+    }
+    // Every prior's binary reaches the disk before the manifest naming it:
+    // all written first, then synced together.
+    let shas: Vec<Sha256Sum> = stored.into_values().flatten().collect();
+    if let Err(e) = store.make_durable(&shas) {
+        for report in reports {
+            report.fail(None, e.to_string());
         }
     }
-    join_all(parts.iter_mut().map(|p| fetch(p, store, ui))).await;
 }
 
 fn prior_of(was: State, sha: Option<Sha256Sum>) -> Prior {
@@ -53,45 +79,15 @@ fn prior_of(was: State, sha: Option<Sha256Sum>) -> Prior {
     }
 }
 
-/// Asks the node for the binaries the store lacks, in one round.
-async fn fetch(p: &mut PartPriors<'_>, store: &Store, ui: &Ui) {
-    let missing: Vec<usize> = (0..p.changes.len())
-        .filter(|&i| {
-            let (_, was, prior) = &p.changes[i];
-            was.md5().is_some() && prior.object().is_none()
-        })
-        .collect();
-    if missing.is_empty() {
-        return;
-    }
-    let names: Vec<&str> = missing.iter().map(|&i| p.changes[i].0).collect();
-    let objects = match p.remote.object_code(&names).await {
-        Ok(o) => o,
-        Err(e) => return p.report.fail(None, e.to_string()),
-    };
-    for (&i, object) in missing.iter().zip(objects) {
-        let (name, was, prior) = &mut p.changes[i];
-        let Some(md5) = was.md5() else { continue };
-        match keep_if_running(store, md5, object) {
-            Ok(Some(sha)) => **prior = prior_of(*was, Some(sha)),
-            Ok(None) => ui.warn(&format!(
-                "`{name}` on {} cannot be snapshotted (the loaded code is not on its disk); a rollback will not restore it",
-                p.report.node
-            )),
-            Err(e) => p.report.fail(Some(name), e.to_string()),
-        }
-    }
-}
-
-/// Stores `object` durably if it is the code with `md5`.
+/// Stores `copy` durably if it is the code with `md5`.
 fn keep_if_running(
     store: &Store,
     md5: Md5,
-    object: Option<Vec<u8>>,
+    copy: Option<Vec<u8>>,
 ) -> Result<Option<Sha256Sum>, SnapshotError> {
-    let Some(bytes) = object else { return Ok(None) };
+    let Some(bytes) = copy else { return Ok(None) };
     match crate::beam::parse(&bytes) {
-        Ok(parsed) if parsed.md5 == md5 => store.put(md5, &bytes, true).map(Some),
+        Ok(parsed) if parsed.md5 == md5 => store.put(md5, &bytes, false).map(Some),
         _ => Ok(None),
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::beam::{Md5, Module};
 use crate::dist::term::{self, atom_term, binary, charlist, list, tuple, Encoded, EtfWriter, Term};
-use crate::dist::{Bindings, Call, CallError, Connection};
+use crate::dist::{Bindings, CallError, Connection};
 use std::time::Duration;
 
 const INSPECT: &str = concat!(
@@ -50,6 +50,9 @@ pub struct Found {
     pub state: State,
     /// Processes keeping old code that must go before it can change.
     pub stuck: Vec<Lingering>,
+    /// For a module about to change: the node's own copy of what it runs,
+    /// when that is on its code path (for the snapshot).
+    pub copy: Option<Vec<u8>>,
 }
 
 /// What the node's deploy lock is taken with, and shows to others.
@@ -134,10 +137,12 @@ impl Remote {
         let items = term::as_list(value).map_err(|e| bad(&e.to_string()))?;
         let mut found = Vec::with_capacity(items.len());
         for item in &items {
-            let [_, state, stuck] = term::as_tuple_n::<3>(item).map_err(|e| bad(&e.to_string()))?;
+            let [_, state, stuck, copy] =
+                term::as_tuple_n::<4>(item).map_err(|e| bad(&e.to_string()))?;
             found.push(Found {
                 state: parse_state(state).ok_or_else(|| bad("a module state"))?,
                 stuck: processes(stuck),
+                copy: term::as_binary(copy).ok().map(<[u8]>::to_vec),
             });
         }
         if found.len() != want.len() {
@@ -181,24 +186,6 @@ impl Remote {
             let args = vec![atom_term("hotswap_deploy_lock"), message];
             let _ = conn.call("erlang", "send", args, timeout).await;
         });
-    }
-
-    /// The object code the node's code path holds for each module, if any.
-    pub async fn object_code(&self, modules: &[&str]) -> Result<Vec<Option<Vec<u8>>>, CallError> {
-        let calls = modules
-            .iter()
-            .map(|m| Call::new("code", "get_object_code", vec![atom_term(m)]))
-            .collect();
-        let results = self.conn.call_all(calls, self.timeout).await;
-        results
-            .into_iter()
-            .map(|r| {
-                let t = r?;
-                Ok(term::as_tuple_n::<3>(&t)
-                    .ok()
-                    .and_then(|[_, bin, _]| term::as_binary(bin).ok().map(<[u8]>::to_vec)))
-            })
-            .collect()
     }
 
     /// The nodes this node is connected to (visible ones).

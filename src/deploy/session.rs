@@ -29,7 +29,7 @@ impl Session {
         opts: &Options,
         ui: &Ui,
     ) -> Result<Session, Vec<NodeReport>> {
-        let remotes = connect_all(&peer, nodes, opts, ui).await?;
+        let remotes = connect_all(&peer, &store, nodes, opts, ui).await?;
         Ok(Session {
             peer,
             store,
@@ -74,10 +74,13 @@ impl Session {
 
 async fn connect_all(
     peer: &Peer,
+    store: &Store,
     nodes: &[NodeName],
     opts: &Options,
     ui: &Ui,
 ) -> Result<Vec<Remote>, Vec<NodeReport>> {
+    let remembered = store.ports();
+    let mut ports = remembered.clone();
     let mut wanted: Vec<NodeName> = Vec::new();
     for n in nodes {
         if !wanted.contains(n) {
@@ -88,10 +91,16 @@ async fn connect_all(
     let mut failures = Vec::new();
     let mut round = wanted;
     while !round.is_empty() {
-        let results = join_all(round.iter().map(|n| peer.connect(n))).await;
+        let results = join_all(
+            round
+                .iter()
+                .map(|n| peer.connect_via(n, remembered.get(&n.to_string()).copied())),
+        )
+        .await;
         for (name, result) in round.iter().zip(results) {
             match result {
-                Ok(conn) => {
+                Ok((conn, port)) => {
+                    ports.insert(name.to_string(), port);
                     ui.line(&format!("Connected to {name}"));
                     remotes.push(Remote {
                         conn,
@@ -109,6 +118,9 @@ async fn connect_all(
         if opts.cluster && failures.is_empty() {
             round = cluster_peers(peer, &remotes).await;
         }
+    }
+    if ports != remembered {
+        store.remember_ports(&ports);
     }
     if failures.is_empty() {
         Ok(remotes)

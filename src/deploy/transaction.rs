@@ -77,6 +77,8 @@ pub struct Work {
 struct Change {
     goal: usize,
     was: State,
+    /// The node's own copy of what it ran, until the snapshot takes it.
+    copy: Option<Vec<u8>>,
     prior: Prior,
 }
 
@@ -190,7 +192,7 @@ impl Transaction<'_> {
             return Ok(());
         }
         self.check_interrupt(false)?;
-        self.snapshot().await?;
+        self.snapshot()?;
         self.step("snapshot");
         self.check_interrupt(false)?;
         self.apply().await?;
@@ -281,9 +283,8 @@ impl Transaction<'_> {
     /// Records what each node runs now of every module about to change, with
     /// its binary (from the store, else from the node's disk when that is
     /// what runs), before anything is touched.
-    async fn snapshot(&mut self) -> Result<(), Stop> {
-        let (store, ui) = (self.store, self.ui);
-        super::priors::capture(&mut parts_view(&mut self.parts), store, ui).await;
+    fn snapshot(&mut self) -> Result<(), Stop> {
+        super::priors::capture(parts_view(&mut self.parts), self.store, self.ui);
         if self.parts.iter().any(|p| !p.report.ok) {
             return Err(Stop::before_change(Outcome::Failed));
         }
@@ -302,17 +303,22 @@ impl Transaction<'_> {
     }
 }
 
-fn parts_view(parts: &mut [Part]) -> Vec<super::priors::PartPriors<'_>> {
+fn parts_view(parts: &mut [Part]) -> Vec<(&mut NodeReport, Vec<super::priors::Pending<'_>>)> {
     parts
         .iter_mut()
-        .map(|p| super::priors::PartPriors {
-            remote: &p.remote,
-            report: &mut p.report,
-            changes: p
+        .map(|p| {
+            let goals = &p.goals;
+            let pending = p
                 .changes
                 .iter_mut()
-                .map(|c| (p.goals[c.goal].module.as_str(), c.was, &mut c.prior))
-                .collect(),
+                .map(|c| super::priors::Pending {
+                    module: goals[c.goal].module.as_str(),
+                    was: c.was,
+                    copy: c.copy.take(),
+                    prior: &mut c.prior,
+                })
+                .collect();
+            (&mut p.report, pending)
         })
         .collect()
 }
@@ -517,6 +523,7 @@ fn plan(p: &mut Part, found: Vec<Found>, kind: Kind, opts: &Options) -> bool {
         p.changes.push(Change {
             goal: i,
             was: f.state,
+            copy: f.copy,
             prior: Prior::Absent,
         });
     }

@@ -169,8 +169,41 @@ impl Peer {
 
     /// Looks `target` up in its host's EPMD, connects and shakes hands.
     pub async fn connect(&self, target: &NodeName) -> Result<Connection, ConnectError> {
+        Ok(self.connect_via(target, None).await?.0)
+    }
+
+    /// As [`Peer::connect`], trying `remembered` (the port `target` had
+    /// last time) first: that saves the two round trips of the EPMD
+    /// lookup. A port that no longer leads to `target` costs one failed
+    /// attempt, then EPMD is asked. Returns the port that worked.
+    pub async fn connect_via(
+        &self,
+        target: &NodeName,
+        remembered: Option<u16>,
+    ) -> Result<(Connection, u16), ConnectError> {
+        if let Some(port) = remembered {
+            let limit = self.options.connect_timeout.min(Duration::from_secs(2));
+            match self.connect_at(target, port, limit, true).await {
+                Ok(conn) => return Ok((conn, port)),
+                Err(e) => tracing::debug!(node = %target, port, "remembered port failed: {e}"),
+            }
+        }
         let port = epmd::lookup(target.host(), target.name()).await?;
-        let limit = self.options.connect_timeout;
+        let conn = self
+            .connect_at(target, port, self.options.connect_timeout, false)
+            .await?;
+        Ok((conn, port))
+    }
+
+    /// Connects to `target` at `port` and shakes hands within `limit`;
+    /// with `same_name`, refuses a node of another name there.
+    async fn connect_at(
+        &self,
+        target: &NodeName,
+        port: u16,
+        limit: Duration,
+        same_name: bool,
+    ) -> Result<Connection, ConnectError> {
         let addr = format!("{}:{port}", target.host());
         let stream = tokio::time::timeout(limit, TcpStream::connect((target.host(), port)))
             .await
@@ -193,6 +226,12 @@ impl Peer {
             limit,
         )
         .await?;
+        if same_name && peer.name != target.to_string() {
+            return Err(ConnectError::Handshake {
+                node: target.to_string(),
+                detail: format!("port {port} belongs to `{}`", peer.name),
+            });
+        }
         tracing::debug!(node = %peer.name, flags = peer.flags.bits(), "connected");
         Ok(Connection::start(
             stream,

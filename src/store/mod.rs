@@ -7,6 +7,8 @@
 //!   later deploy finds what a node runs without asking the node.
 //! - `snapshots/<id>.json`: one [`Manifest`] per deploy.
 //! - `lock`: held (advisory, `flock`) by the run that uses the store.
+//! - `ports.json`: each node's distribution port when last connected to,
+//!   tried before asking EPMD.
 //!
 //! Crash safety: every file is written under a temporary name, synced and
 //! renamed, and its folder synced; objects a manifest names are synced
@@ -105,7 +107,7 @@ impl Store {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(fail(e)),
         }
-        for dir in ["objects", "md5", "snapshots"] {
+        for dir in ["", "objects", "md5", "snapshots"] {
             remove_temporaries(&self.root.join(dir));
         }
         Ok(StoreLock { _file: file })
@@ -127,14 +129,35 @@ impl Store {
         Ok(sha)
     }
 
-    /// Syncs a stored object (and its index entry) to disk, before a
-    /// manifest names it.
-    pub fn make_durable(&self, sha: Sha256Sum) -> Result<(), SnapshotError> {
-        let path = self.object_path(sha);
-        std::fs::File::open(&path)
-            .and_then(|f| f.sync_all())
-            .map_err(|source| SnapshotError::Write { path, source })?;
+    /// Syncs stored objects to disk, before a manifest names them: each
+    /// file, then their folder once.
+    pub fn make_durable(&self, shas: &[Sha256Sum]) -> Result<(), SnapshotError> {
+        if shas.is_empty() {
+            return Ok(());
+        }
+        for &sha in shas {
+            let path = self.object_path(sha);
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|source| SnapshotError::Write { path, source })?;
+        }
         sync_dir(&self.root.join("objects"))
+    }
+
+    /// The distribution port each node had when last connected to.
+    pub fn ports(&self) -> BTreeMap<String, u16> {
+        std::fs::read(self.root.join("ports.json"))
+            .ok()
+            .and_then(|text| serde_json::from_slice(&text).ok())
+            .unwrap_or_default()
+    }
+
+    /// Remembers `ports`; only a cache (a stale port costs one failed
+    /// attempt), so a failure to write it is not an error.
+    pub fn remember_ports(&self, ports: &BTreeMap<String, u16>) {
+        if let Ok(text) = serde_json::to_vec_pretty(ports) {
+            let _ = write_atomic(&self.root.join("ports.json"), &text, false);
+        }
     }
 
     /// How many snapshots the store holds, without reading them.

@@ -1,7 +1,8 @@
 %% Evaluated on a target node by erl_eval (see src/dist/eval.rs), after
-%% prelude.erl: takes the
-%% node's deploy lock, then reports what the node runs for each module and,
-%% where the module is about to change, which processes keep its old code.
+%% prelude.erl: takes the node's deploy lock, then reports what the node
+%% runs for each module and, where the module is about to change, which
+%% processes keep its old code, and the node's own copy of what it runs
+%% (for the snapshot) when that copy is on its code path.
 %% Read-only but for soft purges, which only drop old code nobody runs.
 %%
 %% Bindings:
@@ -10,9 +11,11 @@
 %%   Mods  = [{Module, Want}]: Want is the MD5 the module is to run, or absent.
 %%   All   = true to treat every module as changing.
 %%   Check = false to skip the old-code check (a read-back after a load).
-%% Value: {locked, Info} | {ok, [{Module, State, Stuck}]} where
+%% Value: {locked, Info} | {ok, [{Module, State, Stuck, Copy}]} where
 %%   State = {loaded, Md5} | {on_disk, Md5} | absent,
-%%   Stuck = [{Module, Pid, RegisteredName | undefined}].
+%%   Stuck = [{Module, Pid, RegisteredName | undefined}],
+%%   Copy  = the binary on the code path whose MD5 is State's, or none
+%%           (only for modules about to change, when Check is true).
 Hold = fun Hold(Token, Owner, Info, Lease) ->
     receive
         {release, Token} -> ok;
@@ -72,22 +75,42 @@ OnPath = fun() ->
                 F <- Fs, filename:extension(F) =:= ".beam"],
     maps:from_list(Found)
 end,
-Paths = case [M || {M, _} <- Mods, code:is_loaded(M) =:= false] of
-    [] -> #{};
-    _ -> OnPath()
+%% Listed at most once per call (the process, and its memo, end with it).
+Paths = fun() ->
+    case get(hotswap_paths) of
+        undefined -> P = OnPath(), put(hotswap_paths, P), P;
+        P -> P
+    end
+end,
+OnDisk = fun(M) ->
+    case maps:find(atom_to_list(M), Paths()) of
+        {ok, Path} ->
+            case beam_lib:md5(Path) of
+                {ok, {M, Md5}} -> {Md5, Path};
+                _ -> none
+            end;
+        error -> none
+    end
 end,
 StateOf = fun(M) ->
     case code:is_loaded(M) of
         {file, _} -> {loaded, erlang:get_module_info(M, md5)};
         false ->
-            case maps:find(atom_to_list(M), Paths) of
-                {ok, Path} ->
-                    case beam_lib:md5(Path) of
-                        {ok, {M, Md5}} -> {on_disk, Md5};
-                        _ -> absent
-                    end;
-                error -> absent
+            case OnDisk(M) of
+                {Md5, _} -> {on_disk, Md5};
+                none -> absent
             end
+    end
+end,
+Copy = fun(_, absent) -> none;
+          (M, {_, Md5}) ->
+    case OnDisk(M) of
+        {Md5, Path} ->
+            case erl_prim_loader:get_file(Path) of
+                {ok, Bin, _} -> Bin;
+                _ -> none
+            end;
+        _ -> none
     end
 end,
 Stuck = fun(M) ->
@@ -100,8 +123,8 @@ Inspect = fun({M, Want}) ->
     S = StateOf(M),
     Now = case S of {_, Md5} -> Md5; absent -> absent end,
     case Check andalso (All orelse Now =/= Want) of
-        true -> {M, S, Stuck(M)};
-        false -> {M, S, []}
+        true -> {M, S, Stuck(M), Copy(M, S)};
+        false -> {M, S, [], none}
     end
 end,
 case Lock of
