@@ -48,6 +48,7 @@ fn deploy_with_no_flags_from_a_mix_project_reads_config_exs() {
         .args(["deploy", "--name", &unique("hs")])
         .current_dir(&dev)
         .env("HOME", root.path())
+        .env("PATH", common::tool_path())
         .env_remove("HOTSWAP_NODES")
         .env_remove("HOTSWAP_COOKIE")
         .env_remove("MIX_TARGET")
@@ -100,6 +101,7 @@ fn a_failed_build_stops_before_connecting() {
         ])
         .current_dir(&dev)
         .env("HOME", root.path())
+        .env("PATH", common::tool_path())
         .output()
         .expect("binary runs");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -2,6 +2,11 @@
 //! cookies, waited for in EPMD with a hard deadline, killed and reaped on
 //! drop. Each node runs `hotswap_test_shell`, so a test can ask the node
 //! things over its stdin, independently of the distribution code under test.
+//!
+//! With `HOTSWAP_TEST_OTP_ROOT` set to a Debian root holding another OTP
+//! release (`scripts/test-otp` builds and mounts one), nodes, `erlc`, `mix`
+//! and `elixir` run inside it: same network, same EPMD, same `/tmp` and
+//! repository paths.
 #![allow(dead_code)]
 
 pub mod project;
@@ -48,10 +53,67 @@ pub fn short_host() -> String {
     hotswap_node::dist::names::short_host_name().expect("host name")
 }
 
+/// The root of the OTP release under test, if not this machine's own.
+pub fn otp_root() -> Option<PathBuf> {
+    std::env::var_os("HOTSWAP_TEST_OTP_ROOT").map(PathBuf::from)
+}
+
+/// An Erlang or Elixir tool of the release under test. Inside a root the
+/// working folder is `/`: give it absolute paths.
+pub fn otp_tool(name: &str) -> Command {
+    match otp_root() {
+        Some(root) => {
+            let mut cmd = Command::new("chroot");
+            cmd.arg(root).arg(name);
+            cmd
+        }
+        None => Command::new(name),
+    }
+}
+
+/// A folder holding a `mix` that runs the release under test's Mix in the
+/// folder it is called from, to put first in the tool's PATH; `None` when
+/// testing this machine's own release.
+pub fn mix_shim() -> Option<PathBuf> {
+    let root = otp_root()?;
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    Some(
+        DIR.get_or_init(|| {
+            let dir = std::env::temp_dir().join(unique("mix_shim"));
+            std::fs::create_dir_all(&dir).expect("shim dir");
+            let script = format!(
+                r#"#!/bin/sh
+PATH=/usr/sbin:/usr/bin:/sbin:/bin exec chroot '{}' sh -c 'cd "$0" && exec mix "$@"' "$PWD" "$@"
+"#,
+                root.display()
+            );
+            let path = dir.join("mix");
+            std::fs::write(&path, script).expect("shim");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            dir
+        })
+        .clone(),
+    )
+}
+
+/// PATH for running the tool, with [`mix_shim`] first when there is one.
+pub fn tool_path() -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    match mix_shim() {
+        Some(dir) => {
+            let mut dirs = vec![dir];
+            dirs.extend(std::env::split_paths(&path));
+            std::env::join_paths(dirs).expect("PATH")
+        }
+        None => path,
+    }
+}
+
 /// Compiles Erlang sources with `erlc` into `out`, with extra `erlc` options.
 pub fn erlc(sources: &[PathBuf], out: &Path, options: &[&str]) {
     std::fs::create_dir_all(out).expect("out dir");
-    let status = Command::new("erlc")
+    let status = otp_tool("erlc")
         .args(options)
         .arg("-o")
         .arg(out)
@@ -136,7 +198,7 @@ impl ErlNode {
             Some(host) => ("-name", format!("{alive}@{host}")),
             None => ("-sname", format!("{alive}@{}", short_host())),
         };
-        let mut cmd = Command::new("erl");
+        let mut cmd = otp_tool("erl");
         cmd.arg(flag)
             .arg(&name)
             .args(["-setcookie", &cookie, "-noshell", "-pa"])
@@ -177,6 +239,10 @@ impl ErlNode {
             self.name,
             self.log_text()
         );
+        if let Ok(release) = std::env::var("HOTSWAP_TEST_OTP_RELEASE") {
+            let runs = self.eval("erlang:system_info(otp_release).");
+            assert_eq!(runs, format!("\"{release}\""), "the node runs another OTP");
+        }
         loop {
             let names = Command::new("epmd")
                 .arg("-names")
@@ -293,6 +359,7 @@ pub fn mix_compile(project: &Path) {
     let status = Command::new("mix")
         .arg("compile")
         .current_dir(project)
+        .env("PATH", tool_path())
         .env("MIX_ENV", "dev")
         .stdout(Stdio::null())
         .status()
@@ -321,7 +388,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// The ebin folder of one of Elixir's own applications (`elixir`, `logger`).
 pub fn elixir_ebin(app: &str) -> PathBuf {
-    let out = Command::new("elixir")
+    let out = otp_tool("elixir")
         .args(["-e", &format!("IO.puts(:code.lib_dir(:{app}, :ebin))")])
         .output()
         .expect("elixir runs");

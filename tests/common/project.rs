@@ -47,6 +47,7 @@ impl Project {
         Command::new(env!("CARGO_BIN_EXE_hotswap-node"))
             .args(args)
             .current_dir(self.path())
+            .env("PATH", super::tool_path())
             .env("HOME", self.path())
             .env_remove("HOTSWAP_NODES")
             .env_remove("HOTSWAP_COOKIE")
