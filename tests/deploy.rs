@@ -122,10 +122,16 @@ fn processes_in_old_code_are_named_and_only_killed_with_force() {
     let mut node = start_node("loop", &v1, &cookie, &["hs_loop"]);
     node.eval("hs_loop:start().");
 
-    // v2 lands; the looping process stays in v1, now old code: a warning.
+    // v2 lands; the looping process stays in v1, now old code, which the
+    // node purges after the answer only where nobody runs it.
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &v2.to_string_lossy()]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(node.eval("erlang:check_old_code(hs_loop)."), "true");
+    // The next run names it, as a warning where nothing else needs v1 gone.
     let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &v2.to_string_lossy()]);
     assert_eq!(code, 0, "{json}\n{stderr}");
     assert!(stderr.contains("hs_looper"), "{stderr}");
+    assert_eq!(node_json(&json, &node)["lingering"][0]["name"], "hs_looper");
 
     // v3 would need v1 purged: refused, the process named, nothing changed.
     let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &v3.to_string_lossy()]);

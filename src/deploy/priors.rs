@@ -35,7 +35,7 @@ pub fn capture(parts: Vec<(&mut NodeReport, Vec<Pending<'_>>)>, store: &Store, u
             let known = *stored.entry(md5).or_insert_with(|| store.find_by_md5(md5));
             let sha = match known {
                 Some(sha) => Ok(Some(sha)),
-                None => keep_if_running(store, md5, p.copy),
+                None => keep_if_running(store, p.module, md5, p.copy),
             };
             match sha {
                 Ok(Some(sha)) => {
@@ -82,12 +82,13 @@ fn prior_of(was: State, sha: Option<Sha256Sum>) -> Prior {
 /// Stores `copy` durably if it is the code with `md5`.
 fn keep_if_running(
     store: &Store,
+    module: &str,
     md5: Md5,
     copy: Option<Vec<u8>>,
 ) -> Result<Option<Sha256Sum>, SnapshotError> {
     let Some(bytes) = copy else { return Ok(None) };
     match crate::beam::parse(&bytes) {
-        Ok(parsed) if parsed.md5 == md5 => store.put(md5, &bytes, false).map(Some),
+        Ok(parsed) if parsed.md5 == md5 => store.put(module, md5, &bytes, false).map(Some),
         _ => Ok(None),
     }
 }
@@ -104,7 +105,7 @@ pub fn keep_sent(
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
         for m in modules {
-            store.put(m.md5, &m.bytes, false)?;
+            store.put(&m.name, m.md5, &m.bytes, false)?;
         }
         Ok(())
     })

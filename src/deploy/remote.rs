@@ -106,20 +106,28 @@ impl Remote {
     }
 
     /// Takes the lock (if `lock` is given), then reports each module's
-    /// state and, with `check`, the processes that keep old code of those
-    /// about to change (differing from `want`, or all with `all`).
+    /// state and, with `check`, the processes that keep old code, and for
+    /// those about to change (differing from `want`, or all with `all`) the
+    /// node's own copy unless its MD5 is among `known` (same order as
+    /// `want`; missing entries know nothing).
     pub async fn inspect(
         &self,
         lock: Option<&LockRequest>,
         want: &[(&str, Option<Md5>)],
+        known: &[Vec<Md5>],
         all: bool,
         check: bool,
     ) -> Result<Result<Vec<Found>, Held>, CallError> {
         let mods = want
             .iter()
-            .map(|(m, md5)| {
+            .enumerate()
+            .map(|(i, (m, md5))| {
                 let want = md5.map_or_else(|| atom_term("absent"), |m| binary(m.0.to_vec()));
-                tuple(vec![atom_term(m), want])
+                let known = known
+                    .get(i)
+                    .map(|k| k.iter().map(|m| binary(m.0.to_vec())).collect())
+                    .unwrap_or_default();
+                tuple(vec![atom_term(m), want, list(known)])
             })
             .collect();
         let bindings = Bindings::new()

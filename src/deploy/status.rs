@@ -110,7 +110,7 @@ async fn states(
     if want.is_empty() {
         return Ok(Vec::new());
     }
-    match r.inspect(None, want, false, false).await? {
+    match r.inspect(None, want, &[], false, false).await? {
         Ok(found) => Ok(found.into_iter().map(|f| f.state).collect()),
         Err(_) => Ok(Vec::new()),
     }

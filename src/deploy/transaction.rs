@@ -229,14 +229,26 @@ impl Transaction<'_> {
     /// refuses where old code is in use (without `--force`) or, for a
     /// rollback, where the node no longer runs what was deployed.
     async fn inspect(&mut self) -> Result<(), Stop> {
-        let (lock, opts) = (&self.lock, self.opts);
+        let (lock, opts, store) = (&self.lock, self.opts, self.store);
+        let mut known: HashMap<&str, Vec<Md5>> = HashMap::new();
+        for g in self.parts.iter().flat_map(|p| &p.goals) {
+            known
+                .entry(g.module.as_str())
+                .or_insert_with(|| store.known_md5s(&g.module));
+        }
+        let known = &known;
         let answers = join_all(self.parts.iter().map(|p| {
             let want: Vec<(&str, Option<Md5>)> = p
                 .goals
                 .iter()
                 .map(|g| (g.module.as_str(), g.target.md5()))
                 .collect();
-            async move { p.remote.inspect(Some(lock), &want, opts.all, true).await }
+            let known: Vec<Vec<Md5>> = want.iter().map(|(m, _)| known[m].clone()).collect();
+            async move {
+                p.remote
+                    .inspect(Some(lock), &want, &known, opts.all, true)
+                    .await
+            }
         }))
         .await;
         let mut outcome = None;
@@ -244,7 +256,7 @@ impl Transaction<'_> {
             match answer {
                 Ok(Ok(found)) => {
                     p.locked = true;
-                    if !plan(p, found, self.kind, opts) {
+                    if !plan(p, found, self.kind, opts, self.ui) {
                         outcome.get_or_insert(Outcome::Refused);
                     }
                 }
@@ -496,7 +508,7 @@ impl Transaction<'_> {
 
 /// Decides a node's changes from what it runs. Returns false when the node
 /// refuses (old code in use, or drift, without `--force`).
-fn plan(p: &mut Part, found: Vec<Found>, kind: Kind, opts: &Options) -> bool {
+fn plan(p: &mut Part, found: Vec<Found>, kind: Kind, opts: &Options, ui: &Ui) -> bool {
     let mut ok = true;
     for (i, (goal, f)) in p.goals.iter().zip(found).enumerate() {
         let there = match &goal.target {
@@ -504,6 +516,9 @@ fn plan(p: &mut Part, found: Vec<Found>, kind: Kind, opts: &Options) -> bool {
             Target::Remove => !matches!(f.state, State::Loaded(_)),
         };
         if there && !(opts.all && kind == Kind::Deploy) {
+            // Left in old code by an earlier run; it is in nobody's way.
+            warn_lingering(&f.stuck, &p.report.node, ui);
+            p.report.lingering.extend(f.stuck);
             p.report.unchanged.push(goal.module.clone());
             continue;
         }
@@ -602,7 +617,7 @@ fn applied(
                 p.report.loaded.push(goal.module.clone());
             }
             warn_lingering(&lingering, p.node(), ui);
-            p.report.lingering = lingering;
+            p.report.lingering.extend(lingering);
             true
         }
         Ok(Applied::Stuck(stuck)) => {
@@ -661,7 +676,7 @@ async fn read_back(p: &Part) -> Vec<Failure> {
             (g.module.as_str(), g.target.md5())
         })
         .collect();
-    let found = match p.remote.inspect(None, &want, false, false).await {
+    let found = match p.remote.inspect(None, &want, &[], false, false).await {
         Ok(Ok(found)) => found,
         Ok(Err(_)) => return Vec::new(),
         Err(e) => {

@@ -100,7 +100,7 @@ async fn read_back(remote: &Remote, priors: &[(String, Prior)]) -> Vec<String> {
         .iter()
         .map(|(m, p)| (m.as_str(), p.md5().and_then(Md5::from_hex)))
         .collect();
-    let found = match remote.inspect(None, &want, false, false).await {
+    let found = match remote.inspect(None, &want, &[], false, false).await {
         Ok(Ok(found)) => found,
         _ => return priors.iter().map(|(m, _)| m.clone()).collect(),
     };

@@ -5,6 +5,8 @@
 //! - `objects/<sha256>`: a module binary, named by its SHA-256.
 //! - `md5/<md5>`: the SHA-256 of an object whose module has that MD5, so a
 //!   later deploy finds what a node runs without asking the node.
+//! - `modules/<module>`: the MD5s the store holds of that module, one a
+//!   line, so a node is not asked for a copy the store has.
 //! - `snapshots/<id>.json`: one [`Manifest`] per deploy.
 //! - `lock`: held (advisory, `flock`) by the run that uses the store.
 //! - `ports.json`: each node's distribution port when last connected to,
@@ -107,16 +109,21 @@ impl Store {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(fail(e)),
         }
-        for dir in ["", "objects", "md5", "snapshots"] {
+        for dir in ["", "objects", "md5", "modules", "snapshots"] {
             remove_temporaries(&self.root.join(dir));
         }
         Ok(StoreLock { _file: file })
     }
 
-    /// Stores a module binary (once) and remembers which MD5 it has.
-    /// `durable` syncs it to disk before returning, for binaries a manifest
-    /// about to be written will name.
-    pub fn put(&self, md5: Md5, bytes: &[u8], durable: bool) -> Result<Sha256Sum, SnapshotError> {
+    /// Stores the binary of `module` (once) and remembers which MD5 it has.
+    /// `durable` syncs it to disk before returning.
+    pub fn put(
+        &self,
+        module: &str,
+        md5: Md5,
+        bytes: &[u8],
+        durable: bool,
+    ) -> Result<Sha256Sum, SnapshotError> {
         let sha = Sha256Sum::of(bytes);
         let path = self.object_path(sha);
         if self.read(sha).is_err() {
@@ -126,7 +133,50 @@ impl Store {
         if std::fs::read_to_string(&index).ok().as_deref() != Some(sha.to_hex().as_str()) {
             write_atomic(&index, sha.to_hex().as_bytes(), durable)?;
         }
+        let mut known = self.known_md5s(module);
+        if !known.contains(&md5) {
+            known.push(md5);
+            self.write_known(module, &known)?;
+        }
         Ok(sha)
+    }
+
+    /// The MD5s of `module` the store has kept (some may since be pruned).
+    pub fn known_md5s(&self, module: &str) -> Vec<Md5> {
+        std::fs::read_to_string(self.module_index(module))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(Md5::from_hex)
+            .collect()
+    }
+
+    fn write_known(&self, module: &str, md5s: &[Md5]) -> Result<(), SnapshotError> {
+        let path = self.module_index(module);
+        if md5s.is_empty() {
+            return remove(&path);
+        }
+        let text: String = md5s.iter().map(|m| format!("{m}\n")).collect();
+        write_atomic(&path, text.as_bytes(), false)
+    }
+
+    /// A module's index file; names are atoms, which may hold any character
+    /// a file name cannot, so unusual ones are spelled out in hex.
+    fn module_index(&self, module: &str) -> PathBuf {
+        let plain = module
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '@'));
+        let name = if plain && !module.starts_with('.') {
+            module.to_owned()
+        } else {
+            format!(
+                "%{}",
+                module
+                    .bytes()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            )
+        };
+        self.root.join("modules").join(name)
     }
 
     /// Syncs stored objects to disk, before a manifest names them: each
@@ -306,10 +356,26 @@ impl Store {
                 removed += 1;
             }
         }
+        let mut indexed = BTreeSet::new();
         for path in files_in(&index)? {
             let target = std::fs::read_to_string(&path).unwrap_or_default();
             if !name_in(&path, &md5s) || !live.contains(target.trim()) {
                 remove(&path)?;
+            } else if let Some(name) = path.file_name() {
+                indexed.insert(name.to_string_lossy().into_owned());
+            }
+        }
+        for path in files_in(&self.root.join("modules"))? {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let kept: String = text
+                .lines()
+                .filter(|m| indexed.contains(*m))
+                .map(|m| format!("{m}\n"))
+                .collect();
+            if kept.is_empty() {
+                remove(&path)?;
+            } else if kept != text {
+                write_atomic(&path, kept.as_bytes(), false)?;
             }
         }
         Ok(removed)

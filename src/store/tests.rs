@@ -36,9 +36,10 @@ fn objects_are_checked_on_read() {
     let dir = tempfile::tempdir().expect("tmp");
     let store = Store::new(dir.path());
     let md5 = Md5([7; 16]);
-    let sha = store.put(md5, b"module bytes", true).expect("put");
+    let sha = store.put("m", md5, b"module bytes", true).expect("put");
     assert_eq!(store.read(sha).expect("read"), b"module bytes");
     assert_eq!(store.find_by_md5(md5), Some(sha));
+    assert_eq!(store.known_md5s("m"), vec![md5]);
     std::fs::write(
         dir.path().join("objects").join(sha.to_hex()),
         b"module byte",
@@ -50,7 +51,7 @@ fn objects_are_checked_on_read() {
     ));
     assert!(store.find_by_md5(md5).is_none());
     // Putting it again repairs it.
-    store.put(md5, b"module bytes", false).expect("put");
+    store.put("m", md5, b"module bytes", false).expect("put");
     assert_eq!(store.find_by_md5(md5), Some(sha));
 }
 
@@ -173,7 +174,7 @@ fn pruning_keeps_the_newest_per_node_and_what_they_name() {
     let mut shas = Vec::new();
     for i in 0..4u8 {
         let md5 = Md5([i; 16]);
-        let sha = store.put(md5, &[i; 8], false).expect("put");
+        let sha = store.put("m", md5, &[i; 8], false).expect("put");
         shas.push(sha);
         let prior = Prior::Loaded {
             md5: md5.to_hex(),
@@ -202,6 +203,12 @@ fn pruning_keeps_the_newest_per_node_and_what_they_name() {
     assert_eq!(ids, ["0", "2", "3"]);
     assert!(store.read(shas[1]).is_err(), "its object went with it");
     assert!(store.find_by_md5(Md5([1; 16])).is_none());
+    let known = store.known_md5s("m");
+    assert!(
+        !known.contains(&Md5([1; 16])),
+        "pruned from the module's index"
+    );
+    assert!(known.contains(&Md5([3; 16])));
     for i in [0, 2, 3] {
         assert!(store.read(shas[i]).is_ok());
     }

@@ -1,7 +1,9 @@
 %% Evaluated on a target node by erl_eval (see src/dist/eval.rs), after
-%% prelude.erl: makes the
-%% node run what it is given, all of it or nothing, then lets go of the
-%% replaced code where nobody runs it any more.
+%% prelude.erl: makes the node run what it is given, all of it or nothing.
+%% The replaced code is purged where nobody runs it any more by a process
+%% that goes on after the answer (OTP purges one module at a time, most of
+%% a deploy's time on the node); the next run's inspect step names any
+%% process still in it.
 %%
 %% Bindings:
 %%   Load   = [{Module, File, Binary}] to load, all at once.
@@ -13,7 +15,7 @@
 %%   {error, [{Module, Reason}], Changed}: the node refused; Changed says
 %%       whether anything was loaded before it did.
 %%   {ok, Killed, Lingering}: done; Lingering = [{Module, Pid, Name}] still
-%%       run the replaced code and move on at their next external call.
+%%       run a module that was removed.
 Mods = [M || {M, _, _} <- Load] ++ Remove,
 Blocking = [M || M <- Mods, erlang:check_old_code(M), not code:soft_purge(M)],
 Stuck = lists:append([InOld(M) || M <- Blocking]),
@@ -59,20 +61,15 @@ Unload = fun(M) ->
         false -> InOld(M)
     end
 end,
-Settle = fun(M) ->
-    case code:soft_purge(M) of
-        true -> [];
-        false -> InOld(M)
-    end
-end,
 case Stuck =/= [] andalso not Force of
     true -> {stuck, Stuck};
     false ->
         case LoadAll(Load) of
             ok ->
                 Removed = lists:append([Unload(M) || M <- Remove]),
-                Lingering = lists:append([Settle(M) || {M, _, _} <- Load]),
-                {ok, Killed, Removed ++ Lingering};
+                Loaded = [M || {M, _, _} <- Load],
+                spawn(fun() -> [code:soft_purge(M) || M <- Loaded] end),
+                {ok, Killed, Removed};
             Failed -> Failed
         end
 end.

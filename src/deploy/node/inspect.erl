@@ -8,14 +8,15 @@
 %% Bindings:
 %%   Lock  = none | {Token, Owner, Info, LeaseMs}: Owner is this tool's node,
 %%           Info what a refused run is told about the holder.
-%%   Mods  = [{Module, Want}]: Want is the MD5 the module is to run, or absent.
+%%   Mods  = [{Module, Want, Known}]: Want is the MD5 the module is to run,
+%%           or absent; Known the MD5s of it the tool has already.
 %%   All   = true to treat every module as changing.
 %%   Check = false to skip the old-code check (a read-back after a load).
 %% Value: {locked, Info} | {ok, [{Module, State, Stuck, Copy}]} where
 %%   State = {loaded, Md5} | {on_disk, Md5} | absent,
 %%   Stuck = [{Module, Pid, RegisteredName | undefined}],
 %%   Copy  = the binary on the code path whose MD5 is State's, or none
-%%           (only for modules about to change, when Check is true).
+%%           (only for modules about to change whose MD5 is not Known).
 Hold = fun Hold(Token, Owner, Info, Lease) ->
     receive
         {release, Token} -> ok;
@@ -102,9 +103,9 @@ StateOf = fun(M) ->
             end
     end
 end,
-Copy = fun(_, absent) -> none;
-          (M, {_, Md5}) ->
-    case OnDisk(M) of
+Copy = fun(_, absent, _) -> none;
+          (M, {_, Md5}, Known) ->
+    case not lists:member(Md5, Known) andalso OnDisk(M) of
         {Md5, Path} ->
             case erl_prim_loader:get_file(Path) of
                 {ok, Bin, _} -> Bin;
@@ -119,12 +120,15 @@ Stuck = fun(M) ->
         false -> []
     end
 end,
-Inspect = fun({M, Want}) ->
+Inspect = fun({M, Want, Known}) ->
     S = StateOf(M),
     Now = case S of {_, Md5} -> Md5; absent -> absent end,
-    case Check andalso (All orelse Now =/= Want) of
-        true -> {M, S, Stuck(M), Copy(M, S)};
-        false -> {M, S, [], none}
+    case {Check, All orelse Now =/= Want} of
+        {true, true} -> {M, S, Stuck(M), Copy(M, S, Known)};
+        %% Not changing: its old code (a previous run's) is still let go
+        %% of, and whoever keeps it named.
+        {true, false} -> {M, S, Stuck(M), none};
+        {false, _} -> {M, S, [], none}
     end
 end,
 case Lock of
