@@ -6,6 +6,7 @@ use crate::beam::discover::{self, DiscoverError, Search};
 use crate::beam::{Module, ModuleError};
 use crate::config::{ConfigError, Flags, Settings};
 use crate::deploy::rollback::Plan;
+use crate::deploy::session::OpenError;
 use crate::deploy::{self, Options, Outcome, Report, RollbackError, Session};
 use crate::dist::epmd::RegisterError;
 use crate::dist::{Peer, PeerOptions, StartError};
@@ -231,7 +232,7 @@ async fn start_peer(settings: &Settings) -> Result<Peer, CliError> {
     let mut options = PeerOptions::new(settings.cookie()?.clone());
     options.name = settings.name.clone();
     options.connect_timeout = settings.timeout.min(std::time::Duration::from_secs(10));
-    Ok(Peer::start(options, &settings.nodes).await?)
+    Ok(Peer::launch(options, &settings.nodes).await?)
 }
 
 /// Finds and validates every module; any invalid file refuses the whole run.
@@ -355,9 +356,13 @@ async fn open_session(
     ui: &Ui,
 ) -> Result<Result<Session, Report>, CliError> {
     let peer = start_peer(settings).await?;
-    Ok(Session::connect(peer, store, nodes, options, ui)
-        .await
-        .map_err(|reports| Report::new(reports, Outcome::Unreachable, None)))
+    match Session::connect(peer, store, nodes, options, ui).await {
+        Ok(session) => Ok(Ok(session)),
+        Err(OpenError::Start(e)) => Err(e.into()),
+        Err(OpenError::Unreachable(reports)) => {
+            Ok(Err(Report::new(reports, Outcome::Unreachable, None)))
+        }
+    }
 }
 
 fn print_report(report: &Report, mode: Mode) -> i32 {

@@ -10,6 +10,15 @@ use crate::store::Store;
 use futures::future::join_all;
 use std::time::Duration;
 
+/// Why a session could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// This tool's node could not be started (its name is taken).
+    Start(crate::dist::StartError),
+    /// Some nodes could not be reached; a report for every node.
+    Unreachable(Vec<NodeReport>),
+}
+
 #[derive(Debug)]
 pub struct Session {
     peer: Peer,
@@ -20,16 +29,22 @@ pub struct Session {
 
 impl Session {
     /// Connects to every node at once (with `--cluster`, also to the nodes
-    /// they are connected to). Any failure stops here, before anything
-    /// changes: the reports name every node, failed or not.
+    /// they are connected to), while the peer's own EPMD registration
+    /// finishes. Any failure stops here, before anything changes: the
+    /// reports name every node, failed or not.
     pub async fn connect(
         peer: Peer,
         store: Store,
         nodes: &[NodeName],
         opts: &Options,
         ui: &Ui,
-    ) -> Result<Session, Vec<NodeReport>> {
-        let remotes = connect_all(&peer, &store, nodes, opts, ui).await?;
+    ) -> Result<Session, OpenError> {
+        let (registered, remotes) = tokio::join!(
+            peer.registration(),
+            connect_all(&peer, &store, nodes, opts, ui)
+        );
+        registered.map_err(OpenError::Start)?;
+        let remotes = remotes.map_err(OpenError::Unreachable)?;
         Ok(Session {
             peer,
             store,

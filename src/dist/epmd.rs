@@ -69,7 +69,7 @@ pub async fn lookup(host: &str, name: &str) -> Result<u16, LookupError> {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegisterError {
     #[error(

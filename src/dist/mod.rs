@@ -99,16 +99,30 @@ impl PeerOptions {
 pub struct Peer {
     identity: Identity,
     options: PeerOptions,
-    registered: bool,
-    _registration: Option<epmd::Registration>,
-    listener: Option<tokio::task::JoinHandle<()>>,
+    /// The EPMD registration under way, until [`Peer::registration`] takes it.
+    pending:
+        Mutex<Option<tokio::task::JoinHandle<Result<epmd::Registration, epmd::RegisterError>>>>,
+    /// How it went: `Ok(true)` registered, `Ok(false)` going on without.
+    registered: tokio::sync::OnceCell<Result<bool, epmd::RegisterError>>,
+    /// Held while registered: EPMD keeps the name while its socket is open.
+    registration: Mutex<Option<epmd::Registration>>,
+    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
     incoming: Arc<Mutex<Vec<Connection>>>,
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        if let Some(listener) = self.listener.take() {
+        let listener = self.listener.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(listener) = listener.take() {
             listener.abort();
+        }
+        if let Some(pending) = self
+            .pending
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            pending.abort();
         }
     }
 }
@@ -119,42 +133,90 @@ impl Peer {
     /// EPMD can be had, goes on unregistered with a warning: outgoing
     /// connections still work, but nodes cannot ping us.
     pub async fn start(options: PeerOptions, targets: &[NodeName]) -> Result<Peer, StartError> {
+        let peer = Peer::launch(options, targets).await?;
+        peer.registration().await?;
+        Ok(peer)
+    }
+
+    /// As [`Peer::start`], but the EPMD registration goes on in the
+    /// background, so that it is not a round trip on the way to the
+    /// targets: [`Peer::connect_via`] waits for it only before the
+    /// handshake (our name must be ours before a node hears it), and
+    /// [`Peer::registration`] tells how it went.
+    pub async fn launch(options: PeerOptions, targets: &[NodeName]) -> Result<Peer, StartError> {
         let name = names::local_name(options.name.as_deref(), targets)?;
         let listener = TcpListener::bind(("0.0.0.0", 0))
             .await
             .map_err(StartError::Listen)?;
         let port = listener.local_addr().map_err(StartError::Listen)?.port();
-        let (registration, creation) = match epmd::register(name.name(), port).await {
-            Ok(r) => {
-                let creation = r.creation;
-                (Some(r), creation)
-            }
-            Err(e @ epmd::RegisterError::NameTaken { .. }) => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(
-                    "{e}; going on unregistered (nodes cannot connect back to `{name}`)"
-                );
-                (None, random_creation())
-            }
+        let alive = name.name().to_owned();
+        let pending = tokio::spawn(async move { epmd::register(&alive, port).await });
+        // Peers learn our creation from the handshake, not from EPMD.
+        let identity = Identity {
+            name,
+            creation: random_creation(),
         };
-        let identity = Identity { name, creation };
         let incoming = Arc::new(Mutex::new(Vec::new()));
-        let listener = registration.as_ref().map(|_| {
-            tokio::spawn(accept_loop(
-                listener,
-                identity.clone(),
-                options.clone(),
-                incoming.clone(),
-            ))
-        });
+        let accepting = tokio::spawn(accept_loop(
+            listener,
+            identity.clone(),
+            options.clone(),
+            incoming.clone(),
+        ));
         Ok(Peer {
             identity,
-            registered: registration.is_some(),
-            _registration: registration,
             options,
-            listener,
+            pending: Mutex::new(Some(pending)),
+            registered: tokio::sync::OnceCell::new(),
+            registration: Mutex::new(None),
+            listener: Mutex::new(Some(accepting)),
             incoming,
         })
+    }
+
+    /// Waits for the EPMD registration: an error only when another
+    /// instance holds our name; without an EPMD we go on unregistered.
+    pub async fn registration(&self) -> Result<(), StartError> {
+        let outcome = self
+            .registered
+            .get_or_init(|| async {
+                let pending = self.lock(&self.pending).take();
+                let result = match pending {
+                    Some(task) => task.await.unwrap_or_else(|e| {
+                        Err(epmd::RegisterError::Refused {
+                            name: self.identity.name.to_string(),
+                            detail: e.to_string(),
+                        })
+                    }),
+                    None => return Ok(false),
+                };
+                match result {
+                    Ok(registration) => {
+                        *self.lock(&self.registration) = Some(registration);
+                        Ok(true)
+                    }
+                    Err(e @ epmd::RegisterError::NameTaken { .. }) => Err(e),
+                    Err(e) => {
+                        tracing::warn!(
+                            "{e}; going on unregistered (nodes cannot connect back to `{}`)",
+                            self.identity.name
+                        );
+                        if let Some(listener) = self.lock(&self.listener).take() {
+                            listener.abort();
+                        }
+                        Ok(false)
+                    }
+                }
+            })
+            .await;
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.clone().into()),
+        }
+    }
+
+    fn lock<'a, T>(&self, m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Our own node name.
@@ -162,9 +224,10 @@ impl Peer {
         &self.identity.name
     }
 
-    /// Whether EPMD holds our name (and so nodes can connect to us).
+    /// Whether EPMD holds our name (and so nodes can connect to us); false
+    /// while the registration is still under way.
     pub fn is_registered(&self) -> bool {
-        self.registered
+        matches!(self.registered.get(), Some(Ok(true)))
     }
 
     /// Looks `target` up in its host's EPMD, connects and shakes hands.
@@ -187,6 +250,10 @@ impl Peer {
                 Ok(conn) => return Ok((conn, port)),
                 Err(e) => tracing::debug!(node = %target, port, "remembered port failed: {e}"),
             }
+        }
+        if target.host() == self.identity.name.host() {
+            // The same EPMD: ours may be the one our registration starts.
+            let _ = self.registration().await;
         }
         let port = epmd::lookup(target.host(), target.name()).await?;
         let conn = self
@@ -218,6 +285,12 @@ impl Peer {
                 source,
             })?;
         let _ = stream.set_nodelay(true);
+        self.registration()
+            .await
+            .map_err(|e| ConnectError::Refused {
+                node: target.to_string(),
+                reason: e.to_string(),
+            })?;
         let (stream, peer) = handshake::client(
             stream,
             &self.identity,

@@ -5,7 +5,11 @@
 //! port rewritten to a proxy port that forwards to the node's real port, so
 //! distribution traffic passes through the delay too. Each direction of
 //! each connection delivers bytes `delay` after they were read, without
-//! limiting throughput: a link with a round trip of `2 × delay`.
+//! limiting throughput: a link with a round trip of `2 × delay`. Opening a
+//! connection costs a round trip as over a real link (the proxy accepts at
+//! once, so the client's first bytes are held until `2 × delay` after it
+//! connected, then delayed as all bytes are). A registration (`ALIVE2`) is
+//! passed on at once: it goes to this machine's own EPMD, not over the link.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,18 +59,25 @@ async fn epmd_session(
     node_ports: Arc<Mutex<HashMap<u16, u16>>>,
 ) -> std::io::Result<()> {
     let _ = client.set_nodelay(true);
+    let connected = Instant::now();
     let mut len = [0u8; 2];
     client.read_exact(&mut len).await?;
     let mut request = vec![0u8; usize::from(u16::from_be_bytes(len))];
     client.read_exact(&mut request).await?;
-    tokio::time::sleep(delay).await;
     let mut server = TcpStream::connect(("127.0.0.1", real_epmd)).await?;
     let _ = server.set_nodelay(true);
+    if request.first() == Some(&120) {
+        // ALIVE2: a local registration, kept open as it is.
+        server.write_all(&len).await?;
+        server.write_all(&request).await?;
+        return relay(client, server, Duration::ZERO, connected).await;
+    }
+    tokio::time::sleep_until(arrival(connected, Instant::now(), delay)).await;
     server.write_all(&len).await?;
     server.write_all(&request).await?;
     if request.first() != Some(&122) {
-        // Not PORT_PLEASE2: relay as it is (a registration stays open).
-        return relay(client, server, delay).await;
+        // Not PORT_PLEASE2: relay as it is.
+        return relay(client, server, delay, connected).await;
     }
     let mut reply = Vec::new();
     server.read_to_end(&mut reply).await?;
@@ -96,9 +107,10 @@ async fn proxy_port(
     }
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
+            let connected = Instant::now();
             tokio::spawn(async move {
                 if let Ok(server) = TcpStream::connect(("127.0.0.1", real)).await {
-                    let _ = relay(client, server, delay).await;
+                    let _ = relay(client, server, delay, connected).await;
                 }
             });
         }
@@ -106,14 +118,25 @@ async fn proxy_port(
     Ok(port)
 }
 
-/// Both directions, each delayed.
-async fn relay(a: TcpStream, b: TcpStream, delay: Duration) -> std::io::Result<()> {
+/// When bytes the client sent at `sent` arrive: `delay` later, and not
+/// before the connection opened over the link (a round trip after `connected`).
+fn arrival(connected: Instant, sent: Instant, delay: Duration) -> Instant {
+    sent.max(connected + 2 * delay) + delay
+}
+
+/// Both directions, each delayed; `a` is the client, connected at `connected`.
+async fn relay(
+    a: TcpStream,
+    b: TcpStream,
+    delay: Duration,
+    connected: Instant,
+) -> std::io::Result<()> {
     let _ = a.set_nodelay(true);
     let _ = b.set_nodelay(true);
     let (ar, aw) = a.into_split();
     let (br, bw) = b.into_split();
-    let one = tokio::spawn(delayed_copy(ar, bw, delay));
-    let two = tokio::spawn(delayed_copy(br, aw, delay));
+    let one = tokio::spawn(delayed_copy(ar, bw, delay, Some(connected)));
+    let two = tokio::spawn(delayed_copy(br, aw, delay, None));
     let _ = one.await;
     let _ = two.await;
     Ok(())
@@ -123,6 +146,7 @@ async fn delayed_copy(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     delay: Duration,
+    connected: Option<Instant>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let reader = tokio::spawn(async move {
@@ -131,10 +155,11 @@ async fn delayed_copy(
             match from.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
-                    if tx
-                        .send((Instant::now() + delay, buf[..n].to_vec()))
-                        .is_err()
-                    {
+                    let due = match connected {
+                        Some(c) => arrival(c, Instant::now(), delay),
+                        None => Instant::now() + delay,
+                    };
+                    if tx.send((due, buf[..n].to_vec())).is_err() {
                         break;
                     }
                 }
