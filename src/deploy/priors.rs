@@ -104,9 +104,10 @@ pub fn keep_sent(
 ) -> tokio::task::JoinHandle<Result<(), SnapshotError>> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
-        for m in modules {
-            store.put(&m.name, m.md5, &m.bytes, false)?;
-        }
-        Ok(())
+        let batch: Vec<(&str, Md5, &[u8])> = modules
+            .iter()
+            .map(|m| (m.name.as_str(), m.md5, m.bytes.as_slice()))
+            .collect();
+        store.keep_all(&batch)
     })
 }

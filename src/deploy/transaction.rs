@@ -477,6 +477,7 @@ impl Transaction<'_> {
     /// Writes the manifest's outcome per node, once the sent binaries it
     /// names are safely stored.
     async fn keep(&mut self, outcome: Outcome) {
+        let started = Instant::now();
         if let Some(keeping) = self.keeping.take() {
             match keeping.await {
                 Ok(Ok(())) => {}
@@ -503,6 +504,10 @@ impl Transaction<'_> {
             }
         }
         self.manifest = Some(manifest);
+        tracing::debug!(
+            "storing the sent modules and the manifest took {:.1} ms more",
+            started.elapsed().as_secs_f64() * 1e3
+        );
     }
 }
 

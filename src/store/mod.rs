@@ -3,10 +3,8 @@
 //!
 //! Layout under the store folder (`.hotswap/` in the project):
 //! - `objects/<sha256>`: a module binary, named by its SHA-256.
-//! - `md5/<md5>`: the SHA-256 of an object whose module has that MD5, so a
-//!   later deploy finds what a node runs without asking the node.
-//! - `modules/<module>`: the MD5s the store holds of that module, one a
-//!   line, so a node is not asked for a copy the store has.
+//! - `index`: which object holds the module with a given MD5 ([`index`]),
+//!   so a later deploy finds what a node runs without asking the node.
 //! - `snapshots/<id>.json`: one [`Manifest`] per deploy.
 //! - `lock`: held (advisory, `flock`) by the run that uses the store.
 //! - `ports.json`: each node's distribution port when last connected to,
@@ -18,6 +16,7 @@
 //! are removed by the next run that takes the lock. Reading an object
 //! checks its SHA-256: a damaged store is an error, never a silent load.
 
+pub mod index;
 pub mod manifest;
 
 pub use manifest::{Manifest, ModuleRecord, NodeOutcome, NodeRecord, Prior};
@@ -49,10 +48,11 @@ pub enum SnapshotError {
     CorruptManifest { path: PathBuf, detail: String },
 }
 
-/// The store in one folder.
+/// The store in one folder. Clones share the index, read once.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    index: std::sync::Arc<std::sync::Mutex<Option<index::Index>>>,
 }
 
 /// The store's lock, held while a deploy or rollback runs; released on drop.
@@ -70,7 +70,32 @@ pub struct Pruned {
 
 impl Store {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Store { root: root.into() }
+        Store {
+            root: root.into(),
+            index: Default::default(),
+        }
+    }
+
+    /// Runs `f` on the index, reading it first if this run has not yet.
+    fn with_index<T>(&self, f: impl FnOnce(&mut index::Index, &Path) -> T) -> T {
+        let path = self.root.join("index");
+        let mut guard = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let index = guard.get_or_insert_with(|| index::Index::read(&path));
+        f(index, &path)
+    }
+
+    fn index_entries(
+        &self,
+        entries: impl IntoIterator<Item = (Md5, Sha256Sum, String)>,
+    ) -> Result<(), SnapshotError> {
+        self.with_index(|index, path| {
+            index
+                .add(path, entries)
+                .map_err(|source| SnapshotError::Write {
+                    path: path.to_owned(),
+                    source,
+                })
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -109,7 +134,7 @@ impl Store {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(fail(e)),
         }
-        for dir in ["", "objects", "md5", "modules", "snapshots"] {
+        for dir in ["", "objects", "snapshots"] {
             remove_temporaries(&self.root.join(dir));
         }
         Ok(StoreLock { _file: file })
@@ -125,58 +150,46 @@ impl Store {
         durable: bool,
     ) -> Result<Sha256Sum, SnapshotError> {
         let sha = Sha256Sum::of(bytes);
-        let path = self.object_path(sha);
         if self.read(sha).is_err() {
-            write_atomic(&path, bytes, durable)?;
+            write_atomic(&self.object_path(sha), bytes, durable)?;
         }
-        let index = self.root.join("md5").join(md5.to_hex());
-        if std::fs::read_to_string(&index).ok().as_deref() != Some(sha.to_hex().as_str()) {
-            write_atomic(&index, sha.to_hex().as_bytes(), durable)?;
-        }
-        let mut known = self.known_md5s(module);
-        if !known.contains(&md5) {
-            known.push(md5);
-            self.write_known(module, &known)?;
-        }
+        self.index_entries([(md5, sha, module.to_owned())])?;
         Ok(sha)
+    }
+
+    /// Keeps copies of `modules` (name, MD5, bytes) as a cache: written in
+    /// place and unsynced, since every read checks an object's SHA-256 and
+    /// a snapshot syncs what it names ([`Store::make_durable`]). A copy
+    /// already there (same size) is not written again.
+    pub fn keep_all(&self, modules: &[(&str, Md5, &[u8])]) -> Result<(), SnapshotError> {
+        let dir = self.root.join("objects");
+        std::fs::create_dir_all(&dir).map_err(|source| SnapshotError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+        let sizes: std::collections::HashMap<String, u64> = files_in(&dir)?
+            .into_iter()
+            .filter_map(|p| {
+                let len = std::fs::metadata(&p).ok()?.len();
+                Some((p.file_name()?.to_string_lossy().into_owned(), len))
+            })
+            .collect();
+        let mut entries = Vec::with_capacity(modules.len());
+        for &(module, md5, bytes) in modules {
+            let sha = Sha256Sum::of(bytes);
+            if sizes.get(&sha.to_hex()) != Some(&(bytes.len() as u64)) {
+                let path = self.object_path(sha);
+                std::fs::write(&path, bytes)
+                    .map_err(|source| SnapshotError::Write { path, source })?;
+            }
+            entries.push((md5, sha, module.to_owned()));
+        }
+        self.index_entries(entries)
     }
 
     /// The MD5s of `module` the store has kept (some may since be pruned).
     pub fn known_md5s(&self, module: &str) -> Vec<Md5> {
-        std::fs::read_to_string(self.module_index(module))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(Md5::from_hex)
-            .collect()
-    }
-
-    fn write_known(&self, module: &str, md5s: &[Md5]) -> Result<(), SnapshotError> {
-        let path = self.module_index(module);
-        if md5s.is_empty() {
-            return remove(&path);
-        }
-        let text: String = md5s.iter().map(|m| format!("{m}\n")).collect();
-        write_atomic(&path, text.as_bytes(), false)
-    }
-
-    /// A module's index file; names are atoms, which may hold any character
-    /// a file name cannot, so unusual ones are spelled out in hex.
-    fn module_index(&self, module: &str) -> PathBuf {
-        let plain = module
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '@'));
-        let name = if plain && !module.starts_with('.') {
-            module.to_owned()
-        } else {
-            format!(
-                "%{}",
-                module
-                    .bytes()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-            )
-        };
-        self.root.join("modules").join(name)
+        self.with_index(|index, _| index.md5s_of(module))
     }
 
     /// Syncs stored objects to disk, before a manifest names them: each
@@ -221,8 +234,7 @@ impl Store {
     /// intact. A damaged object is treated as absent here: the caller then
     /// asks the node instead.
     pub fn find_by_md5(&self, md5: Md5) -> Option<Sha256Sum> {
-        let text = std::fs::read_to_string(self.root.join("md5").join(md5.to_hex())).ok()?;
-        let sha = Sha256Sum::from_hex(text.trim())?;
+        let sha = self.with_index(|index, _| index.get(md5))?;
         self.read(sha).ok()?;
         Some(sha)
     }
@@ -339,43 +351,25 @@ impl Store {
         for record in kept.iter().flat_map(|m| m.nodes.values()) {
             for module in &record.modules {
                 live.extend(module.prior.object().map(str::to_owned));
-                md5s.extend(module.prior.md5().map(str::to_owned));
-                md5s.extend(module.deployed.clone());
+                md5s.extend(module.prior.md5().and_then(Md5::from_hex));
+                md5s.extend(module.deployed.as_deref().and_then(Md5::from_hex));
             }
         }
-        let index = self.root.join("md5");
-        for md5 in &md5s {
-            if let Ok(sha) = std::fs::read_to_string(index.join(md5)) {
-                live.insert(sha.trim().to_owned());
-            }
-        }
+        let text = self.with_index(|index, _| {
+            live.extend(
+                md5s.iter()
+                    .filter_map(|m| index.get(*m))
+                    .map(Sha256Sum::to_hex),
+            );
+            index.retain(|md5, sha| md5s.contains(&md5) && live.contains(&sha.to_hex()));
+            index.to_text()
+        });
+        write_atomic(&self.root.join("index"), text.as_bytes(), false)?;
         let mut removed = 0;
         for path in files_in(&self.root.join("objects"))? {
             if !name_in(&path, &live) {
                 remove(&path)?;
                 removed += 1;
-            }
-        }
-        let mut indexed = BTreeSet::new();
-        for path in files_in(&index)? {
-            let target = std::fs::read_to_string(&path).unwrap_or_default();
-            if !name_in(&path, &md5s) || !live.contains(target.trim()) {
-                remove(&path)?;
-            } else if let Some(name) = path.file_name() {
-                indexed.insert(name.to_string_lossy().into_owned());
-            }
-        }
-        for path in files_in(&self.root.join("modules"))? {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let kept: String = text
-                .lines()
-                .filter(|m| indexed.contains(*m))
-                .map(|m| format!("{m}\n"))
-                .collect();
-            if kept.is_empty() {
-                remove(&path)?;
-            } else if kept != text {
-                write_atomic(&path, kept.as_bytes(), false)?;
             }
         }
         Ok(removed)

@@ -1,0 +1,158 @@
+//! The store's index: which object holds the module with a given MD5, one
+//! line `<md5> <sha256> <module>` per object, in one file read once per run
+//! and appended to. It is a cache: a lost or torn line only means a later
+//! snapshot asks the node for a copy, and every object read is checked.
+
+use crate::beam::{Md5, Sha256Sum};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+#[derive(Debug, Default, Clone)]
+pub struct Index {
+    by_md5: HashMap<Md5, (Sha256Sum, String)>,
+}
+
+impl Index {
+    /// Reads the index at `path`; a missing file is an empty index, and a
+    /// line that does not parse (a torn last one) is skipped.
+    pub fn read(path: &Path) -> Index {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut index = Index::default();
+        for line in text.lines() {
+            let mut parts = line.split(' ');
+            let (Some(md5), Some(sha), Some(module), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            if let (Some(md5), Some(sha), Some(module)) = (
+                Md5::from_hex(md5),
+                Sha256Sum::from_hex(sha),
+                unescape(module),
+            ) {
+                index.by_md5.insert(md5, (sha, module));
+            }
+        }
+        index
+    }
+
+    pub fn get(&self, md5: Md5) -> Option<Sha256Sum> {
+        self.by_md5.get(&md5).map(|(sha, _)| *sha)
+    }
+
+    /// The MD5s of `module` the index knows.
+    pub fn md5s_of(&self, module: &str) -> Vec<Md5> {
+        self.by_md5
+            .iter()
+            .filter(|(_, (_, m))| m == module)
+            .map(|(md5, _)| *md5)
+            .collect()
+    }
+
+    /// Adds entries not known yet, and appends them to the file at `path`
+    /// in one write.
+    pub fn add(
+        &mut self,
+        path: &Path,
+        entries: impl IntoIterator<Item = (Md5, Sha256Sum, String)>,
+    ) -> std::io::Result<()> {
+        let mut text = String::new();
+        for (md5, sha, module) in entries {
+            if self.get(md5) != Some(sha) {
+                text.push_str(&line(md5, sha, &module));
+                self.by_md5.insert(md5, (sha, module));
+            }
+        }
+        if text.is_empty() {
+            return Ok(());
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        file.write_all(text.as_bytes())
+    }
+
+    /// Keeps only the entries `keep` accepts.
+    pub fn retain(&mut self, keep: impl Fn(Md5, Sha256Sum) -> bool) {
+        self.by_md5.retain(|md5, (sha, _)| keep(*md5, *sha));
+    }
+
+    /// The whole index as the file holds it.
+    pub fn to_text(&self) -> String {
+        let mut lines: Vec<String> = self
+            .by_md5
+            .iter()
+            .map(|(md5, (sha, module))| line(*md5, *sha, module))
+            .collect();
+        lines.sort();
+        lines.concat()
+    }
+}
+
+fn line(md5: Md5, sha: Sha256Sum, module: &str) -> String {
+    format!("{md5} {} {}\n", sha.to_hex(), escape(module))
+}
+
+/// Module names are atoms, which may hold spaces or anything: those are
+/// written as `%` and the name's bytes in hex.
+fn escape(module: &str) -> String {
+    let plain = !module.is_empty()
+        && !module.starts_with('%')
+        && module.chars().all(|c| c.is_ascii_graphic());
+    if plain {
+        module.to_owned()
+    } else {
+        format!(
+            "%{}",
+            module
+                .bytes()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
+    }
+}
+
+fn unescape(text: &str) -> Option<String> {
+    let Some(hex) = text.strip_prefix('%') else {
+        return Some(text.to_owned());
+    };
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_round_trip_and_torn_ones_are_skipped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("index");
+        let mut index = Index::default();
+        let sha = Sha256Sum::of(b"x");
+        index
+            .add(
+                &path,
+                [
+                    (Md5([1; 16]), sha, "Elixir.Foo".to_owned()),
+                    (Md5([2; 16]), sha, "with space".to_owned()),
+                ],
+            )
+            .expect("add");
+        let mut text = std::fs::read_to_string(&path).expect("read");
+        text.push_str("0102 torn");
+        std::fs::write(&path, text).expect("write");
+        let again = Index::read(&path);
+        assert_eq!(again.get(Md5([1; 16])), Some(sha));
+        assert_eq!(again.md5s_of("with space"), vec![Md5([2; 16])]);
+        assert_eq!(again.by_md5.len(), 2);
+    }
+}
