@@ -12,7 +12,7 @@ mod support;
 use common::{ErlNode, NodeSpec};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use support::{baseline, generate, hotswap, median, ms, runs};
+use support::{baseline, generate, hotswap, hotswap_timed, median, ms, runs, Operator};
 
 fn main() {
     // `cargo test --all-targets` runs benches without `--bench`: only check they build.
@@ -25,6 +25,7 @@ fn main() {
     let v1 = generate(&work.path().join("v1_30"), 30, 1);
     let v2 = generate(&work.path().join("v2_30"), 30, 2);
     let mut rows = Vec::new();
+    let mut flights = Vec::new();
 
     for k in [1usize, 2, 16] {
         let name = format!(
@@ -32,7 +33,9 @@ fn main() {
             if k > 1 { "s" } else { "" }
         );
         if wanted(&name) {
-            rows.push(changed_modules(&name, &v1, &v2, k));
+            let (row, flight) = changed_modules(&name, &v1, &v2, k);
+            rows.push(row);
+            flights.push(flight);
         }
     }
     if wanted("no-change") {
@@ -41,9 +44,19 @@ fn main() {
     if wanted("elixir") {
         rows.push(large_payload());
     }
-    println!("\n| scenario | hotswap-node | seed's way | ratio |\n|---|---|---|---|");
+    if wanted("real") {
+        if let Some((row, flight)) = real_world() {
+            rows.push(row);
+            flights.push(flight);
+        }
+    }
+    println!("\nWhole process (as a user waits for the command):\n\n| scenario | hotswap-node | seed's way | ratio |\n|---|---|---|---|");
     for r in &rows {
         println!("{r}");
+    }
+    println!("\nIn flight (once connected, until every node runs the new code; hotswap-node: lock, inspect, snapshot, load):\n\n| scenario | hotswap-node | seed's load loop | Erlang's best | vs seed | vs Erlang's best |\n|---|---|---|---|---|---|");
+    for f in &flights {
+        println!("{f}");
     }
     if wanted("slow") {
         slow_link(work.path());
@@ -69,30 +82,145 @@ fn names(nodes: &[ErlNode]) -> Vec<String> {
     nodes.iter().map(|n| n.name.clone()).collect()
 }
 
-/// Every run changes all 30 modules for hotswap-node: the baseline loads
-/// version A (it loads everything regardless), then hotswap-node deploys B.
-fn changed_modules(name: &str, v1: &Path, v2: &Path, k: usize) -> String {
+/// Every run changes all 30 modules for hotswap-node and for Erlang's
+/// best: the seed's way loads version A (it loads everything regardless),
+/// hotswap-node deploys B, an operator node's erpc:multicall loads A.
+fn changed_modules(name: &str, v1: &Path, v2: &Path, k: usize) -> (String, String) {
     let cookie = common::random_cookie();
     let nodes = start_nodes(k, &cookie, v1, true);
     let targets = names(&nodes);
-    let mut hot = Vec::new();
-    let mut base = Vec::new();
-    let mut base_loop = Vec::new();
+    let mut operator = Operator::start(&targets, &cookie);
+    let (mut hot, mut flight, mut base, mut base_loop, mut best) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for r in 0..runs() {
         let (a, b) = if r % 2 == 0 { (v1, v2) } else { (v2, v1) };
         let (wall, inner) = baseline(a, &targets, &cookie, &[]);
         base.push(wall);
         base_loop.push(inner);
-        hot.push(hotswap(b, &targets, &cookie, &[], &[]));
+        // Every contender starts from a node without old code.
+        operator.purge(&[a]);
+        let (wall, in_flight) = hotswap_timed(&[b], &targets, &cookie, &[], &[]);
+        hot.push(wall);
+        flight.push(in_flight);
+        std::thread::sleep(Duration::from_millis(200));
+        best.push(operator.erlang_best(&[a]));
     }
     let (h, b) = (median(hot), median(base));
+    let floor = if k == 1 {
+        vm_floor(&nodes[0], v1, v2)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "{name}: hotswap-node {} (whole run), seed {} (whole run), seed's load loop alone {}",
+        "{name}: hotswap-node {} (whole run), seed {} (whole run), seed's load loop alone {}{floor}",
         ms(h),
         ms(b),
-        ms(median(base_loop))
+        ms(median(base_loop.clone()))
     );
-    row(name, h, b)
+    (
+        row(name, h, b),
+        flight_row(name, median(flight), median(base_loop), median(best)),
+    )
+}
+
+/// The VM's own work for 30 modules in one node: `code:atomic_load/1`, then
+/// `code:soft_purge/1` of each.
+fn vm_floor(node: &ErlNode, v1: &Path, v2: &Path) -> String {
+    let mut op = ErlNode::start(NodeSpec::new("floor30").cookie(&node.cookie));
+    let mut loads = Vec::new();
+    let mut purges = Vec::new();
+    for r in 0..runs() {
+        let dir = if r % 2 == 0 { v1 } else { v2 };
+        let out = op.eval(&format!(
+            "(fun() -> Fs = filelib:wildcard(\"{}/*.beam\"), Ms = [{{list_to_atom(filename:basename(F, \".beam\")), F, element(2, file:read_file(F))}} || F <- Fs], \
+             [code:soft_purge(M) || {{M, _, _}} <- Ms], {{T1, ok}} = timer:tc(code, atomic_load, [Ms]), \
+             {{T2, _}} = timer:tc(fun() -> [code:soft_purge(M) || {{M, _, _}} <- Ms] end), {{T1, T2}} end)().",
+            dir.display()
+        ));
+        let nums: Vec<u64> = out
+            .trim_matches(|c| c == '{' || c == '}')
+            .split(',')
+            .filter_map(|x| x.trim().parse().ok())
+            .collect();
+        if let [load, purge] = nums[..] {
+            loads.push(Duration::from_micros(load));
+            purges.push(Duration::from_micros(purge));
+        }
+    }
+    if loads.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; the VM's own atomic_load of the 30 in one node {}, then their soft_purge {}",
+        ms(median(loads)),
+        ms(median(purges))
+    )
+}
+
+/// Debian's ejabberd, jose, luerl and cowlib beams (scripts/bench unpacks
+/// them into target/bench-beams) to 2 fresh nodes with --verify, against an
+/// operator node's erpc:multicall of atomic_load on 2 other fresh nodes.
+fn real_world() -> Option<(String, String)> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-beams");
+    let ebins: Vec<PathBuf> = [
+        "usr/lib/erlang/lib/jose-1.11.5/ebin",
+        "usr/lib/erlang/lib/luerl-1/ebin",
+        "usr/lib/erlang/lib/cowlib-1.3.0/ebin",
+        "usr/lib/x86_64-linux-gnu/ejabberd-23.01-1/ebin",
+    ]
+    .iter()
+    .map(|d| root.join(d))
+    .collect();
+    if !ebins.iter().all(|d| d.is_dir()) {
+        eprintln!(
+            "real-world beams: not in {} (scripts/bench unpacks them); skipped",
+            root.display()
+        );
+        return None;
+    }
+    let dirs: Vec<&Path> = ebins.iter().map(PathBuf::as_path).collect();
+    let count: usize = dirs.iter().map(|d| support::beams(d).len()).sum();
+    let size: u64 = dirs
+        .iter()
+        .flat_map(|d| support::beams(d))
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let cookie = common::random_cookie();
+    let empty = tempfile::tempdir().expect("tmp");
+    let (mut hot, mut flight, mut best, mut base, mut base_loop) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs() {
+        let nodes = start_nodes(2, &cookie, empty.path(), false);
+        let (wall, in_flight) = hotswap_timed(&dirs, &names(&nodes), &cookie, &["--verify"], &[]);
+        hot.push(wall);
+        flight.push(in_flight);
+        let nodes = start_nodes(2, &cookie, empty.path(), false);
+        best.push(Operator::start(&names(&nodes), &cookie).erlang_best(&dirs));
+        let nodes = start_nodes(2, &cookie, empty.path(), false);
+        let (wall, inner) = support::baseline_many(&dirs, &names(&nodes), &cookie);
+        base.push(wall);
+        base_loop.push(inner);
+    }
+    let name = format!(
+        "{count} real-world beams ({:.0} MB) to 2 fresh nodes, --verify",
+        size as f64 / 1e6
+    );
+    Some((
+        row(&name, median(hot), median(base)),
+        flight_row(&name, median(flight), median(base_loop), median(best)),
+    ))
+}
+
+fn flight_row(name: &str, hot: Duration, seed: Duration, best: Duration) -> String {
+    format!(
+        "| {name} | {} | {} | {} | {:.1}× faster | {:.2}× its time |",
+        ms(hot),
+        ms(seed),
+        ms(best),
+        seed.as_secs_f64() / hot.as_secs_f64(),
+        hot.as_secs_f64() / best.as_secs_f64()
+    )
 }
 
 fn row(name: &str, hot: Duration, base: Duration) -> String {
@@ -167,7 +295,7 @@ fn slow_link(work: &Path) {
     let link = common::slowlink::SlowLink::start(hotswap_node::dist::epmd::epmd_port(), delay);
     let env = vec![("ERL_EPMD_PORT", link.epmd_port.to_string())];
     println!("\nSlow link, {} ms round trip (proxy on loopback), 1 node:\n\n| modules | hotswap-node | in RTTs | seed's way | in RTTs |\n|---|---|---|---|---|", rtt.as_millis());
-    for n in [3usize, 30, 300] {
+    for n in [1usize, 3, 30, 300] {
         let a = generate(&work.join(format!("slow_a_{n}")), n, 1);
         let b = generate(&work.join(format!("slow_b_{n}")), n, 2);
         let cookie = common::random_cookie();

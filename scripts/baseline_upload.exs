@@ -3,8 +3,8 @@
 # target, then for two passes, for every module, for every node, makes one
 # sequential :rpc.call(node, :code, :load_binary, [mod, path, bin]).
 #
-#   elixir --sname me --cookie C scripts/baseline_upload.exs EBIN NODE...
-[ebin | nodes] = System.argv()
+#   elixir --sname me --cookie C scripts/baseline_upload.exs EBIN[,EBIN...] NODE...
+[ebins | nodes] = System.argv()
 nodes = Enum.map(nodes, &String.to_atom/1)
 
 for node <- nodes do
@@ -12,7 +12,7 @@ for node <- nodes do
 end
 
 beams =
-  for path <- Path.wildcard(Path.join(ebin, "*.beam")) do
+  for ebin <- String.split(ebins, ","), path <- Path.wildcard(Path.join(ebin, "*.beam")) do
     {String.to_atom(Path.basename(path, ".beam")), String.to_charlist(path), File.read!(path)}
   end
 

@@ -63,19 +63,34 @@ pub fn hotswap(
     extra: &[&str],
     env: &[(&str, String)],
 ) -> Duration {
+    hotswap_timed(&[ebin], nodes, cookie, extra, env).0
+}
+
+/// Runs `hotswap-node deploy --json` on `ebins`; returns its wall time and
+/// its time in flight: once connected, until every node runs the new code
+/// (`running_ms`).
+pub fn hotswap_timed(
+    ebins: &[&Path],
+    nodes: &[String],
+    cookie: &str,
+    extra: &[&str],
+    env: &[(&str, String)],
+) -> (Duration, Duration) {
+    let ebin = ebins[0];
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/hotswap-node");
     let mut cmd = Command::new(bin);
     cmd.args([
         "deploy",
-        "-q",
+        "--json",
         "--no-build",
         "--cookie",
         cookie,
         "--name",
         &super::common::unique("hsb"),
-    ])
-    .arg("--ebin")
-    .arg(ebin);
+    ]);
+    for e in ebins {
+        cmd.arg("--ebin").arg(e);
+    }
     for n in nodes {
         cmd.args(["--node", n]);
     }
@@ -86,14 +101,81 @@ pub fn hotswap(
         cmd.env(k, v);
     }
     let started = Instant::now();
-    let out = cmd.stdout(Stdio::null()).output().expect("hotswap-node");
+    let out = cmd.stderr(Stdio::piped()).output().expect("hotswap-node");
     let took = started.elapsed();
     assert!(
         out.status.success(),
         "hotswap-node failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    took
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let in_flight = json["running_ms"].as_f64().unwrap_or(0.0);
+    (took, Duration::from_secs_f64(in_flight / 1e3))
+}
+
+/// An operator node connected to the targets: Erlang's best way to load
+/// code on them, and the purge that gives every contender a node without
+/// old code to start from.
+pub struct Operator {
+    node: super::common::ErlNode,
+    targets: String,
+}
+
+impl Operator {
+    pub fn start(nodes: &[String], cookie: &str) -> Operator {
+        let mut node =
+            super::common::ErlNode::start(super::common::NodeSpec::new("operator").cookie(cookie));
+        let targets = nodes
+            .iter()
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let pongs = node.eval(&format!("[net_adm:ping(N) || N <- [{targets}]]."));
+        assert!(
+            !pongs.contains("pang"),
+            "operator cannot reach the targets: {pongs}"
+        );
+        Operator { node, targets }
+    }
+
+    fn modules_expr(ebins: &[&Path]) -> String {
+        let dirs: Vec<String> = ebins
+            .iter()
+            .map(|e| format!("\"{}\"", e.display()))
+            .collect();
+        format!(
+            "Fs = lists:append([filelib:wildcard(D ++ \"/*.beam\") || D <- [{}]]), \
+             Ms = [{{list_to_atom(filename:basename(F, \".beam\")), F, element(2, file:read_file(F))}} || F <- Fs]",
+            dirs.join(",")
+        )
+    }
+
+    /// Purges old code of the modules in `ebins` on every target (untimed).
+    pub fn purge(&mut self, ebins: &[&Path]) {
+        // Each in a fun of its own: the shell keeps bindings between calls.
+        self.node.eval(&format!(
+            "(fun() -> {}, erpc:multicall([{}], lists, foreach, [fun code:soft_purge/1, [M || {{M, _, _}} <- Ms]]), ok end)().",
+            Self::modules_expr(ebins),
+            self.targets
+        ));
+    }
+
+    /// `erpc:multicall(Nodes, code, atomic_load, [Modules])` of the beams of
+    /// `ebins`: that call's time (in flight), old code purged first, untimed.
+    pub fn erlang_best(&mut self, ebins: &[&Path]) -> Duration {
+        self.purge(ebins);
+        let micros = self.node.eval(&format!(
+            "(fun() -> {}, {{T, Rs}} = timer:tc(erpc, multicall, [[{}], code, atomic_load, [Ms]]), [{{ok, ok}} = R || R <- Rs], T end)().",
+            Self::modules_expr(ebins),
+            self.targets
+        ));
+        Duration::from_micros(
+            micros
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("operator: {micros}")),
+        )
+    }
 }
 
 /// The seed's way: a visible Elixir node connects to every target and, for
@@ -106,6 +188,25 @@ pub fn baseline(
     cookie: &str,
     env: &[(&str, String)],
 ) -> (Duration, Duration) {
+    baseline_with(&[ebin], nodes, cookie, env)
+}
+
+/// [`baseline`] for the beams of several folders.
+pub fn baseline_many(ebins: &[&Path], nodes: &[String], cookie: &str) -> (Duration, Duration) {
+    baseline_with(ebins, nodes, cookie, &[])
+}
+
+fn baseline_with(
+    ebins: &[&Path],
+    nodes: &[String],
+    cookie: &str,
+    env: &[(&str, String)],
+) -> (Duration, Duration) {
+    let ebin = ebins
+        .iter()
+        .map(|e| e.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/baseline_upload.exs");
     let mut cmd = Command::new("elixir");
     cmd.args(["--sname", &super::common::unique("me"), "--cookie", cookie])

@@ -87,6 +87,11 @@ impl NodeReport {
 pub struct Report {
     pub ok: bool,
     pub snapshot: Option<String>,
+    /// The run's time once connected (inspect to the end), in milliseconds.
+    pub elapsed_ms: f64,
+    /// From the same start until every node answered that it runs the new
+    /// code; `null` when nothing was loaded.
+    pub running_ms: Option<f64>,
     pub nodes: Vec<NodeReport>,
     #[serde(skip)]
     pub outcome: Outcome,
@@ -105,6 +110,8 @@ impl Report {
             outcome,
             dry_run: false,
             elapsed: Default::default(),
+            elapsed_ms: 0.0,
+            running_ms: None,
         }
     }
 

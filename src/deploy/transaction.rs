@@ -132,6 +132,9 @@ struct Transaction<'a> {
     lock: LockRequest,
     manifest: Option<Manifest>,
     keeping: Option<tokio::task::JoinHandle<Result<(), SnapshotError>>>,
+    started: Instant,
+    /// When every node answered the apply step.
+    running: Option<std::time::Duration>,
     lap: Instant,
 }
 
@@ -154,11 +157,14 @@ pub async fn run(
         lock,
         manifest: None,
         keeping: None,
+        started,
+        running: None,
         lap: Instant::now(),
     };
     let result = t.drive().await;
     let mut finished = t.finish(result).await;
     finished.report.elapsed = started.elapsed();
+    finished.report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     finished
 }
 
@@ -196,6 +202,7 @@ impl Transaction<'_> {
         self.step("snapshot");
         self.check_interrupt(false)?;
         self.apply().await?;
+        self.running = Some(self.started.elapsed());
         self.step("apply");
         self.check_interrupt(true)?;
         if self.opts.verify || self.kind == Kind::Rollback {
@@ -455,6 +462,7 @@ impl Transaction<'_> {
             self.manifest.as_ref().map(|m| m.id.clone()),
         );
         report.dry_run = self.opts.dry_run;
+        report.running_ms = self.running.map(|d| d.as_secs_f64() * 1e3);
         Finished {
             report,
             manifest: self.manifest,
