@@ -306,11 +306,13 @@ fn slow_link(work: &Path) {
         let mut node = ErlNode::start(NodeSpec::new("slow").cookie(&cookie).code_path(&a));
         node.eval(&format!("[code:ensure_loaded(list_to_atom(\"hs_bench_\" ++ integer_to_list(I))) || I <- lists:seq(1, {n})]."));
         let targets = vec![node.name.clone()];
+        let mut operator = Operator::start(&targets, &cookie);
         let mut hot = Vec::new();
         let mut base = Vec::new();
-        for r in 0..runs().min(3) {
+        for r in 0..runs() {
             let (x, y) = if r % 2 == 0 { (&a, &b) } else { (&b, &a) };
             base.push(baseline(x, &targets, &cookie, &env).0);
+            operator.purge(&[x.as_path()]);
             hot.push(hotswap(y, &targets, &cookie, &[], &env));
         }
         let (h, bl) = (median(hot), median(base));
