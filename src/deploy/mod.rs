@@ -9,9 +9,11 @@
 //!
 //! - [`session`]: the peer, connections to the targets, the run's lock.
 //! - [`remote`]: what the engine asks one node (scripts in `node/`).
+//! - [`plan`]: which goals change a node, from what it runs.
 //! - [`priors`]: the snapshot step. [`undo`]: putting one node back.
 //! - [`report`]: what the user and scripts are told.
 
+pub mod plan;
 pub mod priors;
 pub mod remote;
 pub mod report;

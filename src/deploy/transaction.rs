@@ -519,54 +519,36 @@ impl Transaction<'_> {
     }
 }
 
-/// Decides a node's changes from what it runs. Returns false when the node
-/// refuses (old code in use, or drift, without `--force`).
+/// Takes in what the node's inspect answer means for its goals. Returns
+/// false when the node refuses (old code in use, or drift, without
+/// `--force`).
 fn plan(p: &mut Part, found: Vec<Found>, kind: Kind, opts: &Options, ui: &Ui) -> bool {
-    let mut ok = true;
-    for (i, (goal, f)) in p.goals.iter().zip(found).enumerate() {
-        let there = match &goal.target {
-            Target::Load(m) => f.state.md5() == Some(m.md5),
-            Target::Remove => !matches!(f.state, State::Loaded(_)),
-        };
-        if there && !(opts.all && kind == Kind::Deploy) {
-            // Left in old code by an earlier run; it is in nobody's way.
-            warn_lingering(&f.stuck, &p.report.node, ui);
-            p.report.lingering.extend(f.stuck);
-            p.report.unchanged.push(goal.module.clone());
-            continue;
-        }
-        if let (Some(expected), false) = (goal.expect, opts.force) {
-            if f.state != State::Loaded(expected) {
-                p.report
-                    .fail(Some(&goal.module), drift_message(expected, f.state));
-                ok = false;
-                continue;
-            }
-        }
-        if !f.stuck.is_empty() && !opts.force {
-            p.report.lingering.extend(f.stuck);
-            p.report.ok = false;
-            ok = false;
-        }
-        p.changes.push(Change {
-            goal: i,
-            was: f.state,
-            copy: f.copy,
-            prior: Prior::Absent,
-        });
+    let d = super::plan::decide(&p.goals, found, kind, opts.all, opts.force);
+    let refused = d.refused(opts.force);
+    // Left in old code by an earlier run; it is in nobody's way.
+    warn_lingering(&d.idle, &p.report.node, ui);
+    p.report.lingering.extend(d.idle);
+    p.report.unchanged.extend(d.unchanged);
+    for (module, why) in d.drift {
+        p.report.fail(Some(&module), why);
     }
-    ok
-}
-
-fn drift_message(expected: Md5, now: State) -> String {
-    let now = match now {
-        State::Loaded(m) => format!("runs {m}"),
-        State::OnDisk(m) => format!("has {m} on disk, not loaded"),
-        State::Absent => "does not have it".into(),
-    };
-    format!(
-        "the node {now}, not {expected} as deployed: changed since (another deploy, a reboot?); left alone. Pass `--force` to roll it back anyway"
-    )
+    if !opts.force {
+        p.report.lingering.extend(d.blocking);
+    }
+    if refused {
+        p.report.ok = false;
+    }
+    p.changes = d
+        .changes
+        .into_iter()
+        .map(|c| Change {
+            goal: c.goal,
+            was: c.was,
+            copy: c.copy,
+            prior: Prior::Absent,
+        })
+        .collect();
+    !refused
 }
 
 fn locked_message(node: &str, held: &Held) -> String {
