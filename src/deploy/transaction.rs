@@ -506,7 +506,7 @@ impl Transaction<'_> {
                 "{e}; the snapshot may show this deploy as pending"
             ));
         }
-        if self.opts.keep > 0 && self.store.count() > self.opts.keep {
+        if self.opts.keep > 0 && self.store.prune_due(self.opts.keep) {
             if let Err(e) = self.store.prune(self.opts.keep) {
                 self.ui.warn(&format!("pruning the snapshot store: {e}"));
             }

@@ -230,6 +230,18 @@ impl Store {
             .unwrap_or(0)
     }
 
+    /// Whether pruning to `keep` per node is worth a run: the store has
+    /// grown a tenth of `keep` past what the last pruning left (with many
+    /// nodes, more than `keep` snapshots is the normal state, and reading
+    /// them all at every deploy would cost more than they weigh).
+    pub fn prune_due(&self, keep: usize) -> bool {
+        let left: usize = std::fs::read_to_string(self.root.join("pruned"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        self.count() > keep.max(left) + keep / 10
+    }
+
     /// A stored binary whose module has this MD5, if the store has one
     /// intact. A damaged object is treated as absent here: the caller then
     /// asks the node instead.
@@ -340,6 +352,8 @@ impl Store {
             sync_dir(&self.root.join("snapshots"))?;
         }
         pruned.objects = self.collect_garbage(&kept)?;
+        let left = kept.len().to_string();
+        write_atomic(&self.root.join("pruned"), left.as_bytes(), false)?;
         Ok(pruned)
     }
 

@@ -189,7 +189,12 @@ fn pruning_keeps_the_newest_per_node_and_what_they_name() {
             ))
             .expect("save");
     }
+    assert!(store.prune_due(2));
     let pruned = store.prune(2).expect("prune");
+    assert!(
+        !store.prune_due(2),
+        "3 left for 2 nodes: nothing more to prune yet"
+    );
     assert_eq!(
         pruned.snapshots, 1,
         "busy keeps 2 of 3; lonely keeps its one"
