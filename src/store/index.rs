@@ -11,6 +11,8 @@ use std::path::Path;
 #[derive(Debug, Default, Clone)]
 pub struct Index {
     by_md5: HashMap<Md5, (Sha256Sum, String)>,
+    /// The same entries by module, for the MD5s of a module in one look-up.
+    by_module: HashMap<String, Vec<Md5>>,
 }
 
 impl Index {
@@ -31,10 +33,30 @@ impl Index {
                 Sha256Sum::from_hex(sha),
                 unescape(module),
             ) {
-                index.by_md5.insert(md5, (sha, module));
+                index.insert(md5, sha, module);
             }
         }
         index
+    }
+
+    fn insert(&mut self, md5: Md5, sha: Sha256Sum, module: String) {
+        let md5s = self.by_module.entry(module.clone()).or_default();
+        if !md5s.contains(&md5) {
+            md5s.push(md5);
+        }
+        if let Some((_, old)) = self.by_md5.insert(md5, (sha, module)) {
+            self.unlink(&old, md5);
+        }
+    }
+
+    /// Drops `md5` from `module`'s list, unless the entry still names it.
+    fn unlink(&mut self, module: &str, md5: Md5) {
+        if self.by_md5.get(&md5).is_some_and(|(_, m)| m == module) {
+            return;
+        }
+        if let Some(md5s) = self.by_module.get_mut(module) {
+            md5s.retain(|m| *m != md5);
+        }
     }
 
     pub fn get(&self, md5: Md5) -> Option<Sha256Sum> {
@@ -43,11 +65,7 @@ impl Index {
 
     /// The MD5s of `module` the index knows.
     pub fn md5s_of(&self, module: &str) -> Vec<Md5> {
-        self.by_md5
-            .iter()
-            .filter(|(_, (_, m))| m == module)
-            .map(|(md5, _)| *md5)
-            .collect()
+        self.by_module.get(module).cloned().unwrap_or_default()
     }
 
     /// Adds entries not known yet, and appends them to the file at `path`
@@ -61,7 +79,7 @@ impl Index {
         for (md5, sha, module) in entries {
             if self.get(md5) != Some(sha) {
                 text.push_str(&line(md5, sha, &module));
-                self.by_md5.insert(md5, (sha, module));
+                self.insert(md5, sha, module);
             }
         }
         if text.is_empty() {
@@ -77,6 +95,11 @@ impl Index {
     /// Keeps only the entries `keep` accepts.
     pub fn retain(&mut self, keep: impl Fn(Md5, Sha256Sum) -> bool) {
         self.by_md5.retain(|md5, (sha, _)| keep(*md5, *sha));
+        let by_md5 = &self.by_md5;
+        for md5s in self.by_module.values_mut() {
+            md5s.retain(|m| by_md5.contains_key(m));
+        }
+        self.by_module.retain(|_, md5s| !md5s.is_empty());
     }
 
     /// The whole index as the file holds it.
@@ -154,5 +177,9 @@ mod tests {
         assert_eq!(again.get(Md5([1; 16])), Some(sha));
         assert_eq!(again.md5s_of("with space"), vec![Md5([2; 16])]);
         assert_eq!(again.by_md5.len(), 2);
+        let mut pruned = again.clone();
+        pruned.retain(|md5, _| md5 == Md5([1; 16]));
+        assert!(pruned.md5s_of("with space").is_empty());
+        assert_eq!(pruned.md5s_of("Elixir.Foo"), vec![Md5([1; 16])]);
     }
 }
