@@ -93,6 +93,26 @@ fn keep_if_running(
     }
 }
 
+/// The binary that puts `prior` of `module` back, read from the store and
+/// checked to be that module with that MD5; `None` for an absent prior or
+/// one whose binary was never had.
+pub fn stored_module(module: &str, prior: &Prior, store: &Store) -> Result<Option<Module>, String> {
+    let (Some(sha), Some(md5)) = (prior.object(), prior.md5()) else {
+        return Ok(None);
+    };
+    let sha = Sha256Sum::from_hex(sha).ok_or_else(|| format!("bad object name `{sha}`"))?;
+    let bytes = store.read(sha).map_err(|e| e.to_string())?;
+    let path = store.root().join("objects").join(sha.to_hex());
+    let m = Module::from_bytes(bytes, path).map_err(|e| e.to_string())?;
+    if m.name != module || m.md5.to_hex() != md5 {
+        return Err(format!(
+            "the store holds `{}` with MD5 {} for it",
+            m.name, m.md5
+        ));
+    }
+    Ok(Some(m))
+}
+
 /// Keeps every binary being loaded, so the next snapshot of these nodes
 /// needs nothing from them. Only a later run reads these, so the writing
 /// goes on in the background while this one goes on, unsynced: a copy is a

@@ -159,6 +159,33 @@ impl Remote {
         Ok(Ok(found))
     }
 
+    /// Reads back, without taking the lock or purging, which of `want`
+    /// (module, MD5 it must run, or `None`: not loaded) the node does not
+    /// run as wanted: their indexes, with what the node has instead.
+    pub async fn mismatches(
+        &self,
+        want: &[(&str, Option<Md5>)],
+    ) -> Result<Vec<(usize, State)>, CallError> {
+        if want.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = match self.inspect(None, want, &[], false, false).await? {
+            Ok(found) => found,
+            // Only a lock request is answered `locked`.
+            Err(_) => return Ok(Vec::new()),
+        };
+        Ok(want
+            .iter()
+            .zip(found)
+            .enumerate()
+            .filter(|(_, ((_, md5), f))| match md5 {
+                Some(md5) => f.state != State::Loaded(*md5),
+                None => matches!(f.state, State::Loaded(_)),
+            })
+            .map(|(i, (_, f))| (i, f.state))
+            .collect())
+    }
+
     /// Runs `payload` ([`apply_payload`]) on the node: clears old code
     /// (killing its processes with `force`), loads everything at once,
     /// removes, and lets go of the replaced code where nobody runs it.

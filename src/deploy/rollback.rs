@@ -6,7 +6,7 @@
 use super::report::Report;
 use super::transaction::{self, Goal, Kind, Target, Work};
 use super::{Options, Session};
-use crate::beam::{Md5, Module, Sha256Sum};
+use crate::beam::Md5;
 use crate::output::Ui;
 use crate::store::{Manifest, ModuleRecord, NodeOutcome, Prior, SnapshotError, Store};
 use std::collections::BTreeMap;
@@ -72,9 +72,9 @@ fn goal(m: &ModuleRecord, store: &Store) -> Result<Option<Goal>, String> {
     let expect = m.deployed.as_deref().and_then(Md5::from_hex);
     let target = match &m.prior {
         Prior::Absent => Target::Remove,
-        prior => match prior.object() {
+        prior => match super::priors::stored_module(&m.module, prior, store)? {
             None => return Ok(None),
-            Some(sha) => Target::Load(stored_module(&m.module, prior, sha, store)?),
+            Some(module) => Target::Load(module),
         },
     };
     Ok(Some(Goal {
@@ -82,20 +82,6 @@ fn goal(m: &ModuleRecord, store: &Store) -> Result<Option<Goal>, String> {
         target,
         expect,
     }))
-}
-
-fn stored_module(name: &str, prior: &Prior, sha: &str, store: &Store) -> Result<Module, String> {
-    let sha = Sha256Sum::from_hex(sha).ok_or_else(|| format!("bad object name `{sha}`"))?;
-    let bytes = store.read(sha).map_err(|e| e.to_string())?;
-    let path = store.root().join("objects").join(sha.to_hex());
-    let module = Module::from_bytes(bytes, path).map_err(|e| e.to_string())?;
-    if module.name != name || Some(module.md5.to_hex().as_str()) != prior.md5() {
-        return Err(format!(
-            "the store holds `{}` with MD5 {} for it",
-            module.name, module.md5
-        ));
-    }
-    Ok(module)
 }
 
 /// Rolls back `plan` on the session's nodes, and marks each node's part

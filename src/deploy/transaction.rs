@@ -660,9 +660,6 @@ pub(super) fn warn_lingering(lingering: &[Lingering], node: &str, ui: &Ui) {
 
 /// What a changed node runs now that differs from its goals.
 async fn read_back(p: &Part) -> Vec<Failure> {
-    if p.changes.is_empty() {
-        return Vec::new();
-    }
     let want: Vec<(&str, Option<Md5>)> = p
         .changes
         .iter()
@@ -671,33 +668,23 @@ async fn read_back(p: &Part) -> Vec<Failure> {
             (g.module.as_str(), g.target.md5())
         })
         .collect();
-    let found = match p.remote.inspect(None, &want, &[], false, false).await {
-        Ok(Ok(found)) => found,
-        Ok(Err(_)) => return Vec::new(),
-        Err(e) => {
-            return vec![Failure {
-                module: None,
-                reason: format!("verify: {e}"),
-            }]
-        }
-    };
-    want.iter()
-        .zip(found)
-        .filter_map(|(&(module, md5), f)| {
-            let ok = match md5 {
-                Some(md5) => f.state == State::Loaded(md5),
-                None => !matches!(f.state, State::Loaded(_)),
-            };
-            (!ok).then(|| Failure {
-                module: Some(module.to_owned()),
+    match p.remote.mismatches(&want).await {
+        Ok(wrong) => wrong
+            .into_iter()
+            .map(|(i, state)| Failure {
+                module: Some(want[i].0.to_owned()),
                 reason: format!(
                     "verify: the node runs {}, expected {}",
-                    show_state(f.state),
-                    md5.map_or_else(|| "nothing".into(), |m| m.to_hex())
+                    show_state(state),
+                    want[i].1.map_or_else(|| "nothing".into(), |m| m.to_hex())
                 ),
             })
-        })
-        .collect()
+            .collect(),
+        Err(e) => vec![Failure {
+            module: None,
+            reason: format!("verify: {e}"),
+        }],
+    }
 }
 
 pub(super) fn show_state(state: State) -> String {

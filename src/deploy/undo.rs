@@ -2,9 +2,9 @@
 //! fails after a node changed; kills processes only with `--force`, and
 //! names every module it could not put back.
 
-use super::remote::{Applied, Remote, State, Step};
+use super::remote::{Applied, Remote, Step};
 use super::report::NodeReport;
-use crate::beam::{Md5, Module, Sha256Sum};
+use crate::beam::{Md5, Module};
 use crate::output::Ui;
 use crate::store::{Prior, Store};
 
@@ -21,7 +21,7 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
     let mut binaries: Vec<(usize, Module)> = Vec::new();
     let mut lost = Vec::new();
     for (i, (module, prior)) in priors.iter().enumerate() {
-        match restorable(module, prior, store) {
+        match super::priors::stored_module(module, prior, store) {
             Ok(Some(m)) => binaries.push((i, m)),
             Ok(None) if *prior == Prior::Absent => {}
             Ok(None) => lost.push(format!("`{module}`: its prior binary was never captured")),
@@ -76,40 +76,18 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
     }
 }
 
-/// The prior's binary from the store, checked to be that module and MD5.
-fn restorable(module: &str, prior: &Prior, store: &Store) -> Result<Option<Module>, String> {
-    let (Some(sha), Some(md5)) = (prior.object(), prior.md5()) else {
-        return Ok(None);
-    };
-    let sha = Sha256Sum::from_hex(sha).ok_or_else(|| format!("bad object name `{sha}`"))?;
-    let bytes = store.read(sha).map_err(|e| e.to_string())?;
-    let path = store.root().join("objects").join(sha.to_hex());
-    let m = Module::from_bytes(bytes, path).map_err(|e| e.to_string())?;
-    if m.name != module || m.md5.to_hex() != md5 {
-        return Err(format!(
-            "the store holds `{}` with MD5 {} for it",
-            m.name, m.md5
-        ));
-    }
-    Ok(Some(m))
-}
-
-/// The modules whose state on the node is not their prior's.
+/// The modules whose state on the node is not their prior's (all of them
+/// when the node cannot be asked).
 async fn read_back(remote: &Remote, priors: &[(String, Prior)]) -> Vec<String> {
     let want: Vec<(&str, Option<Md5>)> = priors
         .iter()
         .map(|(m, p)| (m.as_str(), p.md5().and_then(Md5::from_hex)))
         .collect();
-    let found = match remote.inspect(None, &want, &[], false, false).await {
-        Ok(Ok(found)) => found,
-        _ => return priors.iter().map(|(m, _)| m.clone()).collect(),
-    };
-    want.iter()
-        .zip(found)
-        .filter(|((_, md5), f)| match md5 {
-            Some(md5) => f.state != State::Loaded(*md5),
-            None => matches!(f.state, State::Loaded(_)),
-        })
-        .map(|((m, _), _)| (*m).to_owned())
-        .collect()
+    match remote.mismatches(&want).await {
+        Ok(wrong) => wrong
+            .into_iter()
+            .map(|(i, _)| priors[i].0.clone())
+            .collect(),
+        Err(_) => priors.iter().map(|(m, _)| m.clone()).collect(),
+    }
 }
