@@ -53,6 +53,8 @@ struct Inner {
     next_ref: AtomicU64,
     outgoing: mpsc::UnboundedSender<Outgoing>,
     pending: Mutex<Pending>,
+    /// Becomes true once, when the connection ends.
+    down: tokio::sync::watch::Sender<bool>,
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +107,7 @@ impl Connection {
             node,
             outgoing,
             pending: Mutex::new(Pending::default()),
+            down: tokio::sync::watch::Sender::new(false),
         });
         let (read_half, write_half) = stream.into_split();
         let (answers_tx, answers_rx) = mpsc::unbounded_channel();
@@ -112,6 +115,7 @@ impl Connection {
             BufReader::with_capacity(256 * 1024, read_half),
             inner.clone(),
             answers_tx,
+            ticks.ticktime,
         ));
         tokio::spawn(write_loop(
             BufWriter::with_capacity(256 * 1024, write_half),
@@ -138,6 +142,14 @@ impl Connection {
     /// Why the connection ended, or `None` while it is up.
     pub fn closed_reason(&self) -> Option<String> {
         self.inner.lock().closed.clone()
+    }
+
+    /// Waits until the connection ends, and says why.
+    pub async fn closed(&self) -> String {
+        let mut down = self.inner.down.subscribe();
+        let _ = down.wait_for(|d| *d).await;
+        self.closed_reason()
+            .unwrap_or_else(|| "connection closed".into())
     }
 
     /// Sends a `{'$gen_call', {SelfPid, Ref}, Request}` to the process
@@ -289,6 +301,8 @@ impl Inner {
         }
         // Dropping the senders wakes every waiting call with the reason above.
         pending.calls.clear();
+        drop(pending);
+        self.down.send_replace(true);
     }
 
     /// Delivers `{Ref, Result}` to the call that made `Ref`.
@@ -320,9 +334,18 @@ async fn read_loop(
     mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
     inner: Arc<Inner>,
     answers: mpsc::UnboundedSender<Vec<u8>>,
+    ticktime: Duration,
 ) {
+    // A node ticks every quarter of its tick time; silence for a whole one
+    // (ours, or the node's if longer: at least 60 s) means it is gone, as
+    // `net_kernel` would decide, even if no TCP reset ever comes.
+    let silence = ticktime.max(Duration::from_secs(60));
     let reason = loop {
-        match read_frame(&mut reader).await {
+        let frame = match tokio::time::timeout(silence, read_frame(&mut reader)).await {
+            Ok(frame) => frame,
+            Err(_) => break format!("the node did not answer for {} s", silence.as_secs()),
+        };
+        match frame {
             Ok(Some(Frame::Tick)) => {
                 // Answer at once: a node with a short net_ticktime must hear from us.
                 let _ = answers.send(TICK.to_vec());

@@ -246,7 +246,10 @@ impl Peer {
     ) -> Result<(Connection, u16), ConnectError> {
         if let Some(port) = remembered {
             let limit = self.options.connect_timeout.min(Duration::from_secs(2));
-            match self.connect_at(target, port, limit, true).await {
+            match self
+                .connect_at(target, port, limit, true, &self.options.cookie)
+                .await
+            {
                 Ok(conn) => return Ok((conn, port)),
                 Err(e) => tracing::debug!(node = %target, port, "remembered port failed: {e}"),
             }
@@ -257,9 +260,28 @@ impl Peer {
         }
         let port = epmd::lookup(target.host(), target.name()).await?;
         let conn = self
-            .connect_at(target, port, self.options.connect_timeout, false)
+            .connect_at(
+                target,
+                port,
+                self.options.connect_timeout,
+                false,
+                &self.options.cookie,
+            )
             .await?;
         Ok((conn, port))
+    }
+
+    /// Connects to a node of our own making that has a cookie of its own
+    /// (the watch mode's build node), found through EPMD.
+    pub async fn connect_private(
+        &self,
+        target: &NodeName,
+        cookie: &Cookie,
+    ) -> Result<Connection, ConnectError> {
+        let _ = self.registration().await;
+        let port = epmd::lookup(target.host(), target.name()).await?;
+        self.connect_at(target, port, self.options.connect_timeout, true, cookie)
+            .await
     }
 
     /// Connects to `target` at `port` and shakes hands within `limit`;
@@ -270,6 +292,7 @@ impl Peer {
         port: u16,
         limit: Duration,
         same_name: bool,
+        cookie: &Cookie,
     ) -> Result<Connection, ConnectError> {
         let addr = format!("{}:{port}", target.host());
         let stream = tokio::time::timeout(limit, TcpStream::connect((target.host(), port)))
@@ -291,14 +314,8 @@ impl Peer {
                 node: target.to_string(),
                 reason: e.to_string(),
             })?;
-        let (stream, peer) = handshake::client(
-            stream,
-            &self.identity,
-            self.options.cookie.expose(),
-            target,
-            limit,
-        )
-        .await?;
+        let (stream, peer) =
+            handshake::client(stream, &self.identity, cookie.expose(), target, limit).await?;
         if same_name && peer.name != target.to_string() {
             return Err(ConnectError::Handshake {
                 node: target.to_string(),
