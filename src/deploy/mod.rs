@@ -23,6 +23,7 @@ pub mod status;
 pub mod transaction;
 pub mod undo;
 
+pub use remote::Remote;
 pub use report::{Failure, NodeReport, Outcome, Report};
 pub use rollback::{rollback, RollbackError};
 pub use session::Session;
@@ -78,20 +79,34 @@ pub async fn deploy(
     opts: &Options,
     ui: &crate::output::Ui,
 ) -> Report {
-    let goals: Vec<Goal> = modules
-        .iter()
-        .map(|m| Goal {
-            module: m.name.clone(),
-            target: Target::Load(m.clone()),
-            expect: None,
-        })
-        .collect();
-    let work = session
+    let each = session
         .remotes()
-        .iter()
-        .map(|remote| Work {
-            remote: remote.clone(),
-            goals: goals.clone(),
+        .into_iter()
+        .map(|remote| (remote, modules.to_vec()))
+        .collect();
+    deploy_each(session, each, opts, ui).await
+}
+
+/// Deploys to each node its own list of modules, as one transaction: the
+/// watch mode sends a node only what changed since it last caught up.
+pub async fn deploy_each(
+    session: &Session,
+    each: Vec<(Remote, Vec<Module>)>,
+    opts: &Options,
+    ui: &crate::output::Ui,
+) -> Report {
+    let work = each
+        .into_iter()
+        .map(|(remote, modules)| Work {
+            remote,
+            goals: modules
+                .into_iter()
+                .map(|m| Goal {
+                    module: m.name.clone(),
+                    target: Target::Load(m),
+                    expect: None,
+                })
+                .collect(),
             unrestorable: Vec::new(),
         })
         .collect();

@@ -1,13 +1,16 @@
 //! A session: this tool's peer, the snapshot store, and connections to the
 //! target nodes, opened once and borrowed by deploy, rollback and status.
+//! A session that is held (the watch mode) may lose a node and connect to
+//! it again: the set of connections changes, the session does not.
 
 use super::remote::{LockRequest, Remote};
 use super::report::NodeReport;
 use super::Options;
-use crate::dist::{NodeName, Peer};
+use crate::dist::{ConnectError, NodeName, Peer};
 use crate::output::Ui;
 use crate::store::Store;
 use futures::future::join_all;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// Why a session could not be opened.
@@ -23,7 +26,7 @@ pub enum OpenError {
 pub struct Session {
     peer: Peer,
     store: Store,
-    remotes: Vec<Remote>,
+    remotes: Mutex<Vec<Remote>>,
     timeout: Duration,
 }
 
@@ -48,13 +51,81 @@ impl Session {
         Ok(Session {
             peer,
             store,
-            remotes,
+            remotes: Mutex::new(remotes),
             timeout: opts.timeout,
         })
     }
 
-    pub fn remotes(&self) -> &[Remote] {
-        &self.remotes
+    /// A session that goes on without the nodes it cannot reach yet: the
+    /// ones reached are connected, the others come back with why, for
+    /// [`Session::reconnect`] to try again.
+    pub async fn hold(
+        peer: Peer,
+        store: Store,
+        nodes: &[NodeName],
+        opts: &Options,
+    ) -> Result<(Session, Vec<(NodeName, String)>), crate::dist::StartError> {
+        peer.registration().await?;
+        let session = Session {
+            peer,
+            store,
+            remotes: Mutex::new(Vec::new()),
+            timeout: opts.timeout,
+        };
+        let tried = join_all(nodes.iter().map(|n| session.reconnect(n))).await;
+        let missing = nodes
+            .iter()
+            .zip(tried)
+            .filter_map(|(n, r)| r.err().map(|e| (n.clone(), e.to_string())))
+            .collect();
+        Ok((session, missing))
+    }
+
+    /// Connects to `node` (again), trying the port it had last time first,
+    /// and puts the new connection in place of any old one.
+    pub async fn reconnect(&self, node: &NodeName) -> Result<Remote, ConnectError> {
+        let key = node.to_string();
+        let remembered = self.store.ports().get(&key).copied();
+        let (conn, port) = self.peer.connect_via(node, remembered).await?;
+        if remembered != Some(port) {
+            let mut ports = self.store.ports();
+            ports.insert(key.clone(), port);
+            self.store.remember_ports(&ports);
+        }
+        let remote = Remote {
+            conn,
+            timeout: self.timeout,
+        };
+        let mut remotes = self.connections();
+        remotes.retain(|r| r.node() != key);
+        remotes.push(remote.clone());
+        Ok(remote)
+    }
+
+    /// Whether `node` has no live connection.
+    pub fn is_down(&self, node: &str) -> bool {
+        !self
+            .connections()
+            .iter()
+            .any(|r| r.node() == node && r.conn.closed_reason().is_none())
+    }
+
+    /// Forgets the connection to `node` (it went away).
+    pub fn forget(&self, node: &str) {
+        self.connections().retain(|r| r.node() != node);
+    }
+
+    /// The nodes connected now.
+    pub fn remotes(&self) -> Vec<Remote> {
+        self.connections().clone()
+    }
+
+    fn connections(&self) -> std::sync::MutexGuard<'_, Vec<Remote>> {
+        self.remotes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn peer(&self) -> &Peer {
+        &self.peer
     }
 
     pub fn store(&self) -> &Store {
