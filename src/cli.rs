@@ -53,7 +53,23 @@ pub enum Command {
     Status(StatusArgs),
     /// List the snapshots taken before deploys (newest last).
     Snapshots(SnapshotsArgs),
+    /// Rebuild on each save and deploy what changed, over held connections.
+    #[command(after_help = WATCH_HELP)]
+    Watch(WatchArgs),
 }
+
+const WATCH_HELP: &str = "\
+Watches the project's sources (Mix: lib/, config/, mix.exs, umbrella apps/;
+rebar3: src/, include/, rebar.config), or with --no-build, --ebin or .beam
+paths the compiled modules themselves. A Mix project is rebuilt by a warm
+build node; other projects by their build command. Each change is deployed
+as `deploy` would (a snapshot each: `deploy --rollback` undoes the last).
+Nodes that go away are reconnected and caught up. Ctrl-C stops (exit 0).
+
+Exit codes:
+  0    stopped by Ctrl-C (or SIGTERM)
+  2    usage, configuration or input error
+  3    this tool's node could not start";
 
 #[derive(Debug, Args, Clone)]
 pub struct Target {
@@ -121,6 +137,36 @@ pub struct DeployArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// .beam files to follow instead of the project's build output.
+    #[arg(value_name = "PATHS")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub target: Target,
+    /// After each load, check every node runs exactly what was sent; undo if not.
+    #[arg(long)]
+    pub verify: bool,
+    /// Kill processes still running old code of a module being replaced.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not build: follow the build output (or --ebin folders) instead.
+    #[arg(long)]
+    pub no_build: bool,
+    /// How long files must be quiet before a change counts, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 10)]
+    pub settle: u64,
+    /// Print one JSON object per event on stdout; progress goes to stderr.
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing but errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log what happens on the wire (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
     pub target: Target,
@@ -169,6 +215,8 @@ pub enum CliError {
     Nodes(String),
     #[error("cannot find the current folder: {0}")]
     Cwd(std::io::Error),
+    #[error("cannot watch `{}`: {detail}", path.display())]
+    Watch { path: PathBuf, detail: String },
 }
 
 impl CliError {
@@ -178,7 +226,8 @@ impl CliError {
             | CliError::Discover(_)
             | CliError::Modules(_)
             | CliError::NoModules(_)
-            | CliError::Cwd(_) => 2,
+            | CliError::Cwd(_)
+            | CliError::Watch { .. } => 2,
             CliError::Start(StartError::Register(RegisterError::NameTaken { .. }))
             | CliError::Start(StartError::Name(_)) => 2,
             CliError::Start(_) | CliError::Nodes(_) => 3,
@@ -209,10 +258,14 @@ pub async fn run(cli: Cli, json_requested: &mut bool) -> Result<i32, CliError> {
             *json_requested = args.json;
             snapshots_command(args)
         }
+        Command::Watch(args) => {
+            *json_requested = args.json;
+            crate::watch::command::watch_command(args).await
+        }
     }
 }
 
-fn settings(target: &Target) -> Result<Settings, CliError> {
+pub(crate) fn settings(target: &Target) -> Result<Settings, CliError> {
     let project = match &target.project {
         Some(p) => p.clone(),
         None => std::env::current_dir().map_err(CliError::Cwd)?,
@@ -228,7 +281,7 @@ fn settings(target: &Target) -> Result<Settings, CliError> {
     Ok(Settings::load(&project, &flags)?)
 }
 
-async fn start_peer(settings: &Settings) -> Result<Peer, CliError> {
+pub(crate) async fn start_peer(settings: &Settings) -> Result<Peer, CliError> {
     let mut options = PeerOptions::new(settings.cookie()?.clone());
     options.name = settings.name.clone();
     options.connect_timeout = settings.timeout.min(std::time::Duration::from_secs(10));
@@ -236,7 +289,7 @@ async fn start_peer(settings: &Settings) -> Result<Peer, CliError> {
 }
 
 /// Finds and validates every module; any invalid file refuses the whole run.
-fn local_modules(
+pub(crate) fn local_modules(
     settings: &Settings,
     paths: &[PathBuf],
 ) -> Result<(Vec<Module>, Vec<String>), CliError> {

@@ -10,6 +10,8 @@
 //! - [`deploy`]: the transaction that deploys and rolls back, the session
 //!   that holds connections, status.
 //! - [`store`]: the snapshot store (binaries, manifests, lock, pruning).
+//! - [`watch`]: the watch mode: sources, the warm build node, held
+//!   connections that come back, one deploy per change.
 //! - [`config`], [`cli`], [`output`]: settings, the command line, what the
 //!   user sees.
 
@@ -20,3 +22,4 @@ pub mod deploy;
 pub mod dist;
 pub mod output;
 pub mod store;
+pub mod watch;

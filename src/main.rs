@@ -41,6 +41,7 @@ fn main() -> ExitCode {
 fn init_logging(cli: &Cli) {
     let verbose = match &cli.command {
         cli::Command::Deploy(args) => args.verbose,
+        cli::Command::Watch(args) => args.verbose,
         _ => 0,
     };
     let default = match verbose {

@@ -1,0 +1,387 @@
+//! Building on each change. A Mix project gets a warm build node: one
+//! hidden Elixir node for the session, running the project's Mix, that
+//! recompiles in tens of milliseconds where `mix compile` boots a VM each
+//! time. It is driven over this tool's own peer, listens on loopback only,
+//! has a random cookie, and halts when our connection to it drops. If it
+//! dies it is started again; if it cannot start, and for rebar3 or a
+//! configured `build`, the build command runs per change.
+
+use crate::dist::term;
+use crate::dist::{Connection, Cookie, NodeName, Peer};
+use crate::output::Mode;
+use std::collections::BTreeSet;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+const COMPILE: &str = include_str!("node/compile.erl");
+const GUARD: &str = include_str!("node/guard.erl");
+/// Run by `mix run` once the project is loaded: the node is ready.
+const READY: &str =
+    "Process.register(spawn(fn -> Process.sleep(:infinity) end), :hotswap_build_ready)";
+
+/// A compile may take long (the first one of a big project).
+const COMPILE_LIMIT: Duration = Duration::from_secs(600);
+/// How long a build node may take to come up.
+const START_LIMIT: Duration = Duration::from_secs(60);
+
+/// How a build went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Built {
+    /// The build output may have changed.
+    Ok,
+    /// The build failed; its own output said why.
+    Failed(String),
+}
+
+/// What builds the project on each change.
+pub enum Builder {
+    /// Nothing to build: the watched files are the modules.
+    Nothing,
+    /// A command per change.
+    Command { command: String, mode: Mode },
+    /// A warm Mix build node, started when first needed.
+    Mix {
+        node: Option<Box<BuildNode>>,
+        project: PathBuf,
+        mode: Mode,
+        /// The command to fall back on if no node can be started.
+        command: String,
+    },
+}
+
+impl Builder {
+    /// Mix projects whose build is `mix compile` get a build node; any
+    /// other build command runs per change.
+    pub fn for_project(project: &Path, build: Option<&str>, mode: Mode) -> Builder {
+        match build {
+            None => Builder::Nothing,
+            Some(command)
+                if command.trim() == "mix compile" && project.join("mix.exs").is_file() =>
+            {
+                Builder::Mix {
+                    node: None,
+                    project: project.to_owned(),
+                    mode,
+                    command: command.to_owned(),
+                }
+            }
+            Some(command) => Builder::Command {
+                command: command.to_owned(),
+                mode,
+            },
+        }
+    }
+
+    /// A line for the `Watching` banner.
+    pub fn describe(&self) -> String {
+        match self {
+            Builder::Nothing => "no build".into(),
+            Builder::Command { command, .. } => format!("building with `{command}`"),
+            Builder::Mix { node: Some(n), .. } => format!("build node {}", n.name),
+            Builder::Mix { command, .. } => format!("building with `{command}`"),
+        }
+    }
+
+    /// Builds after `changed` changed (all of the project the first time).
+    pub async fn build(
+        &mut self,
+        peer: &Peer,
+        project: &Path,
+        changed: &BTreeSet<PathBuf>,
+    ) -> Built {
+        backdate_mix_manifests(project, changed);
+        let fallback = match self {
+            Builder::Nothing => return Built::Ok,
+            Builder::Command { command, mode } => {
+                return run_command(command, project, *mode).await
+            }
+            Builder::Mix {
+                node,
+                project,
+                mode,
+                command,
+            } => {
+                if changed.iter().any(|p| needs_fresh_mix(project, p)) {
+                    stop(node).await;
+                }
+                match build_on_node(node, peer, project, *mode).await {
+                    Some(built) => return built,
+                    None => (command.clone(), *mode),
+                }
+            }
+        };
+        *self = Builder::Command {
+            command: fallback.0,
+            mode: fallback.1,
+        };
+        self.build_again(project).await
+    }
+
+    async fn build_again(&self, project: &Path) -> Built {
+        match self {
+            Builder::Command { command, mode } => run_command(command, project, *mode).await,
+            _ => Built::Ok,
+        }
+    }
+
+    /// Stops the build node, if one runs.
+    pub async fn stop(self) {
+        if let Builder::Mix {
+            node: Some(node), ..
+        } = self
+        {
+            node.stop().await;
+        }
+    }
+}
+
+/// Compiles on the build node, starting one if there is none or it died.
+/// `None`: no node could be started, or a fresh one failed too; the
+/// caller falls back on the command.
+async fn build_on_node(
+    slot: &mut Option<Box<BuildNode>>,
+    peer: &Peer,
+    project: &Path,
+    mode: Mode,
+) -> Option<Built> {
+    if let Some(why) = slot.as_mut().and_then(|n| n.gone()) {
+        eprintln!("warning: the build node stopped ({why}); starting a new one");
+        stop(slot).await;
+    }
+    for attempt in 0..2 {
+        if slot.is_none() {
+            match BuildNode::start(peer, project, mode).await {
+                Ok(node) => *slot = Some(Box::new(node)),
+                Err(e) => {
+                    eprintln!("warning: cannot start a build node ({e}); running the build command on each change instead");
+                    return None;
+                }
+            }
+        }
+        match slot.as_ref()?.compile().await {
+            Ok(built) => return Some(built),
+            Err(e) if attempt == 0 => {
+                eprintln!("warning: the build node failed ({e}); starting a new one")
+            }
+            Err(e) => eprintln!("warning: the build node failed again ({e}); running the build command on each change instead"),
+        }
+        stop(slot).await;
+    }
+    None
+}
+
+async fn stop(slot: &mut Option<Box<BuildNode>>) {
+    if let Some(node) = slot.take() {
+        node.stop().await;
+    }
+}
+
+/// A change that Mix reads only when it starts: the project file, the
+/// lock file, or configuration.
+fn needs_fresh_mix(project: &Path, path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let rel = path.strip_prefix(project).unwrap_or(path);
+    matches!(name, "mix.exs" | "mix.lock") || rel.components().any(|c| c.as_os_str() == "config")
+}
+
+/// The warm build node of a session.
+pub struct BuildNode {
+    pub name: NodeName,
+    child: Child,
+    conn: Connection,
+}
+
+impl BuildNode {
+    /// Starts `mix run --no-start --no-compile --no-halt` in the project as
+    /// a hidden node on loopback with a random cookie, and connects to it.
+    pub async fn start(peer: &Peer, project: &Path, mode: Mode) -> Result<BuildNode, String> {
+        let name: NodeName = format!("hotswap_build_{}@127.0.0.1", std::process::id())
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        let cookie = Cookie::new(random_cookie());
+        let options = format!(
+            "-name {name} -setcookie {} -hidden -kernel inet_dist_use_interface {{127,0,0,1}}",
+            cookie.expose()
+        );
+        let mut child = Command::new("mix")
+            .args([
+                "run",
+                "--no-start",
+                "--no-compile",
+                "--no-halt",
+                "-e",
+                READY,
+            ])
+            .current_dir(project)
+            .env("ELIXIR_ERL_OPTIONS", options)
+            .stdin(Stdio::null())
+            .stdout(chatter(mode))
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot run `mix`: {e}"))?;
+        let started = Instant::now();
+        let conn = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("`mix run` exited with {status}"));
+            }
+            match peer.connect_private(&name, &cookie).await {
+                Ok(conn) => break conn,
+                Err(_) if started.elapsed() < START_LIMIT => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => {
+                    let _ = child.kill().await;
+                    return Err(e.to_string());
+                }
+            }
+        };
+        let guard = crate::dist::eval::Bindings::new()
+            .set("OwnerName", &term::atom_term(&peer.name().to_string()))
+            .encode();
+        let ready = conn
+            .eval(GUARD, &guard, START_LIMIT + Duration::from_secs(5))
+            .await
+            .map_err(|e| e.to_string())?;
+        if !term::is_atom(&ready, "ok") {
+            let _ = child.kill().await;
+            return Err("Mix did not load the project in time".into());
+        }
+        Ok(BuildNode { name, child, conn })
+    }
+
+    /// Why the node is gone, if it is.
+    fn gone(&mut self) -> Option<String> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(format!("it exited with {status}"));
+        }
+        self.conn.closed_reason()
+    }
+
+    async fn compile(&self) -> Result<Built, String> {
+        let bindings = crate::dist::eval::Bindings::new().encode();
+        let answer = self
+            .conn
+            .eval(COMPILE, &bindings, COMPILE_LIMIT)
+            .await
+            .map_err(|e| e.to_string())?;
+        let bad = || format!("unexpected answer {}", term::show(&answer));
+        let [status, detail] = term::as_tuple_n::<2>(&answer).map_err(|_| bad())?;
+        Ok(match term::as_atom(status).map_err(|_| bad())? {
+            "ok" | "noop" => Built::Ok,
+            "error" => Built::Failed(format!(
+                "the build failed ({} shown above)",
+                crate::deploy::report::count(
+                    usize::try_from(term::as_int(detail).unwrap_or(1)).unwrap_or(1),
+                    "error"
+                )
+            )),
+            _ => Built::Failed(term::as_text(detail).unwrap_or_else(|_| bad())),
+        })
+    }
+
+    /// Halts the node and reaps it.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+    }
+}
+
+/// Runs the build command, its output shown as `deploy` shows it. Its own
+/// process group: Ctrl-C reaches us, and we let the build finish.
+async fn run_command(command: &str, project: &Path, mode: Mode) -> Built {
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(project)
+        .stdin(Stdio::null())
+        .stdout(chatter(mode))
+        .process_group(0)
+        .kill_on_drop(true)
+        .status()
+        .await;
+    match status {
+        Ok(s) if s.success() => Built::Ok,
+        Ok(s) => Built::Failed(format!("the build (`{command}`) exited with {s}")),
+        Err(e) => Built::Failed(format!("cannot run the build (`{command}`): {e}")),
+    }
+}
+
+/// Where a build's standard output goes: ours as text, our stderr when
+/// stdout carries JSON lines, nowhere when quiet (errors are on stderr).
+fn chatter(mode: Mode) -> Stdio {
+    match mode {
+        Mode::Text => Stdio::inherit(),
+        Mode::Json => match std::io::stderr().as_fd().try_clone_to_owned() {
+            Ok(fd) => Stdio::from(fd),
+            Err(_) => Stdio::null(),
+        },
+        Mode::Quiet => Stdio::null(),
+    }
+}
+
+/// Mix tells stale sources by comparing whole-second mtimes with its
+/// manifest's, which it sets to the second the compile started: a file
+/// saved again in that same second would never be rebuilt. Setting the
+/// manifests of `_build/*/lib/*/.mix/` back to before the newest change
+/// makes Mix look at those files again (it still skips unchanged content).
+fn backdate_mix_manifests(project: &Path, changed: &BTreeSet<PathBuf>) {
+    let newest = changed
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .max();
+    let Some(newest) = newest else { return };
+    let second = newest
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let before = std::time::UNIX_EPOCH + Duration::from_secs(second.saturating_sub(1));
+    for manifest in mix_manifests(project) {
+        let Ok(file) = std::fs::File::options().append(true).open(&manifest) else {
+            continue;
+        };
+        let stale = file
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(|t| t > before)
+            .unwrap_or(false);
+        if stale {
+            let _ = file.set_modified(before);
+        }
+    }
+}
+
+/// `_build/<env>/lib/<app>/.mix/compile.elixir` for every build and app.
+fn mix_manifests(project: &Path) -> Vec<PathBuf> {
+    let children = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    children(&project.join("_build"))
+        .iter()
+        .flat_map(|build| children(&build.join("lib")))
+        .map(|app| app.join(".mix").join("compile.elixir"))
+        .filter(|m| m.is_file())
+        .collect()
+}
+
+fn random_cookie() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::new();
+    for i in 0..4u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(i);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        out.push_str(&format!("{:016X}", h.finish()));
+    }
+    out
+}

@@ -1,0 +1,145 @@
+//! `hotswap-node watch` from the command line: settings as `deploy` reads
+//! them, what to watch, the held session, and Ctrl-C.
+
+use super::build::Builder;
+use super::sources::{self, Kind, Root, Sources};
+use super::{FindModules, Watch, WatchOptions};
+use crate::beam::discover::{self, Search};
+use crate::cli::{local_modules, settings, start_peer, CliError, WatchArgs};
+use crate::config::Settings;
+use crate::deploy::{Options, Session};
+use crate::output::{Mode, Ui};
+use crate::store::Store;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The default node name: another than `deploy`'s, so that a deploy or a
+/// rollback can run beside a watch.
+const WATCH_NAME: &str = "hotswap_watch";
+
+pub async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
+    let mode = if args.json {
+        Mode::Json
+    } else if args.quiet {
+        Mode::Quiet
+    } else {
+        Mode::Text
+    };
+    let ui = Ui::new(mode);
+    let mut settings = settings(&args.target)?;
+    settings.name.get_or_insert_with(|| WATCH_NAME.into());
+    for w in &settings.warnings {
+        ui.warn(w);
+    }
+    settings.require_nodes()?;
+    settings.cookie()?;
+    let explicit = !args.paths.is_empty() || !settings.ebin.is_empty();
+    let build = if args.no_build || explicit {
+        None
+    } else {
+        settings.build.clone()
+    };
+    let sources = watch_sources(&settings, &args.paths, build.is_some())?;
+    let builder = Builder::for_project(&settings.project, build.as_deref(), mode);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let options = Options {
+        verify: args.verify,
+        force: args.force,
+        timeout: settings.timeout,
+        keep: settings.keep_snapshots,
+        interrupted: interrupted.clone(),
+        ..Default::default()
+    };
+    let store = Store::new(settings.snapshot_dir.clone());
+    let peer = start_peer(&settings).await?;
+    let (session, missing) = Session::hold(peer, store, &settings.nodes, &options).await?;
+    let find: FindModules = {
+        let (settings, paths) = (settings.clone(), args.paths.clone());
+        Box::new(move || {
+            local_modules(&settings, &paths)
+                .map(|(modules, _)| modules)
+                .map_err(|e| e.to_string())
+        })
+    };
+    let watch = WatchOptions {
+        project: settings.project.clone(),
+        settle: Duration::from_millis(args.settle),
+        mode,
+    };
+    let (w, incoming) = Watch::new(session, sources, builder, find, options, watch);
+    w.run(missing, incoming, stop_signal(interrupted)).await;
+    Ok(0)
+}
+
+/// The project's sources when it is built, or else the folders holding
+/// the modules (made when missing, so beams can be moved in).
+fn watch_sources(settings: &Settings, paths: &[PathBuf], built: bool) -> Result<Sources, CliError> {
+    let (roots, kind) = if built {
+        (sources::project_roots(&settings.project), Kind::Sources)
+    } else {
+        (beam_roots(settings, paths)?, Kind::Beams)
+    };
+    let first = roots.first().map(|r| r.path.clone()).unwrap_or_default();
+    Sources::watch(roots, kind).map_err(|e| CliError::Watch {
+        path: e.paths.first().cloned().unwrap_or(first),
+        detail: e.to_string(),
+    })
+}
+
+fn beam_roots(settings: &Settings, paths: &[PathBuf]) -> Result<Vec<Root>, CliError> {
+    let mut dirs: Vec<PathBuf> = settings
+        .ebin
+        .iter()
+        .map(|d| settings.project.join(d))
+        .collect();
+    for p in paths {
+        let p = settings.project.join(p);
+        dirs.push(p.parent().map(PathBuf::from).unwrap_or(p));
+    }
+    if dirs.is_empty() {
+        let mut search = Search::from_env(settings.project.clone());
+        search.app_name = settings.app_name.clone();
+        let found = discover::find(&search)?;
+        dirs.extend(
+            found
+                .files
+                .iter()
+                .filter_map(|f| f.parent().map(PathBuf::from)),
+        );
+    }
+    dirs.sort();
+    dirs.dedup();
+    Ok(dirs
+        .into_iter()
+        .map(|path| Root {
+            path,
+            recursive: false,
+        })
+        .collect())
+}
+
+/// Becomes true on Ctrl-C or SIGTERM; also tells a deploy in flight to
+/// stop between steps (and undo what it changed).
+fn stop_signal(interrupted: Arc<AtomicBool>) -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        interrupted.store(true, Ordering::SeqCst);
+        eprintln!("stopping: the change in flight finishes or is undone");
+        let _ = tx.send(true);
+    });
+    rx
+}

@@ -1,0 +1,150 @@
+//! What the watch mode prints: one line per change (time, modules, nodes,
+//! build and deploy time), or with `--json` one JSON object per line on
+//! stdout; node comings and goings; the `Watching` banner.
+
+use super::build::Builder;
+use super::sources::Sources;
+use crate::deploy::{Report, Session};
+use crate::output::{Mode, Ui};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Why a deploy ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// Watching began: every node is brought to the build.
+    Start,
+    /// A file changed.
+    Change,
+    /// A node came back and is brought to the build.
+    CatchUp,
+}
+
+impl Cause {
+    fn name(self) -> &'static str {
+        match self {
+            Cause::Start => "start",
+            Cause::Change => "change",
+            Cause::CatchUp => "catch_up",
+        }
+    }
+}
+
+pub fn watching(ui: &Ui, sources: &Sources, builder: &Builder, session: &Session) {
+    let paths: Vec<String> = sources
+        .roots()
+        .iter()
+        .map(|r| r.path.display().to_string())
+        .collect();
+    let nodes: Vec<String> = session.remotes().iter().map(|r| r.node()).collect();
+    let nodes = if nodes.is_empty() {
+        "no node connected yet".to_owned()
+    } else {
+        format!("connected to {}", nodes.join(", "))
+    };
+    ui.line(&format!(
+        "Watching {} ({}; {nodes}); Ctrl-C to stop",
+        paths.join(", "),
+        builder.describe()
+    ));
+}
+
+/// The line for one deploy; `report` is `None` when no node lacked anything.
+pub fn change(ui: &Ui, mode: Mode, report: Option<&Report>, build: Duration, cause: Cause) {
+    let time = clock();
+    let build_ms = build.as_secs_f64() * 1e3;
+    if mode == Mode::Json {
+        let doc = json!({
+            "event": cause.name(),
+            "time": time,
+            "ok": report.is_none_or(|r| r.ok),
+            "modules": report.map(loaded).unwrap_or_default(),
+            "nodes": report.map(|r| r.nodes.iter().map(|n| n.node.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+            "build_ms": build_ms,
+            "deploy_ms": report.map(|r| r.elapsed_ms),
+            "report": report,
+        });
+        println!("{doc}");
+        return;
+    }
+    let Some(report) = report else {
+        if cause == Cause::Change {
+            ui.line(&format!("{time}  nothing changed (build {build_ms:.0} ms)"));
+        }
+        return;
+    };
+    let nodes: Vec<&str> = report.nodes.iter().map(|n| n.node.as_str()).collect();
+    let modules = loaded(report);
+    let what = if modules.is_empty() {
+        "nothing changed".to_owned()
+    } else {
+        modules.into_iter().collect::<Vec<_>>().join(", ")
+    };
+    let line = format!(
+        "{time}  {what} → {} (build {build_ms:.0} ms, deploy {:.0} ms)",
+        nodes.join(", "),
+        report.elapsed_ms
+    );
+    if report.ok {
+        ui.line(&line);
+    } else {
+        eprintln!("{line}\n{}", report.summary());
+    }
+}
+
+fn loaded(report: &Report) -> BTreeSet<String> {
+    report
+        .nodes
+        .iter()
+        .flat_map(|n| n.loaded.iter().cloned())
+        .collect()
+}
+
+pub fn build_failed(mode: Mode, why: &str) {
+    if mode == Mode::Json {
+        println!(
+            "{}",
+            json!({"event": "build_failed", "time": clock(), "ok": false, "error": why})
+        );
+    }
+    eprintln!("{}  {why}; no node was changed", clock());
+}
+
+pub fn node_down(mode: Mode, node: &str, reason: &str) {
+    if mode == Mode::Json {
+        println!(
+            "{}",
+            json!({"event": "node_down", "time": clock(), "node": node, "reason": reason})
+        );
+    }
+    eprintln!(
+        "{}  {node} is gone ({reason}); reconnecting in the background",
+        clock()
+    );
+}
+
+pub fn node_up(ui: &Ui, mode: Mode, node: &str) {
+    if mode == Mode::Json {
+        println!(
+            "{}",
+            json!({"event": "node_up", "time": clock(), "node": node})
+        );
+    }
+    ui.line(&format!("{}  {node} is back; catching it up", clock()));
+}
+
+/// `HH:MM:SS.mmm` (UTC): changes come faster than once a second.
+fn clock() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        now.subsec_millis()
+    )
+}

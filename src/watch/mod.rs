@@ -1,0 +1,213 @@
+//! `hotswap-node watch`: build on each save and deploy what changed, over
+//! connections held for the whole session. Read top to bottom in
+//! [`Watch::run`]: hold the session → build once and catch every node up →
+//! then, until Ctrl-C, on each change build → deploy, and on each node
+//! that comes back catch it up.
+//!
+//! Every deploy is the one engine's transaction ([`deploy::deploy_each`]):
+//! a node is sent the modules whose local MD5 differs from what it was last
+//! brought to, and the transaction still plans against what it runs.
+//!
+//! - [`sources`]: what is watched, and the settle window.
+//! - [`build`]: the warm Mix build node, or the build command.
+//! - [`nodes`]: noticing a node go, and connecting to it again.
+//! - [`lines`]: the line (or JSON object) printed per change.
+
+pub mod build;
+pub mod command;
+pub mod lines;
+pub mod nodes;
+pub mod sources;
+
+use crate::beam::{Md5, Module};
+use crate::deploy::{self, Options, Remote, Report, Session};
+use crate::output::{Mode, Ui};
+use build::{Builder, Built};
+use lines::Cause;
+use nodes::NodeEvent;
+use sources::Sources;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Finds and reads the modules of the build output.
+pub type FindModules = Box<dyn Fn() -> Result<Vec<Module>, String> + Send + Sync>;
+
+/// What the watch mode was asked for, besides the deploy options.
+pub struct WatchOptions {
+    pub project: PathBuf,
+    pub settle: Duration,
+    pub mode: Mode,
+}
+
+/// A watch session.
+pub struct Watch {
+    session: Arc<Session>,
+    sources: Sources,
+    builder: Builder,
+    find: FindModules,
+    opts: Options,
+    watch: WatchOptions,
+    ui: Ui,
+    /// The last good build.
+    modules: Vec<Module>,
+    /// Per node: the MD5 of each module of ours that it runs.
+    synced: HashMap<String, HashMap<String, Md5>>,
+    events: mpsc::UnboundedSender<NodeEvent>,
+}
+
+impl Watch {
+    pub fn new(
+        session: Session,
+        sources: Sources,
+        builder: Builder,
+        find: FindModules,
+        opts: Options,
+        watch: WatchOptions,
+    ) -> (Watch, mpsc::UnboundedReceiver<NodeEvent>) {
+        let (events, incoming) = mpsc::unbounded_channel();
+        let ui = Ui::new(watch.mode);
+        let w = Watch {
+            session: Arc::new(session),
+            sources,
+            builder,
+            find,
+            opts,
+            watch,
+            ui,
+            modules: Vec::new(),
+            synced: HashMap::new(),
+            events,
+        };
+        (w, incoming)
+    }
+
+    /// Watches until `stop` is set; the change in flight finishes (or,
+    /// interrupted between steps, is undone) and the build node stops.
+    pub async fn run(
+        mut self,
+        missing: Vec<(crate::dist::NodeName, String)>,
+        mut incoming: mpsc::UnboundedReceiver<NodeEvent>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        for remote in self.session.remotes() {
+            nodes::follow(remote, self.events.clone());
+        }
+        for (node, why) in missing {
+            lines::node_down(self.watch.mode, &node.to_string(), &why);
+            nodes::reconnect(self.session.clone(), node, self.events.clone());
+        }
+        self.change(&BTreeSet::new(), Cause::Start).await;
+        lines::watching(&self.ui, &self.sources, &self.builder, &self.session);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => break,
+                Some(event) = incoming.recv() => self.node_event(event).await,
+                changed = self.sources.next(self.watch.settle) => self.change(&changed, Cause::Change).await,
+            }
+        }
+        self.builder.stop().await;
+    }
+
+    /// Builds, then deploys what differs to every connected node.
+    async fn change(&mut self, changed: &BTreeSet<PathBuf>, cause: Cause) {
+        let started = Instant::now();
+        let peer = self.session.peer();
+        if let Built::Failed(why) = self.builder.build(peer, &self.watch.project, changed).await {
+            lines::build_failed(self.watch.mode, &why);
+            return;
+        }
+        let build = started.elapsed();
+        match (self.find)() {
+            Ok(modules) => self.modules = modules,
+            Err(e) => {
+                lines::build_failed(self.watch.mode, &e);
+                return;
+            }
+        }
+        let remotes = self.session.remotes();
+        let report = self.deploy(remotes).await;
+        lines::change(&self.ui, self.watch.mode, report.as_ref(), build, cause);
+    }
+
+    async fn node_event(&mut self, event: NodeEvent) {
+        match event {
+            NodeEvent::Down { node, reason } => {
+                if !self.session.is_down(&node) {
+                    return;
+                }
+                self.session.forget(&node);
+                self.synced.remove(&node);
+                lines::node_down(self.watch.mode, &node, &reason);
+                if let Ok(name) = node.parse() {
+                    nodes::reconnect(self.session.clone(), name, self.events.clone());
+                }
+            }
+            NodeEvent::Up(remote) => {
+                lines::node_up(&self.ui, self.watch.mode, &remote.node());
+                nodes::follow(remote.clone(), self.events.clone());
+                let report = self.deploy(vec![remote]).await;
+                lines::change(
+                    &self.ui,
+                    self.watch.mode,
+                    report.as_ref(),
+                    Duration::ZERO,
+                    Cause::CatchUp,
+                );
+            }
+        }
+    }
+
+    /// Sends each node what it lacks of the last good build; `None` when
+    /// every node already runs all of it.
+    async fn deploy(&mut self, remotes: Vec<Remote>) -> Option<Report> {
+        let each: Vec<(Remote, Vec<Module>)> = remotes
+            .into_iter()
+            .map(|r| {
+                let synced = self.synced.get(&r.node());
+                let lacking = self
+                    .modules
+                    .iter()
+                    .filter(|m| synced.and_then(|s| s.get(&m.name)) != Some(&m.md5))
+                    .cloned()
+                    .collect();
+                (r, lacking)
+            })
+            .filter(|(_, lacking): &(Remote, Vec<Module>)| !lacking.is_empty())
+            .collect();
+        if each.is_empty() {
+            return None;
+        }
+        let store = self.session.store().clone();
+        let ui = Ui::new(Mode::Quiet);
+        let report = {
+            let _lock = store.lock(|| {
+                self.ui
+                    .warn("waiting for another hotswap-node run in this project to finish")
+            });
+            deploy::deploy_each(&self.session, each, &self.opts, &ui).await
+        };
+        self.absorb(&report);
+        Some(report)
+    }
+
+    /// Remembers what each node that took the change now runs.
+    fn absorb(&mut self, report: &Report) {
+        let md5s: HashMap<&str, Md5> = self
+            .modules
+            .iter()
+            .map(|m| (m.name.as_str(), m.md5))
+            .collect();
+        for node in report.nodes.iter().filter(|n| n.ok) {
+            let synced = self.synced.entry(node.node.clone()).or_default();
+            for m in node.loaded.iter().chain(&node.unchanged) {
+                if let Some(md5) = md5s.get(m.as_str()) {
+                    synced.insert(m.clone(), *md5);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+%% Waits until `mix run` has loaded the project (its -e registers
+%% hotswap_build_ready), then ends the build node when the tool that
+%% started it goes away, whatever way it goes (even killed): its
+%% connection drops, and the node halts.
+Owner = OwnerName,
+Guard = fun() ->
+    erlang:monitor_node(Owner, true),
+    receive {nodedown, Owner} -> erlang:halt(0) end
+end,
+spawn(Guard),
+Ready = fun Wait(0) -> timeout;
+            Wait(N) ->
+                case whereis(hotswap_build_ready) of
+                    undefined -> timer:sleep(20), Wait(N - 1);
+                    _ -> ok
+                end
+        end,
+Ready(3000).
