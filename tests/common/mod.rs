@@ -11,6 +11,7 @@
 
 pub mod project;
 pub mod slowlink;
+pub mod watcher;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -141,6 +142,8 @@ pub struct NodeSpec {
     pub extra_args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub long_name_host: Option<String>,
+    /// The exact name before `@` (a node restarted under its old name).
+    pub alive: Option<String>,
 }
 
 impl NodeSpec {
@@ -171,6 +174,11 @@ impl NodeSpec {
         self
     }
 
+    pub fn alive(mut self, alive: &str) -> Self {
+        self.alive = Some(alive.to_owned());
+        self
+    }
+
     pub fn long_name(mut self, host: &str) -> Self {
         self.long_name_host = Some(host.to_owned());
         self
@@ -190,7 +198,7 @@ pub struct ErlNode {
 
 impl ErlNode {
     pub fn start(spec: NodeSpec) -> ErlNode {
-        let alive = unique(&spec.tag);
+        let alive = spec.alive.clone().unwrap_or_else(|| unique(&spec.tag));
         let cookie = spec.cookie.clone().unwrap_or_else(random_cookie);
         let log = std::env::temp_dir().join(format!("{alive}.log"));
         let stderr = std::fs::File::create(&log).expect("log file");

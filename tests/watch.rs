@@ -1,0 +1,285 @@
+//! `hotswap-node watch` against real nodes: a Mix project rebuilt by the
+//! warm build node, an umbrella, `--no-build` folders of beams, a node
+//! restarted under the watcher, and Ctrl-C. What a node runs is read back
+//! through its own shell.
+
+mod common;
+
+use common::project::{start_node_with, Project};
+use common::watcher::{processes_named, Watcher};
+use common::{copy_dir, elixir_ebin, mix_compile, unique, ErlNode, NodeSpec};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A Mix project being edited, and a device node running its own copy of
+/// the first build (as firmware would).
+struct MixDevice {
+    root: tempfile::TempDir,
+    dev: PathBuf,
+    node: ErlNode,
+}
+
+impl MixDevice {
+    /// Builds `project` (copied from `source`) and starts a device on a
+    /// copy of its build output, with `apps` started.
+    fn start(source: &Path, apps: &[&str]) -> MixDevice {
+        let root = tempfile::tempdir().expect("tmp");
+        let dev = root.path().join("dev");
+        copy_dir(source, &dev);
+        mix_compile(&dev);
+        let device = root.path().join("device");
+        copy_dir(&dev.join("_build"), &device);
+        let mut spec = NodeSpec::new("wdevice")
+            .code_path(&elixir_ebin("elixir"))
+            .code_path(&elixir_ebin("logger"));
+        for lib in std::fs::read_dir(device.join("dev/lib"))
+            .expect("lib")
+            .flatten()
+        {
+            spec = spec
+                .code_path(&lib.path().join("consolidated"))
+                .code_path(&lib.path().join("ebin"));
+        }
+        let mut node = ErlNode::start(spec);
+        for app in apps {
+            let started = node.eval(&format!("application:ensure_all_started({app})."));
+            assert!(started.starts_with("{ok,"), "{started}");
+        }
+        MixDevice { root, dev, node }
+    }
+
+    fn watch(&self, extra: &[&str]) -> Watcher {
+        let name = unique("hsw");
+        let mut args = vec![
+            "--node",
+            &self.node.name,
+            "--cookie",
+            &self.node.cookie,
+            "--name",
+            &name,
+        ];
+        args.extend(extra);
+        let mut w = Watcher::start(&self.dev, self.root.path(), &args);
+        w.wait_stderr("Watching");
+        w
+    }
+
+    fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.dev.join(file);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains(from), "{from} not in {file}");
+        std::fs::write(&path, text.replace(from, to)).expect("write");
+    }
+}
+
+/// Polls `expr` on `node` until it prints `want`, or fails the test.
+fn node_comes_to(node: &mut ErlNode, expr: &str, want: &str, w: &Watcher) {
+    let deadline = Instant::now() + common::watcher::CHANGE_LIMIT;
+    loop {
+        let got = node.eval(expr);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{expr}` is {got}, not {want}; watch said:\n{}",
+            w.seen.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sleeps until a wall-clock second has just begun.
+fn start_of_a_second() {
+    let into = |now: std::time::SystemTime| {
+        now.duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_millis()
+    };
+    let ms = into(std::time::SystemTime::now());
+    std::thread::sleep(Duration::from_millis(u64::from(1000 - ms) + 20));
+}
+
+fn assert_stopped_cleanly(w: Watcher) {
+    let build_node = format!("hotswap_build_{}@", w.pid);
+    assert_eq!(w.interrupt(), 0, "Ctrl-C exits 0");
+    assert!(
+        processes_named(&build_node).is_empty(),
+        "the build node outlived the watcher"
+    );
+}
+
+#[test]
+fn an_edit_reaches_the_node_and_of_two_quick_saves_the_last_wins() {
+    let mut d = MixDevice::start(&common::fixture("example"), &["example"]);
+    let mut w = d.watch(&[]);
+    d.edit("lib/example.ex", ":world", ":earth");
+    w.wait_loaded("Elixir.Example");
+    assert_eq!(d.node.eval("'Elixir.Example':hello()."), "earth");
+
+    // Same length, 150 ms apart, both in the second the first one's build
+    // starts in: Mix's whole-second mtimes would miss the second save.
+    start_of_a_second();
+    d.edit("lib/example.ex", ":earth", ":mars1");
+    std::thread::sleep(Duration::from_millis(150));
+    d.edit("lib/example.ex", ":mars1", ":mars2");
+    node_comes_to(&mut d.node, "'Elixir.Example':hello().", "mars2", &w);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(d.node.eval("'Elixir.Example':hello()."), "mars2");
+    // The counter process kept its state through every change.
+    assert_eq!(d.node.eval("'Elixir.Example.Counter':increment()."), "1");
+    assert_stopped_cleanly(w);
+}
+
+#[test]
+fn a_compile_error_changes_nothing_and_the_fix_is_deployed() {
+    let mut d = MixDevice::start(&common::fixture("example"), &["example"]);
+    let before = d.node.loaded_md5("Elixir.Example");
+    let mut w = d.watch(&[]);
+    d.edit("lib/example.ex", ":world", ":world(");
+    let failed = w.wait_event("build_failed", |e| e["event"] == "build_failed");
+    assert_eq!(failed["ok"], false);
+    w.wait_stderr("lib/example.ex:");
+    assert_eq!(d.node.loaded_md5("Elixir.Example"), before);
+    assert_eq!(d.node.eval("'Elixir.Example':hello()."), "world");
+
+    d.edit("lib/example.ex", ":world(", ":fixed");
+    w.wait_loaded("Elixir.Example");
+    assert_eq!(d.node.eval("'Elixir.Example':hello()."), "fixed");
+    assert_stopped_cleanly(w);
+}
+
+#[test]
+fn an_umbrella_app_is_watched_and_deployed() {
+    let source = tempfile::tempdir().expect("tmp");
+    write_umbrella(source.path());
+    let mut d = MixDevice::start(source.path(), &[]);
+    assert_eq!(d.node.eval("'Elixir.Beta':value()."), "one");
+    let w = d.watch(&[]);
+    d.edit("apps/beta/lib/beta.ex", ":one", ":two");
+    node_comes_to(&mut d.node, "'Elixir.Beta':value().", "two", &w);
+    assert_eq!(d.node.eval("'Elixir.Alpha':value()."), "one");
+    assert_stopped_cleanly(w);
+}
+
+fn write_umbrella(dir: &Path) {
+    let files = [
+        ("mix.exs", "defmodule Umb.MixProject do\n  use Mix.Project\n  def project, do: [apps_path: \"apps\", version: \"0.1.0\", deps: []]\nend\n".to_owned()),
+        ("config/config.exs", "import Config\n".to_owned()),
+    ];
+    for (path, text) in files {
+        write(&dir.join(path), &text);
+    }
+    for (app, module) in [("alpha", "Alpha"), ("beta", "Beta")] {
+        let base = dir.join("apps").join(app);
+        write(
+            &base.join("mix.exs"),
+            &format!(
+                "defmodule {module}.MixProject do\n  use Mix.Project\n  def project, do: [app: :{app}, version: \"0.1.0\", build_path: \"../../_build\", config_path: \"../../config/config.exs\", deps_path: \"../../deps\", lockfile: \"../../mix.lock\", deps: []]\nend\n"
+            ),
+        );
+        write(
+            &base.join(format!("lib/{app}.ex")),
+            &format!("defmodule {module} do\n  def value, do: :one\nend\n"),
+        );
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write");
+}
+
+/// Moves `module`'s beam from `from` into `dir` as a build tool would:
+/// written beside it, then renamed into place.
+fn move_beam(from: &Path, dir: &Path, module: &str) {
+    let name = format!("{module}.beam");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::copy(from.join(&name), &tmp).expect("copy");
+    std::fs::rename(&tmp, dir.join(&name)).expect("rename");
+}
+
+#[test]
+fn no_build_follows_beams_moved_into_the_folder() {
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet", "hs_calc"]);
+    let v2 = p.build(2, &["hs_greet", "hs_extra"]);
+    let watched = p.path().join("watched");
+    copy_dir(&v1, &watched);
+    let mut node = start_node_with(
+        NodeSpec::new("wbeams").code_path(&v1),
+        &["hs_greet", "hs_calc"],
+    );
+    let name = unique("hsw");
+    let args = [
+        "--no-build",
+        "--ebin",
+        "watched",
+        "--node",
+        &node.name,
+        "--cookie",
+        &node.cookie,
+        "--name",
+        &name,
+    ];
+    let mut w = Watcher::start(p.path(), p.path(), &args);
+    w.wait_stderr("Watching");
+    // A changed module and a new one.
+    move_beam(&v2, &watched, "hs_greet");
+    move_beam(&v2, &watched, "hs_extra");
+    let mut loaded = std::collections::BTreeSet::new();
+    while loaded.len() < 2 {
+        let event = w.wait_event("a deploy", |e| e["event"] == "change");
+        assert_eq!(event["ok"], true, "{event}");
+        for m in event["modules"].as_array().expect("modules") {
+            loaded.insert(m.as_str().expect("name").to_owned());
+        }
+    }
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+    assert_eq!(node.loaded_md5("hs_extra"), p.md5(&v2, "hs_extra"));
+    assert_eq!(node.eval("hs_extra:extra()."), "only_in_v2");
+    assert_stopped_cleanly(w);
+}
+
+#[test]
+fn a_restarted_node_is_reconnected_and_caught_up() {
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet"]);
+    let v2 = p.build(2, &["hs_greet"]);
+    let v3 = p.build(3, &["hs_greet"]);
+    let watched = p.path().join("watched");
+    copy_dir(&v1, &watched);
+    let alive = unique("wreboot");
+    let spec = NodeSpec::new("wreboot").alive(&alive).code_path(&v1);
+    let mut node = start_node_with(spec.clone(), &["hs_greet"]);
+    let spec = spec.cookie(&node.cookie);
+    let name = unique("hsw");
+    let args = [
+        "--no-build",
+        "--ebin",
+        "watched",
+        "--node",
+        &node.name,
+        "--cookie",
+        &node.cookie,
+        "--name",
+        &name,
+    ];
+    let mut w = Watcher::start(p.path(), p.path(), &args);
+    w.wait_stderr("Watching");
+    move_beam(&v2, &watched, "hs_greet");
+    w.wait_loaded("hs_greet");
+    assert_eq!(node.eval("hs_greet:hello()."), "{hello,2}");
+
+    node.kill();
+    w.wait_event("node_down", |e| e["event"] == "node_down");
+    // A change while the device is away, and it comes back on old firmware.
+    move_beam(&v3, &watched, "hs_greet");
+    let mut node = start_node_with(spec, &["hs_greet"]);
+    assert_eq!(node.eval("hs_greet:hello()."), "{hello,1}");
+    w.wait_event("node_up", |e| e["event"] == "node_up");
+    let caught = w.wait_loaded("hs_greet");
+    assert_eq!(caught["event"], "catch_up", "{caught}");
+    assert_eq!(node.eval("hs_greet:hello()."), "{hello,3}");
+    assert_stopped_cleanly(w);
+}
