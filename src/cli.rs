@@ -153,7 +153,7 @@ pub struct WatchArgs {
     #[arg(long)]
     pub no_build: bool,
     /// How long files must be quiet before a change counts, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 10)]
+    #[arg(long, value_name = "MS", default_value_t = 5)]
     pub settle: u64,
     /// Print one JSON object per event on stdout; progress goes to stderr.
     #[arg(long)]

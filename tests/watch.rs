@@ -146,6 +146,20 @@ fn a_compile_error_changes_nothing_and_the_fix_is_deployed() {
     d.edit("lib/example.ex", ":world(", ":fixed");
     w.wait_loaded("Elixir.Example");
     assert_eq!(d.node.eval("'Elixir.Example':hello()."), "fixed");
+
+    // The build node dies: the next change says so and starts another.
+    let build_node = processes_named(&format!("hotswap_build_{}@", w.pid));
+    assert!(!build_node.is_empty(), "no build node runs");
+    for pid in build_node {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    d.edit("lib/example.ex", ":fixed", ":again");
+    w.wait_stderr("the build node stopped");
+    w.wait_loaded("Elixir.Example");
+    assert_eq!(d.node.eval("'Elixir.Example':hello()."), "again");
     assert_stopped_cleanly(w);
 }
 

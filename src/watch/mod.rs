@@ -121,7 +121,12 @@ impl Watch {
             return;
         }
         let build = started.elapsed();
-        match (self.find)() {
+        let found = (self.find)();
+        tracing::debug!(
+            "reading the build output took {:.1} ms",
+            (started.elapsed() - build).as_secs_f64() * 1e3
+        );
+        match found {
             Ok(modules) => self.modules = modules,
             Err(e) => {
                 lines::build_failed(self.watch.mode, &e);
