@@ -6,6 +6,7 @@
 //! dies it is started again; if it cannot start, and for rebar3 or a
 //! configured `build`, the build command runs per change.
 
+use super::saves::Saves;
 use crate::dist::term;
 use crate::dist::{Connection, Cookie, NodeName, Peer};
 use crate::output::Mode;
@@ -36,6 +37,17 @@ pub enum Built {
     Failed(String),
 }
 
+/// How much `mix compile` must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compile {
+    /// Sources only, none touching protocols: skip the deps check and
+    /// protocol consolidation.
+    Quick,
+    Full,
+    /// A save Mix would not see ([`Saves`]): recompile everything.
+    Force,
+}
+
 /// What builds the project on each change.
 pub enum Builder {
     /// Nothing to build: the watched files are the modules.
@@ -49,6 +61,7 @@ pub enum Builder {
         mode: Mode,
         /// The command to fall back on if no node can be started.
         command: String,
+        saves: Saves,
     },
 }
 
@@ -66,6 +79,7 @@ impl Builder {
                     project: project.to_owned(),
                     mode,
                     command: command.to_owned(),
+                    saves: Saves::default(),
                 }
             }
             Some(command) => Builder::Command {
@@ -92,7 +106,6 @@ impl Builder {
         project: &Path,
         changed: &BTreeSet<PathBuf>,
     ) -> Built {
-        backdate_mix_manifests(project, changed);
         let fallback = match self {
             Builder::Nothing => return Built::Ok,
             Builder::Command { command, mode } => {
@@ -103,13 +116,25 @@ impl Builder {
                 project,
                 mode,
                 command,
+                saves,
             } => {
                 if changed.iter().any(|p| needs_fresh_mix(project, p)) {
                     stop(node).await;
                 }
-                let quick = quick_compile(changed);
-                match build_on_node(node, peer, project, *mode, quick).await {
-                    Some(built) => return built,
+                let how = if saves.missed_by_mix(changed) {
+                    Compile::Force
+                } else if quick_compile(changed) {
+                    Compile::Quick
+                } else {
+                    Compile::Full
+                };
+                match build_on_node(node, peer, project, *mode, how).await {
+                    Some(built) => {
+                        if built == Built::Ok {
+                            saves.built(changed);
+                        }
+                        return built;
+                    }
                     None => (command.clone(), *mode),
                 }
             }
@@ -147,7 +172,7 @@ async fn build_on_node(
     peer: &Peer,
     project: &Path,
     mode: Mode,
-    quick: bool,
+    how: Compile,
 ) -> Option<Built> {
     if let Some(why) = slot.as_mut().and_then(|n| n.gone()) {
         eprintln!("warning: the build node stopped ({why}); starting a new one");
@@ -163,7 +188,7 @@ async fn build_on_node(
                 }
             }
         }
-        match slot.as_mut()?.compile(quick).await {
+        match slot.as_mut()?.compile(how).await {
             Ok(built) => return Some(built),
             Err(e) if attempt == 0 => {
                 eprintln!("warning: the build node failed ({e}); starting a new one")
@@ -295,15 +320,16 @@ impl BuildNode {
         self.conn.closed_reason()
     }
 
-    async fn compile(&mut self, quick: bool) -> Result<Built, String> {
-        let args: Vec<term::Term> = if quick && self.warm {
-            ["--no-deps-check", "--no-protocol-consolidation"]
-                .iter()
-                .map(|a| term::binary(a.as_bytes().to_vec()))
-                .collect()
-        } else {
-            Vec::new()
+    async fn compile(&mut self, how: Compile) -> Result<Built, String> {
+        let args: &[&str] = match how {
+            Compile::Quick if self.warm => &["--no-deps-check", "--no-protocol-consolidation"],
+            Compile::Force => &["--force"],
+            _ => &[],
         };
+        let args: Vec<term::Term> = args
+            .iter()
+            .map(|a| term::binary(a.as_bytes().to_vec()))
+            .collect();
         let bindings = crate::dist::eval::Bindings::new()
             .set("Args", &term::list(args))
             .encode();
@@ -368,52 +394,6 @@ fn chatter(mode: Mode) -> Stdio {
     }
 }
 
-/// Mix tells stale sources by comparing whole-second mtimes with its
-/// manifest's, which it sets to the second the compile started: a file
-/// saved again in that same second would never be rebuilt. Setting the
-/// manifests of `_build/*/lib/*/.mix/` back to before the newest change
-/// makes Mix look at those files again (it still skips unchanged content).
-fn backdate_mix_manifests(project: &Path, changed: &BTreeSet<PathBuf>) {
-    let newest = changed
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .max();
-    let Some(newest) = newest else { return };
-    let second = newest
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let before = std::time::UNIX_EPOCH + Duration::from_secs(second.saturating_sub(1));
-    for manifest in mix_manifests(project) {
-        let Ok(file) = std::fs::File::options().append(true).open(&manifest) else {
-            continue;
-        };
-        let stale = file
-            .metadata()
-            .and_then(|m| m.modified())
-            .map(|t| t > before)
-            .unwrap_or(false);
-        if stale {
-            let _ = file.set_modified(before);
-        }
-    }
-}
-
-/// `_build/<env>/lib/<app>/.mix/compile.elixir` for every build and app.
-fn mix_manifests(project: &Path) -> Vec<PathBuf> {
-    let children = |dir: &Path| -> Vec<PathBuf> {
-        std::fs::read_dir(dir)
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default()
-    };
-    children(&project.join("_build"))
-        .iter()
-        .flat_map(|build| children(&build.join("lib")))
-        .map(|app| app.join(".mix").join("compile.elixir"))
-        .filter(|m| m.is_file())
-        .collect()
-}
-
 fn random_cookie() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut out = String::new();
@@ -456,28 +436,5 @@ mod tests {
             project,
             Path::new("/p/apps/a/config/config.exs")
         ));
-    }
-
-    #[test]
-    fn manifests_of_the_saved_second_are_set_back_a_second() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let manifest = dir.path().join("_build/dev/lib/app/.mix/compile.elixir");
-        std::fs::create_dir_all(manifest.parent().expect("parent")).expect("mkdir");
-        std::fs::write(&manifest, "m").expect("write");
-        let source = dir.path().join("a.ex");
-        std::fs::write(&source, "x").expect("write");
-        let saved = std::fs::metadata(&source)
-            .and_then(|m| m.modified())
-            .expect("mtime");
-        backdate_mix_manifests(dir.path(), &BTreeSet::from([source]));
-        let now = std::fs::metadata(&manifest)
-            .and_then(|m| m.modified())
-            .expect("mtime");
-        let secs = |t: std::time::SystemTime| {
-            t.duration_since(std::time::UNIX_EPOCH)
-                .expect("epoch")
-                .as_secs()
-        };
-        assert_eq!(secs(now) + 1, secs(saved));
     }
 }

@@ -121,7 +121,8 @@ fn beam_roots(settings: &Settings, paths: &[PathBuf]) -> Result<Vec<Root>, CliEr
 }
 
 /// Becomes true on Ctrl-C or SIGTERM; also tells a deploy in flight to
-/// stop between steps (and undo what it changed).
+/// stop between steps (and undo what it changed). A second Ctrl-C quits
+/// at once.
 fn stop_signal(interrupted: Arc<AtomicBool>) -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -138,8 +139,17 @@ fn stop_signal(interrupted: Arc<AtomicBool>) -> tokio::sync::watch::Receiver<boo
             _ = term => {}
         }
         interrupted.store(true, Ordering::SeqCst);
-        eprintln!("stopping: the change in flight finishes or is undone");
+        eprintln!(
+            "stopping: the change in flight finishes or is undone (Ctrl-C again to quit now)"
+        );
         let _ = tx.send(true);
+        if tokio::signal::ctrl_c().await.is_ok() {
+            // The build node halts when our connection to it drops; a node
+            // in the middle of a load keeps its lock's lease and undoes
+            // nothing: say so.
+            eprintln!("quitting now: a change in flight may be left half-done on some node; `hotswap-node status` shows what each node runs");
+            std::process::exit(130);
+        }
     });
     rx
 }

@@ -9,7 +9,8 @@
 //! brought to, and the transaction still plans against what it runs.
 //!
 //! - [`sources`]: what is watched, and the settle window.
-//! - [`build`]: the warm Mix build node, or the build command.
+//! - [`build`]: the warm Mix build node, or the build command;
+//!   [`saves`]: saves Mix's whole-second staleness check would miss.
 //! - [`nodes`]: noticing a node go, and connecting to it again.
 //! - [`lines`]: the line (or JSON object) printed per change.
 
@@ -17,6 +18,7 @@ pub mod build;
 pub mod command;
 pub mod lines;
 pub mod nodes;
+pub mod saves;
 pub mod sources;
 
 use crate::beam::{Md5, Module};
@@ -150,6 +152,11 @@ impl Watch {
                 if let Ok(name) = node.parse() {
                     nodes::reconnect(self.session.clone(), name, self.events.clone());
                 }
+                // A change it failed was undone everywhere: the others
+                // take it again now, not at the next save.
+                let report = self.deploy(self.session.remotes()).await;
+                let (ui, mode) = (&self.ui, self.watch.mode);
+                lines::change(ui, mode, report.as_ref(), Duration::ZERO, Cause::CatchUp);
             }
             NodeEvent::Up(remote) => {
                 lines::node_up(&self.ui, self.watch.mode, &remote.node());
