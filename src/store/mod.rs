@@ -76,6 +76,12 @@ impl Store {
         }
     }
 
+    /// Forgets the index read so far: a session held across runs reads it
+    /// again under the store's lock, as other runs may have changed it.
+    pub fn reload_index(&self) {
+        *self.index.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// Runs `f` on the index, reading it first if this run has not yet.
     fn with_index<T>(&self, f: impl FnOnce(&mut index::Index, &Path) -> T) -> T {
         let path = self.root.join("index");

@@ -81,11 +81,15 @@ pub fn change(ui: &Ui, mode: Mode, report: Option<&Report>, build: Duration, cau
     } else {
         modules.into_iter().collect::<Vec<_>>().join(", ")
     };
-    let line = format!(
-        "{time}  {what} → {} (build {build_ms:.0} ms, deploy {:.0} ms)",
-        nodes.join(", "),
-        report.elapsed_ms
-    );
+    let took = match cause {
+        Cause::CatchUp => format!("deploy {:.0} ms", report.elapsed_ms),
+        _ => format!("build {build_ms:.0} ms, deploy {:.0} ms", report.elapsed_ms),
+    };
+    let label = match cause {
+        Cause::Change => "",
+        Cause::Start | Cause::CatchUp => "caught up: ",
+    };
+    let line = format!("{time}  {label}{what} → {} ({took})", nodes.join(", "));
     if report.ok {
         ui.line(&line);
     } else {

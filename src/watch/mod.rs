@@ -200,6 +200,7 @@ impl Watch {
                 self.ui
                     .warn("waiting for another hotswap-node run in this project to finish")
             });
+            store.reload_index();
             deploy::deploy_each(&self.session, each, &self.opts, &ui).await
         };
         self.absorb(&report);
