@@ -137,6 +137,10 @@ impl Watch {
         }
         let remotes = self.session.remotes();
         let report = self.deploy(remotes).await;
+        tracing::debug!(
+            "change handled in {:.1} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
         lines::change(&self.ui, self.watch.mode, report.as_ref(), build, cause);
     }
 

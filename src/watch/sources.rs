@@ -97,9 +97,15 @@ impl Sources {
             // The watcher is gone: nothing will ever change again.
             None => return std::future::pending().await,
         };
+        let first = std::time::Instant::now();
         while let Ok(Some(path)) = tokio::time::timeout(settle, self.events.recv()).await {
             changed.insert(path);
         }
+        tracing::debug!(
+            "{} changed; settled {:.1} ms after the first event",
+            changed.len(),
+            first.elapsed().as_secs_f64() * 1e3
+        );
         changed
     }
 }
