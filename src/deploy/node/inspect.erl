@@ -93,9 +93,12 @@ OnDisk = fun(M) ->
         error -> none
     end
 end,
+%% erlang:module_loaded/1, not code:is_loaded/1: on OTP 25 the latter is
+%% a call to the code server, which may be busy purging the previous
+%% run's old code (a --verify read-back would wait for all of it).
 StateOf = fun(M) ->
-    case code:is_loaded(M) of
-        {file, _} -> {loaded, erlang:get_module_info(M, md5)};
+    case erlang:module_loaded(M) of
+        true -> {loaded, erlang:get_module_info(M, md5)};
         false ->
             case OnDisk(M) of
                 {Md5, _} -> {on_disk, Md5};
