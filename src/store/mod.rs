@@ -173,18 +173,13 @@ impl Store {
             path: dir.clone(),
             source,
         })?;
-        let sizes: std::collections::HashMap<String, u64> = files_in(&dir)?
-            .into_iter()
-            .filter_map(|p| {
-                let len = std::fs::metadata(&p).ok()?.len();
-                Some((p.file_name()?.to_string_lossy().into_owned(), len))
-            })
-            .collect();
         let mut entries = Vec::with_capacity(modules.len());
         for &(module, md5, bytes) in modules {
             let sha = Sha256Sum::of(bytes);
-            if sizes.get(&sha.to_hex()) != Some(&(bytes.len() as u64)) {
-                let path = self.object_path(sha);
+            let path = self.object_path(sha);
+            // One look per module sent, not a listing of the whole store.
+            let there = std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64);
+            if !there {
                 std::fs::write(&path, bytes)
                     .map_err(|source| SnapshotError::Write { path, source })?;
             }
