@@ -13,6 +13,7 @@
 //! - [`priors`]: the snapshot step. [`undo`]: putting one node back.
 //! - [`report`]: what the user and scripts are told.
 
+pub mod flight;
 pub mod plan;
 pub mod priors;
 pub mod remote;

@@ -10,11 +10,13 @@ use std::time::Duration;
 
 const INSPECT: &str = concat!(
     include_str!("node/prelude.erl"),
-    include_str!("node/inspect.erl")
+    include_str!("node/inspect.erl"),
+    include_str!("node/inspect_main.erl")
 );
 const APPLY: &str = concat!(
     include_str!("node/prelude.erl"),
-    include_str!("node/apply.erl")
+    include_str!("node/apply.erl"),
+    include_str!("node/apply_main.erl")
 );
 
 /// A process still running a module's old code.
@@ -118,21 +120,9 @@ impl Remote {
         all: bool,
         check: bool,
     ) -> Result<Result<Vec<Found>, Held>, CallError> {
-        let mods = want
-            .iter()
-            .enumerate()
-            .map(|(i, (m, md5))| {
-                let want = md5.map_or_else(|| atom_term("absent"), |m| binary(m.0.to_vec()));
-                let known = known
-                    .get(i)
-                    .map(|k| k.iter().map(|m| binary(m.0.to_vec())).collect())
-                    .unwrap_or_default();
-                tuple(vec![atom_term(m), want, list(known)])
-            })
-            .collect();
         let bindings = Bindings::new()
             .set("Lock", &lock.map_or_else(|| atom_term("none"), lock_term))
-            .set("Mods", &list(mods))
+            .set("Mods", &mods_term(want, known))
             .set("All", &boolean(all))
             .set("Check", &boolean(check))
             .encode();
@@ -142,6 +132,18 @@ impl Remote {
         if term::is_atom(tag, "locked") {
             return Ok(Err(Held(proplist(value))));
         }
+        Ok(Ok(self.found(value, want.len(), &answer)?))
+    }
+
+    /// Reads inspect's list of `{Module, State, Stuck, Copy}`, one per
+    /// module asked about.
+    pub(super) fn found(
+        &self,
+        value: &Term,
+        asked: usize,
+        answer: &Term,
+    ) -> Result<Vec<Found>, CallError> {
+        let bad = |detail: &str| self.unexpected("inspect", detail, answer);
         let items = term::as_list(value).map_err(|e| bad(&e.to_string()))?;
         let mut found = Vec::with_capacity(items.len());
         for item in &items {
@@ -153,10 +155,10 @@ impl Remote {
                 copy: term::as_binary(copy).ok().map(<[u8]>::to_vec),
             });
         }
-        if found.len() != want.len() {
+        if found.len() != asked {
             return Err(bad("one answer per module"));
         }
-        Ok(Ok(found))
+        Ok(found)
     }
 
     /// Reads back, without taking the lock or purging, which of `want`
@@ -191,8 +193,13 @@ impl Remote {
     /// removes, and lets go of the replaced code where nobody runs it.
     pub async fn apply(&self, payload: &Encoded) -> Result<Applied, CallError> {
         let answer = self.conn.eval(APPLY, payload, self.timeout).await?;
-        let bad = |detail: &str| self.unexpected("apply", detail, &answer);
-        let items = term::as_tuple(&answer).map_err(|e| bad(&e.to_string()))?;
+        self.applied(&answer, &answer)
+    }
+
+    /// Reads apply's value (`value`, part of `answer`).
+    pub(super) fn applied(&self, value: &Term, answer: &Term) -> Result<Applied, CallError> {
+        let bad = |detail: &str| self.unexpected("apply", detail, answer);
+        let items = term::as_tuple(value).map_err(|e| bad(&e.to_string()))?;
         match items {
             [tag, killed, lingering] if term::is_atom(tag, "ok") => Ok(Applied::Done {
                 killed: term::as_int(killed).unwrap_or(0).max(0) as usize,
@@ -256,7 +263,7 @@ impl Remote {
         }))
     }
 
-    fn unexpected(&self, script: &str, expected: &str, got: &Term) -> CallError {
+    pub(super) fn unexpected(&self, script: &str, expected: &str, got: &Term) -> CallError {
         CallError::Unexpected {
             node: self.node(),
             function: format!("the {script} script"),
@@ -265,10 +272,33 @@ impl Remote {
     }
 }
 
+/// `[{Module, Want, Known}]` for the inspect script: `Want` the MD5 the
+/// module is to run (or `absent`), `Known` the MD5s of it the store has.
+pub(super) fn mods_term(want: &[(&str, Option<Md5>)], known: &[Vec<Md5>]) -> Term {
+    let mods = want
+        .iter()
+        .enumerate()
+        .map(|(i, (m, md5))| {
+            let want = md5.map_or_else(|| atom_term("absent"), |m| binary(m.0.to_vec()));
+            let known = known
+                .get(i)
+                .map(|k| k.iter().map(|m| binary(m.0.to_vec())).collect())
+                .unwrap_or_default();
+            tuple(vec![atom_term(m), want, list(known)])
+        })
+        .collect();
+    list(mods)
+}
+
 /// The bindings of the apply script, encoded once for every node that gets
 /// the same steps, whatever their number: module binaries are written
 /// straight from the files' bytes.
 pub fn apply_payload(steps: &[Step<'_>], force: bool) -> Encoded {
+    apply_bindings(Bindings::new(), steps, force).encode()
+}
+
+/// Adds apply's bindings (`Force`, `Remove`, `Load`) to `bindings`.
+pub(super) fn apply_bindings(bindings: Bindings, steps: &[Step<'_>], force: bool) -> Bindings {
     let loads: Vec<&Module> = steps
         .iter()
         .filter_map(|s| match s {
@@ -283,11 +313,10 @@ pub fn apply_payload(steps: &[Step<'_>], force: bool) -> Encoded {
             Step::Load(_) => None,
         })
         .collect();
-    Bindings::new()
+    bindings
         .set("Force", &boolean(force))
         .set("Remove", &list(removes))
         .set_with("Load", |w| write_loads(w, &loads))
-        .encode()
 }
 
 /// `[{Module, File, Binary}]`, as `code:atomic_load/1` takes it.
@@ -302,7 +331,7 @@ fn write_loads(w: &mut EtfWriter, modules: &[&Module]) {
     w.nil();
 }
 
-fn lock_term(lock: &LockRequest) -> Term {
+pub(super) fn lock_term(lock: &LockRequest) -> Term {
     let info = lock
         .info
         .iter()
@@ -316,7 +345,7 @@ fn lock_term(lock: &LockRequest) -> Term {
     ])
 }
 
-fn boolean(b: bool) -> Term {
+pub(super) fn boolean(b: bool) -> Term {
     atom_term(if b { "true" } else { "false" })
 }
 
@@ -352,7 +381,7 @@ fn processes(t: &Term) -> Vec<Lingering> {
         .collect()
 }
 
-fn proplist(t: &Term) -> Vec<(String, String)> {
+pub(super) fn proplist(t: &Term) -> Vec<(String, String)> {
     term::as_list(t)
         .unwrap_or_default()
         .iter()

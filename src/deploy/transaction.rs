@@ -10,6 +10,7 @@
 //! passed every check; `--force` kills processes only in the apply step,
 //! right before that node loads.
 
+use super::flight::{Flight, Ticket};
 use super::remote::{Applied, Found, Held, Lingering, LockRequest, Remote, State, Step};
 use super::report::{describe_process, Failure, NodeReport, Outcome, Report};
 use super::Options;
@@ -91,6 +92,8 @@ struct Part {
     locked: bool,
     /// Something may have been loaded here in this run.
     changed: bool,
+    /// What the node ran of each goal when inspected.
+    states: Vec<Option<State>>,
     report: NodeReport,
 }
 
@@ -115,6 +118,17 @@ impl Stop {
             undo: true,
         }
     }
+}
+
+/// How the one-flight path went ([`super::flight`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flew {
+    /// Not tried: not a deploy to one node whose state is believed known.
+    NotTried,
+    /// The node was as believed, and loaded.
+    Landed,
+    /// The node was not as believed: the flight was its inspect step.
+    Inspected,
 }
 
 /// What a run leaves: the report, and for a deploy its manifest.
@@ -179,6 +193,7 @@ impl Part {
             changes: Vec::new(),
             locked: false,
             changed: false,
+            states: Vec::new(),
         }
     }
 
@@ -189,19 +204,24 @@ impl Part {
 
 impl Transaction<'_> {
     async fn drive(&mut self) -> Result<(), Stop> {
-        self.inspect().await?;
-        self.step("inspect");
-        if self.opts.dry_run {
-            return self.show_plan();
+        let flew = self.fly().await?;
+        if flew != Flew::Landed {
+            if flew == Flew::NotTried {
+                self.inspect().await?;
+            }
+            self.step("inspect");
+            if self.opts.dry_run {
+                return self.show_plan();
+            }
+            if self.parts.iter().all(|p| p.changes.is_empty()) {
+                return Ok(());
+            }
+            self.check_interrupt(false)?;
+            self.snapshot()?;
+            self.step("snapshot");
+            self.check_interrupt(false)?;
+            self.apply().await?;
         }
-        if self.parts.iter().all(|p| p.changes.is_empty()) {
-            return Ok(());
-        }
-        self.check_interrupt(false)?;
-        self.snapshot()?;
-        self.step("snapshot");
-        self.check_interrupt(false)?;
-        self.apply().await?;
         self.running = Some(self.started.elapsed());
         self.step("apply");
         self.check_interrupt(true)?;
@@ -211,6 +231,119 @@ impl Transaction<'_> {
             self.check_interrupt(true)?;
         }
         Ok(())
+    }
+
+    /// A deploy to one node whose state the store believes it knows takes
+    /// its snapshot from that belief, then inspects and applies in one
+    /// round trip; the node loads only if the belief holds.
+    async fn fly(&mut self) -> Result<Flew, Stop> {
+        let Some(believed) = self.belief() else {
+            return Ok(Flew::NotTried);
+        };
+        self.check_interrupt(false)?;
+        self.snapshot()?;
+        let answer = {
+            let p = &self.parts[0];
+            let want: Vec<(&str, Option<Md5>)> = p
+                .goals
+                .iter()
+                .map(|g| (g.module.as_str(), g.target.md5()))
+                .collect();
+            let known: Vec<Vec<Md5>> = want.iter().map(|(m, _)| self.store.known_md5s(m)).collect();
+            let steps: Vec<Step> = p
+                .changes
+                .iter()
+                .map(|c| p.goals[c.goal].target.step(&p.goals[c.goal].module))
+                .collect();
+            let ticket = Ticket {
+                lock: &self.lock,
+                want: &want,
+                known: &known,
+                believed: &believed,
+                steps: &steps,
+                force: self.opts.force,
+            };
+            p.remote.fly(&ticket).await
+        };
+        let (kind, opts, ui) = (self.kind, self.opts, self.ui);
+        let p = &mut self.parts[0];
+        p.locked = true;
+        tracing::debug!(
+            "flight to {}: {}",
+            p.node(),
+            match &answer {
+                Ok(Flight::Landed(..)) => "landed (inspected and loaded in one round trip)",
+                Ok(Flight::Inspected(_)) =>
+                    "the node runs other code than believed; going on as after an inspect",
+                Ok(Flight::Locked(_)) => "locked",
+                Err(_) => "no answer",
+            }
+        );
+        match answer {
+            Ok(Flight::Landed(found, answer)) => {
+                let believed_changes = std::mem::take(&mut p.changes);
+                plan(p, found, kind, opts, ui);
+                p.changes = believed_changes;
+                match applied(p, Ok(answer), kind, ui) {
+                    true => Ok(Flew::Landed),
+                    false => Err(Stop::after_change(Outcome::Failed)),
+                }
+            }
+            Ok(Flight::Inspected(found)) => match plan(p, found, kind, opts, ui) {
+                true => Ok(Flew::Inspected),
+                false => Err(Stop::before_change(Outcome::Refused)),
+            },
+            Ok(Flight::Locked(held)) => {
+                p.locked = false;
+                p.report.fail(None, locked_message(p.node(), &held));
+                Err(Stop::before_change(Outcome::Locked))
+            }
+            Err(e) => {
+                p.report.fail(None, e.to_string());
+                p.changed = landed_anyway(p).await;
+                Err(Stop {
+                    outcome: Outcome::Failed,
+                    undo: p.changed,
+                })
+            }
+        }
+    }
+
+    /// What one node is believed to run of every goal, if this run may fly
+    /// ([`Transaction::fly`]); sets the changes that belief implies, each
+    /// with its prior already in the store.
+    fn belief(&mut self) -> Option<Vec<State>> {
+        let eligible = self.kind == Kind::Deploy
+            && self.parts.len() == 1
+            && !self.opts.dry_run
+            && !self.opts.all;
+        if !eligible {
+            return None;
+        }
+        let store = self.store;
+        let p = &mut self.parts[0];
+        let modules: Vec<&str> = p.goals.iter().map(|g| g.module.as_str()).collect();
+        let believed = super::flight::believed(store, p.node(), &modules)?;
+        let mut changes = Vec::new();
+        for (goal, (g, was)) in p.goals.iter().zip(&believed).enumerate() {
+            if was.md5() == g.target.md5() {
+                continue;
+            }
+            if let Some(md5) = was.md5() {
+                store.find_by_md5(md5)?;
+            }
+            changes.push(Change {
+                goal,
+                was: *was,
+                copy: None,
+                prior: Prior::Absent,
+            });
+        }
+        if changes.is_empty() {
+            return None;
+        }
+        p.changes = changes;
+        Some(believed)
     }
 
     /// Logs how long a step took, for `-v`.
@@ -308,7 +441,12 @@ impl Transaction<'_> {
             return Err(Stop::before_change(Outcome::Failed));
         }
         if self.kind == Kind::Deploy {
-            let manifest = Manifest::new(&self.lock.owner, self.records(|_| NodeOutcome::Pending));
+            // A flight that found the node otherwise rewrites its snapshot.
+            let mut manifest = self
+                .manifest
+                .take()
+                .unwrap_or_else(|| Manifest::new(&self.lock.owner, BTreeMap::new()));
+            manifest.nodes = self.records(|_| NodeOutcome::Pending);
             if let Err(e) = self.store.save(&manifest) {
                 for p in &mut self.parts {
                     p.report.fail(None, e.to_string());
@@ -316,7 +454,9 @@ impl Transaction<'_> {
                 return Err(Stop::before_change(Outcome::Failed));
             }
             self.manifest = Some(manifest);
-            self.keeping = Some(super::priors::keep_sent(self.store, self.loads()));
+            if self.keeping.is_none() {
+                self.keeping = Some(super::priors::keep_sent(self.store, self.loads()));
+            }
         }
         Ok(())
     }
@@ -450,6 +590,7 @@ impl Transaction<'_> {
         if self.parts.iter().any(|p| !p.report.not_restored.is_empty()) {
             outcome = Outcome::NotRestored;
         }
+        self.remember(outcome);
         self.keep(outcome).await;
         for p in &self.parts {
             if p.locked {
@@ -466,6 +607,32 @@ impl Transaction<'_> {
         Finished {
             report,
             manifest: self.manifest,
+        }
+    }
+
+    /// Records what each node inspected runs now, for the next run's
+    /// flight: as inspected, or as loaded if this run succeeded; a node
+    /// changed and then undone is unknown for the modules it changed.
+    fn remember(&self, outcome: Outcome) {
+        for p in self
+            .parts
+            .iter()
+            .filter(|p| p.states.len() == p.goals.len())
+        {
+            let mut states: Vec<(String, Option<State>)> = p
+                .goals
+                .iter()
+                .zip(&p.states)
+                .map(|(g, s)| (g.module.clone(), *s))
+                .collect();
+            for c in p.changes.iter().filter(|_| p.changed) {
+                states[c.goal].1 = match (outcome, &p.goals[c.goal].target) {
+                    (Outcome::Success, Target::Load(m)) => Some(State::Loaded(m.md5)),
+                    (Outcome::Success, Target::Remove) => Some(State::Absent),
+                    _ => None,
+                };
+            }
+            super::flight::remember(self.store, p.node(), states);
         }
     }
 
@@ -523,6 +690,7 @@ impl Transaction<'_> {
 /// false when the node refuses (old code in use, or drift, without
 /// `--force`).
 fn plan(p: &mut Part, found: Vec<Found>, kind: Kind, opts: &Options, ui: &Ui) -> bool {
+    p.states = found.iter().map(|f| Some(f.state)).collect();
     let d = super::plan::decide(&p.goals, found, kind, opts.all, opts.force);
     let refused = d.refused(opts.force);
     // Left in old code by an earlier run; it is in nobody's way.
@@ -655,6 +823,23 @@ pub(super) fn warn_lingering(lingering: &[Lingering], node: &str, ui: &Ui) {
             describe_process(&l.pid, l.name.as_deref()),
             l.module
         ));
+    }
+}
+
+/// After a flight that got no answer: whether the node runs any of what
+/// it was sent (or cannot be asked: then it may, and is undone).
+async fn landed_anyway(p: &Part) -> bool {
+    let want: Vec<(&str, Option<Md5>)> = p
+        .changes
+        .iter()
+        .map(|c| {
+            let g = &p.goals[c.goal];
+            (g.module.as_str(), g.target.md5())
+        })
+        .collect();
+    match p.remote.mismatches(&want).await {
+        Ok(wrong) => wrong.len() < want.len(),
+        Err(_) => true,
     }
 }
 

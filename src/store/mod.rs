@@ -224,6 +224,35 @@ impl Store {
         }
     }
 
+    /// What `node` was last seen to run of each module a run asked it
+    /// about (`loaded:<md5>`, `on_disk:<md5>` or `absent`). A hint, written
+    /// unsynced: a deploy may act on it only with the node's own check.
+    pub fn beliefs(&self, node: &str) -> BTreeMap<String, String> {
+        self.all_beliefs().remove(node).unwrap_or_default()
+    }
+
+    /// Sets (or, with `None`, forgets) what `node` runs of some modules.
+    pub fn update_beliefs(&self, node: &str, changes: BTreeMap<String, Option<String>>) {
+        let mut all = self.all_beliefs();
+        let mine = all.entry(node.to_owned()).or_default();
+        for (module, state) in changes {
+            match state {
+                Some(state) => mine.insert(module, state),
+                None => mine.remove(&module),
+            };
+        }
+        if let Ok(text) = serde_json::to_vec(&all) {
+            let _ = write_atomic(&self.root.join("beliefs.json"), &text, false);
+        }
+    }
+
+    fn all_beliefs(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        std::fs::read(self.root.join("beliefs.json"))
+            .ok()
+            .and_then(|text| serde_json::from_slice(&text).ok())
+            .unwrap_or_default()
+    }
+
     /// How many snapshots the store holds, without reading them.
     pub fn count(&self) -> usize {
         files_in(&self.root.join("snapshots"))

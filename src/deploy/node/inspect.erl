@@ -134,11 +134,3 @@ Inspect = fun({M, Want, Known}) ->
         {false, _} -> {M, S, [], none}
     end
 end,
-case Lock of
-    none -> {ok, [Inspect(X) || X <- Mods]};
-    _ ->
-        case Take(Lock, 3) of
-            ok -> {ok, [Inspect(X) || X <- Mods]};
-            Locked -> Locked
-        end
-end.

@@ -1,0 +1,152 @@
+//! Inspect and apply in one round trip, for a deploy to a single node
+//! whose state this tool believes it knows (what it left there last time).
+//! The snapshot is taken from that belief before anything is sent; the
+//! node loads only if it runs exactly what was believed and no old code
+//! of a changing module is in use (unless `--force`). Otherwise nothing
+//! changes, and its answer is an inspect step's: the deploy goes on the
+//! usual way. On a slow link this is one round trip fewer per deploy.
+
+use super::remote::{self, Applied, Found, Held, LockRequest, Remote, State, Step};
+use crate::beam::Md5;
+use crate::dist::term::{self, atom_term, binary, list, tuple, Term};
+use crate::dist::{Bindings, CallError};
+
+const FLIGHT: &str = concat!(
+    include_str!("node/prelude.erl"),
+    include_str!("node/inspect.erl"),
+    include_str!("node/apply.erl"),
+    include_str!("node/flight_main.erl")
+);
+
+/// How a flight went.
+#[derive(Debug)]
+pub enum Flight {
+    /// The node was as believed and loaded: what inspect would have
+    /// found, and what apply did.
+    Landed(Vec<Found>, Applied),
+    /// The node was not as believed; nothing changed. What it runs.
+    Inspected(Vec<Found>),
+    /// Another run holds the node's lock.
+    Locked(Held),
+}
+
+/// What to send on a flight.
+pub struct Ticket<'a> {
+    pub lock: &'a LockRequest,
+    /// Every goal: module and the MD5 it is to run (`None`: removed).
+    pub want: &'a [(&'a str, Option<Md5>)],
+    pub known: &'a [Vec<Md5>],
+    /// What the node is believed to run of each module of `want`.
+    pub believed: &'a [State],
+    /// The changes, if the belief holds.
+    pub steps: &'a [Step<'a>],
+    pub force: bool,
+}
+
+impl Remote {
+    /// Flies `ticket` to the node: one round trip.
+    pub async fn fly(&self, ticket: &Ticket<'_>) -> Result<Flight, CallError> {
+        let bindings = Bindings::new()
+            .set("Lock", &remote::lock_term(ticket.lock))
+            .set("Mods", &remote::mods_term(ticket.want, ticket.known))
+            .set("All", &remote::boolean(false))
+            .set("Check", &remote::boolean(true))
+            .set(
+                "Believed",
+                &list(ticket.believed.iter().map(state_term).collect()),
+            );
+        let bindings = remote::apply_bindings(bindings, ticket.steps, ticket.force).encode();
+        let answer = self.conn.eval(FLIGHT, &bindings, self.timeout).await?;
+        let bad = |detail: &str| self.unexpected("flight", detail, &answer);
+        let items = term::as_tuple(&answer).map_err(|e| bad(&e.to_string()))?;
+        let asked = ticket.want.len();
+        match items {
+            [tag, found, applied] if term::is_atom(tag, "landed") => Ok(Flight::Landed(
+                self.found(found, asked, &answer)?,
+                self.applied(applied, &answer)?,
+            )),
+            [tag, found] if term::is_atom(tag, "inspected") => {
+                Ok(Flight::Inspected(self.found(found, asked, &answer)?))
+            }
+            [tag, held] if term::is_atom(tag, "locked") => {
+                Ok(Flight::Locked(Held(remote::proplist(held))))
+            }
+            _ => Err(bad("landed, inspected or locked")),
+        }
+    }
+}
+
+/// A state as the inspect script reports it.
+fn state_term(state: &State) -> Term {
+    let tagged = |tag: &str, md5: &Md5| tuple(vec![atom_term(tag), binary(md5.0.to_vec())]);
+    match state {
+        State::Loaded(md5) => tagged("loaded", md5),
+        State::OnDisk(md5) => tagged("on_disk", md5),
+        State::Absent => atom_term("absent"),
+    }
+}
+
+/// What the store believes `node` runs of each of `modules`; `None` when
+/// any is unknown.
+pub fn believed(store: &crate::store::Store, node: &str, modules: &[&str]) -> Option<Vec<State>> {
+    let beliefs = store.beliefs(node);
+    modules
+        .iter()
+        .map(|m| beliefs.get(*m).and_then(|s| parse_belief(s)))
+        .collect()
+}
+
+/// Remembers what `node` runs of some modules (`None`: unknown now).
+pub fn remember(store: &crate::store::Store, node: &str, states: Vec<(String, Option<State>)>) {
+    let changes = states
+        .into_iter()
+        .map(|(m, s)| (m, s.map(|s| belief_text(&s))))
+        .collect();
+    store.update_beliefs(node, changes);
+}
+
+fn belief_text(state: &State) -> String {
+    match state {
+        State::Loaded(md5) => format!("loaded:{}", md5.to_hex()),
+        State::OnDisk(md5) => format!("on_disk:{}", md5.to_hex()),
+        State::Absent => "absent".into(),
+    }
+}
+
+fn parse_belief(text: &str) -> Option<State> {
+    match text.split_once(':') {
+        Some(("loaded", hex)) => Md5::from_hex(hex).map(State::Loaded),
+        Some(("on_disk", hex)) => Md5::from_hex(hex).map(State::OnDisk),
+        None if text == "absent" => Some(State::Absent),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beliefs_round_trip_through_the_store() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = crate::store::Store::new(dir.path());
+        let md5 = Md5([7; 16]);
+        assert_eq!(believed(&store, "n@h", &["a"]), None);
+        remember(
+            &store,
+            "n@h",
+            vec![
+                ("a".into(), Some(State::Loaded(md5))),
+                ("b".into(), Some(State::Absent)),
+                ("c".into(), Some(State::OnDisk(md5))),
+            ],
+        );
+        assert_eq!(
+            believed(&store, "n@h", &["b", "a", "c"]),
+            Some(vec![State::Absent, State::Loaded(md5), State::OnDisk(md5)])
+        );
+        remember(&store, "n@h", vec![("a".into(), None)]);
+        assert_eq!(believed(&store, "n@h", &["a", "b"]), None);
+        assert_eq!(believed(&store, "other@h", &["b"]), None);
+    }
+}

@@ -1,0 +1,2 @@
+%% The apply step (after prelude.erl and apply.erl).
+ApplyNow().
