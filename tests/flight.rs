@@ -1,0 +1,78 @@
+//! A deploy to one node whose state the store believes it knows inspects
+//! and applies in one round trip. A belief that no longer holds changes
+//! nothing by itself: the deploy goes on as after an inspect, and its
+//! snapshot is what the node really ran. Read back from the node.
+
+mod common;
+
+use common::project::{node_json, start_node, Project};
+use std::path::Path;
+
+fn ebin(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+const LANDED: &str = "landed (inspected and loaded in one round trip)";
+const MISSED: &str = "runs other code than believed";
+
+#[test]
+fn a_deploy_after_a_deploy_lands_in_one_flight_and_rolls_back() {
+    let p = Project::new();
+    let (v1, v2, v3) = (
+        p.build(1, &["hs_greet"]),
+        p.build(2, &["hs_greet"]),
+        p.build(3, &["hs_greet"]),
+    );
+    let cookie = common::random_cookie();
+    let mut node = start_node("fl_lands", &v1, &cookie, &["hs_greet"]);
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v2), "-v"]);
+    assert_eq!(code, 0, "{json}");
+    assert!(!stderr.contains(LANDED), "nothing was known yet:\n{stderr}");
+
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v3), "-v", "--verify"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert!(stderr.contains(LANDED), "{stderr}");
+    assert_eq!(node_json(&json, &node)["loaded"][0], "hs_greet");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v3, "hs_greet"));
+
+    let (code, json, _) = p.deploy(&[&node], &["--rollback"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+}
+
+#[test]
+fn a_wrong_belief_changes_nothing_and_the_snapshot_is_what_the_node_ran() {
+    let p = Project::new();
+    let (v1, v2, v3, v4) = (
+        p.build(1, &["hs_greet"]),
+        p.build(2, &["hs_greet"]),
+        p.build(3, &["hs_greet"]),
+        p.build(4, &["hs_greet"]),
+    );
+    let cookie = common::random_cookie();
+    let mut node = start_node("fl_wrong", &v1, &cookie, &["hs_greet"]);
+    // The store comes to hold v3, and to believe the node runs v2.
+    for v in [&v2, &v3, &v2] {
+        let (code, json, _) = p.deploy(&[&node], &["--ebin", &ebin(v)]);
+        assert_eq!(code, 0, "{json}");
+    }
+
+    // Behind this tool's back, someone loads v3 on the node.
+    let beam = v3.join("hs_greet.beam");
+    let loaded = node.eval(&format!(
+        "{{ok, B}} = file:read_file(\"{0}\"), code:load_binary(hs_greet, \"{0}\", B).",
+        beam.display()
+    ));
+    assert_eq!(loaded, "{module,hs_greet}");
+
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v4), "-v"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert!(stderr.contains(MISSED), "{stderr}");
+    assert!(!stderr.contains(LANDED), "{stderr}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v4, "hs_greet"));
+
+    // The snapshot holds v3, what the node ran, not the v2 believed.
+    let (code, json, _) = p.deploy(&[&node], &["--rollback"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v3, "hs_greet"));
+}
