@@ -96,13 +96,22 @@ pub fn believed(store: &crate::store::Store, node: &str, modules: &[&str]) -> Op
         .collect()
 }
 
-/// Remembers what `node` runs of some modules (`None`: unknown now).
-pub fn remember(store: &crate::store::Store, node: &str, states: Vec<(String, Option<State>)>) {
-    let changes = states
+/// One node's modules and what it runs of each (`None`: unknown).
+pub type NodeStates = (String, Vec<(String, Option<State>)>);
+
+/// Remembers what nodes run of some modules (`None`: unknown now).
+pub fn remember(store: &crate::store::Store, nodes: Vec<NodeStates>) {
+    let changes = nodes
         .into_iter()
-        .map(|(m, s)| (m, s.map(|s| belief_text(&s))))
+        .map(|(node, states)| {
+            let states = states
+                .into_iter()
+                .map(|(m, s)| (m, s.map(|s| belief_text(&s))))
+                .collect();
+            (node, states)
+        })
         .collect();
-    store.update_beliefs(node, changes);
+    store.update_beliefs(changes);
 }
 
 fn belief_text(state: &State) -> String {
@@ -132,20 +141,17 @@ mod tests {
         let store = crate::store::Store::new(dir.path());
         let md5 = Md5([7; 16]);
         assert_eq!(believed(&store, "n@h", &["a"]), None);
-        remember(
-            &store,
-            "n@h",
-            vec![
-                ("a".into(), Some(State::Loaded(md5))),
-                ("b".into(), Some(State::Absent)),
-                ("c".into(), Some(State::OnDisk(md5))),
-            ],
-        );
+        let states = vec![
+            ("a".into(), Some(State::Loaded(md5))),
+            ("b".into(), Some(State::Absent)),
+            ("c".into(), Some(State::OnDisk(md5))),
+        ];
+        remember(&store, vec![("n@h".into(), states)]);
         assert_eq!(
             believed(&store, "n@h", &["b", "a", "c"]),
             Some(vec![State::Absent, State::Loaded(md5), State::OnDisk(md5)])
         );
-        remember(&store, "n@h", vec![("a".into(), None)]);
+        remember(&store, vec![("n@h".into(), vec![("a".into(), None)])]);
         assert_eq!(believed(&store, "n@h", &["a", "b"]), None);
         assert_eq!(believed(&store, "other@h", &["b"]), None);
     }

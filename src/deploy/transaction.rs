@@ -614,6 +614,7 @@ impl Transaction<'_> {
     /// flight: as inspected, or as loaded if this run succeeded; a node
     /// changed and then undone is unknown for the modules it changed.
     fn remember(&self, outcome: Outcome) {
+        let mut nodes = Vec::new();
         for p in self
             .parts
             .iter()
@@ -632,7 +633,10 @@ impl Transaction<'_> {
                     _ => None,
                 };
             }
-            super::flight::remember(self.store, p.node(), states);
+            nodes.push((p.node().to_owned(), states));
+        }
+        if !nodes.is_empty() {
+            super::flight::remember(self.store, nodes);
         }
     }
 

@@ -231,15 +231,18 @@ impl Store {
         self.all_beliefs().remove(node).unwrap_or_default()
     }
 
-    /// Sets (or, with `None`, forgets) what `node` runs of some modules.
-    pub fn update_beliefs(&self, node: &str, changes: BTreeMap<String, Option<String>>) {
+    /// Sets (or, with `None`, forgets) what nodes run of some modules: one
+    /// read and one write of the file, however many nodes.
+    pub fn update_beliefs(&self, changes: BTreeMap<String, BTreeMap<String, Option<String>>>) {
         let mut all = self.all_beliefs();
-        let mine = all.entry(node.to_owned()).or_default();
-        for (module, state) in changes {
-            match state {
-                Some(state) => mine.insert(module, state),
-                None => mine.remove(&module),
-            };
+        for (node, modules) in changes {
+            let mine = all.entry(node).or_default();
+            for (module, state) in modules {
+                match state {
+                    Some(state) => mine.insert(module, state),
+                    None => mine.remove(&module),
+                };
+            }
         }
         if let Ok(text) = serde_json::to_vec(&all) {
             let _ = write_atomic(&self.root.join("beliefs.json"), &text, false);
