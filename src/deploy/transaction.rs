@@ -329,8 +329,8 @@ impl Transaction<'_> {
             if was.md5() == g.target.md5() {
                 continue;
             }
-            if let Some(md5) = was.md5() {
-                store.find_by_md5(md5)?;
+            if was.md5().is_some_and(|md5| !store.holds(md5)) {
+                return None;
             }
             changes.push(Change {
                 goal,

@@ -278,6 +278,13 @@ impl Store {
     /// A stored binary whose module has this MD5, if the store has one
     /// intact. A damaged object is treated as absent here: the caller then
     /// asks the node instead.
+    /// Whether the store has an object for `md5`, without reading it
+    /// ([`Store::find_by_md5`] reads and checks it).
+    pub fn holds(&self, md5: Md5) -> bool {
+        self.with_index(|index, _| index.get(md5))
+            .is_some_and(|sha| self.object_path(sha).is_file())
+    }
+
     pub fn find_by_md5(&self, md5: Md5) -> Option<Sha256Sum> {
         let sha = self.with_index(|index, _| index.get(md5))?;
         self.read(sha).ok()?;

@@ -48,6 +48,10 @@ pub fn project_roots(project: &Path) -> Vec<Root> {
 /// Changes seen by the operating system, filtered, waiting to be taken.
 pub struct Sources {
     events: mpsc::UnboundedReceiver<PathBuf>,
+    /// Changes taken from `events` and not yet returned: kept here, not in
+    /// [`Sources::next`]'s future, so that a `select!` dropping that future
+    /// loses none.
+    pending: BTreeSet<PathBuf>,
     roots: Vec<Root>,
     // Watching stops when this is dropped.
     _watcher: notify::RecommendedWatcher,
@@ -79,6 +83,7 @@ impl Sources {
         }
         Ok(Sources {
             events,
+            pending: BTreeSet::new(),
             roots,
             _watcher: watcher,
         })
@@ -89,24 +94,25 @@ impl Sources {
     }
 
     /// Waits for a change, then until nothing has changed for `settle`;
-    /// returns every file that changed meanwhile.
+    /// returns every file that changed meanwhile. Cancel-safe.
     pub async fn next(&mut self, settle: Duration) -> BTreeSet<PathBuf> {
-        let mut changed = BTreeSet::new();
-        match self.events.recv().await {
-            Some(path) => changed.insert(path),
-            // The watcher is gone: nothing will ever change again.
-            None => return std::future::pending().await,
-        };
+        if self.pending.is_empty() {
+            match self.events.recv().await {
+                Some(path) => self.pending.insert(path),
+                // The watcher is gone: nothing will ever change again.
+                None => return std::future::pending().await,
+            };
+        }
         let first = std::time::Instant::now();
         while let Ok(Some(path)) = tokio::time::timeout(settle, self.events.recv()).await {
-            changed.insert(path);
+            self.pending.insert(path);
         }
         tracing::debug!(
             "{} changed; settled {:.1} ms after the first event",
-            changed.len(),
+            self.pending.len(),
             first.elapsed().as_secs_f64() * 1e3
         );
-        changed
+        std::mem::take(&mut self.pending)
     }
 }
 
@@ -184,6 +190,29 @@ mod tests {
         for p in no {
             assert!(!counts(Path::new(p), Kind::Sources), "{p}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_change_taken_by_a_dropped_wait_is_returned_by_the_next() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = Root {
+            path: dir.path().to_owned(),
+            recursive: false,
+        };
+        let mut sources = Sources::watch(vec![root], Kind::Beams).expect("watch");
+        let beam = dir.path().join("a.beam");
+        std::fs::write(&beam, b"x").expect("write");
+        // Dropped while it waits for the files to settle.
+        let settle = Duration::from_secs(5);
+        let dropped = tokio::time::timeout(Duration::from_millis(300), sources.next(settle)).await;
+        assert!(dropped.is_err());
+        let changed = tokio::time::timeout(
+            Duration::from_secs(5),
+            sources.next(Duration::from_millis(10)),
+        )
+        .await
+        .expect("the change is still there");
+        assert!(changed.contains(&beam), "{changed:?}");
     }
 
     #[test]
