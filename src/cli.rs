@@ -306,13 +306,7 @@ pub(crate) fn local_modules(
 }
 
 async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
-    let mode = if args.json {
-        Mode::Json
-    } else if args.quiet {
-        Mode::Quiet
-    } else {
-        Mode::Text
-    };
+    let mode = Mode::from_flags(args.json, args.quiet);
     let ui = Ui::new(mode);
     let settings = settings(&args.target)?;
     for w in &settings.warnings {

@@ -22,6 +22,17 @@ pub struct Ui {
     bars: Option<MultiProgress>,
 }
 
+impl Mode {
+    /// The mode `--json` and `-q` ask for (`--json` wins).
+    pub fn from_flags(json: bool, quiet: bool) -> Mode {
+        match (json, quiet) {
+            (true, _) => Mode::Json,
+            (false, true) => Mode::Quiet,
+            (false, false) => Mode::Text,
+        }
+    }
+}
+
 impl Ui {
     pub fn new(mode: Mode) -> Self {
         let fancy = mode == Mode::Text

@@ -204,6 +204,25 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write");
 }
 
+/// `watch --no-build --ebin watched` in the project, against `node`.
+fn watch_folder(p: &Project, node: &ErlNode) -> Watcher {
+    let name = unique("hsw");
+    let args = [
+        "--no-build",
+        "--ebin",
+        "watched",
+        "--node",
+        &node.name,
+        "--cookie",
+        &node.cookie,
+        "--name",
+        &name,
+    ];
+    let mut w = Watcher::start(p.path(), p.path(), &args);
+    w.wait_stderr("Watching");
+    w
+}
+
 /// Moves `module`'s beam from `from` into `dir` as a build tool would:
 /// written beside it, then renamed into place.
 fn move_beam(from: &Path, dir: &Path, module: &str) {
@@ -224,20 +243,7 @@ fn no_build_follows_beams_moved_into_the_folder() {
         NodeSpec::new("wbeams").code_path(&v1),
         &["hs_greet", "hs_calc"],
     );
-    let name = unique("hsw");
-    let args = [
-        "--no-build",
-        "--ebin",
-        "watched",
-        "--node",
-        &node.name,
-        "--cookie",
-        &node.cookie,
-        "--name",
-        &name,
-    ];
-    let mut w = Watcher::start(p.path(), p.path(), &args);
-    w.wait_stderr("Watching");
+    let mut w = watch_folder(&p, &node);
     // A changed module and a new one.
     move_beam(&v2, &watched, "hs_greet");
     move_beam(&v2, &watched, "hs_extra");
@@ -267,20 +273,7 @@ fn a_restarted_node_is_reconnected_and_caught_up() {
     let spec = NodeSpec::new("wreboot").alive(&alive).code_path(&v1);
     let mut node = start_node_with(spec.clone(), &["hs_greet"]);
     let spec = spec.cookie(&node.cookie);
-    let name = unique("hsw");
-    let args = [
-        "--no-build",
-        "--ebin",
-        "watched",
-        "--node",
-        &node.name,
-        "--cookie",
-        &node.cookie,
-        "--name",
-        &name,
-    ];
-    let mut w = Watcher::start(p.path(), p.path(), &args);
-    w.wait_stderr("Watching");
+    let mut w = watch_folder(&p, &node);
     move_beam(&v2, &watched, "hs_greet");
     w.wait_loaded("hs_greet");
     assert_eq!(node.eval("hs_greet:hello()."), "{hello,2}");

@@ -830,17 +830,21 @@ pub(super) fn warn_lingering(lingering: &[Lingering], node: &str, ui: &Ui) {
     }
 }
 
-/// After a flight that got no answer: whether the node runs any of what
-/// it was sent (or cannot be asked: then it may, and is undone).
-async fn landed_anyway(p: &Part) -> bool {
-    let want: Vec<(&str, Option<Md5>)> = p
-        .changes
+/// Each module this run changes on the node, with the MD5 it is to run.
+fn changing(p: &Part) -> Vec<(&str, Option<Md5>)> {
+    p.changes
         .iter()
         .map(|c| {
             let g = &p.goals[c.goal];
             (g.module.as_str(), g.target.md5())
         })
-        .collect();
+        .collect()
+}
+
+/// After a flight that got no answer: whether the node runs any of what
+/// it was sent (or cannot be asked: then it may, and is undone).
+async fn landed_anyway(p: &Part) -> bool {
+    let want = changing(p);
     match p.remote.mismatches(&want).await {
         Ok(wrong) => wrong.len() < want.len(),
         Err(_) => true,
@@ -849,14 +853,7 @@ async fn landed_anyway(p: &Part) -> bool {
 
 /// What a changed node runs now that differs from its goals.
 async fn read_back(p: &Part) -> Vec<Failure> {
-    let want: Vec<(&str, Option<Md5>)> = p
-        .changes
-        .iter()
-        .map(|c| {
-            let g = &p.goals[c.goal];
-            (g.module.as_str(), g.target.md5())
-        })
-        .collect();
+    let want = changing(p);
     match p.remote.mismatches(&want).await {
         Ok(wrong) => wrong
             .into_iter()

@@ -20,13 +20,7 @@ use std::time::Duration;
 const WATCH_NAME: &str = "hotswap_watch";
 
 pub async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
-    let mode = if args.json {
-        Mode::Json
-    } else if args.quiet {
-        Mode::Quiet
-    } else {
-        Mode::Text
-    };
+    let mode = Mode::from_flags(args.json, args.quiet);
     let ui = Ui::new(mode);
     let mut settings = settings(&args.target)?;
     settings.name.get_or_insert_with(|| WATCH_NAME.into());
