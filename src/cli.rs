@@ -85,7 +85,7 @@ pub struct Target {
     /// A folder of .beam files to deploy; repeat for more. Replaces the project's build output.
     #[arg(long = "ebin", value_name = "DIR")]
     pub ebin: Vec<PathBuf>,
-    /// This tool's node name (`hotswap`, or `hotswap@host`).
+    /// This tool's node name, `NAME` or `NAME@host` (default `hotswap`; `watch`: `hotswap_watch`).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// Seconds to wait for a node's answer.
