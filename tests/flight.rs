@@ -76,3 +76,32 @@ fn a_wrong_belief_changes_nothing_and_the_snapshot_is_what_the_node_ran() {
     assert_eq!(code, 0, "{json}");
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v3, "hs_greet"));
 }
+
+#[test]
+fn a_flight_that_finds_the_node_as_wanted_leaves_no_snapshot() {
+    let p = Project::new();
+    let (v1, v2, v3) = (
+        p.build(1, &["hs_greet"]),
+        p.build(2, &["hs_greet"]),
+        p.build(3, &["hs_greet"]),
+    );
+    let cookie = common::random_cookie();
+    let mut node = start_node("fl_same", &v1, &cookie, &["hs_greet"]);
+    let (code, json, _) = p.deploy(&[&node], &["--ebin", &ebin(&v2)]);
+    assert_eq!(code, 0, "{json}");
+    // Someone already loaded v3, which is what the next deploy sends.
+    let beam = v3.join("hs_greet.beam");
+    let loaded = node.eval(&format!(
+        "{{ok, B}} = file:read_file(\"{0}\"), code:load_binary(hs_greet, \"{0}\", B).",
+        beam.display()
+    ));
+    assert_eq!(loaded, "{module,hs_greet}");
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v3), "-v"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert!(stderr.contains(MISSED), "{stderr}");
+    assert_eq!(json["snapshot"], serde_json::Value::Null, "{json}");
+    assert_eq!(node_json(&json, &node)["unchanged"][0], "hs_greet");
+    let out = p.run(&["snapshots", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+}

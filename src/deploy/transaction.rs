@@ -672,6 +672,13 @@ impl Transaction<'_> {
             return;
         };
         manifest.nodes = self.records(|p| node_outcome(p, outcome));
+        if manifest.nodes.is_empty() {
+            // A flight found the node already as wanted: nothing to record.
+            if let Err(e) = self.store.discard(&manifest.id) {
+                self.ui.warn(&e.to_string());
+            }
+            return;
+        }
         if let Err(e) = self.store.save(&manifest) {
             self.ui.warn(&format!(
                 "{e}; the snapshot may show this deploy as pending"

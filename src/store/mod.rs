@@ -318,6 +318,17 @@ impl Store {
         write_atomic(&path, &text, true)
     }
 
+    /// Removes a snapshot that turned out to record nothing (a run that
+    /// wrote its pending manifest, then changed no node after all).
+    pub fn discard(&self, id: &str) -> Result<(), SnapshotError> {
+        let path = self.manifest_path(id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(SnapshotError::Write { path, source }),
+        }
+    }
+
     /// All snapshots, oldest first. A manifest that does not parse is an
     /// error naming it; temporary files are not manifests.
     pub fn list(&self) -> Result<Vec<Manifest>, SnapshotError> {
