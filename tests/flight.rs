@@ -6,10 +6,22 @@
 mod common;
 
 use common::project::{node_json, start_node, Project};
+use common::ErlNode;
 use std::path::Path;
 
 fn ebin(p: &Path) -> String {
     p.to_string_lossy().into_owned()
+}
+
+/// Loads `hs_greet` from `ebin` through the node's own shell, as someone
+/// else than this tool would.
+fn load_by_hand(node: &mut ErlNode, ebin: &Path) {
+    let beam = ebin.join("hs_greet.beam");
+    let loaded = node.eval(&format!(
+        "{{ok, B}} = file:read_file(\"{0}\"), code:load_binary(hs_greet, \"{0}\", B).",
+        beam.display()
+    ));
+    assert_eq!(loaded, "{module,hs_greet}");
 }
 
 const LANDED: &str = "landed (inspected and loaded in one round trip)";
@@ -58,12 +70,7 @@ fn a_wrong_belief_changes_nothing_and_the_snapshot_is_what_the_node_ran() {
     }
 
     // Behind this tool's back, someone loads v3 on the node.
-    let beam = v3.join("hs_greet.beam");
-    let loaded = node.eval(&format!(
-        "{{ok, B}} = file:read_file(\"{0}\"), code:load_binary(hs_greet, \"{0}\", B).",
-        beam.display()
-    ));
-    assert_eq!(loaded, "{module,hs_greet}");
+    load_by_hand(&mut node, &v3);
 
     let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v4), "-v"]);
     assert_eq!(code, 0, "{json}\n{stderr}");
@@ -90,12 +97,7 @@ fn a_flight_that_finds_the_node_as_wanted_leaves_no_snapshot() {
     let (code, json, _) = p.deploy(&[&node], &["--ebin", &ebin(&v2)]);
     assert_eq!(code, 0, "{json}");
     // Someone already loaded v3, which is what the next deploy sends.
-    let beam = v3.join("hs_greet.beam");
-    let loaded = node.eval(&format!(
-        "{{ok, B}} = file:read_file(\"{0}\"), code:load_binary(hs_greet, \"{0}\", B).",
-        beam.display()
-    ));
-    assert_eq!(loaded, "{module,hs_greet}");
+    load_by_hand(&mut node, &v3);
     let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v3), "-v"]);
     assert_eq!(code, 0, "{json}\n{stderr}");
     assert!(stderr.contains(MISSED), "{stderr}");
