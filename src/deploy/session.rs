@@ -87,16 +87,18 @@ impl Session {
         let key = node.to_string();
         let remembered = self.store.ports().get(&key).copied();
         let (conn, port) = self.peer.connect_via(node, remembered).await?;
+        let remote = Remote {
+            conn,
+            timeout: self.timeout,
+        };
+        // Under the connections' lock: nodes connecting at once must not
+        // each write the ports file from their own stale read of it.
+        let mut remotes = self.connections();
         if remembered != Some(port) {
             let mut ports = self.store.ports();
             ports.insert(key.clone(), port);
             self.store.remember_ports(&ports);
         }
-        let remote = Remote {
-            conn,
-            timeout: self.timeout,
-        };
-        let mut remotes = self.connections();
         remotes.retain(|r| r.node() != key);
         remotes.push(remote.clone());
         Ok(remote)
