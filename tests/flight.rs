@@ -7,10 +7,19 @@ mod common;
 
 use common::project::{node_json, start_node, Project};
 use common::ErlNode;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn ebin(p: &Path) -> String {
     p.to_string_lossy().into_owned()
+}
+
+/// A project with `hs_greet` built at versions 1 to `versions`, and a node
+/// running version 1.
+fn greeter(tag: &str, versions: u32) -> (Project, Vec<PathBuf>, ErlNode) {
+    let p = Project::new();
+    let v: Vec<PathBuf> = (1..=versions).map(|i| p.build(i, &["hs_greet"])).collect();
+    let node = start_node(tag, &v[0], &common::random_cookie(), &["hs_greet"]);
+    (p, v, node)
 }
 
 /// Loads `hs_greet` from `ebin` through the node's own shell, as someone
@@ -29,40 +38,27 @@ const MISSED: &str = "runs other code than believed";
 
 #[test]
 fn a_deploy_after_a_deploy_lands_in_one_flight_and_rolls_back() {
-    let p = Project::new();
-    let (v1, v2, v3) = (
-        p.build(1, &["hs_greet"]),
-        p.build(2, &["hs_greet"]),
-        p.build(3, &["hs_greet"]),
-    );
-    let cookie = common::random_cookie();
-    let mut node = start_node("fl_lands", &v1, &cookie, &["hs_greet"]);
-    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v2), "-v"]);
+    let (p, v, mut node) = greeter("fl_lands", 3);
+    let (v2, v3) = (&v[1], &v[2]);
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(v2), "-v"]);
     assert_eq!(code, 0, "{json}");
     assert!(!stderr.contains(LANDED), "nothing was known yet:\n{stderr}");
 
-    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v3), "-v", "--verify"]);
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(v3), "-v", "--verify"]);
     assert_eq!(code, 0, "{json}\n{stderr}");
     assert!(stderr.contains(LANDED), "{stderr}");
     assert_eq!(node_json(&json, &node)["loaded"][0], "hs_greet");
-    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v3, "hs_greet"));
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(v3, "hs_greet"));
 
     let (code, json, _) = p.deploy(&[&node], &["--rollback"]);
     assert_eq!(code, 0, "{json}");
-    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(v2, "hs_greet"));
 }
 
 #[test]
 fn a_wrong_belief_changes_nothing_and_the_snapshot_is_what_the_node_ran() {
-    let p = Project::new();
-    let (v1, v2, v3, v4) = (
-        p.build(1, &["hs_greet"]),
-        p.build(2, &["hs_greet"]),
-        p.build(3, &["hs_greet"]),
-        p.build(4, &["hs_greet"]),
-    );
-    let cookie = common::random_cookie();
-    let mut node = start_node("fl_wrong", &v1, &cookie, &["hs_greet"]);
+    let (p, v, mut node) = greeter("fl_wrong", 4);
+    let (v2, v3, v4) = (&v[1], &v[2], &v[3]);
     // The store comes to hold v3, and to believe the node runs v2.
     for v in [&v2, &v3, &v2] {
         let (code, json, _) = p.deploy(&[&node], &["--ebin", &ebin(v)]);
@@ -70,35 +66,29 @@ fn a_wrong_belief_changes_nothing_and_the_snapshot_is_what_the_node_ran() {
     }
 
     // Behind this tool's back, someone loads v3 on the node.
-    load_by_hand(&mut node, &v3);
+    load_by_hand(&mut node, v3);
 
-    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v4), "-v"]);
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(v4), "-v"]);
     assert_eq!(code, 0, "{json}\n{stderr}");
     assert!(stderr.contains(MISSED), "{stderr}");
     assert!(!stderr.contains(LANDED), "{stderr}");
-    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v4, "hs_greet"));
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(v4, "hs_greet"));
 
     // The snapshot holds v3, what the node ran, not the v2 believed.
     let (code, json, _) = p.deploy(&[&node], &["--rollback"]);
     assert_eq!(code, 0, "{json}");
-    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v3, "hs_greet"));
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(v3, "hs_greet"));
 }
 
 #[test]
 fn a_flight_that_finds_the_node_as_wanted_leaves_no_snapshot() {
-    let p = Project::new();
-    let (v1, v2, v3) = (
-        p.build(1, &["hs_greet"]),
-        p.build(2, &["hs_greet"]),
-        p.build(3, &["hs_greet"]),
-    );
-    let cookie = common::random_cookie();
-    let mut node = start_node("fl_same", &v1, &cookie, &["hs_greet"]);
-    let (code, json, _) = p.deploy(&[&node], &["--ebin", &ebin(&v2)]);
+    let (p, v, mut node) = greeter("fl_same", 3);
+    let (v2, v3) = (&v[1], &v[2]);
+    let (code, json, _) = p.deploy(&[&node], &["--ebin", &ebin(v2)]);
     assert_eq!(code, 0, "{json}");
     // Someone already loaded v3, which is what the next deploy sends.
-    load_by_hand(&mut node, &v3);
-    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v3), "-v"]);
+    load_by_hand(&mut node, v3);
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(v3), "-v"]);
     assert_eq!(code, 0, "{json}\n{stderr}");
     assert!(stderr.contains(MISSED), "{stderr}");
     assert_eq!(json["snapshot"], serde_json::Value::Null, "{json}");
