@@ -114,10 +114,9 @@ pub fn stored_module(module: &str, prior: &Prior, store: &Store) -> Result<Optio
 }
 
 /// Keeps every binary being loaded, so the next snapshot of these nodes
-/// needs nothing from them. Only a later run reads these, so the writing
-/// goes on in the background while this one goes on, unsynced: a copy is a
-/// cache (checked by SHA-256 when read) until a snapshot names it as a
-/// prior, which syncs it first.
+/// needs nothing from them, not even a sync. Only a later run reads these,
+/// so the writing and syncing go on in the background while this run
+/// loads.
 pub fn keep_sent(
     store: &Store,
     modules: Vec<Module>,

@@ -2,9 +2,11 @@
 //! line `<md5> <sha256> <module>` per object, in one file read once per run
 //! and appended to. It is a cache: a lost or torn line only means a later
 //! snapshot asks the node for a copy, and every object read is checked.
+//! A line `durable <sha256>`, written once that object and its folder were
+//! synced, spares a later snapshot syncing it again.
 
 use crate::beam::{Md5, Sha256Sum};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
@@ -13,6 +15,8 @@ pub struct Index {
     by_md5: HashMap<Md5, (Sha256Sum, String)>,
     /// The same entries by module, for the MD5s of a module in one look-up.
     by_module: HashMap<String, Vec<Md5>>,
+    /// Objects known to be on disk for good.
+    durable: HashSet<Sha256Sum>,
 }
 
 impl Index {
@@ -22,6 +26,10 @@ impl Index {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let mut index = Index::default();
         for line in text.lines() {
+            if let Some(sha) = line.strip_prefix("durable ").and_then(Sha256Sum::from_hex) {
+                index.durable.insert(sha);
+                continue;
+            }
             let mut parts = line.split(' ');
             let (Some(md5), Some(sha), Some(module), None) =
                 (parts.next(), parts.next(), parts.next(), parts.next())
@@ -82,19 +90,34 @@ impl Index {
                 self.insert(md5, sha, module);
             }
         }
-        if text.is_empty() {
-            return Ok(());
+        append(path, &text)
+    }
+
+    pub fn is_durable(&self, sha: Sha256Sum) -> bool {
+        self.durable.contains(&sha)
+    }
+
+    /// Records that `shas` were synced, appending what is new to `path`.
+    pub fn mark_durable(&mut self, path: &Path, shas: &[Sha256Sum]) -> std::io::Result<()> {
+        let mut text = String::new();
+        for &sha in shas {
+            if self.durable.insert(sha) {
+                text.push_str(&format!("durable {}\n", sha.to_hex()));
+            }
         }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        file.write_all(text.as_bytes())
+        append(path, &text)
+    }
+
+    /// Forgets that `sha` was synced (it is being written again).
+    pub fn unmark_durable(&mut self, sha: Sha256Sum) {
+        self.durable.remove(&sha);
     }
 
     /// Keeps only the entries `keep` accepts.
     pub fn retain(&mut self, keep: impl Fn(Md5, Sha256Sum) -> bool) {
         self.by_md5.retain(|md5, (sha, _)| keep(*md5, *sha));
+        let kept: HashSet<Sha256Sum> = self.by_md5.values().map(|(sha, _)| *sha).collect();
+        self.durable.retain(|sha| kept.contains(sha));
         let by_md5 = &self.by_md5;
         for md5s in self.by_module.values_mut() {
             md5s.retain(|m| by_md5.contains_key(m));
@@ -110,8 +133,26 @@ impl Index {
             .map(|(md5, (sha, module))| line(*md5, *sha, module))
             .collect();
         lines.sort();
+        let mut durable: Vec<String> = self
+            .durable
+            .iter()
+            .map(|sha| format!("durable {}\n", sha.to_hex()))
+            .collect();
+        durable.sort();
+        lines.extend(durable);
         lines.concat()
     }
+}
+
+fn append(path: &Path, text: &str) -> std::io::Result<()> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(text.as_bytes())
 }
 
 fn line(md5: Md5, sha: Sha256Sum, module: &str) -> String {
@@ -181,5 +222,28 @@ mod tests {
         pruned.retain(|md5, _| md5 == Md5([1; 16]));
         assert!(pruned.md5s_of("with space").is_empty());
         assert_eq!(pruned.md5s_of("Elixir.Foo"), vec![Md5([1; 16])]);
+    }
+
+    #[test]
+    fn durable_marks_are_read_back_and_go_with_their_entries() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("index");
+        let (kept, dropped) = (Sha256Sum::of(b"kept"), Sha256Sum::of(b"dropped"));
+        let mut index = Index::default();
+        let entries = [
+            (Md5([1; 16]), kept, "a".to_owned()),
+            (Md5([2; 16]), dropped, "b".to_owned()),
+        ];
+        index.add(&path, entries).expect("add");
+        index.mark_durable(&path, &[kept, dropped]).expect("mark");
+        let again = Index::read(&path);
+        assert!(again.is_durable(kept) && again.is_durable(dropped));
+        let mut pruned = again.clone();
+        pruned.retain(|md5, _| md5 == Md5([1; 16]));
+        std::fs::write(&path, pruned.to_text()).expect("rewrite");
+        let again = Index::read(&path);
+        assert!(again.is_durable(kept));
+        assert!(!again.is_durable(dropped));
+        assert_eq!(again.get(Md5([1; 16])), Some(kept));
     }
 }

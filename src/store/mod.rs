@@ -12,9 +12,12 @@
 //!
 //! Crash safety: every file is written under a temporary name, synced and
 //! renamed, and its folder synced; objects a manifest names are synced
-//! before the manifest is written. Temporary files are never listed, and
-//! are removed by the next run that takes the lock. Reading an object
-//! checks its SHA-256: a damaged store is an error, never a silent load.
+//! before the manifest is written. The copies a deploy keeps of what it
+//! sent are written in place and synced after it loaded, and marked as
+//! synced in the index, so the next snapshot, which names them as priors,
+//! need not sync them again. Temporary files are never listed, and are
+//! removed by the next run that takes the lock. Reading an object checks
+//! its SHA-256: a damaged store is an error, never a silent load.
 
 pub mod index;
 pub mod manifest;
@@ -157,16 +160,17 @@ impl Store {
     ) -> Result<Sha256Sum, SnapshotError> {
         let sha = Sha256Sum::of(bytes);
         if self.read(sha).is_err() {
+            self.with_index(|index, _| index.unmark_durable(sha));
             write_atomic(&self.object_path(sha), bytes, durable)?;
         }
         self.index_entries([(md5, sha, module.to_owned())])?;
         Ok(sha)
     }
 
-    /// Keeps copies of `modules` (name, MD5, bytes) as a cache: written in
-    /// place and unsynced, since every read checks an object's SHA-256 and
-    /// a snapshot syncs what it names ([`Store::make_durable`]). A copy
-    /// already there (same size) is not written again.
+    /// Keeps copies of `modules` (name, MD5, bytes), each written in place
+    /// and synced, then their folder (every read checks an object's
+    /// SHA-256), so that a later snapshot naming them needs no sync of its
+    /// own. A copy already there (same size) is not written again.
     pub fn keep_all(&self, modules: &[(&str, Md5, &[u8])]) -> Result<(), SnapshotError> {
         let dir = self.root.join("objects");
         std::fs::create_dir_all(&dir).map_err(|source| SnapshotError::Write {
@@ -174,18 +178,23 @@ impl Store {
             source,
         })?;
         let mut entries = Vec::with_capacity(modules.len());
+        let mut written = Vec::new();
         for &(module, md5, bytes) in modules {
             let sha = Sha256Sum::of(bytes);
             let path = self.object_path(sha);
             // One look per module sent, not a listing of the whole store.
             let there = std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64);
             if !there {
-                std::fs::write(&path, bytes)
-                    .map_err(|source| SnapshotError::Write { path, source })?;
+                write_synced(&path, bytes)?;
+                written.push(sha);
             }
             entries.push((md5, sha, module.to_owned()));
         }
-        self.index_entries(entries)
+        if !written.is_empty() {
+            sync_dir(&dir)?;
+        }
+        self.index_entries(entries)?;
+        self.mark_durable(&written)
     }
 
     /// The MD5s of `module` the store has kept (some may since be pruned).
@@ -194,18 +203,36 @@ impl Store {
     }
 
     /// Syncs stored objects to disk, before a manifest names them: each
-    /// file, then their folder once.
+    /// file not synced already, then their folder once.
     pub fn make_durable(&self, shas: &[Sha256Sum]) -> Result<(), SnapshotError> {
-        if shas.is_empty() {
+        let pending: Vec<Sha256Sum> = self.with_index(|index, _| {
+            shas.iter()
+                .copied()
+                .filter(|s| !index.is_durable(*s))
+                .collect()
+        });
+        if pending.is_empty() {
             return Ok(());
         }
-        for &sha in shas {
+        for &sha in &pending {
             let path = self.object_path(sha);
             std::fs::File::open(&path)
                 .and_then(|f| f.sync_all())
                 .map_err(|source| SnapshotError::Write { path, source })?;
         }
-        sync_dir(&self.root.join("objects"))
+        sync_dir(&self.root.join("objects"))?;
+        self.mark_durable(&pending)
+    }
+
+    fn mark_durable(&self, shas: &[Sha256Sum]) -> Result<(), SnapshotError> {
+        self.with_index(|index, path| {
+            index
+                .mark_durable(path, shas)
+                .map_err(|source| SnapshotError::Write {
+                    path: path.to_owned(),
+                    source,
+                })
+        })
     }
 
     /// The distribution port each node had when last connected to.
@@ -515,6 +542,17 @@ fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Snapshot
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// Writes `bytes` to `path` in place and syncs the file.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
+    let fail = |source| SnapshotError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::create(path).map_err(fail)?;
+    file.write_all(bytes).map_err(fail)?;
+    file.sync_all().map_err(fail)
 }
 
 /// Makes a folder's entries (a rename, a removal) durable.
