@@ -8,12 +8,13 @@
 
 use super::remote::{self, Applied, Found, Held, LockRequest, Remote, State, Step};
 use crate::beam::Md5;
-use crate::dist::term::{self, atom_term, binary, list, tuple, Term};
+use crate::dist::term::{self, list};
 use crate::dist::{Bindings, CallError};
 
 const FLIGHT: &str = concat!(
     include_str!("node/prelude.erl"),
     include_str!("node/inspect.erl"),
+    include_str!("node/load.erl"),
     include_str!("node/apply.erl"),
     include_str!("node/flight_main.erl")
 );
@@ -53,7 +54,7 @@ impl Remote {
             .set("Check", &remote::boolean(true))
             .set(
                 "Believed",
-                &list(ticket.believed.iter().map(state_term).collect()),
+                &list(ticket.believed.iter().map(remote::state_term).collect()),
             );
         let bindings = remote::apply_bindings(bindings, ticket.steps, ticket.force).encode();
         let answer = self.conn.eval(FLIGHT, &bindings, self.timeout).await?;
@@ -73,16 +74,6 @@ impl Remote {
             }
             _ => Err(bad("landed, inspected or locked")),
         }
-    }
-}
-
-/// A state as the inspect script reports it.
-fn state_term(state: &State) -> Term {
-    let tagged = |tag: &str, md5: &Md5| tuple(vec![atom_term(tag), binary(md5.0.to_vec())]);
-    match state {
-        State::Loaded(md5) => tagged("loaded", md5),
-        State::OnDisk(md5) => tagged("on_disk", md5),
-        State::Absent => atom_term("absent"),
     }
 }
 

@@ -5,16 +5,18 @@
 
 use crate::beam::{Md5, Module};
 use crate::dist::term::{self, atom_term, binary, charlist, list, tuple, Encoded, EtfWriter, Term};
-use crate::dist::{Bindings, CallError, Connection};
+use crate::dist::{Bindings, CallError, Connection, EvalArgs};
 use std::time::Duration;
 
 const INSPECT: &str = concat!(
     include_str!("node/prelude.erl"),
     include_str!("node/inspect.erl"),
+    include_str!("node/load.erl"),
     include_str!("node/inspect_main.erl")
 );
 const APPLY: &str = concat!(
     include_str!("node/prelude.erl"),
+    include_str!("node/load.erl"),
     include_str!("node/apply.erl"),
     include_str!("node/apply_main.erl")
 );
@@ -70,6 +72,28 @@ pub struct LockRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held(pub Vec<(String, String)>);
 
+/// What the inspect step of a deploy to several nodes did with the
+/// changes the tool believed the node needed ([`Remote::inspect_step`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Staged {
+    /// Prepared on the node: the apply step sends only their names.
+    Ready,
+    /// The node runs other code than believed; nothing was prepared.
+    Unbelieved,
+    /// The node refused to prepare them: module and why.
+    Refused(Vec<(String, String)>),
+}
+
+/// Changes to prepare in the inspect step, and the state that implies them.
+pub struct Staging<'a> {
+    pub believed: &'a [State],
+    /// The modules to load, encoded once for every node ([`stage_payload`]).
+    pub payload: &'a Encoded,
+}
+
+/// An inspect step's answer: what the node runs, and what it staged.
+pub type Inspected = Result<(Vec<Found>, Option<Staged>), Held>;
+
 /// A module and what to do with it, for [`Remote::apply`].
 #[derive(Debug, Clone)]
 pub enum Step<'a> {
@@ -120,19 +144,64 @@ impl Remote {
         all: bool,
         check: bool,
     ) -> Result<Result<Vec<Found>, Held>, CallError> {
-        let bindings = Bindings::new()
-            .set("Lock", &lock.map_or_else(|| atom_term("none"), lock_term))
-            .set("Mods", &mods_term(want, known))
-            .set("All", &boolean(all))
-            .set("Check", &boolean(check))
+        let bindings = inspect_bindings(lock, want, known, all, check)
+            .set("Believed", &atom_term("none"))
+            .set("Stage", &atom_term("none"))
             .encode();
-        let answer = self.conn.eval(INSPECT, &bindings, self.timeout).await?;
-        let bad = |detail: &str| self.unexpected("inspect", detail, &answer);
-        let [tag, value] = term::as_tuple_n::<2>(&answer).map_err(|e| bad(&e.to_string()))?;
-        if term::is_atom(tag, "locked") {
-            return Ok(Err(Held(proplist(value))));
+        let answer = self.ask_inspect(&bindings, want.len()).await?;
+        Ok(answer.map(|(found, _)| found))
+    }
+
+    /// The inspect step: as [`Remote::inspect`] with the lock; with
+    /// `staging`, if the node runs what it believes, the node also prepares
+    /// the changes that implies. The request leaves now; the future waits
+    /// for the answer.
+    pub fn inspect_step(
+        &self,
+        lock: &LockRequest,
+        want: &[(&str, Option<Md5>)],
+        known: &[Vec<Md5>],
+        all: bool,
+        staging: Option<&Staging<'_>>,
+    ) -> impl std::future::Future<Output = Result<Inspected, CallError>> + Send + 'static {
+        let bindings = inspect_bindings(Some(lock), want, known, all, true);
+        let bindings = match staging {
+            Some(staging) => bindings
+                .set(
+                    "Believed",
+                    &list(staging.believed.iter().map(state_term).collect()),
+                )
+                .with_shared("Stage", staging.payload),
+            None => bindings
+                .set("Believed", &atom_term("none"))
+                .set("Stage", &atom_term("none"))
+                .encode(),
+        };
+        self.ask_inspect(&bindings, want.len())
+    }
+
+    fn ask_inspect(
+        &self,
+        bindings: &EvalArgs,
+        asked: usize,
+    ) -> impl std::future::Future<Output = Result<Inspected, CallError>> + Send + 'static {
+        let answer = self.conn.eval(INSPECT, bindings, self.timeout);
+        let me = self.clone();
+        async move {
+            let answer = answer.await?;
+            let bad = |detail: &str| me.unexpected("inspect", detail, &answer);
+            match term::as_tuple(&answer).map_err(|e| bad(&e.to_string()))? {
+                [tag, held] if term::is_atom(tag, "locked") => Ok(Err(Held(proplist(held)))),
+                [tag, found] if term::is_atom(tag, "ok") => {
+                    Ok(Ok((me.found(found, asked, &answer)?, None)))
+                }
+                [tag, found, staged] if term::is_atom(tag, "ok") => {
+                    let staged = parse_staged(staged).ok_or_else(|| bad("a staging result"))?;
+                    Ok(Ok((me.found(found, asked, &answer)?, Some(staged))))
+                }
+                _ => Err(bad("ok or locked")),
+            }
         }
-        Ok(Ok(self.found(value, want.len(), &answer)?))
     }
 
     /// Reads inspect's list of `{Module, State, Stuck, Copy}`, one per
@@ -191,7 +260,7 @@ impl Remote {
     /// Runs `payload` ([`apply_payload`]) on the node: clears old code
     /// (killing its processes with `force`), loads everything at once,
     /// removes, and lets go of the replaced code where nobody runs it.
-    pub async fn apply(&self, payload: &Encoded) -> Result<Applied, CallError> {
+    pub async fn apply(&self, payload: &EvalArgs) -> Result<Applied, CallError> {
         let answer = self.conn.eval(APPLY, payload, self.timeout).await?;
         self.applied(&answer, &answer)
     }
@@ -272,6 +341,49 @@ impl Remote {
     }
 }
 
+fn inspect_bindings(
+    lock: Option<&LockRequest>,
+    want: &[(&str, Option<Md5>)],
+    known: &[Vec<Md5>],
+    all: bool,
+    check: bool,
+) -> Bindings {
+    Bindings::new()
+        .set("Lock", &lock.map_or_else(|| atom_term("none"), lock_term))
+        .set("Mods", &mods_term(want, known))
+        .set("All", &boolean(all))
+        .set("Check", &boolean(check))
+}
+
+fn parse_staged(t: &Term) -> Option<Staged> {
+    if term::is_atom(t, "staged") {
+        return Some(Staged::Ready);
+    }
+    if term::is_atom(t, "unbelieved") {
+        return Some(Staged::Unbelieved);
+    }
+    let [tag, errors] = term::as_tuple_n::<2>(t).ok()?;
+    term::is_atom(tag, "error").then(|| {
+        Staged::Refused(
+            term::as_list(errors)
+                .unwrap_or_default()
+                .iter()
+                .map(refusal)
+                .collect(),
+        )
+    })
+}
+
+/// A state as the inspect script reports it.
+pub(super) fn state_term(state: &State) -> Term {
+    let tagged = |tag: &str, md5: &Md5| tuple(vec![atom_term(tag), binary(md5.0.to_vec())]);
+    match state {
+        State::Loaded(md5) => tagged("loaded", md5),
+        State::OnDisk(md5) => tagged("on_disk", md5),
+        State::Absent => atom_term("absent"),
+    }
+}
+
 /// `[{Module, Want, Known}]` for the inspect script: `Want` the MD5 the
 /// module is to run (or `absent`), `Known` the MD5s of it the store has.
 pub(super) fn mods_term(want: &[(&str, Option<Md5>)], known: &[Vec<Md5>]) -> Term {
@@ -293,29 +405,59 @@ pub(super) fn mods_term(want: &[(&str, Option<Md5>)], known: &[Vec<Md5>]) -> Ter
 /// The bindings of the apply script, encoded once for every node that gets
 /// the same steps, whatever their number: module binaries are written
 /// straight from the files' bytes.
-pub fn apply_payload(steps: &[Step<'_>], force: bool) -> Encoded {
+pub fn apply_payload(steps: &[Step<'_>], force: bool) -> EvalArgs {
     apply_bindings(Bindings::new(), steps, force).encode()
 }
 
-/// Adds apply's bindings (`Force`, `Remove`, `Load`) to `bindings`.
-pub(super) fn apply_bindings(bindings: Bindings, steps: &[Step<'_>], force: bool) -> Bindings {
-    let loads: Vec<&Module> = steps
+/// The modules of `steps` to load, as the inspect step prepares them.
+pub fn stage_payload(steps: &[Step<'_>]) -> Encoded {
+    let mut w = EtfWriter::default();
+    write_loads(&mut w, &loads_of(steps));
+    w.finish()
+}
+
+/// The apply step's bindings when the inspect step of run `token` has
+/// prepared every module of `steps` to load: only their names are sent.
+pub fn staged_apply_payload(token: u64, steps: &[Step<'_>], force: bool) -> EvalArgs {
+    let names = loads_of(steps).iter().map(|m| atom_term(&m.name)).collect();
+    let load = tuple(vec![
+        atom_term("staged"),
+        term::int(token as i64),
+        list(names),
+    ]);
+    Bindings::new()
+        .set("Force", &boolean(force))
+        .set("Remove", &list(removes_of(steps)))
+        .set("Load", &load)
+        .encode()
+}
+
+fn loads_of<'a>(steps: &[Step<'a>]) -> Vec<&'a Module> {
+    steps
         .iter()
         .filter_map(|s| match s {
             Step::Load(m) => Some(*m),
             Step::Remove(_) => None,
         })
-        .collect();
-    let removes = steps
+        .collect()
+}
+
+fn removes_of(steps: &[Step<'_>]) -> Vec<Term> {
+    steps
         .iter()
         .filter_map(|s| match s {
             Step::Remove(m) => Some(atom_term(m)),
             Step::Load(_) => None,
         })
-        .collect();
+        .collect()
+}
+
+/// Adds apply's bindings (`Force`, `Remove`, `Load`) to `bindings`.
+pub(super) fn apply_bindings(bindings: Bindings, steps: &[Step<'_>], force: bool) -> Bindings {
+    let loads = loads_of(steps);
     bindings
         .set("Force", &boolean(force))
-        .set("Remove", &list(removes))
+        .set("Remove", &list(removes_of(steps)))
         .set_with("Load", |w| write_loads(w, &loads))
 }
 
@@ -417,6 +559,9 @@ fn explain(why: &Term) -> String {
             "the node rejected the object code (compiled for another OTP release?)".into()
         }
         Ok("on_load_failure") => "its -on_load function failed".into(),
+        Ok("staged_code_lost") => {
+            "the code the node had prepared was gone (its deploy lock ended first)".into()
+        }
         _ => raw,
     }
 }

@@ -9,13 +9,25 @@
 //! round trip per node. Nothing changes on any node before every node has
 //! passed every check; `--force` kills processes only in the apply step,
 //! right before that node loads.
+//!
+//! Where the store believes it knows what the nodes run (what the last run
+//! left there), a deploy goes faster: to one node, inspect and apply fly
+//! together ([`super::flight`]); to several, each node's inspect step also
+//! prepares the changes that belief implies (`code:prepare_loading/1`, most
+//! of a load's work), the snapshot of that belief is written meanwhile, and
+//! the apply step only makes the nodes run what they prepared. A node
+//! found running other code than believed gets its changes, and its
+//! snapshot, the usual way.
 
 use super::flight::{Flight, Ticket};
-use super::remote::{Applied, Found, Held, Lingering, LockRequest, Remote, State, Step};
+use super::remote::{
+    Applied, Found, Held, Inspected, Lingering, LockRequest, Remote, Staged, Staging, State, Step,
+};
 use super::report::{describe_process, Failure, NodeReport, Outcome, Report};
 use super::Options;
 use crate::beam::{Md5, Module};
 use crate::dist::term::Encoded;
+use crate::dist::EvalArgs;
 use crate::output::Ui;
 use crate::store::{Manifest, ModuleRecord, NodeOutcome, NodeRecord, Prior, SnapshotError, Store};
 use futures::future::join_all;
@@ -94,6 +106,9 @@ struct Part {
     changed: bool,
     /// What the node ran of each goal when inspected.
     states: Vec<Option<State>>,
+    /// Its inspect step prepared its changes, and its snapshot, taken from
+    /// what the store believed, holds.
+    staged: bool,
     report: NodeReport,
 }
 
@@ -194,6 +209,7 @@ impl Part {
             locked: false,
             changed: false,
             states: Vec::new(),
+            staged: false,
         }
     }
 
@@ -217,7 +233,9 @@ impl Transaction<'_> {
                 return Ok(());
             }
             self.check_interrupt(false)?;
-            self.snapshot()?;
+            if !self.parts.iter().all(|p| p.staged || p.changes.is_empty()) {
+                self.snapshot()?;
+            }
             self.step("snapshot");
             self.check_interrupt(false)?;
             self.apply().await?;
@@ -250,11 +268,7 @@ impl Transaction<'_> {
                 .map(|g| (g.module.as_str(), g.target.md5()))
                 .collect();
             let known: Vec<Vec<Md5>> = want.iter().map(|(m, _)| self.store.known_md5s(m)).collect();
-            let steps: Vec<Step> = p
-                .changes
-                .iter()
-                .map(|c| p.goals[c.goal].target.step(&p.goals[c.goal].module))
-                .collect();
+            let steps = steps(p);
             let ticket = Ticket {
                 lock: &self.lock,
                 want: &want,
@@ -310,40 +324,35 @@ impl Transaction<'_> {
     }
 
     /// What one node is believed to run of every goal, if this run may fly
-    /// ([`Transaction::fly`]); sets the changes that belief implies, each
-    /// with its prior already in the store.
+    /// ([`Transaction::fly`]); sets the changes that belief implies.
     fn belief(&mut self) -> Option<Vec<State>> {
-        let eligible = self.kind == Kind::Deploy
-            && self.parts.len() == 1
-            && !self.opts.dry_run
-            && !self.opts.all;
-        if !eligible {
+        if self.parts.len() != 1 || !self.may_believe() {
+            return None;
+        }
+        believe(&mut self.parts[0], self.store).filter(|_| !self.parts[0].changes.is_empty())
+    }
+
+    /// What every node is believed to run, for a deploy to several nodes
+    /// whose inspect step prepares the changes that belief implies; sets
+    /// those changes.
+    fn beliefs(&mut self) -> Option<Vec<Vec<State>>> {
+        if self.parts.len() < 2 || !self.may_believe() {
             return None;
         }
         let store = self.store;
-        let p = &mut self.parts[0];
-        let modules: Vec<&str> = p.goals.iter().map(|g| g.module.as_str()).collect();
-        let believed = super::flight::believed(store, p.node(), &modules)?;
-        let mut changes = Vec::new();
-        for (goal, (g, was)) in p.goals.iter().zip(&believed).enumerate() {
-            if was.md5() == g.target.md5() {
-                continue;
+        let beliefs: Option<Vec<Vec<State>>> =
+            self.parts.iter_mut().map(|p| believe(p, store)).collect();
+        if beliefs.is_none() || self.parts.iter().all(|p| p.changes.is_empty()) {
+            for p in &mut self.parts {
+                p.changes.clear();
             }
-            if was.md5().is_some_and(|md5| !store.holds(md5)) {
-                return None;
-            }
-            changes.push(Change {
-                goal,
-                was: *was,
-                copy: None,
-                prior: Prior::Absent,
-            });
-        }
-        if changes.is_empty() {
             return None;
         }
-        p.changes = changes;
-        Some(believed)
+        beliefs
+    }
+
+    fn may_believe(&self) -> bool {
+        self.kind == Kind::Deploy && !self.opts.dry_run && !self.opts.all
     }
 
     /// Logs how long a step took, for `-v`.
@@ -367,53 +376,68 @@ impl Transaction<'_> {
 
     /// Takes each node's lock and learns what it runs; decides what changes;
     /// refuses where old code is in use (without `--force`) or, for a
-    /// rollback, where the node no longer runs what was deployed.
+    /// rollback, where the node no longer runs what was deployed. In a
+    /// deploy to several nodes whose states the store believes it knows,
+    /// each node also prepares the changes that belief implies, and the
+    /// snapshot of that belief is written while they work.
     async fn inspect(&mut self) -> Result<(), Stop> {
-        let (lock, opts, store) = (&self.lock, self.opts, self.store);
+        let beliefs = self.beliefs();
+        let answers = self.ask_inspect(beliefs.as_deref());
+        let snapshot = beliefs.map(|_| self.snapshot());
+        let answers = join_all(answers).await;
+        let mut outcome = None;
+        for (p, answer) in self.parts.iter_mut().zip(answers) {
+            match take_in(p, answer, self.kind, self.opts, self.ui) {
+                Ok(()) => {}
+                // A refusal says less than a lock held or a failure.
+                Err(Outcome::Refused) => _ = outcome.get_or_insert(Outcome::Refused),
+                Err(o) => outcome = Some(o),
+            }
+        }
+        match (outcome, snapshot) {
+            (Some(o), _) => Err(Stop::before_change(o)),
+            (None, Some(Err(stop))) => Err(stop),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends every node its inspect step (with what to prepare, given
+    /// `beliefs`); the futures wait for the answers.
+    fn ask_inspect(
+        &self,
+        beliefs: Option<&[Vec<State>]>,
+    ) -> Vec<impl std::future::Future<Output = Result<Inspected, crate::dist::CallError>>> {
         let mut known: HashMap<&str, Vec<Md5>> = HashMap::new();
         for g in self.parts.iter().flat_map(|p| &p.goals) {
             known
                 .entry(g.module.as_str())
-                .or_insert_with(|| store.known_md5s(&g.module));
+                .or_insert_with(|| self.store.known_md5s(&g.module));
         }
-        let known = &known;
-        let answers = join_all(self.parts.iter().map(|p| {
-            let want: Vec<(&str, Option<Md5>)> = p
-                .goals
-                .iter()
-                .map(|g| (g.module.as_str(), g.target.md5()))
-                .collect();
-            let known: Vec<Vec<Md5>> = want.iter().map(|(m, _)| known[m].clone()).collect();
-            async move {
+        let mut payloads: HashMap<PlanKey, Encoded> = HashMap::new();
+        self.parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let want: Vec<(&str, Option<Md5>)> = p
+                    .goals
+                    .iter()
+                    .map(|g| (g.module.as_str(), g.target.md5()))
+                    .collect();
+                let known: Vec<Vec<Md5>> = want.iter().map(|(m, _)| known[m].clone()).collect();
+                let payload = beliefs.map(|_| {
+                    payloads
+                        .entry(plan_key(p))
+                        .or_insert_with(|| super::remote::stage_payload(&steps(p)))
+                        .clone()
+                });
+                let staging = beliefs.zip(payload.as_ref()).map(|(b, payload)| Staging {
+                    believed: &b[i],
+                    payload,
+                });
                 p.remote
-                    .inspect(Some(lock), &want, &known, opts.all, true)
-                    .await
-            }
-        }))
-        .await;
-        let mut outcome = None;
-        for (p, answer) in self.parts.iter_mut().zip(answers) {
-            match answer {
-                Ok(Ok(found)) => {
-                    p.locked = true;
-                    if !plan(p, found, self.kind, opts, self.ui) {
-                        outcome.get_or_insert(Outcome::Refused);
-                    }
-                }
-                Ok(Err(held)) => {
-                    p.report.fail(None, locked_message(p.node(), &held));
-                    outcome = Some(Outcome::Locked);
-                }
-                Err(e) => {
-                    p.report.fail(None, e.to_string());
-                    outcome = Some(Outcome::Failed);
-                }
-            }
-        }
-        match outcome {
-            Some(o) => Err(Stop::before_change(o)),
-            None => Ok(()),
-        }
+                    .inspect_step(&self.lock, &want, &known, self.opts.all, staging.as_ref())
+            })
+            .collect()
     }
 
     fn show_plan(&mut self) -> Result<(), Stop> {
@@ -527,19 +551,18 @@ impl Transaction<'_> {
     /// Loads every node's changes, all nodes at once, each atomically.
     async fn apply(&mut self) -> Result<(), Stop> {
         let force = self.opts.force;
-        let mut payloads: HashMap<Vec<(String, Option<Md5>)>, Encoded> = HashMap::new();
+        let token = self.lock.token;
+        let mut payloads: HashMap<(bool, PlanKey), EvalArgs> = HashMap::new();
         for p in &self.parts {
-            payloads.entry(plan_key(p)).or_insert_with(|| {
-                let steps: Vec<Step> = p
-                    .changes
-                    .iter()
-                    .map(|c| p.goals[c.goal].target.step(&p.goals[c.goal].module))
-                    .collect();
-                super::remote::apply_payload(&steps, force)
-            });
+            payloads
+                .entry((p.staged, plan_key(p)))
+                .or_insert_with(|| match p.staged {
+                    true => super::remote::staged_apply_payload(token, &steps(p), force),
+                    false => super::remote::apply_payload(&steps(p), force),
+                });
         }
         let answers = join_all(self.parts.iter().map(|p| {
-            let payload = payloads.get(&plan_key(p)).cloned();
+            let payload = payloads.get(&(p.staged, plan_key(p))).cloned();
             async move {
                 match (p.changes.is_empty(), payload) {
                     (false, Some(payload)) => Some(p.remote.apply(&payload).await),
@@ -697,6 +720,31 @@ impl Transaction<'_> {
     }
 }
 
+/// What the store believes `p`'s node runs of each goal, if it believes
+/// it knows all of them; sets the changes that implies, each with its
+/// prior already in the store.
+fn believe(p: &mut Part, store: &Store) -> Option<Vec<State>> {
+    let modules: Vec<&str> = p.goals.iter().map(|g| g.module.as_str()).collect();
+    let believed = super::flight::believed(store, p.node(), &modules)?;
+    let mut changes = Vec::new();
+    for (goal, (g, was)) in p.goals.iter().zip(&believed).enumerate() {
+        if was.md5() == g.target.md5() {
+            continue;
+        }
+        if was.md5().is_some_and(|md5| !store.holds(md5)) {
+            return None;
+        }
+        changes.push(Change {
+            goal,
+            was: *was,
+            copy: None,
+            prior: Prior::Absent,
+        });
+    }
+    p.changes = changes;
+    Some(believed)
+}
+
 /// Takes in what the node's inspect answer means for its goals. Returns
 /// false when the node refuses (old code in use, or drift, without
 /// `--force`).
@@ -757,7 +805,74 @@ fn verb(kind: Kind, target: &Target, was: State) -> &'static str {
     }
 }
 
-fn plan_key(p: &Part) -> Vec<(String, Option<Md5>)> {
+/// What `p`'s changes do on its node.
+fn steps(p: &Part) -> Vec<Step<'_>> {
+    p.changes
+        .iter()
+        .map(|c| p.goals[c.goal].target.step(&p.goals[c.goal].module))
+        .collect()
+}
+
+/// Takes in one node's inspect answer; the outcome that stops the run
+/// before anything changes, if it must.
+fn take_in(
+    p: &mut Part,
+    answer: Result<Inspected, crate::dist::CallError>,
+    kind: Kind,
+    opts: &Options,
+    ui: &Ui,
+) -> Result<(), Outcome> {
+    match answer {
+        Ok(Ok((found, staged))) => {
+            p.locked = true;
+            let believed = std::mem::take(&mut p.changes);
+            let planned = plan(p, found, kind, opts, ui);
+            if let Some(staged) = &staged {
+                tracing::debug!("inspect of {}: {}", p.node(), staged_text(staged));
+            }
+            match staged {
+                Some(Staged::Ready) => {
+                    // The node runs what was believed: the changes, and
+                    // their snapshot, are the belief's.
+                    p.changes = believed;
+                    p.staged = true;
+                }
+                Some(Staged::Refused(reasons)) => {
+                    for (m, why) in reasons {
+                        p.report.fail(Some(&m), format!("not loaded: {why}"));
+                    }
+                    return Err(Outcome::Failed);
+                }
+                Some(Staged::Unbelieved) | None => {}
+            }
+            match planned {
+                true => Ok(()),
+                false => Err(Outcome::Refused),
+            }
+        }
+        Ok(Err(held)) => {
+            p.report.fail(None, locked_message(p.node(), &held));
+            Err(Outcome::Locked)
+        }
+        Err(e) => {
+            p.report.fail(None, e.to_string());
+            Err(Outcome::Failed)
+        }
+    }
+}
+
+fn staged_text(staged: &Staged) -> &'static str {
+    match staged {
+        Staged::Ready => "the node runs what was believed; it prepared the changes",
+        Staged::Unbelieved => "the node runs other code than believed; nothing was prepared",
+        Staged::Refused(_) => "the node refused to prepare the changes",
+    }
+}
+
+/// What a node is sent, for sharing one encoding among nodes sent the same.
+type PlanKey = Vec<(String, Option<Md5>)>;
+
+fn plan_key(p: &Part) -> PlanKey {
     p.changes
         .iter()
         .map(|c| {

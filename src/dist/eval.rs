@@ -44,7 +44,7 @@ impl Bindings {
     }
 
     /// The bindings as `erl_eval` takes them: an orddict, sorted by name.
-    pub fn encode(self) -> Encoded {
+    pub fn encode(self) -> EvalArgs {
         let size = self.values.values().map(|v| v.len() + 32).sum::<usize>() + 8;
         let mut w = EtfWriter::with_capacity(size);
         w.list_header(self.values.len() as u32);
@@ -52,20 +52,64 @@ impl Bindings {
             w.tuple_header(2).term(&atom_term(name)).raw(value);
         }
         w.nil();
-        w.finish()
+        w.finish().into()
+    }
+
+    /// These bindings plus `name` bound to `shared`, a value encoded once
+    /// and sent to several nodes (module binaries) without being copied
+    /// into each one's bindings.
+    pub fn with_shared(self, name: &str, shared: &Encoded) -> EvalArgs {
+        let mut front = EtfWriter::default();
+        front.list_header(self.values.len() as u32 + 1);
+        let mut back = EtfWriter::default();
+        for (own, value) in &self.values {
+            let w = if own.as_str() < name {
+                &mut front
+            } else {
+                &mut back
+            };
+            w.tuple_header(2).term(&atom_term(own)).raw(value);
+        }
+        front.tuple_header(2).term(&atom_term(name));
+        back.nil();
+        EvalArgs {
+            front: front.into_bytes(),
+            shared: shared.clone(),
+            back: back.into_bytes(),
+        }
+    }
+}
+
+/// Encoded bindings, as [`Connection::eval`] sends them: `shared` may be
+/// shared with other calls.
+#[derive(Debug, Clone)]
+pub struct EvalArgs {
+    front: Vec<u8>,
+    shared: Encoded,
+    back: Vec<u8>,
+}
+
+impl From<Encoded> for EvalArgs {
+    fn from(whole: Encoded) -> Self {
+        EvalArgs {
+            front: Vec::new(),
+            shared: whole,
+            back: Vec::new(),
+        }
     }
 }
 
 impl Connection {
-    /// Evaluates `source` (Erlang expressions separated by commas, ending
-    /// in a full stop) with `bindings` on the node and returns its value.
-    /// An exception on the node comes back as [`CallError::BadRpc`].
-    pub async fn eval(
+    /// Sends `source` (Erlang expressions separated by commas, ending in a
+    /// full stop) to be evaluated on the node with `bindings`; the request
+    /// leaves now, and the future returned waits for its value. An
+    /// exception on the node comes back as [`CallError::BadRpc`].
+    pub fn eval(
         &self,
         source: &str,
-        bindings: &Encoded,
+        bindings: &EvalArgs,
         timeout: Duration,
-    ) -> Result<Term, CallError> {
+    ) -> impl std::future::Future<Output = Result<Term, CallError>> + Send + 'static {
         let node = self.node().to_string();
         // {call, erl_eval, expr, [Boot, [{'B', Bindings}, {'S', Source}], none, none, value], user}
         let mut head = vec![104, 5];
@@ -76,7 +120,9 @@ impl Connection {
         head.extend(encode_bare(&bootstrap()));
         head.extend_from_slice(&[108, 0, 0, 0, 2, 104, 2]);
         head.extend(encode_bare(&atom_term("B")));
-        let mut tail = vec![104, 2];
+        head.extend_from_slice(&bindings.front);
+        let mut tail = bindings.back.clone();
+        tail.extend_from_slice(&[104, 2]);
         tail.extend(encode_bare(&atom_term("S")));
         tail.extend(encode_bare(&charlist(source)));
         tail.push(106);
@@ -85,8 +131,8 @@ impl Connection {
         }
         tail.push(106);
         tail.extend(encode_bare(&atom_term("user")));
-        let reply = self.gen_call_shared("rex", &head, bindings, &tail);
-        outcome(reply, timeout, &node, "erl_eval:expr/5", timeout).await
+        let reply = self.gen_call_shared("rex", &head, &bindings.shared, &tail);
+        async move { outcome(reply, timeout, &node, "erl_eval:expr/5", timeout).await }
     }
 }
 

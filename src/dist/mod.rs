@@ -28,7 +28,7 @@ pub mod term;
 
 pub use connection::{Connection, Ticks};
 pub use error::{CallError, ConnectError, StartError};
-pub use eval::Bindings;
+pub use eval::{Bindings, EvalArgs};
 pub use names::NodeName;
 pub use rpc::Call;
 

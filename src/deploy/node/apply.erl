@@ -1,5 +1,5 @@
 %% Evaluated on a target node by erl_eval (see src/dist/eval.rs), after
-%% prelude.erl: ApplyNow() makes the node run what it is given, all of it
+%% prelude.erl and load.erl: ApplyNow() makes the node run what it is given, all of it
 %% or nothing (apply_main.erl calls it; so does flight_main.erl).
 %% The replaced code is purged where nobody runs it any more by a process
 %% that goes on after the answer (OTP purges one module at a time, most of
@@ -7,7 +7,9 @@
 %% process still in it.
 %%
 %% Bindings:
-%%   Load   = [{Module, File, Binary}] to load, all at once.
+%%   Load   = [{Module, File, Binary}] to load, all at once; or
+%%            {staged, Token, [Module]}: what the inspect step of run Token
+%%            prepared (load.erl's Collect).
 %%   Remove = [Module] to unload (they were not there before).
 %%   Force  = true to kill processes that keep old code in the way.
 %% Value:
@@ -18,42 +20,16 @@
 %%   {ok, Killed, Lingering}: done; Lingering = [{Module, Pid, Name}] still
 %%       run a module that was removed.
 ApplyNow = fun() ->
-    Changing = [M || {M, _, _} <- Load] ++ Remove,
+    {Loading, Ready} = case Load of
+        {staged, Token, Staged} -> {Staged, fun() -> Collect(Token, Staged) end};
+        _ -> {[M || {M, _, _} <- Load], fun() -> Prepare(Load) end}
+    end,
+    Changing = Loading ++ Remove,
     Blocking = [M || M <- Changing, erlang:check_old_code(M), not code:soft_purge(M)],
     InUse = lists:append([InOld(M) || M <- Blocking]),
     Killed = case Force of
         true -> [code:purge(M) || M <- Blocking], length(InUse);
         false -> 0
-    end,
-    LoadOne = fun({M, File, Bin}) ->
-        case code:load_binary(M, File, Bin) of
-            {module, M} -> ok;
-            {error, Why} -> {M, Why}
-        end
-    end,
-    %% atomic_load refuses modules with -on_load: the node says which, and
-    %% those load one by one after the rest.
-    LoadAll = fun([]) -> ok;
-                 (Batch) ->
-        case code:atomic_load(Batch) of
-            ok -> ok;
-            {error, Errors} ->
-                OnLoad = [M || {M, on_load_not_allowed} <- Errors],
-                case length(OnLoad) =:= length(Errors) of
-                    false -> {error, Errors, false};
-                    true ->
-                        Rest = [B || {M, _, _} = B <- Batch, not lists:member(M, OnLoad)],
-                        Single = [B || {M, _, _} = B <- Batch, lists:member(M, OnLoad)],
-                        case Rest =:= [] orelse code:atomic_load(Rest) =:= ok of
-                            false -> {error, Errors, false};
-                            true ->
-                                case [E || E <- lists:map(LoadOne, Single), E =/= ok] of
-                                    [] -> ok;
-                                    Failed -> {error, Failed, true}
-                                end
-                        end
-                end
-        end
     end,
     Unload = fun(M) ->
         code:delete(M),
@@ -63,14 +39,19 @@ ApplyNow = fun() ->
             false -> InOld(M)
         end
     end,
+    LoadAll = fun() ->
+        case Ready() of
+            {ok, Prepared} -> Finish(Prepared);
+            {error, Errors} -> {error, Errors, false}
+        end
+    end,
     case InUse =/= [] andalso not Force of
         true -> {stuck, InUse};
         false ->
-            case LoadAll(Load) of
+            case LoadAll() of
                 ok ->
                     Removed = lists:append([Unload(M) || M <- Remove]),
-                    Loaded = [M || {M, _, _} <- Load],
-                    spawn(fun() -> [code:soft_purge(M) || M <- Loaded] end),
+                    spawn(fun() -> [code:soft_purge(M) || M <- Loading] end),
                     {ok, Killed, Removed};
                 Failed -> Failed
             end

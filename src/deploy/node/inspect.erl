@@ -17,11 +17,16 @@
 %%   Stuck = [{Module, Pid, RegisteredName | undefined}],
 %%   Copy  = the binary on the code path whose MD5 is State's, or none
 %%           (only for modules about to change whose MD5 is not Known).
-Hold = fun Hold(Token, Owner, Info, Lease) ->
+%% The lock's holder also keeps what a deploy to several nodes prepared
+%% in its inspect step (Staged), until that run's apply step collects it.
+Hold = fun Hold(Token, Owner, Info, Lease, Staged) ->
     receive
         {release, Token} -> ok;
         {nodedown, Owner} -> ok;
-        {who, From, Ref} -> From ! {Ref, Owner, Info}, Hold(Token, Owner, Info, Lease)
+        {who, From, Ref} -> From ! {Ref, Owner, Info}, Hold(Token, Owner, Info, Lease, Staged);
+        {stage, Token, S} -> Hold(Token, Owner, Info, Lease, S);
+        {collect, Token, From, Ref} -> From ! {Ref, Staged}, Hold(Token, Owner, Info, Lease, none);
+        {collect, _, From, Ref} -> From ! {Ref, none}, Hold(Token, Owner, Info, Lease, Staged)
     after Lease -> ok
     end
 end,
@@ -47,7 +52,7 @@ Take = fun Take(_, 0) -> {locked, []};
             true ->
                 monitor_node(Owner, true),
                 Parent ! {Ref, ok},
-                Hold(Token, Owner, Info, Lease);
+                Hold(Token, Owner, Info, Lease, none);
             _ -> Parent ! {Ref, taken}
         end
     end),

@@ -1,0 +1,108 @@
+//! A deploy to several nodes whose states the store believes it knows
+//! prepares the changes on every node in its inspect step, and loads them
+//! only once every node has answered. A belief that no longer holds on one
+//! node is caught there: that node gets its changes the usual way, and the
+//! snapshot is what it really ran. Read back from the nodes.
+
+mod common;
+
+use common::project::{start_node, Project};
+use common::ErlNode;
+use std::path::{Path, PathBuf};
+
+fn ebin(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// A project with `hs_greet` built at versions 1 to `versions`, and two
+/// nodes running version 1.
+fn greeters(tag: &str, versions: u32) -> (Project, Vec<PathBuf>, [ErlNode; 2]) {
+    let p = Project::new();
+    let v: Vec<PathBuf> = (1..=versions).map(|i| p.build(i, &["hs_greet"])).collect();
+    let cookie = common::random_cookie();
+    let a = start_node(&format!("{tag}_a"), &v[0], &cookie, &["hs_greet"]);
+    let b = start_node(&format!("{tag}_b"), &v[0], &cookie, &["hs_greet"]);
+    (p, v, [a, b])
+}
+
+fn deploy_ok(p: &Project, nodes: &[&ErlNode], args: &[&str]) -> String {
+    let (code, json, stderr) = p.deploy(nodes, args);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    stderr
+}
+
+const PREPARED: &str = "it prepared the changes";
+const MISSED: &str = "runs other code than believed; nothing was prepared";
+
+#[test]
+fn a_redeploy_to_two_nodes_is_prepared_on_both_then_loaded_and_rolls_back() {
+    let (p, v, [mut a, mut b]) = greeters("st_lands", 3);
+    let (v2, v3) = (&v[1], &v[2]);
+    let stderr = deploy_ok(&p, &[&a, &b], &["--ebin", &ebin(v2), "-v"]);
+    assert!(
+        !stderr.contains(PREPARED),
+        "nothing was known yet:\n{stderr}"
+    );
+
+    let stderr = deploy_ok(&p, &[&a, &b], &["--ebin", &ebin(v3), "-v", "--verify"]);
+    assert_eq!(stderr.matches(PREPARED).count(), 2, "{stderr}");
+    for n in [&mut a, &mut b] {
+        assert_eq!(
+            n.loaded_md5("hs_greet"),
+            p.md5(v3, "hs_greet"),
+            "{}",
+            n.name
+        );
+        // The lock, and the prepared code it kept, go (soon after the run).
+        let gone = n.eval(
+            "(fun W(0) -> held; W(N) -> case whereis(hotswap_deploy_lock) of \
+             undefined -> gone; _ -> timer:sleep(50), W(N - 1) end end)(40).",
+        );
+        assert_eq!(gone, "gone", "{}", n.name);
+    }
+
+    deploy_ok(&p, &[&a, &b], &["--rollback"]);
+    for n in [&mut a, &mut b] {
+        assert_eq!(
+            n.loaded_md5("hs_greet"),
+            p.md5(v2, "hs_greet"),
+            "{}",
+            n.name
+        );
+    }
+}
+
+#[test]
+fn a_wrong_belief_on_one_node_is_caught_and_its_snapshot_is_what_it_ran() {
+    let (p, v, [mut a, mut b]) = greeters("st_wrong", 4);
+    let (v2, v3, v4) = (&v[1], &v[2], &v[3]);
+    // The store comes to hold v3, and to believe both nodes run v2.
+    for v in [&v2, &v3, &v2] {
+        deploy_ok(&p, &[&a, &b], &["--ebin", &ebin(v)]);
+    }
+
+    // Behind this tool's back, someone loads v3 on node b.
+    let beam = v3.join("hs_greet.beam");
+    let loaded = b.eval(&format!(
+        "{{ok, B}} = file:read_file(\"{0}\"), code:load_binary(hs_greet, \"{0}\", B).",
+        beam.display()
+    ));
+    assert_eq!(loaded, "{module,hs_greet}");
+
+    let stderr = deploy_ok(&p, &[&a, &b], &["--ebin", &ebin(v4), "-v"]);
+    assert_eq!(stderr.matches(PREPARED).count(), 1, "{stderr}");
+    assert_eq!(stderr.matches(MISSED).count(), 1, "{stderr}");
+    for n in [&mut a, &mut b] {
+        assert_eq!(
+            n.loaded_md5("hs_greet"),
+            p.md5(v4, "hs_greet"),
+            "{}",
+            n.name
+        );
+    }
+
+    // Each node's snapshot holds what it ran: v2 on a, v3 on b.
+    deploy_ok(&p, &[&a, &b], &["--rollback"]);
+    assert_eq!(a.loaded_md5("hs_greet"), p.md5(v2, "hs_greet"));
+    assert_eq!(b.loaded_md5("hs_greet"), p.md5(v3, "hs_greet"));
+}
