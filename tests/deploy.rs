@@ -96,6 +96,22 @@ fn a_node_that_refuses_rolls_the_other_back() {
 }
 
 #[test]
+fn the_replaced_code_is_purged_once_the_run_is_over() {
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet"]);
+    let v2 = p.build(2, &["hs_greet"]);
+    let mut node = start_node("purged", &v1, &common::random_cookie(), &["hs_greet"]);
+    let (code, json, _) = p.deploy(&[&node], &["--ebin", &v2.to_string_lossy()]);
+    assert_eq!(code, 0, "{json}");
+    // Nobody runs v1: the node lets go of it soon after the tool left.
+    let purged = node.eval(
+        "(fun W(0) -> kept; W(N) -> case erlang:check_old_code(hs_greet) of \
+         false -> purged; true -> timer:sleep(20), W(N - 1) end end)(100).",
+    );
+    assert_eq!(purged, "purged");
+}
+
+#[test]
 fn sticky_modules_are_refused_and_nothing_changes() {
     let p = Project::new();
     let v1 = p.build(1, &["hs_greet"]);

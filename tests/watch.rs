@@ -124,6 +124,9 @@ fn an_edit_reaches_the_node_and_of_two_quick_saves_the_last_wins() {
     std::thread::sleep(Duration::from_millis(150));
     d.edit("lib/example.ex", ":mars1", ":mars2");
     node_comes_to(&mut d.node, "'Elixir.Example':hello().", "mars2", &w);
+    // The replaced code is purged while the session is still held.
+    let old = "erlang:check_old_code('Elixir.Example').";
+    node_comes_to(&mut d.node, old, "false", &w);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(d.node.eval("'Elixir.Example':hello()."), "mars2");
     // The counter process kept its state through every change.

@@ -56,7 +56,9 @@ impl Remote {
                 "Believed",
                 &list(ticket.believed.iter().map(remote::state_term).collect()),
             );
-        let bindings = remote::apply_bindings(bindings, ticket.steps, ticket.force).encode();
+        let bindings =
+            remote::apply_bindings(bindings, ticket.steps, ticket.force, &ticket.lock.owner)
+                .encode();
         let answer = self.conn.eval(FLIGHT, &bindings, self.timeout).await?;
         let bad = |detail: &str| self.unexpected("flight", detail, &answer);
         let items = term::as_tuple(&answer).map_err(|e| bad(&e.to_string()))?;

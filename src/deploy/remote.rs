@@ -405,8 +405,8 @@ pub(super) fn mods_term(want: &[(&str, Option<Md5>)], known: &[Vec<Md5>]) -> Ter
 /// The bindings of the apply script, encoded once for every node that gets
 /// the same steps, whatever their number: module binaries are written
 /// straight from the files' bytes.
-pub fn apply_payload(steps: &[Step<'_>], force: bool) -> EvalArgs {
-    apply_bindings(Bindings::new(), steps, force).encode()
+pub fn apply_payload(steps: &[Step<'_>], force: bool, owner: &str) -> EvalArgs {
+    apply_bindings(Bindings::new(), steps, force, owner).encode()
 }
 
 /// The modules of `steps` to load, as the inspect step prepares them.
@@ -416,16 +416,15 @@ pub fn stage_payload(steps: &[Step<'_>]) -> Encoded {
     w.finish()
 }
 
-/// The apply step's bindings when the inspect step of run `token` has
-/// prepared every module of `steps` to load: only their names are sent.
-pub fn staged_apply_payload(token: u64, steps: &[Step<'_>], force: bool) -> EvalArgs {
+/// The apply step's bindings when the inspect step of the run holding
+/// `lock` has prepared every module of `steps` to load: only their names
+/// are sent.
+pub fn staged_apply_payload(lock: &LockRequest, steps: &[Step<'_>], force: bool) -> EvalArgs {
     let names = loads_of(steps).iter().map(|m| atom_term(&m.name)).collect();
-    let load = tuple(vec![
-        atom_term("staged"),
-        term::int(token as i64),
-        list(names),
-    ]);
+    let token = term::int(lock.token as i64);
+    let load = tuple(vec![atom_term("staged"), token, list(names)]);
     Bindings::new()
+        .set("Owner", &atom_term(&lock.owner))
         .set("Force", &boolean(force))
         .set("Remove", &list(removes_of(steps)))
         .set("Load", &load)
@@ -452,10 +451,16 @@ fn removes_of(steps: &[Step<'_>]) -> Vec<Term> {
         .collect()
 }
 
-/// Adds apply's bindings (`Force`, `Remove`, `Load`) to `bindings`.
-pub(super) fn apply_bindings(bindings: Bindings, steps: &[Step<'_>], force: bool) -> Bindings {
+/// Adds apply's bindings (`Owner`, `Force`, `Remove`, `Load`) to `bindings`.
+pub(super) fn apply_bindings(
+    bindings: Bindings,
+    steps: &[Step<'_>],
+    force: bool,
+    owner: &str,
+) -> Bindings {
     let loads = loads_of(steps);
     bindings
+        .set("Owner", &atom_term(owner))
         .set("Force", &boolean(force))
         .set("Remove", &list(removes_of(steps)))
         .set_with("Load", |w| write_loads(w, &loads))

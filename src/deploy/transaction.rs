@@ -551,14 +551,14 @@ impl Transaction<'_> {
     /// Loads every node's changes, all nodes at once, each atomically.
     async fn apply(&mut self) -> Result<(), Stop> {
         let force = self.opts.force;
-        let token = self.lock.token;
+        let lock = &self.lock;
         let mut payloads: HashMap<(bool, PlanKey), EvalArgs> = HashMap::new();
         for p in &self.parts {
             payloads
                 .entry((p.staged, plan_key(p)))
                 .or_insert_with(|| match p.staged {
-                    true => super::remote::staged_apply_payload(token, &steps(p), force),
-                    false => super::remote::apply_payload(&steps(p), force),
+                    true => super::remote::staged_apply_payload(lock, &steps(p), force),
+                    false => super::remote::apply_payload(&steps(p), force, &lock.owner),
                 });
         }
         let answers = join_all(self.parts.iter().map(|p| {

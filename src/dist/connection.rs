@@ -139,6 +139,11 @@ impl Connection {
         &self.inner.node
     }
 
+    /// This end's node name, as the node at the other end knows it.
+    pub fn local_node(&self) -> &str {
+        &self.inner.self_pid.node.name
+    }
+
     /// Why the connection ended, or `None` while it is up.
     pub fn closed_reason(&self) -> Option<String> {
         self.inner.lock().closed.clone()

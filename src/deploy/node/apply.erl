@@ -2,9 +2,12 @@
 %% prelude.erl and load.erl: ApplyNow() makes the node run what it is given, all of it
 %% or nothing (apply_main.erl calls it; so does flight_main.erl).
 %% The replaced code is purged where nobody runs it any more by a process
-%% that goes on after the answer (OTP purges one module at a time, most of
-%% a deploy's time on the node); the next run's inspect step names any
-%% process still in it.
+%% that goes on after the answer, once the tool has let go of the node (its
+%% node went down) or after a quarter of a second (a held session, such as
+%% watch): OTP purges one module at a time, most of a deploy's work on the
+%% node, and purging while the tool still finishes would have every node's
+%% purge compete with it. The next run's inspect step names any process
+%% still in old code.
 %%
 %% Bindings:
 %%   Load   = [{Module, File, Binary}] to load, all at once; or
@@ -12,6 +15,7 @@
 %%            prepared (load.erl's Collect).
 %%   Remove = [Module] to unload (they were not there before).
 %%   Force  = true to kill processes that keep old code in the way.
+%%   Owner  = the tool's node.
 %% Value:
 %%   {stuck, [{Module, Pid, Name}]}: old code in use and Force is false;
 %%       nothing was changed.
@@ -51,7 +55,11 @@ ApplyNow = fun() ->
             case LoadAll() of
                 ok ->
                     Removed = lists:append([Unload(M) || M <- Remove]),
-                    spawn(fun() -> [code:soft_purge(M) || M <- Loading] end),
+                    spawn(fun() ->
+                        monitor_node(Owner, true),
+                        receive {nodedown, Owner} -> ok after 250 -> ok end,
+                        [code:soft_purge(M) || M <- Loading]
+                    end),
                     {ok, Killed, Removed};
                 Failed -> Failed
             end
