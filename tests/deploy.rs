@@ -96,6 +96,21 @@ fn a_node_that_refuses_rolls_the_other_back() {
 }
 
 #[test]
+fn verify_finds_other_code_running_and_rolls_back() {
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet"]);
+    let v2 = p.build(2, &["hs_greet", "hs_reloader"]);
+    let mut node = start_node("reloaded", &v1, &common::random_cookie(), &["hs_greet"]);
+    let (code, json, _) = p.deploy(&[&node], &["--ebin", &v2.to_string_lossy(), "--verify"]);
+    assert_eq!(code, 4, "{json}");
+    let failed = node_json(&json, &node)["failed"].to_string();
+    assert!(failed.contains("verify: the node runs"), "{failed}");
+    assert_eq!(node_json(&json, &node)["rolled_back"], true);
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+    assert_eq!(node.loaded_md5("hs_reloader"), "none");
+}
+
+#[test]
 fn the_replaced_code_is_purged_once_the_run_is_over() {
     let p = Project::new();
     let v1 = p.build(1, &["hs_greet"]);

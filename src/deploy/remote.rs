@@ -108,6 +108,9 @@ pub enum Applied {
     Done {
         killed: usize,
         lingering: Vec<Lingering>,
+        /// What the node ran of each changed module right after: its MD5,
+        /// or `None` when not loaded.
+        running: Vec<(String, Option<Md5>)>,
     },
     /// Old code in use and no `--force`: nothing was changed.
     Stuck(Vec<Lingering>),
@@ -270,9 +273,10 @@ impl Remote {
         let bad = |detail: &str| self.unexpected("apply", detail, answer);
         let items = term::as_tuple(value).map_err(|e| bad(&e.to_string()))?;
         match items {
-            [tag, killed, lingering] if term::is_atom(tag, "ok") => Ok(Applied::Done {
+            [tag, killed, lingering, running] if term::is_atom(tag, "ok") => Ok(Applied::Done {
                 killed: term::as_int(killed).unwrap_or(0).max(0) as usize,
                 lingering: processes(lingering),
+                running: parse_running(running).ok_or_else(|| bad("what the node runs"))?,
             }),
             [tag, stuck] if term::is_atom(tag, "stuck") => Ok(Applied::Stuck(processes(stuck))),
             [tag, errors, changed] if term::is_atom(tag, "error") => Ok(Applied::Refused {
@@ -507,6 +511,22 @@ fn parse_state(t: &Term) -> Option<State> {
         "on_disk" => Some(State::OnDisk(md5)),
         _ => None,
     }
+}
+
+/// `[{Module, Md5 | false}]`.
+fn parse_running(t: &Term) -> Option<Vec<(String, Option<Md5>)>> {
+    term::as_list(t)
+        .ok()?
+        .iter()
+        .map(|item| {
+            let [m, md5] = term::as_tuple_n::<2>(item).ok()?;
+            let md5 = match term::is_atom(md5, "false") {
+                true => None,
+                false => Some(Md5(term::as_binary(md5).ok()?.try_into().ok()?)),
+            };
+            Some((term::as_atom(m).ok()?.to_owned(), md5))
+        })
+        .collect()
 }
 
 /// `[{Module, Pid, Name}]`.

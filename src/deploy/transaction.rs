@@ -109,6 +109,8 @@ struct Part {
     /// Its inspect step prepared its changes, and its snapshot, taken from
     /// what the store believed, holds.
     staged: bool,
+    /// What the node ran of each changed module right after its apply step.
+    running: Option<Vec<(String, Option<Md5>)>>,
     report: NodeReport,
 }
 
@@ -210,6 +212,7 @@ impl Part {
             changed: false,
             states: Vec::new(),
             staged: false,
+            running: None,
         }
     }
 
@@ -890,8 +893,13 @@ fn applied(
     ui: &Ui,
 ) -> bool {
     match answer {
-        Ok(Applied::Done { killed, lingering }) => {
+        Ok(Applied::Done {
+            killed,
+            lingering,
+            running,
+        }) => {
             p.changed = true;
+            p.running = Some(running);
             p.report.killed += killed;
             if killed > 0 {
                 ui.warn(&format!(
@@ -973,10 +981,15 @@ async fn landed_anyway(p: &Part) -> bool {
     }
 }
 
-/// What a changed node runs now that differs from its goals.
+/// What a changed node runs now that differs from its goals: as its apply
+/// step read it back, else as asked in a round trip of its own.
 async fn read_back(p: &Part) -> Vec<Failure> {
     let want = changing(p);
-    match p.remote.mismatches(&want).await {
+    let wrong = match p.running.as_ref().and_then(|r| mismatches(&want, r)) {
+        Some(wrong) => Ok(wrong),
+        None => p.remote.mismatches(&want).await,
+    };
+    match wrong {
         Ok(wrong) => wrong
             .into_iter()
             .map(|(i, state)| Failure {
@@ -993,6 +1006,22 @@ async fn read_back(p: &Part) -> Vec<Failure> {
             reason: format!("verify: {e}"),
         }],
     }
+}
+
+/// Which of `want` (module, MD5 it must run or `None`: not loaded) differ
+/// from `running`, with what runs instead; `None` if `running` lacks one.
+fn mismatches(
+    want: &[(&str, Option<Md5>)],
+    running: &[(String, Option<Md5>)],
+) -> Option<Vec<(usize, State)>> {
+    let mut wrong = Vec::new();
+    for (i, (module, md5)) in want.iter().enumerate() {
+        let (_, now) = running.iter().find(|(m, _)| m == module)?;
+        if now != md5 {
+            wrong.push((i, now.map_or(State::Absent, State::Loaded)));
+        }
+    }
+    Some(wrong)
 }
 
 pub(super) fn show_state(state: State) -> String {

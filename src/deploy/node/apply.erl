@@ -21,8 +21,10 @@
 %%       nothing was changed.
 %%   {error, [{Module, Reason}], Changed}: the node refused; Changed says
 %%       whether anything was loaded before it did.
-%%   {ok, Killed, Lingering}: done; Lingering = [{Module, Pid, Name}] still
-%%       run a module that was removed.
+%%   {ok, Killed, Lingering, Running}: done; Lingering = [{Module, Pid, Name}]
+%%       still run a module that was removed; Running = [{Module, Md5 | false}],
+%%       what the node runs of each changed module right after (the read-back
+%%       of --verify, in the same round trip).
 ApplyNow = fun() ->
     {Loading, Ready} = case Load of
         {staged, Token, Staged} -> {Staged, fun() -> Collect(Token, Staged) end};
@@ -60,7 +62,9 @@ ApplyNow = fun() ->
                         receive {nodedown, Owner} -> ok after 250 -> ok end,
                         [code:soft_purge(M) || M <- Loading]
                     end),
-                    {ok, Killed, Removed};
+                    Running = [{M, erlang:module_loaded(M) andalso
+                                   erlang:get_module_info(M, md5)} || M <- Changing],
+                    {ok, Killed, Removed, Running};
                 Failed -> Failed
             end
     end
