@@ -48,8 +48,9 @@ fn spawn_deploy(
         "deploy",
         "--json",
         "--no-build",
-        // A step after the load, for the interrupt to land in.
         "--verify",
+        // Says when the apply step is about to leave (see below).
+        "-v",
         "--name",
         &unique("hs"),
         "--cookie",
@@ -127,8 +128,9 @@ fn ctrl_c_mid_deploy_undoes_what_this_run_changed() {
         _root,
         _link,
     } = deploy_in_flight("intr");
-    // Interrupt once a node has loaded: the run must undo it.
-    let stderr = wait_for(&mut child, "Deployed hs_greet", 1);
+    // Interrupt as the apply step leaves: the nodes load while the answers
+    // cross the link, and the run must undo them.
+    let stderr = wait_for(&mut child, "step snapshot took", 1);
     let started = Instant::now();
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -147,6 +149,9 @@ fn ctrl_c_mid_deploy_undoes_what_this_run_changed() {
     assert!(stderr.contains("interrupted"), "{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
     assert_eq!(json["ok"], false);
+    for n in json["nodes"].as_array().expect("nodes") {
+        assert_eq!(n["rolled_back"], true, "{n}");
+    }
     assert_v1(&mut a, &v1);
     assert_v1(&mut b, &v1);
 }
