@@ -79,10 +79,12 @@ impl Remote {
     }
 }
 
-/// What the store believes `node` runs of each of `modules`; `None` when
-/// any is unknown.
-pub fn believed(store: &crate::store::Store, node: &str, modules: &[&str]) -> Option<Vec<State>> {
-    let beliefs = store.beliefs(node);
+/// What `beliefs` (a node's, from the store) say it runs of each of
+/// `modules`; `None` when any is unknown.
+pub fn believed(
+    beliefs: &std::collections::BTreeMap<String, String>,
+    modules: &[&str],
+) -> Option<Vec<State>> {
     modules
         .iter()
         .map(|m| beliefs.get(*m).and_then(|s| parse_belief(s)))
@@ -133,7 +135,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let store = crate::store::Store::new(dir.path());
         let md5 = Md5([7; 16]);
-        assert_eq!(believed(&store, "n@h", &["a"]), None);
+        let of = |node: &str| store.all_beliefs().remove(node).unwrap_or_default();
+        assert_eq!(believed(&of("n@h"), &["a"]), None);
         let states = vec![
             ("a".into(), Some(State::Loaded(md5))),
             ("b".into(), Some(State::Absent)),
@@ -141,11 +144,11 @@ mod tests {
         ];
         remember(&store, vec![("n@h".into(), states)]);
         assert_eq!(
-            believed(&store, "n@h", &["b", "a", "c"]),
+            believed(&of("n@h"), &["b", "a", "c"]),
             Some(vec![State::Absent, State::Loaded(md5), State::OnDisk(md5)])
         );
         remember(&store, vec![("n@h".into(), vec![("a".into(), None)])]);
-        assert_eq!(believed(&store, "n@h", &["a", "b"]), None);
-        assert_eq!(believed(&store, "other@h", &["b"]), None);
+        assert_eq!(believed(&of("n@h"), &["a", "b"]), None);
+        assert_eq!(believed(&of("other@h"), &["b"]), None);
     }
 }

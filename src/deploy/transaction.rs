@@ -332,7 +332,8 @@ impl Transaction<'_> {
         if self.parts.len() != 1 || !self.may_believe() {
             return None;
         }
-        believe(&mut self.parts[0], self.store).filter(|_| !self.parts[0].changes.is_empty())
+        let mut known = Knowledge::new(self.store);
+        believe(&mut self.parts[0], &mut known).filter(|_| !self.parts[0].changes.is_empty())
     }
 
     /// What every node is believed to run, for a deploy to several nodes
@@ -342,9 +343,12 @@ impl Transaction<'_> {
         if self.parts.len() < 2 || !self.may_believe() {
             return None;
         }
-        let store = self.store;
-        let beliefs: Option<Vec<Vec<State>>> =
-            self.parts.iter_mut().map(|p| believe(p, store)).collect();
+        let mut known = Knowledge::new(self.store);
+        let beliefs: Option<Vec<Vec<State>>> = self
+            .parts
+            .iter_mut()
+            .map(|p| believe(p, &mut known))
+            .collect();
         if beliefs.is_none() || self.parts.iter().all(|p| p.changes.is_empty()) {
             for p in &mut self.parts {
                 p.changes.clear();
@@ -723,18 +727,41 @@ impl Transaction<'_> {
     }
 }
 
+/// What the store believes the nodes run, and which MD5s it holds: each
+/// read once per run, however many nodes.
+struct Knowledge<'a> {
+    store: &'a Store,
+    beliefs: BTreeMap<String, BTreeMap<String, String>>,
+    holds: HashMap<Md5, bool>,
+}
+
+impl<'a> Knowledge<'a> {
+    fn new(store: &'a Store) -> Self {
+        Knowledge {
+            store,
+            beliefs: store.all_beliefs(),
+            holds: HashMap::new(),
+        }
+    }
+
+    fn holds(&mut self, md5: Md5) -> bool {
+        let store = self.store;
+        *self.holds.entry(md5).or_insert_with(|| store.holds(md5))
+    }
+}
+
 /// What the store believes `p`'s node runs of each goal, if it believes
 /// it knows all of them; sets the changes that implies, each with its
 /// prior already in the store.
-fn believe(p: &mut Part, store: &Store) -> Option<Vec<State>> {
+fn believe(p: &mut Part, known: &mut Knowledge) -> Option<Vec<State>> {
     let modules: Vec<&str> = p.goals.iter().map(|g| g.module.as_str()).collect();
-    let believed = super::flight::believed(store, p.node(), &modules)?;
+    let believed = super::flight::believed(known.beliefs.get(p.node())?, &modules)?;
     let mut changes = Vec::new();
     for (goal, (g, was)) in p.goals.iter().zip(&believed).enumerate() {
         if was.md5() == g.target.md5() {
             continue;
         }
-        if was.md5().is_some_and(|md5| !store.holds(md5)) {
+        if was.md5().is_some_and(|md5| !known.holds(md5)) {
             return None;
         }
         changes.push(Change {

@@ -251,13 +251,6 @@ impl Store {
         }
     }
 
-    /// What `node` was last seen to run of each module a run asked it
-    /// about (`loaded:<md5>`, `on_disk:<md5>` or `absent`). A hint, written
-    /// unsynced: a deploy may act on it only with the node's own check.
-    pub fn beliefs(&self, node: &str) -> BTreeMap<String, String> {
-        self.all_beliefs().remove(node).unwrap_or_default()
-    }
-
     /// Sets (or, with `None`, forgets) what nodes run of some modules: one
     /// read and one write of the file, however many nodes.
     pub fn update_beliefs(&self, changes: BTreeMap<String, BTreeMap<String, Option<String>>>) {
@@ -276,7 +269,11 @@ impl Store {
         }
     }
 
-    fn all_beliefs(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+    /// What each node was last seen to run of each module a run asked it
+    /// about, node → module → `loaded:<md5>`, `on_disk:<md5>` or `absent`.
+    /// A hint, written unsynced: a deploy may act on it only with the
+    /// node's own check.
+    pub fn all_beliefs(&self) -> BTreeMap<String, BTreeMap<String, String>> {
         std::fs::read(self.root.join("beliefs.json"))
             .ok()
             .and_then(|text| serde_json::from_slice(&text).ok())
@@ -302,9 +299,6 @@ impl Store {
         self.count() > keep.max(left) + keep / 10
     }
 
-    /// A stored binary whose module has this MD5, if the store has one
-    /// intact. A damaged object is treated as absent here: the caller then
-    /// asks the node instead.
     /// Whether the store has an object for `md5`, without reading it
     /// ([`Store::find_by_md5`] reads and checks it).
     pub fn holds(&self, md5: Md5) -> bool {
@@ -312,6 +306,9 @@ impl Store {
             .is_some_and(|sha| self.object_path(sha).is_file())
     }
 
+    /// A stored binary whose module has this MD5, if the store has one
+    /// intact. A damaged object is treated as absent here: the caller then
+    /// asks the node instead.
     pub fn find_by_md5(&self, md5: Md5) -> Option<Sha256Sum> {
         let sha = self.with_index(|index, _| index.get(md5))?;
         self.read(sha).ok()?;
