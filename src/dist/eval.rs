@@ -11,7 +11,7 @@
 use super::connection::Connection;
 use super::error::CallError;
 use super::rpc::outcome;
-use super::term::{self, atom_term, charlist, encode_bare, list, tuple, Encoded, EtfWriter, Term};
+use super::term::{self, atom_term, binary, encode_bare, list, tuple, Encoded, EtfWriter, Term};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -124,7 +124,9 @@ impl Connection {
         let mut tail = bindings.back.clone();
         tail.extend_from_slice(&[104, 2]);
         tail.extend(encode_bare(&atom_term("S")));
-        tail.extend(encode_bare(&charlist(source)));
+        // A binary, not a charlist: a list of that many integers would be
+        // copied into rex and again into its worker.
+        tail.extend(encode_bare(&binary(source.as_bytes().to_vec())));
         tail.push(106);
         for a in ["none", "none", "value"] {
             tail.extend(encode_bare(&atom_term(a)));
@@ -136,7 +138,8 @@ impl Connection {
     }
 }
 
-/// `begin {ok,T,_} = erl_scan:string(S), {ok,F} = erl_parse:parse_exprs(T),
+/// `begin {ok,T,_} = erl_scan:string(unicode:characters_to_list(S)),
+/// {ok,F} = erl_parse:parse_exprs(T),
 /// element(2, erl_eval:exprs(F, B, none, none)) end`, as abstract syntax.
 /// (`exprs/4`, unlike `exprs/2`, does not lint the whole script first: a
 /// third of the evaluation's time, for scripts this crate ships and tests.)
@@ -161,7 +164,11 @@ fn bootstrap() -> Term {
     };
     let scan = matches(
         vec![a("ok"), v("T"), v("_")],
-        call("erl_scan", "string", vec![v("S")]),
+        call(
+            "erl_scan",
+            "string",
+            vec![call("unicode", "characters_to_list", vec![v("S")])],
+        ),
     );
     let parse = matches(
         vec![a("ok"), v("F")],
