@@ -1,10 +1,11 @@
 //! Saves that Mix would not see. Mix tells a changed source by its size
 //! and its mtime in whole seconds (older Mix against the manifest's mtime,
-//! newer against the mtime recorded for that source at its last compile):
-//! a file saved again within the second it was last built, at the same
-//! size, is taken for unchanged, and the node would keep the previous
-//! save. Touching the file would make editors warn that it changed on
-//! disk; instead such a save asks for a forced build.
+//! that is when it last compiled; newer against the mtime recorded for
+//! that source at its last compile): a file saved again at the same size,
+//! with an mtime no later than the second its last build finished, may be
+//! taken for unchanged, and the node would keep the previous save.
+//! Touching the file would make editors warn that it changed on disk;
+//! instead such a save asks for a forced build.
 
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap};
@@ -15,8 +16,9 @@ use std::time::UNIX_EPOCH;
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {
     size: u64,
-    second: u64,
     digest: [u8; 32],
+    /// The second (Unix time) that build finished in.
+    built: u64,
 }
 
 #[derive(Debug, Default)]
@@ -25,46 +27,48 @@ pub struct Saves {
 }
 
 impl Saves {
-    /// Whether Mix would miss a change among `changed`: same size, same
-    /// mtime second as when built, other content.
+    /// Whether Mix may miss a change among `changed`: same size, other
+    /// content, saved no later than the second its last build finished.
     pub fn missed_by_mix(&self, changed: &BTreeSet<PathBuf>) -> bool {
         changed
             .iter()
-            .any(|path| match (self.built.get(path), seen(path)) {
-                (Some(before), Some(now)) => {
-                    before.size == now.size
-                        && before.second == now.second
-                        && before.digest != now.digest
+            .any(|path| match (self.built.get(path), now(path)) {
+                (Some(before), Some((size, digest, second))) => {
+                    before.size == size && before.digest != digest && second <= before.built
                 }
                 _ => false,
             })
     }
 
-    /// Remembers `changed` as built.
+    /// Remembers `changed` as built, now.
     pub fn built(&mut self, changed: &BTreeSet<PathBuf>) {
+        let built = unix_second(std::time::SystemTime::now()).unwrap_or(0);
         for path in changed {
-            match seen(path) {
-                Some(s) => self.built.insert(path.clone(), s),
+            match now(path) {
+                Some((size, digest, _)) => self.built.insert(
+                    path.clone(),
+                    Seen {
+                        size,
+                        digest,
+                        built,
+                    },
+                ),
                 None => self.built.remove(path),
             };
         }
     }
 }
 
-fn seen(path: &Path) -> Option<Seen> {
+/// A file's size, content digest and mtime second now.
+fn now(path: &Path) -> Option<(u64, [u8; 32], u64)> {
     let meta = std::fs::metadata(path).ok()?;
-    let second = meta
-        .modified()
-        .ok()?
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_secs();
+    let second = unix_second(meta.modified().ok()?)?;
     let content = std::fs::read(path).ok()?;
-    Some(Seen {
-        size: meta.len(),
-        second,
-        digest: Sha256::digest(&content).into(),
-    })
+    Some((meta.len(), Sha256::digest(&content).into(), second))
+}
+
+fn unix_second(t: std::time::SystemTime) -> Option<u64> {
+    Some(t.duration_since(UNIX_EPOCH).ok()?.as_secs())
 }
 
 #[cfg(test)]
@@ -72,7 +76,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_same_size_save_in_the_built_second_is_missed() {
+    fn a_same_size_save_up_to_the_second_its_build_finished_is_missed() {
         let dir = tempfile::tempdir().expect("tmp");
         let file = dir.path().join("a.ex");
         let set = BTreeSet::from([file.clone()]);
@@ -81,21 +85,28 @@ mod tests {
         assert!(!saves.missed_by_mix(&set), "never built: Mix sees it");
         saves.built(&set);
         assert!(!saves.missed_by_mix(&set), "unchanged");
-        std::fs::write(&file, "value 22").expect("write");
+        let save_at = |text: &str, second: u64| {
+            std::fs::write(&file, text).expect("write");
+            let at = UNIX_EPOCH + std::time::Duration::from_secs(second);
+            let f = std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .expect("open");
+            f.set_modified(at).expect("mtime");
+        };
+        let now = unix_second(std::time::SystemTime::now()).expect("clock");
+        // Saved in one second, its build finished in the next.
+        save_at("value 22", now - 1);
         assert!(!saves.missed_by_mix(&set), "another size: Mix sees it");
         saves.built(&set);
-        std::fs::write(&file, "value 33").expect("write");
-        let second = |p: &Path| {
-            std::fs::metadata(p)
-                .and_then(|m| m.modified())
-                .map(|t| {
-                    t.duration_since(UNIX_EPOCH)
-                        .map(|d| d.as_secs())
-                        .unwrap_or(0)
-                })
-                .unwrap_or(0)
-        };
-        let same_second = saves.built.get(&file).map(|s| s.second) == Some(second(&file));
-        assert_eq!(saves.missed_by_mix(&set), same_second);
+        let built = saves.built[&file].built;
+        // Saved in the second the build finished, or (clocks) before it.
+        save_at("value 33", built);
+        assert!(saves.missed_by_mix(&set));
+        save_at("value 44", built - 5);
+        assert!(saves.missed_by_mix(&set));
+        // A later second: Mix sees it by its mtime.
+        save_at("value 55", built + 1);
+        assert!(!saves.missed_by_mix(&set));
     }
 }
