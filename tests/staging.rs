@@ -31,6 +31,13 @@ fn deploy_ok(p: &Project, nodes: &[&ErlNode], args: &[&str]) -> String {
     stderr
 }
 
+fn all_run(p: &Project, nodes: [&mut ErlNode; 2], ebin: &Path) {
+    for n in nodes {
+        let want = p.md5(ebin, "hs_greet");
+        assert_eq!(n.loaded_md5("hs_greet"), want, "{}", n.name);
+    }
+}
+
 const PREPARED: &str = "it prepared the changes";
 const MISSED: &str = "runs other code than believed; nothing was prepared";
 
@@ -46,13 +53,8 @@ fn a_redeploy_to_two_nodes_is_prepared_on_both_then_loaded_and_rolls_back() {
 
     let stderr = deploy_ok(&p, &[&a, &b], &["--ebin", &ebin(v3), "-v", "--verify"]);
     assert_eq!(stderr.matches(PREPARED).count(), 2, "{stderr}");
+    all_run(&p, [&mut a, &mut b], v3);
     for n in [&mut a, &mut b] {
-        assert_eq!(
-            n.loaded_md5("hs_greet"),
-            p.md5(v3, "hs_greet"),
-            "{}",
-            n.name
-        );
         // The lock, and the prepared code it kept, go (soon after the run).
         let gone = n.eval(
             "(fun W(0) -> held; W(N) -> case whereis(hotswap_deploy_lock) of \
@@ -62,14 +64,7 @@ fn a_redeploy_to_two_nodes_is_prepared_on_both_then_loaded_and_rolls_back() {
     }
 
     deploy_ok(&p, &[&a, &b], &["--rollback"]);
-    for n in [&mut a, &mut b] {
-        assert_eq!(
-            n.loaded_md5("hs_greet"),
-            p.md5(v2, "hs_greet"),
-            "{}",
-            n.name
-        );
-    }
+    all_run(&p, [&mut a, &mut b], v2);
 }
 
 #[test]
@@ -92,14 +87,7 @@ fn a_wrong_belief_on_one_node_is_caught_and_its_snapshot_is_what_it_ran() {
     let stderr = deploy_ok(&p, &[&a, &b], &["--ebin", &ebin(v4), "-v"]);
     assert_eq!(stderr.matches(PREPARED).count(), 1, "{stderr}");
     assert_eq!(stderr.matches(MISSED).count(), 1, "{stderr}");
-    for n in [&mut a, &mut b] {
-        assert_eq!(
-            n.loaded_md5("hs_greet"),
-            p.md5(v4, "hs_greet"),
-            "{}",
-            n.name
-        );
-    }
+    all_run(&p, [&mut a, &mut b], v4);
 
     // Each node's snapshot holds what it ran: v2 on a, v3 on b.
     deploy_ok(&p, &[&a, &b], &["--rollback"]);

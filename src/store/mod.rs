@@ -97,13 +97,19 @@ impl Store {
         &self,
         entries: impl IntoIterator<Item = (Md5, Sha256Sum, String)>,
     ) -> Result<(), SnapshotError> {
+        self.write_index(|index, path| index.add(path, entries))
+    }
+
+    /// Runs `write`, which appends to the index file, on the index.
+    fn write_index(
+        &self,
+        write: impl FnOnce(&mut index::Index, &Path) -> std::io::Result<()>,
+    ) -> Result<(), SnapshotError> {
         self.with_index(|index, path| {
-            index
-                .add(path, entries)
-                .map_err(|source| SnapshotError::Write {
-                    path: path.to_owned(),
-                    source,
-                })
+            write(index, path).map_err(|source| SnapshotError::Write {
+                path: path.to_owned(),
+                source,
+            })
         })
     }
 
@@ -225,14 +231,7 @@ impl Store {
     }
 
     fn mark_durable(&self, shas: &[Sha256Sum]) -> Result<(), SnapshotError> {
-        self.with_index(|index, path| {
-            index
-                .mark_durable(path, shas)
-                .map_err(|source| SnapshotError::Write {
-                    path: path.to_owned(),
-                    source,
-                })
-        })
+        self.write_index(|index, path| index.mark_durable(path, shas))
     }
 
     /// The distribution port each node had when last connected to.
