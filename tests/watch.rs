@@ -285,8 +285,9 @@ fn a_restarted_node_is_reconnected_and_caught_up() {
     w.wait_event("node_down", |e| e["event"] == "node_down");
     // A change while the device is away, and it comes back on old firmware.
     move_beam(&v3, &watched, "hs_greet");
+    // (Its v1 is not read here: the watcher may catch it up first. That
+    // the catch-up loads hs_greet shows it ran something else.)
     let mut node = start_node_with(spec, &["hs_greet"]);
-    assert_eq!(node.eval("hs_greet:hello()."), "{hello,1}");
     w.wait_event("node_up", |e| e["event"] == "node_up");
     let caught = w.wait_loaded("hs_greet");
     assert_eq!(caught["event"], "catch_up", "{caught}");
