@@ -11,8 +11,11 @@
 //! - [`remote`]: what the engine asks one node (scripts in `node/`).
 //! - [`plan`]: which goals change a node, from what it runs.
 //! - [`priors`]: the snapshot step. [`undo`]: putting one node back.
+//! - [`belief`]: what the store believes each node runs.
+//! - [`flight`]: inspect and apply in one round trip, for one node.
 //! - [`report`]: what the user and scripts are told.
 
+pub mod belief;
 pub mod flight;
 pub mod plan;
 pub mod priors;

@@ -19,6 +19,7 @@
 //! found running other code than believed gets its changes, and its
 //! snapshot, the usual way.
 
+use super::belief::Beliefs;
 use super::flight::{Flight, Ticket};
 use super::remote::{
     Applied, Found, Held, Inspected, Lingering, LockRequest, Remote, Staged, Staging, State, Step,
@@ -332,7 +333,7 @@ impl Transaction<'_> {
         if self.parts.len() != 1 || !self.may_believe() {
             return None;
         }
-        let mut known = Knowledge::new(self.store);
+        let mut known = Beliefs::read(self.store);
         believe(&mut self.parts[0], &mut known).filter(|_| !self.parts[0].changes.is_empty())
     }
 
@@ -343,7 +344,7 @@ impl Transaction<'_> {
         if self.parts.len() < 2 || !self.may_believe() {
             return None;
         }
-        let mut known = Knowledge::new(self.store);
+        let mut known = Beliefs::read(self.store);
         let beliefs: Option<Vec<Vec<State>>> = self
             .parts
             .iter_mut()
@@ -666,7 +667,7 @@ impl Transaction<'_> {
             nodes.push((p.node().to_owned(), states));
         }
         if !nodes.is_empty() {
-            super::flight::remember(self.store, nodes);
+            super::belief::remember(self.store, nodes);
         }
     }
 
@@ -727,52 +728,27 @@ impl Transaction<'_> {
     }
 }
 
-/// What the store believes the nodes run, and which MD5s it holds: each
-/// read once per run, however many nodes.
-struct Knowledge<'a> {
-    store: &'a Store,
-    beliefs: BTreeMap<String, BTreeMap<String, String>>,
-    holds: HashMap<Md5, bool>,
-}
-
-impl<'a> Knowledge<'a> {
-    fn new(store: &'a Store) -> Self {
-        Knowledge {
-            store,
-            beliefs: store.all_beliefs(),
-            holds: HashMap::new(),
-        }
-    }
-
-    fn holds(&mut self, md5: Md5) -> bool {
-        let store = self.store;
-        *self.holds.entry(md5).or_insert_with(|| store.holds(md5))
-    }
-}
-
 /// What the store believes `p`'s node runs of each goal, if it believes
 /// it knows all of them; sets the changes that implies, each with its
 /// prior already in the store.
-fn believe(p: &mut Part, known: &mut Knowledge) -> Option<Vec<State>> {
-    let modules: Vec<&str> = p.goals.iter().map(|g| g.module.as_str()).collect();
-    let believed = super::flight::believed(known.beliefs.get(p.node())?, &modules)?;
-    let mut changes = Vec::new();
-    for (goal, (g, was)) in p.goals.iter().zip(&believed).enumerate() {
-        if was.md5() == g.target.md5() {
-            continue;
-        }
-        if was.md5().is_some_and(|md5| !known.holds(md5)) {
-            return None;
-        }
-        changes.push(Change {
+fn believe(p: &mut Part, known: &mut Beliefs) -> Option<Vec<State>> {
+    let goals: Vec<(&str, Option<Md5>)> = p
+        .goals
+        .iter()
+        .map(|g| (g.module.as_str(), g.target.md5()))
+        .collect();
+    let belief = known.of(p.node(), &goals)?;
+    p.changes = belief
+        .changes
+        .into_iter()
+        .map(|(goal, was)| Change {
             goal,
-            was: *was,
+            was,
             copy: None,
             prior: Prior::Absent,
-        });
-    }
-    p.changes = changes;
-    Some(believed)
+        })
+        .collect();
+    Some(belief.states)
 }
 
 /// Takes in what the node's inspect answer means for its goals. Returns
