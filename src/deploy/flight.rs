@@ -8,8 +8,8 @@
 
 use super::remote::{self, Applied, Found, Held, LockRequest, Remote, State, Step};
 use crate::beam::Md5;
-use crate::dist::term::{self, list};
-use crate::dist::{Bindings, CallError};
+use crate::dist::term;
+use crate::dist::CallError;
 
 const FLIGHT: &str = concat!(
     include_str!("node/prelude.erl"),
@@ -47,15 +47,9 @@ pub struct Ticket<'a> {
 impl Remote {
     /// Flies `ticket` to the node: one round trip.
     pub async fn fly(&self, ticket: &Ticket<'_>) -> Result<Flight, CallError> {
-        let bindings = Bindings::new()
-            .set("Lock", &remote::lock_term(ticket.lock))
-            .set("Mods", &remote::mods_term(ticket.want, ticket.known))
-            .set("All", &remote::boolean(false))
-            .set("Check", &remote::boolean(true))
-            .set(
-                "Believed",
-                &list(ticket.believed.iter().map(remote::state_term).collect()),
-            );
+        let bindings =
+            remote::inspect_bindings(Some(ticket.lock), ticket.want, ticket.known, false, true)
+                .set("Believed", &remote::states_term(ticket.believed));
         let bindings =
             remote::apply_bindings(bindings, ticket.steps, ticket.force, &ticket.lock.owner)
                 .encode();

@@ -147,10 +147,7 @@ impl Remote {
         all: bool,
         check: bool,
     ) -> Result<Result<Vec<Found>, Held>, CallError> {
-        let bindings = inspect_bindings(lock, want, known, all, check)
-            .set("Believed", &atom_term("none"))
-            .set("Stage", &atom_term("none"))
-            .encode();
+        let bindings = unstaged(inspect_bindings(lock, want, known, all, check));
         let answer = self.ask_inspect(&bindings, want.len()).await?;
         Ok(answer.map(|(found, _)| found))
     }
@@ -170,15 +167,9 @@ impl Remote {
         let bindings = inspect_bindings(Some(lock), want, known, all, true);
         let bindings = match staging {
             Some(staging) => bindings
-                .set(
-                    "Believed",
-                    &list(staging.believed.iter().map(state_term).collect()),
-                )
+                .set("Believed", &states_term(staging.believed))
                 .with_shared("Stage", staging.payload),
-            None => bindings
-                .set("Believed", &atom_term("none"))
-                .set("Stage", &atom_term("none"))
-                .encode(),
+            None => unstaged(bindings),
         };
         self.ask_inspect(&bindings, want.len())
     }
@@ -345,7 +336,8 @@ impl Remote {
     }
 }
 
-fn inspect_bindings(
+/// Inspect's bindings: `Lock`, `Mods`, `All` and `Check`.
+pub(super) fn inspect_bindings(
     lock: Option<&LockRequest>,
     want: &[(&str, Option<Md5>)],
     known: &[Vec<Md5>],
@@ -378,8 +370,21 @@ fn parse_staged(t: &Term) -> Option<Staged> {
     })
 }
 
+/// Inspect's bindings, for a step that prepares nothing.
+fn unstaged(bindings: Bindings) -> EvalArgs {
+    bindings
+        .set("Believed", &atom_term("none"))
+        .set("Stage", &atom_term("none"))
+        .encode()
+}
+
+/// States as the inspect script reports them.
+pub(super) fn states_term(states: &[State]) -> Term {
+    list(states.iter().map(state_term).collect())
+}
+
 /// A state as the inspect script reports it.
-pub(super) fn state_term(state: &State) -> Term {
+fn state_term(state: &State) -> Term {
     let tagged = |tag: &str, md5: &Md5| tuple(vec![atom_term(tag), binary(md5.0.to_vec())]);
     match state {
         State::Loaded(md5) => tagged("loaded", md5),
@@ -390,7 +395,7 @@ pub(super) fn state_term(state: &State) -> Term {
 
 /// `[{Module, Want, Known}]` for the inspect script: `Want` the MD5 the
 /// module is to run (or `absent`), `Known` the MD5s of it the store has.
-pub(super) fn mods_term(want: &[(&str, Option<Md5>)], known: &[Vec<Md5>]) -> Term {
+fn mods_term(want: &[(&str, Option<Md5>)], known: &[Vec<Md5>]) -> Term {
     let mods = want
         .iter()
         .enumerate()
@@ -482,7 +487,7 @@ fn write_loads(w: &mut EtfWriter, modules: &[&Module]) {
     w.nil();
 }
 
-pub(super) fn lock_term(lock: &LockRequest) -> Term {
+fn lock_term(lock: &LockRequest) -> Term {
     let info = lock
         .info
         .iter()
@@ -496,7 +501,7 @@ pub(super) fn lock_term(lock: &LockRequest) -> Term {
     ])
 }
 
-pub(super) fn boolean(b: bool) -> Term {
+fn boolean(b: bool) -> Term {
     atom_term(if b { "true" } else { "false" })
 }
 
