@@ -5,13 +5,9 @@
 
 mod common;
 
-use common::project::{node_json, start_node, Project};
+use common::project::{arg, load_by_hand, node_json, start_node, Project};
 use common::ErlNode;
-use std::path::{Path, PathBuf};
-
-fn ebin(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
+use std::path::PathBuf;
 
 /// A project with `hs_greet` built at versions 1 to `versions`, and a node
 /// running version 1.
@@ -22,17 +18,6 @@ fn greeter(tag: &str, versions: u32) -> (Project, Vec<PathBuf>, ErlNode) {
     (p, v, node)
 }
 
-/// Loads `hs_greet` from `ebin` through the node's own shell, as someone
-/// else than this tool would.
-fn load_by_hand(node: &mut ErlNode, ebin: &Path) {
-    let beam = ebin.join("hs_greet.beam");
-    let loaded = node.eval(&format!(
-        "{{ok, B}} = file:read_file(\"{0}\"), code:load_binary(hs_greet, \"{0}\", B).",
-        beam.display()
-    ));
-    assert_eq!(loaded, "{module,hs_greet}");
-}
-
 const LANDED: &str = "landed (inspected and loaded in one round trip)";
 const MISSED: &str = "runs other code than believed";
 
@@ -40,18 +25,15 @@ const MISSED: &str = "runs other code than believed";
 fn a_deploy_after_a_deploy_lands_in_one_flight_and_rolls_back() {
     let (p, v, mut node) = greeter("fl_lands", 3);
     let (v2, v3) = (&v[1], &v[2]);
-    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(v2), "-v"]);
-    assert_eq!(code, 0, "{json}");
+    let (_, stderr) = p.deploy_ok(&[&node], &["--ebin", &arg(v2), "-v"]);
     assert!(!stderr.contains(LANDED), "nothing was known yet:\n{stderr}");
 
-    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(v3), "-v", "--verify"]);
-    assert_eq!(code, 0, "{json}\n{stderr}");
+    let (json, stderr) = p.deploy_ok(&[&node], &["--ebin", &arg(v3), "-v", "--verify"]);
     assert!(stderr.contains(LANDED), "{stderr}");
     assert_eq!(node_json(&json, &node)["loaded"][0], "hs_greet");
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(v3, "hs_greet"));
 
-    let (code, json, _) = p.deploy(&[&node], &["--rollback"]);
-    assert_eq!(code, 0, "{json}");
+    p.deploy_ok(&[&node], &["--rollback"]);
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(v2, "hs_greet"));
 }
 
@@ -61,22 +43,19 @@ fn a_wrong_belief_changes_nothing_and_the_snapshot_is_what_the_node_ran() {
     let (v2, v3, v4) = (&v[1], &v[2], &v[3]);
     // The store comes to hold v3, and to believe the node runs v2.
     for v in [&v2, &v3, &v2] {
-        let (code, json, _) = p.deploy(&[&node], &["--ebin", &ebin(v)]);
-        assert_eq!(code, 0, "{json}");
+        p.deploy_ok(&[&node], &["--ebin", &arg(v)]);
     }
 
     // Behind this tool's back, someone loads v3 on the node.
     load_by_hand(&mut node, v3);
 
-    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(v4), "-v"]);
-    assert_eq!(code, 0, "{json}\n{stderr}");
+    let (_, stderr) = p.deploy_ok(&[&node], &["--ebin", &arg(v4), "-v"]);
     assert!(stderr.contains(MISSED), "{stderr}");
     assert!(!stderr.contains(LANDED), "{stderr}");
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(v4, "hs_greet"));
 
     // The snapshot holds v3, what the node ran, not the v2 believed.
-    let (code, json, _) = p.deploy(&[&node], &["--rollback"]);
-    assert_eq!(code, 0, "{json}");
+    p.deploy_ok(&[&node], &["--rollback"]);
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(v3, "hs_greet"));
 }
 
@@ -84,12 +63,10 @@ fn a_wrong_belief_changes_nothing_and_the_snapshot_is_what_the_node_ran() {
 fn a_flight_that_finds_the_node_as_wanted_leaves_no_snapshot() {
     let (p, v, mut node) = greeter("fl_same", 3);
     let (v2, v3) = (&v[1], &v[2]);
-    let (code, json, _) = p.deploy(&[&node], &["--ebin", &ebin(v2)]);
-    assert_eq!(code, 0, "{json}");
+    p.deploy_ok(&[&node], &["--ebin", &arg(v2)]);
     // Someone already loaded v3, which is what the next deploy sends.
     load_by_hand(&mut node, v3);
-    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(v3), "-v"]);
-    assert_eq!(code, 0, "{json}\n{stderr}");
+    let (json, stderr) = p.deploy_ok(&[&node], &["--ebin", &arg(v3), "-v"]);
     assert!(stderr.contains(MISSED), "{stderr}");
     assert_eq!(json["snapshot"], serde_json::Value::Null, "{json}");
     assert_eq!(node_json(&json, &node)["unchanged"][0], "hs_greet");

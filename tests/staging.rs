@@ -6,13 +6,9 @@
 
 mod common;
 
-use common::project::{start_node, Project};
+use common::project::{arg, load_by_hand, start_node, Project};
 use common::ErlNode;
 use std::path::{Path, PathBuf};
-
-fn ebin(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
-}
 
 /// A project with `hs_greet` built at versions 1 to `versions`, and two
 /// nodes running version 1.
@@ -23,12 +19,6 @@ fn greeters(tag: &str, versions: u32) -> (Project, Vec<PathBuf>, [ErlNode; 2]) {
     let a = start_node(&format!("{tag}_a"), &v[0], &cookie, &["hs_greet"]);
     let b = start_node(&format!("{tag}_b"), &v[0], &cookie, &["hs_greet"]);
     (p, v, [a, b])
-}
-
-fn deploy_ok(p: &Project, nodes: &[&ErlNode], args: &[&str]) -> String {
-    let (code, json, stderr) = p.deploy(nodes, args);
-    assert_eq!(code, 0, "{json}\n{stderr}");
-    stderr
 }
 
 fn all_run(p: &Project, nodes: [&mut ErlNode; 2], ebin: &Path) {
@@ -45,13 +35,13 @@ const MISSED: &str = "runs other code than believed; nothing was prepared";
 fn a_redeploy_to_two_nodes_is_prepared_on_both_then_loaded_and_rolls_back() {
     let (p, v, [mut a, mut b]) = greeters("st_lands", 3);
     let (v2, v3) = (&v[1], &v[2]);
-    let stderr = deploy_ok(&p, &[&a, &b], &["--ebin", &ebin(v2), "-v"]);
+    let (_, stderr) = p.deploy_ok(&[&a, &b], &["--ebin", &arg(v2), "-v"]);
     assert!(
         !stderr.contains(PREPARED),
         "nothing was known yet:\n{stderr}"
     );
 
-    let stderr = deploy_ok(&p, &[&a, &b], &["--ebin", &ebin(v3), "-v", "--verify"]);
+    let (_, stderr) = p.deploy_ok(&[&a, &b], &["--ebin", &arg(v3), "-v", "--verify"]);
     assert_eq!(stderr.matches(PREPARED).count(), 2, "{stderr}");
     all_run(&p, [&mut a, &mut b], v3);
     for n in [&mut a, &mut b] {
@@ -63,7 +53,7 @@ fn a_redeploy_to_two_nodes_is_prepared_on_both_then_loaded_and_rolls_back() {
         assert_eq!(gone, "gone", "{}", n.name);
     }
 
-    deploy_ok(&p, &[&a, &b], &["--rollback"]);
+    p.deploy_ok(&[&a, &b], &["--rollback"]);
     all_run(&p, [&mut a, &mut b], v2);
 }
 
@@ -73,24 +63,19 @@ fn a_wrong_belief_on_one_node_is_caught_and_its_snapshot_is_what_it_ran() {
     let (v2, v3, v4) = (&v[1], &v[2], &v[3]);
     // The store comes to hold v3, and to believe both nodes run v2.
     for v in [&v2, &v3, &v2] {
-        deploy_ok(&p, &[&a, &b], &["--ebin", &ebin(v)]);
+        p.deploy_ok(&[&a, &b], &["--ebin", &arg(v)]);
     }
 
     // Behind this tool's back, someone loads v3 on node b.
-    let beam = v3.join("hs_greet.beam");
-    let loaded = b.eval(&format!(
-        "{{ok, B}} = file:read_file(\"{0}\"), code:load_binary(hs_greet, \"{0}\", B).",
-        beam.display()
-    ));
-    assert_eq!(loaded, "{module,hs_greet}");
+    load_by_hand(&mut b, v3);
 
-    let stderr = deploy_ok(&p, &[&a, &b], &["--ebin", &ebin(v4), "-v"]);
+    let (_, stderr) = p.deploy_ok(&[&a, &b], &["--ebin", &arg(v4), "-v"]);
     assert_eq!(stderr.matches(PREPARED).count(), 1, "{stderr}");
     assert_eq!(stderr.matches(MISSED).count(), 1, "{stderr}");
     all_run(&p, [&mut a, &mut b], v4);
 
     // Each node's snapshot holds what it ran: v2 on a, v3 on b.
-    deploy_ok(&p, &[&a, &b], &["--rollback"]);
+    p.deploy_ok(&[&a, &b], &["--rollback"]);
     assert_eq!(a.loaded_md5("hs_greet"), p.md5(v2, "hs_greet"));
     assert_eq!(b.loaded_md5("hs_greet"), p.md5(v3, "hs_greet"));
 }

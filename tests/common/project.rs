@@ -87,6 +87,29 @@ impl Project {
         }
         (out.status.code().unwrap_or(-1), json, stderr)
     }
+
+    /// [`Project::deploy`] that must succeed; its JSON and stderr.
+    pub fn deploy_ok(&self, nodes: &[&ErlNode], extra: &[&str]) -> (Value, String) {
+        let (code, json, stderr) = self.deploy(nodes, extra);
+        assert_eq!(code, 0, "{json}\n{stderr}");
+        (json, stderr)
+    }
+}
+
+/// Loads `hs_greet` from `ebin` through the node's own shell, as someone
+/// else than this tool would.
+pub fn load_by_hand(node: &mut ErlNode, ebin: &Path) {
+    let beam = ebin.join("hs_greet.beam");
+    let loaded = node.eval(&format!(
+        "{{ok, B}} = file:read_file(\"{0}\"), code:load_binary(hs_greet, \"{0}\", B).",
+        beam.display()
+    ));
+    assert_eq!(loaded, "{module,hs_greet}");
+}
+
+/// A folder as a command-line argument.
+pub fn arg(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
 }
 
 pub fn start_node(tag: &str, ebin: &Path, cookie: &str, load: &[&str]) -> ErlNode {
