@@ -24,6 +24,36 @@ async fn connects_and_calls_erlang_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binaries_sent_by_reference_arrive_whole() {
+    use hotswap_node::dist::term::EtfWriter;
+    use std::sync::Arc;
+    let node = ErlNode::start(NodeSpec::new("shared"));
+    let peer = peer_for(&node).await;
+    let conn = peer.connect(&node.node_name()).await.expect("connect");
+    let parts: Vec<Arc<Vec<u8>>> = [300_000usize, 10, 70_000]
+        .iter()
+        .map(|&n| Arc::new((0..n).map(|i| (i * 7 % 251) as u8).collect()))
+        .collect();
+    let mut w = EtfWriter::default();
+    w.list_header(parts.len() as u32);
+    for p in &parts {
+        w.shared_binary(p);
+    }
+    w.nil();
+    // erlang:md5/1 of the list: what the node received, read back there.
+    let got = conn
+        .call_encoded("erlang", "md5", &w.finish(), T)
+        .await
+        .expect("md5 on the node");
+    let whole: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+    let want = md5::compute(&whole).0.to_vec();
+    assert_eq!(
+        hotswap_node::dist::term::as_binary(&got).expect("a binary"),
+        &want[..]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_node_is_hidden_on_the_target() {
     let mut node = ErlNode::start(NodeSpec::new("hidden"));
     let peer = peer_for(&node).await;

@@ -51,8 +51,7 @@ impl Remote {
             remote::inspect_bindings(Some(ticket.lock), ticket.want, ticket.known, false, true)
                 .set("Believed", &remote::states_term(ticket.believed));
         let bindings =
-            remote::apply_bindings(bindings, ticket.steps, ticket.force, &ticket.lock.owner)
-                .encode();
+            remote::apply_bindings(bindings, ticket.steps, ticket.force, &ticket.lock.owner);
         let answer = self.conn.eval(FLIGHT, &bindings, self.timeout).await?;
         let bad = |detail: &str| self.unexpected("flight", detail, &answer);
         let items = term::as_tuple(&answer).map_err(|e| bad(&e.to_string()))?;

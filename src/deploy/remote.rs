@@ -415,14 +415,12 @@ fn mods_term(want: &[(&str, Option<Md5>)], known: &[Vec<Md5>]) -> Term {
 /// the same steps, whatever their number: module binaries are written
 /// straight from the files' bytes.
 pub fn apply_payload(steps: &[Step<'_>], force: bool, owner: &str) -> EvalArgs {
-    apply_bindings(Bindings::new(), steps, force, owner).encode()
+    apply_bindings(Bindings::new(), steps, force, owner)
 }
 
 /// The modules of `steps` to load, as the inspect step prepares them.
 pub fn stage_payload(steps: &[Step<'_>]) -> Encoded {
-    let mut w = EtfWriter::default();
-    write_loads(&mut w, &loads_of(steps));
-    w.finish()
+    loads_payload(&loads_of(steps))
 }
 
 /// The apply step's bindings when the inspect step of the run holding
@@ -460,31 +458,34 @@ fn removes_of(steps: &[Step<'_>]) -> Vec<Term> {
         .collect()
 }
 
-/// Adds apply's bindings (`Owner`, `Force`, `Remove`, `Load`) to `bindings`.
+/// `bindings` with apply's (`Owner`, `Force`, `Remove`, `Load`), encoded.
 pub(super) fn apply_bindings(
     bindings: Bindings,
     steps: &[Step<'_>],
     force: bool,
     owner: &str,
-) -> Bindings {
-    let loads = loads_of(steps);
+) -> EvalArgs {
     bindings
         .set("Owner", &atom_term(owner))
         .set("Force", &boolean(force))
         .set("Remove", &list(removes_of(steps)))
-        .set_with("Load", |w| write_loads(w, &loads))
+        .with_shared("Load", &loads_payload(&loads_of(steps)))
 }
 
-/// `[{Module, File, Binary}]`, as `code:atomic_load/1` takes it.
-fn write_loads(w: &mut EtfWriter, modules: &[&Module]) {
+/// `[{Module, File, Binary}]`, as `code:atomic_load/1` takes it. The
+/// binaries are not copied (megabytes, for a release's worth of modules):
+/// the payload refers to the modules' own bytes.
+fn loads_payload(modules: &[&Module]) -> Encoded {
+    let mut w = EtfWriter::default();
     w.list_header(modules.len() as u32);
     for m in modules {
         w.tuple_header(3)
             .term(&atom_term(&m.name))
             .term(&charlist(&m.path.to_string_lossy()))
-            .binary(&m.bytes);
+            .shared_binary(&m.bytes);
     }
     w.nil();
+    w.finish()
 }
 
 fn lock_term(lock: &LockRequest) -> Term {

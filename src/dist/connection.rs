@@ -69,7 +69,7 @@ struct Pending {
 #[derive(Debug)]
 pub(crate) enum Outgoing {
     Whole(Vec<u8>),
-    Parts(Vec<u8>, std::sync::Arc<Vec<u8>>, Vec<u8>),
+    Parts(Vec<u8>, Encoded, Vec<u8>),
 }
 
 /// Dropped with the last handle: stops the tasks.
@@ -207,7 +207,7 @@ impl Connection {
         let total = u32::try_from(total)
             .map_err(|_| format!("a message of {total} bytes is over 4 GiB"))?;
         front[..4].copy_from_slice(&total.to_be_bytes());
-        self.send_call(key, Outgoing::Parts(front, shared.0.clone(), tail.to_vec()))
+        self.send_call(key, Outgoing::Parts(front, shared.clone(), tail.to_vec()))
     }
 
     fn send_call(&self, key: u64, frame: Outgoing) -> Result<Reply, String> {
@@ -457,7 +457,9 @@ async fn write_out(
         Outgoing::Whole(bytes) => writer.write_all(bytes).await,
         Outgoing::Parts(head, shared, tail) => {
             writer.write_all(head).await?;
-            writer.write_all(shared).await?;
+            for piece in shared.0.iter() {
+                writer.write_all(piece).await?;
+            }
             writer.write_all(tail).await
         }
     }

@@ -34,15 +34,6 @@ impl Bindings {
         self
     }
 
-    /// Binds `name` to a value written by `write`, for payloads too big to
-    /// build as a [`Term`] first.
-    pub fn set_with(mut self, name: &str, write: impl FnOnce(&mut EtfWriter)) -> Self {
-        let mut w = EtfWriter::default();
-        write(&mut w);
-        self.values.insert(name.to_owned(), w.into_bytes());
-        self
-    }
-
     /// The bindings as `erl_eval` takes them: an orddict, sorted by name.
     pub fn encode(self) -> EvalArgs {
         let size = self.values.values().map(|v| v.len() + 32).sum::<usize>() + 8;

@@ -10,6 +10,7 @@
 //! take without panicking, aborting or blowing the stack.
 
 pub use erl_dist::term::{Atom, BigInteger, Binary, FixInteger, List, Pid, Reference, Term, Tuple};
+use std::sync::Arc;
 
 /// How deep terms may nest; real RPC replies (stack traces included) stay far below.
 pub const MAX_DEPTH: usize = 256;
@@ -278,31 +279,40 @@ fn int_field(buf: &[u8], at: usize) -> Result<usize, TermError> {
 }
 
 /// A term encoded once in external format (without the version byte), to
-/// be sent to any number of nodes without being copied or encoded again.
+/// be sent to any number of nodes without being copied or encoded again:
+/// its pieces, in order. Big binaries stay the shared buffers they came in
+/// ([`EtfWriter::shared_binary`]), so megabytes of modules are never
+/// copied into one more buffer.
 #[derive(Debug, Clone)]
-pub struct Encoded(pub(crate) std::sync::Arc<Vec<u8>>);
+pub struct Encoded(pub(crate) Arc<Vec<Arc<Vec<u8>>>>);
 
 impl Encoded {
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.iter().map(|piece| piece.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
 }
+
+/// Binaries at least this big are written by reference, not copied.
+const SHARED_FROM: usize = 4096;
 
 /// Writes external term format directly, for payloads too big to build as
 /// a [`Term`] first (module binaries).
 #[derive(Debug, Default)]
 pub struct EtfWriter {
     buf: Vec<u8>,
+    /// Pieces before `buf`, when a binary was written by reference.
+    done: Vec<Arc<Vec<u8>>>,
 }
 
 impl EtfWriter {
     pub fn with_capacity(n: usize) -> Self {
         EtfWriter {
             buf: Vec::with_capacity(n),
+            done: Vec::new(),
         }
     }
 
@@ -342,12 +352,31 @@ impl EtfWriter {
         self
     }
 
-    pub fn into_bytes(self) -> Vec<u8> {
+    /// A binary whose bytes are shared: big ones are not copied.
+    pub fn shared_binary(&mut self, bytes: &Arc<Vec<u8>>) -> &mut Self {
+        if bytes.len() < SHARED_FROM {
+            return self.binary(bytes);
+        }
+        self.buf.push(109);
         self.buf
+            .extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        self.done.push(Arc::new(std::mem::take(&mut self.buf)));
+        self.done.push(bytes.clone());
+        self
     }
 
-    pub fn finish(self) -> Encoded {
-        Encoded(std::sync::Arc::new(self.buf))
+    /// All of it in one buffer (copying any shared binary).
+    pub fn into_bytes(self) -> Vec<u8> {
+        let mut whole: Vec<u8> = self.done.iter().flat_map(|p| p.iter().copied()).collect();
+        whole.extend_from_slice(&self.buf);
+        whole
+    }
+
+    pub fn finish(mut self) -> Encoded {
+        if !self.buf.is_empty() || self.done.is_empty() {
+            self.done.push(Arc::new(self.buf));
+        }
+        Encoded(Arc::new(self.done))
     }
 }
 
@@ -546,6 +575,32 @@ mod tests {
             check_external_terms(&two, 1),
             Err(TermError::TooMany { .. })
         ));
+    }
+
+    #[test]
+    fn shared_binaries_encode_as_copied_ones_do() {
+        let big = Arc::new(vec![7u8; SHARED_FROM + 1]);
+        let small = Arc::new(vec![1u8, 2, 3]);
+        let write = |w: &mut EtfWriter, shared: bool| {
+            w.list_header(3);
+            for b in [&big, &small, &big] {
+                match shared {
+                    true => w.shared_binary(b),
+                    false => w.binary(b),
+                };
+            }
+            w.nil();
+        };
+        let mut copied = EtfWriter::default();
+        write(&mut copied, false);
+        let mut shared = EtfWriter::default();
+        write(&mut shared, true);
+        let shared = shared.finish();
+        // The two big ones are not copied; the small one is.
+        assert_eq!(shared.0.iter().filter(|p| Arc::ptr_eq(p, &big)).count(), 2);
+        let bytes: Vec<u8> = shared.0.iter().flat_map(|p| p.iter().copied()).collect();
+        assert_eq!(shared.len(), bytes.len());
+        assert_eq!(bytes, copied.into_bytes());
     }
 
     #[test]
