@@ -10,14 +10,15 @@ use super::remote::{self, Applied, Found, Held, LockRequest, Remote, State, Step
 use crate::beam::Md5;
 use crate::dist::term;
 use crate::dist::CallError;
+use crate::dist::Script;
 
-const FLIGHT: &str = concat!(
+static FLIGHT: Script = Script::new(concat!(
     include_str!("node/prelude.erl"),
     include_str!("node/inspect.erl"),
     include_str!("node/load.erl"),
     include_str!("node/apply.erl"),
     include_str!("node/flight_main.erl")
-);
+));
 
 /// How a flight went.
 #[derive(Debug)]
@@ -52,7 +53,7 @@ impl Remote {
                 .set("Believed", &remote::states_term(ticket.believed));
         let bindings =
             remote::apply_bindings(bindings, ticket.steps, ticket.force, &ticket.lock.owner);
-        let answer = self.conn.eval(FLIGHT, &bindings, self.timeout).await?;
+        let answer = self.conn.eval(&FLIGHT, &bindings, self.timeout).await?;
         let bad = |detail: &str| self.unexpected("flight", detail, &answer);
         let items = term::as_tuple(&answer).map_err(|e| bad(&e.to_string()))?;
         let asked = ticket.want.len();

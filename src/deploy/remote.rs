@@ -5,21 +5,21 @@
 
 use crate::beam::{Md5, Module};
 use crate::dist::term::{self, atom_term, binary, charlist, list, tuple, Encoded, EtfWriter, Term};
-use crate::dist::{Bindings, CallError, Connection, EvalArgs};
+use crate::dist::{Bindings, CallError, Connection, EvalArgs, Script};
 use std::time::Duration;
 
-const INSPECT: &str = concat!(
+static INSPECT: Script = Script::new(concat!(
     include_str!("node/prelude.erl"),
     include_str!("node/inspect.erl"),
     include_str!("node/load.erl"),
     include_str!("node/inspect_main.erl")
-);
-const APPLY: &str = concat!(
+));
+static APPLY: Script = Script::new(concat!(
     include_str!("node/prelude.erl"),
     include_str!("node/load.erl"),
     include_str!("node/apply.erl"),
     include_str!("node/apply_main.erl")
-);
+));
 
 /// A process still running a module's old code.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -179,7 +179,7 @@ impl Remote {
         bindings: &EvalArgs,
         asked: usize,
     ) -> impl std::future::Future<Output = Result<Inspected, CallError>> + Send + 'static {
-        let answer = self.conn.eval(INSPECT, bindings, self.timeout);
+        let answer = self.conn.eval(&INSPECT, bindings, self.timeout);
         let me = self.clone();
         async move {
             let answer = answer.await?;
@@ -255,7 +255,7 @@ impl Remote {
     /// (killing its processes with `force`), loads everything at once,
     /// removes, and lets go of the replaced code where nobody runs it.
     pub async fn apply(&self, payload: &EvalArgs) -> Result<Applied, CallError> {
-        let answer = self.conn.eval(APPLY, payload, self.timeout).await?;
+        let answer = self.conn.eval(&APPLY, payload, self.timeout).await?;
         self.applied(&answer, &answer)
     }
 

@@ -11,6 +11,7 @@
 use super::connection::Connection;
 use super::error::CallError;
 use super::rpc::outcome;
+use super::script::Script;
 use super::term::{self, atom_term, binary, encode_bare, list, tuple, Encoded, EtfWriter, Term};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -91,13 +92,12 @@ impl From<Encoded> for EvalArgs {
 }
 
 impl Connection {
-    /// Sends `source` (Erlang expressions separated by commas, ending in a
-    /// full stop) to be evaluated on the node with `bindings`; the request
+    /// Sends `script` to be evaluated on the node with `bindings`; the request
     /// leaves now, and the future returned waits for its value. An
     /// exception on the node comes back as [`CallError::BadRpc`].
     pub fn eval(
         &self,
-        source: &str,
+        script: &Script,
         bindings: &EvalArgs,
         timeout: Duration,
     ) -> impl std::future::Future<Output = Result<Term, CallError>> + Send + 'static {
@@ -117,7 +117,7 @@ impl Connection {
         tail.extend(encode_bare(&atom_term("S")));
         // A binary, not a charlist: a list of that many integers would be
         // copied into rex and again into its worker.
-        tail.extend(encode_bare(&binary(source.as_bytes().to_vec())));
+        tail.extend(encode_bare(&binary(script.packed().to_vec())));
         tail.push(106);
         for a in ["none", "none", "value"] {
             tail.extend(encode_bare(&atom_term(a)));
@@ -129,7 +129,7 @@ impl Connection {
     }
 }
 
-/// `begin {ok,T,_} = erl_scan:string(unicode:characters_to_list(S)),
+/// `begin {ok,T,_} = erl_scan:string(unicode:characters_to_list(zlib:uncompress(S))),
 /// {ok,F} = erl_parse:parse_exprs(T),
 /// element(2, erl_eval:exprs(F, B, none, none)) end`, as abstract syntax.
 /// (`exprs/4`, unlike `exprs/2`, does not lint the whole script first: a
@@ -158,7 +158,11 @@ fn bootstrap() -> Term {
         call(
             "erl_scan",
             "string",
-            vec![call("unicode", "characters_to_list", vec![v("S")])],
+            vec![call(
+                "unicode",
+                "characters_to_list",
+                vec![call("zlib", "uncompress", vec![v("S")])],
+            )],
         ),
     );
     let parse = matches(

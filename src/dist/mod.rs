@@ -4,7 +4,7 @@
 //! deploying: names ([`names`]), the port mapper ([`epmd`]), the handshake
 //! ([`handshake`]), framing ([`frame`]), a live connection with its ticks
 //! ([`connection`]), calls through `rex` ([`rpc`]) and expressions
-//! evaluated there ([`eval`]).
+//! evaluated there ([`eval`]), packed for the wire ([`script`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,6 +24,7 @@ pub mod frame;
 pub mod handshake;
 pub mod names;
 pub mod rpc;
+pub mod script;
 pub mod term;
 
 pub use connection::{Connection, Ticks};
@@ -31,6 +32,7 @@ pub use error::{CallError, ConnectError, StartError};
 pub use eval::{Bindings, EvalArgs};
 pub use names::NodeName;
 pub use rpc::Call;
+pub use script::Script;
 
 use handshake::Identity;
 use std::fmt;

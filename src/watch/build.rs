@@ -8,7 +8,7 @@
 
 use super::saves::Saves;
 use crate::dist::term;
-use crate::dist::{Connection, Cookie, NodeName, Peer};
+use crate::dist::{Connection, Cookie, NodeName, Peer, Script};
 use crate::output::Mode;
 use std::collections::BTreeSet;
 use std::os::fd::AsFd;
@@ -17,8 +17,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
-const COMPILE: &str = include_str!("node/compile.erl");
-const GUARD: &str = include_str!("node/guard.erl");
+static COMPILE: Script = Script::new(include_str!("node/compile.erl"));
+static GUARD: Script = Script::new(include_str!("node/guard.erl"));
 /// Run by `mix run` once the project is loaded: the node is ready.
 const READY: &str =
     "Process.register(spawn(fn -> Process.sleep(:infinity) end), :hotswap_build_ready)";
@@ -297,7 +297,7 @@ impl BuildNode {
             .set("OwnerName", &term::atom_term(&peer.name().to_string()))
             .encode();
         let ready = conn
-            .eval(GUARD, &guard, START_LIMIT + Duration::from_secs(5))
+            .eval(&GUARD, &guard, START_LIMIT + Duration::from_secs(5))
             .await
             .map_err(|e| e.to_string())?;
         if !term::is_atom(&ready, "ok") {
@@ -335,7 +335,7 @@ impl BuildNode {
             .encode();
         let answer = self
             .conn
-            .eval(COMPILE, &bindings, COMPILE_LIMIT)
+            .eval(&COMPILE, &bindings, COMPILE_LIMIT)
             .await
             .map_err(|e| e.to_string())?;
         let bad = || format!("unexpected answer {}", term::show(&answer));

@@ -1,0 +1,105 @@
+//! A script as it travels: Erlang source (the node scripts this crate
+//! ships, commented for their readers) packed once per process for the
+//! wire. Comments and indentation go, line breaks stay (so an error's line
+//! number still points into the source file), and the rest is
+//! zlib-compressed: a tenth of the bytes, which is what a device behind a
+//! slow link pays for every deploy. The node inflates it with `zlib`, a
+//! module every runtime preloads.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+/// Erlang expressions separated by commas, ending in a full stop, for
+/// [`crate::dist::Connection::eval`].
+#[derive(Debug)]
+pub struct Script {
+    source: &'static str,
+    packed: OnceLock<Vec<u8>>,
+}
+
+impl Script {
+    pub const fn new(source: &'static str) -> Script {
+        Script {
+            source,
+            packed: OnceLock::new(),
+        }
+    }
+
+    /// The source without comments or indentation, compressed.
+    pub fn packed(&self) -> &[u8] {
+        self.packed.get_or_init(|| compress(&strip(self.source)))
+    }
+}
+
+/// Every line without its comment and surrounding blanks. A `%` starts a
+/// comment unless it is in a string, a quoted atom or a character literal.
+pub fn strip(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    for line in source.lines() {
+        out.push_str(code_of(line).trim());
+        out.push('\n');
+    }
+    out
+}
+
+fn code_of(line: &str) -> &str {
+    let mut quote: Option<char> = None;
+    let mut chars = line.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match (quote, c) {
+            (Some(_), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '$') => {
+                // A character literal: `$%`, `$"`, `$\n`.
+                if let Some((_, '\\')) = chars.next() {
+                    chars.next();
+                }
+            }
+            (None, '%') => return &line[..i],
+            (None, _) => {}
+        }
+    }
+    line
+}
+
+fn compress(text: &str) -> Vec<u8> {
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    // Writing to a Vec cannot fail.
+    let _ = z.write_all(text.as_bytes());
+    z.finish().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_go_and_what_looks_like_one_in_code_stays() {
+        let source = "%% a header\n  X = \"50% off\", % why\n  Y = '%', Z = $%, W = $\\%,\n  V = \"a\\\"%\". %% end\n";
+        assert_eq!(
+            strip(source),
+            "\nX = \"50% off\",\nY = '%', Z = $%, W = $\\%,\nV = \"a\\\"%\".\n"
+        );
+    }
+
+    #[test]
+    fn lines_are_kept_so_errors_point_into_the_source() {
+        let source = "A = 1,\n%% only a comment\n\n    B = A.\n";
+        assert_eq!(strip(source).lines().count(), source.lines().count());
+    }
+
+    #[test]
+    fn packing_inflates_back_to_the_stripped_source() {
+        let script = Script::new("%% doc\nX = 1, % one\nX.\n");
+        let mut text = String::new();
+        use std::io::Read;
+        flate2::read::ZlibDecoder::new(script.packed())
+            .read_to_string(&mut text)
+            .expect("inflates");
+        assert_eq!(text, "\nX = 1,\nX.\n");
+    }
+}
