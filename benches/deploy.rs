@@ -298,7 +298,7 @@ fn slow_link(work: &Path) {
     let rtt = 2 * delay;
     let link = common::slowlink::SlowLink::start(hotswap_node::dist::epmd::epmd_port(), delay);
     let env = vec![("ERL_EPMD_PORT", link.epmd_port.to_string())];
-    println!("\nSlow link, {} ms round trip (proxy on loopback), 1 node:\n\n| modules | hotswap-node | in RTTs | seed's way | in RTTs |\n|---|---|---|---|---|", rtt.as_millis());
+    println!("\nSlow link, {} ms round trip (proxy on loopback), 1 node; whole process, and bytes sent to the node (connection included):\n\n| modules | hotswap-node | in RTTs | bytes sent | seed's way | in RTTs | bytes sent |\n|---|---|---|---|---|---|---|", rtt.as_millis());
     for n in [1usize, 3, 30, 300] {
         let a = generate(&work.join(format!("slow_a_{n}")), n, 1);
         let b = generate(&work.join(format!("slow_b_{n}")), n, 2);
@@ -307,22 +307,40 @@ fn slow_link(work: &Path) {
         node.eval(&format!("[code:ensure_loaded(list_to_atom(\"hs_bench_\" ++ integer_to_list(I))) || I <- lists:seq(1, {n})]."));
         let targets = vec![node.name.clone()];
         let mut operator = Operator::start(&targets, &cookie);
-        let mut hot = Vec::new();
-        let mut base = Vec::new();
+        let (mut hot, mut base, mut hot_bytes, mut base_bytes) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let sent = |run: &mut dyn FnMut() -> Duration, bytes: &mut Vec<u64>| {
+            let before = link.sent_to_nodes();
+            let took = run();
+            bytes.push(link.sent_to_nodes() - before);
+            took
+        };
         for r in 0..runs() {
             let (x, y) = if r % 2 == 0 { (&a, &b) } else { (&b, &a) };
-            base.push(baseline(x, &targets, &cookie, &env).0);
+            base.push(sent(
+                &mut || baseline(x, &targets, &cookie, &env).0,
+                &mut base_bytes,
+            ));
             operator.purge(&[x.as_path()]);
-            hot.push(hotswap(y, &targets, &cookie, &[], &env));
+            hot.push(sent(
+                &mut || hotswap(y, &targets, &cookie, &[], &env),
+                &mut hot_bytes,
+            ));
         }
         let (h, bl) = (median(hot), median(base));
         let in_rtt = |d: Duration| d.as_secs_f64() / rtt.as_secs_f64();
+        let kb = |mut v: Vec<u64>| {
+            v.sort_unstable();
+            format!("{:.1} KB", v[v.len() / 2] as f64 / 1e3)
+        };
         println!(
-            "| {n} | {} | {:.0} | {} | {:.0} |",
+            "| {n} | {} | {:.0} | {} | {} | {:.0} | {} |",
             ms(h),
             in_rtt(h),
+            kb(hot_bytes),
             ms(bl),
-            in_rtt(bl)
+            in_rtt(bl),
+            kb(base_bytes)
         );
     }
 }

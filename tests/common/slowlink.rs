@@ -12,6 +12,7 @@
 //! passed on at once: it goes to this machine's own EPMD, not over the link.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,6 +22,8 @@ use tokio::time::Instant;
 
 pub struct SlowLink {
     pub epmd_port: u16,
+    /// Bytes clients sent to nodes over distribution connections.
+    sent: Arc<AtomicU64>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -37,18 +40,27 @@ impl SlowLink {
             .expect("bind");
         let epmd_port = listener.local_addr().expect("addr").port();
         let node_ports: Arc<Mutex<HashMap<u16, u16>>> = Arc::default();
+        let sent: Arc<AtomicU64> = Arc::default();
+        let counter = sent.clone();
         runtime.spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let node_ports = node_ports.clone();
+                let counter = counter.clone();
                 tokio::spawn(async move {
-                    let _ = epmd_session(client, real_epmd, delay, node_ports).await;
+                    let _ = epmd_session(client, real_epmd, delay, node_ports, counter).await;
                 });
             }
         });
         SlowLink {
             epmd_port,
+            sent,
             _runtime: runtime,
         }
+    }
+
+    /// Bytes sent to nodes over distribution connections so far.
+    pub fn sent_to_nodes(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 }
 
@@ -57,6 +69,7 @@ async fn epmd_session(
     real_epmd: u16,
     delay: Duration,
     node_ports: Arc<Mutex<HashMap<u16, u16>>>,
+    sent: Arc<AtomicU64>,
 ) -> std::io::Result<()> {
     let _ = client.set_nodelay(true);
     let connected = Instant::now();
@@ -70,21 +83,21 @@ async fn epmd_session(
         // ALIVE2: a local registration, kept open as it is.
         server.write_all(&len).await?;
         server.write_all(&request).await?;
-        return relay(client, server, Duration::ZERO, connected).await;
+        return relay(client, server, Duration::ZERO, connected, None).await;
     }
     tokio::time::sleep_until(arrival(connected, Instant::now(), delay)).await;
     server.write_all(&len).await?;
     server.write_all(&request).await?;
     if request.first() != Some(&122) {
         // Not PORT_PLEASE2: relay as it is.
-        return relay(client, server, delay, connected).await;
+        return relay(client, server, delay, connected, None).await;
     }
     let mut reply = Vec::new();
     server.read_to_end(&mut reply).await?;
     // PORT2_RESP: 119, result, port (u16), ...
     if reply.len() >= 4 && reply[0] == 119 && reply[1] == 0 {
         let real = u16::from_be_bytes([reply[2], reply[3]]);
-        let proxied = proxy_port(real, delay, node_ports).await?;
+        let proxied = proxy_port(real, delay, node_ports, sent).await?;
         reply[2..4].copy_from_slice(&proxied.to_be_bytes());
     }
     tokio::time::sleep(delay).await;
@@ -96,6 +109,7 @@ async fn proxy_port(
     real: u16,
     delay: Duration,
     node_ports: Arc<Mutex<HashMap<u16, u16>>>,
+    sent: Arc<AtomicU64>,
 ) -> std::io::Result<u16> {
     if let Some(p) = node_ports.lock().ok().and_then(|m| m.get(&real).copied()) {
         return Ok(p);
@@ -108,9 +122,10 @@ async fn proxy_port(
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             let connected = Instant::now();
+            let sent = sent.clone();
             tokio::spawn(async move {
                 if let Ok(server) = TcpStream::connect(("127.0.0.1", real)).await {
-                    let _ = relay(client, server, delay, connected).await;
+                    let _ = relay(client, server, delay, connected, Some(sent)).await;
                 }
             });
         }
@@ -124,19 +139,21 @@ fn arrival(connected: Instant, sent: Instant, delay: Duration) -> Instant {
     sent.max(connected + 2 * delay) + delay
 }
 
-/// Both directions, each delayed; `a` is the client, connected at `connected`.
+/// Both directions, each delayed; `a` is the client, connected at `connected`;
+/// what it sends is added to `sent`.
 async fn relay(
     a: TcpStream,
     b: TcpStream,
     delay: Duration,
     connected: Instant,
+    sent: Option<Arc<AtomicU64>>,
 ) -> std::io::Result<()> {
     let _ = a.set_nodelay(true);
     let _ = b.set_nodelay(true);
     let (ar, aw) = a.into_split();
     let (br, bw) = b.into_split();
-    let one = tokio::spawn(delayed_copy(ar, bw, delay, Some(connected)));
-    let two = tokio::spawn(delayed_copy(br, aw, delay, None));
+    let one = tokio::spawn(delayed_copy(ar, bw, delay, Some(connected), sent));
+    let two = tokio::spawn(delayed_copy(br, aw, delay, None, None));
     let _ = one.await;
     let _ = two.await;
     Ok(())
@@ -147,6 +164,7 @@ async fn delayed_copy(
     mut to: tokio::net::tcp::OwnedWriteHalf,
     delay: Duration,
     connected: Option<Instant>,
+    counter: Option<Arc<AtomicU64>>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
     let reader = tokio::spawn(async move {
@@ -155,6 +173,9 @@ async fn delayed_copy(
             match from.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    if let Some(c) = &counter {
+                        c.fetch_add(n as u64, Ordering::Relaxed);
+                    }
                     let due = match connected {
                         Some(c) => arrival(c, Instant::now(), delay),
                         None => Instant::now() + delay,
