@@ -12,7 +12,7 @@
 %%   Found as inspect's list, Applied as apply's value.
 case Take(Lock, 3) of
     ok ->
-        Found = [Inspect(X) || X <- Mods],
+        Found = lists:map(Inspect, Mods),
         Md5Of = fun({_, Md5}) -> Md5; (absent) -> absent end,
         InTheWay = [InOld
                     || {{_, S, InOld, _}, {_, Want, _}} <- lists:zip(Found, Mods),

@@ -29,10 +29,10 @@ Report = fun(Found) ->
     end
 end,
 case Lock of
-    none -> {ok, [Inspect(X) || X <- Mods]};
+    none -> {ok, lists:map(Inspect, Mods)};
     _ ->
         case Take(Lock, 3) of
-            ok -> Report([Inspect(X) || X <- Mods]);
+            ok -> Report(lists:map(Inspect, Mods));
             Locked -> Locked
         end
 end.
