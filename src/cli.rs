@@ -345,14 +345,47 @@ async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
             build(command, &settings, mode)?;
         }
     }
-    let (modules, _apps) = local_modules(&settings, &args.paths)?;
     let _lock = lock_store(&store, &ui)?;
-    let session = match open_session(&settings, store, &settings.nodes, &options, &ui).await? {
+    let (modules, session) =
+        read_while_connecting(&settings, &args.paths, store, &options, &ui).await?;
+    let session = match session {
         Ok(session) => session,
         Err(report) => return Ok(print_report(&report, mode)),
     };
     let report = deploy::deploy(&session, &modules, &options, &ui).await;
     Ok(print_report(&report, mode))
+}
+
+/// Reads and hashes the modules while the nodes are reached (three round
+/// trips on a device's link). A bad file is the error reported, whichever
+/// finishes first, and stops the run before anything is asked of a node.
+async fn read_while_connecting(
+    settings: &Settings,
+    paths: &[PathBuf],
+    store: Store,
+    options: &Options,
+    ui: &Ui,
+) -> Result<(Vec<Module>, Result<Session, Report>), CliError> {
+    let reading = {
+        let (settings, paths) = (settings.clone(), paths.to_vec());
+        tokio::task::spawn_blocking(move || local_modules(&settings, &paths))
+    };
+    let read = async {
+        match reading.await {
+            Ok(read) => read.map(|(modules, _apps)| modules),
+            // As if it had been read here: its panic is this thread's.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    };
+    let connecting = open_session(settings, store, &settings.nodes, options, ui);
+    tokio::pin!(read, connecting);
+    tokio::select! {
+        read = &mut read => {
+            let modules = read?;
+            Ok((modules, connecting.await?))
+        }
+        session = &mut connecting => Ok((read.await?, session?)),
+    }
 }
 
 async fn rollback_command(

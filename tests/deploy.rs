@@ -245,7 +245,7 @@ fn configuration_errors_name_the_key_and_exit_2() {
 }
 
 #[test]
-fn an_invalid_beam_refuses_the_deploy_before_connecting() {
+fn an_invalid_beam_refuses_the_deploy_before_any_node_is_asked() {
     let p = Project::new();
     let v2 = p.build(2, &["hs_greet"]);
     std::fs::write(v2.join("broken.beam"), b"not a beam at all").expect("write");
@@ -266,7 +266,7 @@ fn an_invalid_beam_refuses_the_deploy_before_connecting() {
     );
     assert!(
         !err.contains("nowhere"),
-        "it must not have tried to connect: {err}"
+        "it must not have reported on the node: {err}"
     );
 }
 
