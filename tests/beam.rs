@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 fn compiled() -> &'static Vec<PathBuf> {
     static FILES: OnceLock<Vec<PathBuf>> = OnceLock::new();
     FILES.get_or_init(|| {
-        let root = std::env::temp_dir().join(unique("hotswap_beams"));
+        let root = common::scratch("beams");
         let sources: Vec<PathBuf> = ["hs_plain", "hs_unicode", "hs_funs", "hs_onload", "hs_big"]
             .iter()
             .map(|m| fixture(&format!("erl/{m}.erl")))

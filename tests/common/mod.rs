@@ -33,6 +33,26 @@ pub fn unique(tag: &str) -> String {
     )
 }
 
+/// A folder for this test process's compiled fixtures, under Cargo's tmp
+/// folder for tests (not `/tmp`): `<tag>-<pid>`. Those of processes that
+/// are gone are removed first, so they do not pile up run after run.
+pub fn scratch(tag: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let prefix = format!("{tag}-");
+    for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = root.join(format!("{prefix}{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
 /// A fresh random cookie.
 pub fn random_cookie() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -80,8 +100,7 @@ pub fn mix_shim() -> Option<PathBuf> {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     Some(
         DIR.get_or_init(|| {
-            let dir = std::env::temp_dir().join(unique("mix_shim"));
-            std::fs::create_dir_all(&dir).expect("shim dir");
+            let dir = scratch("mix_shim");
             let script = format!(
                 r#"#!/bin/sh
 PATH=/usr/sbin:/usr/bin:/sbin:/bin exec chroot '{}' sh -c 'cd "$0" && exec mix "$@"' "$PWD" "$@"
@@ -128,7 +147,7 @@ pub fn erlc(sources: &[PathBuf], out: &Path, options: &[&str]) {
 pub fn shell_ebin() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(unique("hotswap_shell"));
+        let dir = scratch("shell");
         erlc(&[fixture("erl/hotswap_test_shell.erl")], &dir, &[]);
         dir
     })
