@@ -322,6 +322,12 @@ impl EtfWriter {
         self
     }
 
+    pub fn map_header(&mut self, arity: u32) -> &mut Self {
+        self.buf.push(116);
+        self.buf.extend_from_slice(&arity.to_be_bytes());
+        self
+    }
+
     pub fn nil(&mut self) -> &mut Self {
         self.buf.push(106);
         self
