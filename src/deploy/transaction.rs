@@ -710,7 +710,18 @@ impl Transaction<'_> {
             }
             return;
         }
-        if let Err(e) = self.store.save(&manifest) {
+        // Every node applied (or untouched) reads to a rollback as the
+        // pending manifest already on disk does: that outcome need not wait
+        // for the disk. Any other must survive a crash.
+        let applied = manifest
+            .nodes
+            .values()
+            .all(|n| n.outcome == NodeOutcome::Applied);
+        let saved = match applied {
+            true => self.store.save_unsynced(&manifest),
+            false => self.store.save(&manifest),
+        };
+        if let Err(e) = saved {
             self.ui.warn(&format!(
                 "{e}; the snapshot may show this deploy as pending"
             ));

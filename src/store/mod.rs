@@ -333,12 +333,23 @@ impl Store {
 
     /// Writes a manifest durably (synced, renamed, folder synced).
     pub fn save(&self, manifest: &Manifest) -> Result<(), SnapshotError> {
+        self.write_manifest(manifest, true)
+    }
+
+    /// Replaces a manifest without waiting for the disk: for an outcome
+    /// whose loss to a crash is harmless, because the durable version it
+    /// replaces (every node pending) means the same to a rollback.
+    pub fn save_unsynced(&self, manifest: &Manifest) -> Result<(), SnapshotError> {
+        self.write_manifest(manifest, false)
+    }
+
+    fn write_manifest(&self, manifest: &Manifest, durable: bool) -> Result<(), SnapshotError> {
         let path = self.manifest_path(&manifest.id);
         let text = serde_json::to_vec_pretty(manifest).map_err(|e| SnapshotError::Write {
             path: path.clone(),
             source: std::io::Error::other(e),
         })?;
-        write_atomic(&path, &text, true)
+        write_atomic(&path, &text, durable)
     }
 
     /// Removes a snapshot that turned out to record nothing (a run that
