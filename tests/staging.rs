@@ -2,7 +2,9 @@
 //! prepares the changes on every node in its inspect step, and loads them
 //! only once every node has answered. A belief that no longer holds on one
 //! node is caught there: that node gets its changes the usual way, and the
-//! snapshot is what it really ran. Read back from the nodes.
+//! snapshot is what it really ran. Prepared code lost on one node before
+//! the apply step stops the run, and the other node is put back. Read
+//! back from the nodes.
 
 mod common;
 
@@ -78,4 +80,35 @@ fn a_wrong_belief_on_one_node_is_caught_and_its_snapshot_is_what_it_ran() {
     p.deploy_ok(&[&a, &b], &["--rollback"]);
     assert_eq!(a.loaded_md5("hs_greet"), p.md5(v2, "hs_greet"));
     assert_eq!(b.loaded_md5("hs_greet"), p.md5(v3, "hs_greet"));
+}
+
+#[test]
+fn prepared_code_lost_on_one_node_stops_the_run_and_both_nodes_stay() {
+    let (p, v, [mut a, mut b]) = greeters("st_lost", 3);
+    let (v2, v3) = (&v[1], &v[2]);
+    p.deploy_ok(&[&a, &b], &["--ebin", &arg(v2)]);
+
+    // On node a, something kills the deploy lock's holder the moment it
+    // receives the code prepared for this run, before the apply step
+    // collects it: a node restarting its processes, say.
+    let watching = a.eval(
+        "begin spawn(fun() -> \
+           W = fun W() -> case whereis(hotswap_deploy_lock) of \
+             undefined -> erlang:yield(), W(); P -> P end end, \
+           Holder = W(), erlang:trace(Holder, true, ['receive']), \
+           receive {trace, Holder, 'receive', {stage, _, _}} -> exit(Holder, kill) \
+           after 20000 -> timeout end end), watching end.",
+    );
+    assert_eq!(watching, "watching");
+
+    let (code, json, stderr) = p.deploy(&[&a, &b], &["--ebin", &arg(v3), "-v"]);
+    assert_eq!(code, 1, "{json}\n{stderr}");
+    assert_eq!(stderr.matches(PREPARED).count(), 2, "{stderr}");
+    let said = json.to_string();
+    assert!(
+        said.contains("the code the node had prepared was gone"),
+        "{said}"
+    );
+    // Node b had loaded v3: it was put back. Node a never changed.
+    all_run(&p, [&mut a, &mut b], v2);
 }
