@@ -112,3 +112,26 @@ fn prepared_code_lost_on_one_node_stops_the_run_and_both_nodes_stay() {
     // Node b had loaded v3: it was put back. Node a never changed.
     all_run(&p, [&mut a, &mut b], v2);
 }
+
+#[test]
+fn force_kills_old_code_in_the_way_on_every_node_before_preparing() {
+    let p = Project::new();
+    let v: Vec<PathBuf> = (1..=3).map(|i| p.build(i, &["hs_loop"])).collect();
+    let cookie = common::random_cookie();
+    let mut a = start_node("st_force_a", &v[0], &cookie, &["hs_loop"]);
+    let mut b = start_node("st_force_b", &v[0], &cookie, &["hs_loop"]);
+    for n in [&mut a, &mut b] {
+        n.eval("hs_loop:start().");
+    }
+    // v2 lands; each node's looper stays in v1, now old code in use.
+    p.deploy_ok(&[&a, &b], &["--ebin", &arg(&v[1])]);
+
+    // v3 needs v1 gone: only --force may kill the loopers for it. Preparing
+    // does not mind old code; the apply step kills before it finishes.
+    let (json, stderr) = p.deploy_ok(&[&a, &b], &["--ebin", &arg(&v[2]), "--force", "-v"]);
+    assert_eq!(stderr.matches(PREPARED).count(), 2, "{stderr}");
+    for n in [&mut a, &mut b] {
+        assert_eq!(n.eval("whereis(hs_looper)."), "undefined", "{json}");
+        assert_eq!(n.loaded_md5("hs_loop"), p.md5(&v[2], "hs_loop"), "{stderr}");
+    }
+}
