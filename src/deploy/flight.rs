@@ -12,13 +12,15 @@ use crate::dist::term;
 use crate::dist::CallError;
 use crate::dist::Script;
 
-static FLIGHT: Script = Script::new(concat!(
-    include_str!("node/prelude.erl"),
-    include_str!("node/inspect.erl"),
-    include_str!("node/load.erl"),
-    include_str!("node/apply.erl"),
-    include_str!("node/flight_main.erl")
-));
+static FLIGHT: Script = Script::with_funs(
+    concat!(
+        include_str!("node/prelude.erl"),
+        include_str!("node/load.erl"),
+        include_str!("node/apply.erl"),
+        include_str!("node/inspect.erl")
+    ),
+    include_str!("node/flight_main.erl"),
+);
 
 /// How a flight went.
 #[derive(Debug)]

@@ -8,18 +8,22 @@ use crate::dist::term::{self, atom_term, binary, charlist, list, tuple, Encoded,
 use crate::dist::{Bindings, CallError, Connection, EvalArgs, Script};
 use std::time::Duration;
 
-static INSPECT: Script = Script::new(concat!(
-    include_str!("node/prelude.erl"),
-    include_str!("node/inspect.erl"),
-    include_str!("node/load.erl"),
-    include_str!("node/inspect_main.erl")
-));
-static APPLY: Script = Script::new(concat!(
-    include_str!("node/prelude.erl"),
-    include_str!("node/load.erl"),
-    include_str!("node/apply.erl"),
-    include_str!("node/apply_main.erl")
-));
+static INSPECT: Script = Script::with_funs(
+    concat!(
+        include_str!("node/prelude.erl"),
+        include_str!("node/load.erl"),
+        include_str!("node/inspect.erl")
+    ),
+    include_str!("node/inspect_main.erl"),
+);
+static APPLY: Script = Script::with_funs(
+    concat!(
+        include_str!("node/prelude.erl"),
+        include_str!("node/load.erl"),
+        include_str!("node/apply.erl")
+    ),
+    include_str!("node/apply_main.erl"),
+);
 
 /// A process still running a module's old code.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

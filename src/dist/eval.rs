@@ -12,7 +12,7 @@ use super::connection::Connection;
 use super::error::CallError;
 use super::rpc::outcome;
 use super::script::Script;
-use super::term::{self, atom_term, binary, encode_bare, list, tuple, Encoded, EtfWriter, Term};
+use super::term::{atom_term, binary, encode_bare, Encoded, EtfWriter, Term};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -122,66 +122,147 @@ impl Connection {
     }
 }
 
-/// `begin {ok,T,_} = erl_scan:string(unicode:characters_to_list(zlib:uncompress(S))),
-/// {ok,F} = erl_parse:parse_exprs(T),
-/// element(2, erl_eval:exprs(F, B, none, none)) end`, as abstract syntax.
-/// (`exprs/4`, unlike `exprs/2`, does not lint the whole script first: a
-/// third of the evaluation's time, for scripts this crate ships and tests.)
+/// What every script's call evaluates, as abstract syntax (the only form
+/// `erl_eval` takes):
+///
+/// ```erlang
+/// begin
+///     [D, M] = binary:split(zlib:uncompress(S), <<12>>),
+///     {ok, DT, _} = erl_scan:string(unicode:characters_to_list(D)),
+///     {ok, DF} = erl_parse:parse_exprs(DT),
+///     {value, _, Fs} = erl_eval:exprs(DF, #{}, none, none),
+///     {ok, MT, _} = erl_scan:string(unicode:characters_to_list(M)),
+///     {ok, MF} = erl_parse:parse_exprs(MT),
+///     element(2, erl_eval:exprs(MF, maps:merge(Fs, B), none, none))
+/// end
+/// ```
+///
+/// The script's funs (D, see [`Script`]) are bound without the call's
+/// bindings; its main part (M) runs with both. (`exprs/4`, unlike
+/// `exprs/2`, does not lint the whole script first: a third of the
+/// evaluation's time, for scripts this crate ships and tests.)
 fn bootstrap() -> Term {
-    let a = |name: &str| tuple(vec![atom_term("atom"), line(), atom_term(name)]);
-    let v = |name: &str| tuple(vec![atom_term("var"), line(), atom_term(name)]);
-    let call = |m: &str, f: &str, args: Vec<Term>| {
-        tuple(vec![
-            atom_term("call"),
-            line(),
-            tuple(vec![atom_term("remote"), line(), a(m), a(f)]),
-            list(args),
-        ])
-    };
-    let matches = |pattern: Vec<Term>, expr: Term| {
-        tuple(vec![
-            atom_term("match"),
-            line(),
-            tuple(vec![atom_term("tuple"), line(), list(pattern)]),
-            expr,
-        ])
-    };
-    let scan = matches(
-        vec![a("ok"), v("T"), v("_")],
-        call(
-            "erl_scan",
-            "string",
-            vec![call(
-                "unicode",
-                "characters_to_list",
-                vec![call("zlib", "uncompress", vec![v("S")])],
-            )],
+    use ast::*;
+    let split = matching(
+        cons(vec![var("D"), var("M")]),
+        remote(
+            "binary",
+            "split",
+            vec![remote("zlib", "uncompress", vec![var("S")]), byte(12)],
         ),
     );
-    let parse = matches(
-        vec![a("ok"), v("F")],
-        call("erl_parse", "parse_exprs", vec![v("T")]),
+    let none = || atom("none");
+    let funs = matching(
+        tuple_of(vec![atom("value"), var("_"), var("Fs")]),
+        remote(
+            "erl_eval",
+            "exprs",
+            vec![var("DF"), empty_map(), none(), none()],
+        ),
     );
-    let eval = tuple(vec![
-        atom_term("call"),
-        line(),
-        a("element"),
-        list(vec![
-            tuple(vec![atom_term("integer"), line(), term::int(2)]),
-            call(
+    let bindings = remote("maps", "merge", vec![var("Fs"), var("B")]);
+    let main = local(
+        "element",
+        vec![
+            integer(2),
+            remote(
                 "erl_eval",
                 "exprs",
-                vec![v("F"), v("B"), a("none"), a("none")],
+                vec![var("MF"), bindings, none(), none()],
             ),
-        ]),
-    ]);
-    tuple(vec![
-        atom_term("block"),
-        line(),
-        list(vec![scan, parse, eval]),
-    ])
+        ],
+    );
+    let mut steps = vec![split];
+    steps.extend(parsing("D", "DT", "DF"));
+    steps.push(funs);
+    steps.extend(parsing("M", "MT", "MF"));
+    steps.push(main);
+    block(steps)
 }
 
-fn line() -> Term {
-    term::int(1)
+/// Builders of Erlang abstract syntax, for [`bootstrap`].
+mod ast {
+    use crate::dist::term::{self, atom_term, list, tuple, Term};
+
+    fn line() -> Term {
+        term::int(1)
+    }
+
+    fn node(tag: &str, rest: Vec<Term>) -> Term {
+        let mut items = vec![atom_term(tag), line()];
+        items.extend(rest);
+        tuple(items)
+    }
+
+    pub fn atom(name: &str) -> Term {
+        node("atom", vec![atom_term(name)])
+    }
+
+    pub fn var(name: &str) -> Term {
+        node("var", vec![atom_term(name)])
+    }
+
+    pub fn integer(i: i64) -> Term {
+        node("integer", vec![term::int(i)])
+    }
+
+    /// `<<Byte>>`.
+    pub fn byte(b: i64) -> Term {
+        let element = node(
+            "bin_element",
+            vec![integer(b), atom_term("default"), atom_term("default")],
+        );
+        node("bin", vec![list(vec![element])])
+    }
+
+    pub fn empty_map() -> Term {
+        node("map", vec![list(vec![])])
+    }
+
+    pub fn tuple_of(items: Vec<Term>) -> Term {
+        node("tuple", vec![list(items)])
+    }
+
+    /// `[A, B, ...]`.
+    pub fn cons(items: Vec<Term>) -> Term {
+        items
+            .into_iter()
+            .rev()
+            .fold(node("nil", vec![]), |tail, head| {
+                node("cons", vec![head, tail])
+            })
+    }
+
+    pub fn remote(module: &str, function: &str, args: Vec<Term>) -> Term {
+        let callee = node("remote", vec![atom(module), atom(function)]);
+        node("call", vec![callee, list(args)])
+    }
+
+    pub fn local(function: &str, args: Vec<Term>) -> Term {
+        node("call", vec![atom(function), list(args)])
+    }
+
+    pub fn matching(pattern: Term, expr: Term) -> Term {
+        node("match", vec![pattern, expr])
+    }
+
+    pub fn block(exprs: Vec<Term>) -> Term {
+        node("block", vec![list(exprs)])
+    }
+
+    /// `{ok, Tokens, _} = erl_scan:string(unicode:characters_to_list(Text)),
+    /// {ok, Forms} = erl_parse:parse_exprs(Tokens)`.
+    pub fn parsing(text: &str, tokens: &str, forms: &str) -> [Term; 2] {
+        let chars = remote("unicode", "characters_to_list", vec![var(text)]);
+        [
+            matching(
+                tuple_of(vec![atom("ok"), var(tokens), var("_")]),
+                remote("erl_scan", "string", vec![chars]),
+            ),
+            matching(
+                tuple_of(vec![atom("ok"), var(forms)]),
+                remote("erl_parse", "parse_exprs", vec![var(tokens)]),
+            ),
+        ]
+    }
 }

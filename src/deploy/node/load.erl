@@ -1,8 +1,9 @@
-%% Loading in two halves (after prelude.erl; see ../remote.rs): Prepare does
-%% the work that changes nothing (code:prepare_loading/1, most of a load's
-%% time), Finish makes the node run all of it at once. The inspect step of
-%% a deploy to several nodes prepares on every node before any node
-%% finishes (Stage, in inspect_main.erl); a lone node does both in one go.
+%% Loading in two halves (funs, after prelude.erl; see src/dist/script.rs):
+%% Prepare does the work that changes nothing (code:prepare_loading/1, most
+%% of a load's time), Finish makes the node run all of it at once. The
+%% inspect step of a deploy to several nodes prepares on every node before
+%% any node finishes (Stage, in inspect_main.erl); a lone node does both in
+%% one go.
 %%
 %% Prepare(Load) -> {ok, Staged} | {error, [{Module, Reason}]}
 %%   Load = [{Module, File, Binary}]. atomic loading refuses modules with

@@ -1,4 +1,4 @@
-%% Shared by every node script (prepended to it; see ../remote.rs).
+%% The first funs of every deploy script (see src/dist/script.rs).
 %% Name(Pid): its registered name, or undefined.
 %% InOld(Module): [{Module, Pid, Name}] of processes still running the
 %% module's old code.
