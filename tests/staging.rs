@@ -90,14 +90,17 @@ fn prepared_code_lost_on_one_node_stops_the_run_and_both_nodes_stay() {
 
     // On node a, something kills the deploy lock's holder the moment it
     // receives the code prepared for this run, before the apply step
-    // collects it: a node restarting its processes, say.
+    // collects it: a node restarting its processes, say. It traces every
+    // process started from now on (the holder is one), at high priority.
     let watching = a.eval(
-        "begin spawn(fun() -> \
-           W = fun W() -> case whereis(hotswap_deploy_lock) of \
-             undefined -> erlang:yield(), W(); P -> P end end, \
-           Holder = W(), erlang:trace(Holder, true, ['receive']), \
-           receive {trace, Holder, 'receive', {stage, _, _}} -> exit(Holder, kill) \
-           after 20000 -> timeout end end), watching end.",
+        "begin Shell = self(), spawn(fun() -> \
+           process_flag(priority, high), \
+           erlang:trace(new_processes, true, ['receive']), Shell ! ready, \
+           W = fun W() -> receive \
+             {trace, P, 'receive', {stage, _, _}} -> exit(P, kill); \
+             {trace, _, _, _} -> W() \
+           after 20000 -> timeout end end, W() end), \
+         receive ready -> watching end end.",
     );
     assert_eq!(watching, "watching");
 
