@@ -123,61 +123,54 @@ impl Connection {
 }
 
 /// What every script's call evaluates, as abstract syntax (the only form
-/// `erl_eval` takes):
+/// `erl_eval` takes; it goes with every call, so it is kept short):
 ///
 /// ```erlang
 /// begin
-///     [D, M] = binary:split(zlib:uncompress(S), <<12>>),
-///     {ok, DT, _} = erl_scan:string(unicode:characters_to_list(D)),
-///     {ok, DF} = erl_parse:parse_exprs(DT),
-///     {value, _, Fs} = erl_eval:exprs(DF, #{}, none, none),
-///     {ok, MT, _} = erl_scan:string(unicode:characters_to_list(M)),
-///     {ok, MF} = erl_parse:parse_exprs(MT),
-///     element(2, erl_eval:exprs(MF, maps:merge(Fs, B), none, none))
+///     [DF, MF] = [element(2, erl_parse:parse_exprs(element(2,
+///                     erl_scan:string(unicode:characters_to_list(P)))))
+///                 || P <- binary:split(zlib:uncompress(S), <<12>>)],
+///     element(2, erl_eval:exprs(MF,
+///         maps:merge(element(3, erl_eval:exprs(DF, #{}, none, none)), B),
+///         none, none))
 /// end
 /// ```
 ///
-/// The script's funs (D, see [`Script`]) are bound without the call's
-/// bindings; its main part (M) runs with both. (`exprs/4`, unlike
+/// The script's funs (DF, see [`Script`]) are bound without the call's
+/// bindings; its main part (MF) runs with both. (`exprs/4`, unlike
 /// `exprs/2`, does not lint the whole script first: a third of the
 /// evaluation's time, for scripts this crate ships and tests.)
 fn bootstrap() -> Term {
     use ast::*;
-    let split = matching(
-        cons(vec![var("D"), var("M")]),
-        remote(
-            "binary",
-            "split",
-            vec![remote("zlib", "uncompress", vec![var("S")]), byte(12)],
-        ),
+    let text = remote("unicode", "characters_to_list", vec![var("P")]);
+    let tokens = local(
+        "element",
+        vec![integer(2), remote("erl_scan", "string", vec![text])],
     );
-    let none = || atom("none");
-    let funs = matching(
-        tuple_of(vec![atom("value"), var("_"), var("Fs")]),
+    let forms = local(
+        "element",
+        vec![integer(2), remote("erl_parse", "parse_exprs", vec![tokens])],
+    );
+    let parts = remote(
+        "binary",
+        "split",
+        vec![remote("zlib", "uncompress", vec![var("S")]), byte(12)],
+    );
+    let parse = matching(
+        cons(vec![var("DF"), var("MF")]),
+        comprehension(forms, var("P"), parts),
+    );
+    let eval = |forms: Term, bindings: Term| {
         remote(
             "erl_eval",
             "exprs",
-            vec![var("DF"), empty_map(), none(), none()],
-        ),
-    );
-    let bindings = remote("maps", "merge", vec![var("Fs"), var("B")]);
-    let main = local(
-        "element",
-        vec![
-            integer(2),
-            remote(
-                "erl_eval",
-                "exprs",
-                vec![var("MF"), bindings, none(), none()],
-            ),
-        ],
-    );
-    let mut steps = vec![split];
-    steps.extend(parsing("D", "DT", "DF"));
-    steps.push(funs);
-    steps.extend(parsing("M", "MT", "MF"));
-    steps.push(main);
-    block(steps)
+            vec![forms, bindings, atom("none"), atom("none")],
+        )
+    };
+    let funs = local("element", vec![integer(3), eval(var("DF"), empty_map())]);
+    let bindings = remote("maps", "merge", vec![funs, var("B")]);
+    let main = local("element", vec![integer(2), eval(var("MF"), bindings)]);
+    block(vec![parse, main])
 }
 
 /// Builders of Erlang abstract syntax, for [`bootstrap`].
@@ -219,10 +212,6 @@ mod ast {
         node("map", vec![list(vec![])])
     }
 
-    pub fn tuple_of(items: Vec<Term>) -> Term {
-        node("tuple", vec![list(items)])
-    }
-
     /// `[A, B, ...]`.
     pub fn cons(items: Vec<Term>) -> Term {
         items
@@ -250,19 +239,9 @@ mod ast {
         node("block", vec![list(exprs)])
     }
 
-    /// `{ok, Tokens, _} = erl_scan:string(unicode:characters_to_list(Text)),
-    /// {ok, Forms} = erl_parse:parse_exprs(Tokens)`.
-    pub fn parsing(text: &str, tokens: &str, forms: &str) -> [Term; 2] {
-        let chars = remote("unicode", "characters_to_list", vec![var(text)]);
-        [
-            matching(
-                tuple_of(vec![atom("ok"), var(tokens), var("_")]),
-                remote("erl_scan", "string", vec![chars]),
-            ),
-            matching(
-                tuple_of(vec![atom("ok"), var(forms)]),
-                remote("erl_parse", "parse_exprs", vec![var(tokens)]),
-            ),
-        ]
+    /// `[Expr || Var <- List]`.
+    pub fn comprehension(expr: Term, var: Term, from: Term) -> Term {
+        let generate = node("generate", vec![var, from]);
+        node("lc", vec![expr, list(vec![generate])])
     }
 }
