@@ -102,7 +102,7 @@ impl Connection {
             head.extend(encode_bare(&atom_term(a)));
         }
         head.extend_from_slice(&[108, 0, 0, 0, 5]);
-        head.extend(encode_bare(&bootstrap()));
+        head.extend_from_slice(encoded_bootstrap());
         head.extend_from_slice(&[108, 0, 0, 0, 2, 104, 2]);
         head.extend(encode_bare(&atom_term("B")));
         head.extend_from_slice(&bindings.front);
@@ -120,6 +120,12 @@ impl Connection {
         let reply = self.gen_call_shared("rex", &head, &bindings.shared, &tail);
         async move { outcome(reply, timeout, &node, "erl_eval:expr/5", timeout).await }
     }
+}
+
+/// [`bootstrap`], encoded once per process.
+fn encoded_bootstrap() -> &'static [u8] {
+    static ENCODED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    ENCODED.get_or_init(|| encode_bare(&bootstrap()))
 }
 
 /// What every script's call evaluates, as abstract syntax (the only form
