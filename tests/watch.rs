@@ -207,20 +207,16 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write");
 }
 
-/// `watch --no-build --ebin watched` in the project, against `node`.
-fn watch_folder(p: &Project, node: &ErlNode) -> Watcher {
+/// `watch --no-build --ebin watched` in the project, against `nodes`
+/// (which share a cookie), with `extra` flags.
+fn watch_folder(p: &Project, nodes: &[&ErlNode], extra: &[&str]) -> Watcher {
     let name = unique("hsw");
-    let args = [
-        "--no-build",
-        "--ebin",
-        "watched",
-        "--node",
-        &node.name,
-        "--cookie",
-        &node.cookie,
-        "--name",
-        &name,
-    ];
+    let mut args = vec!["--no-build", "--ebin", "watched", "--name", &name];
+    for n in nodes {
+        args.extend(["--node", n.name.as_str()]);
+    }
+    args.extend(["--cookie", nodes[0].cookie.as_str()]);
+    args.extend(extra);
     let mut w = Watcher::start(p.path(), p.path(), &args);
     w.wait_stderr("Watching");
     w
@@ -246,7 +242,7 @@ fn no_build_follows_beams_moved_into_the_folder() {
         NodeSpec::new("wbeams").code_path(&v1),
         &["hs_greet", "hs_calc"],
     );
-    let mut w = watch_folder(&p, &node);
+    let mut w = watch_folder(&p, &[&node], &[]);
     // A changed module and a new one.
     move_beam(&v2, &watched, "hs_greet");
     move_beam(&v2, &watched, "hs_extra");
@@ -265,6 +261,47 @@ fn no_build_follows_beams_moved_into_the_folder() {
 }
 
 #[test]
+fn two_nodes_get_every_change_together_the_second_prepared_on_both() {
+    let p = Project::new();
+    let v: Vec<PathBuf> = (1..=3).map(|i| p.build(i, &["hs_greet"])).collect();
+    let watched = p.path().join("watched");
+    copy_dir(&v[0], &watched);
+    let cookie = common::random_cookie();
+    let mut nodes: Vec<ErlNode> = ["wtwo_a", "wtwo_b"]
+        .iter()
+        .map(|tag| {
+            let spec = NodeSpec::new(tag).cookie(&cookie).code_path(&v[0]);
+            start_node_with(spec, &["hs_greet"])
+        })
+        .collect();
+    let mut w = watch_folder(&p, &[&nodes[0], &nodes[1]], &["-v"]);
+    for (i, ebin) in v.iter().enumerate().skip(1) {
+        move_beam(ebin, &watched, "hs_greet");
+        let event = w.wait_event("a deploy", |e| e["event"] == "change");
+        assert_eq!(event["ok"], true, "{event}");
+        assert_eq!(event["nodes"].as_array().map(Vec::len), Some(2), "{event}");
+        for n in &mut nodes {
+            let want = p.md5(ebin, "hs_greet");
+            assert_eq!(n.loaded_md5("hs_greet"), want, "v{} on {}", i + 1, n.name);
+        }
+    }
+    // The first change taught the session what both nodes run: the second
+    // was prepared on both before either loaded it.
+    let prepared = |w: &Watcher| {
+        let lines = w
+            .seen
+            .iter()
+            .filter(|l| l.contains("it prepared the changes"));
+        lines.count()
+    };
+    while prepared(&w) < 2 {
+        w.wait_stderr("it prepared the changes");
+    }
+    assert_eq!(prepared(&w), 2, "{}", w.seen.join("\n"));
+    assert_stopped_cleanly(w);
+}
+
+#[test]
 fn a_restarted_node_is_reconnected_and_caught_up() {
     let p = Project::new();
     let v1 = p.build(1, &["hs_greet"]);
@@ -276,7 +313,7 @@ fn a_restarted_node_is_reconnected_and_caught_up() {
     let spec = NodeSpec::new("wreboot").alive(&alive).code_path(&v1);
     let mut node = start_node_with(spec.clone(), &["hs_greet"]);
     let spec = spec.cookie(&node.cookie);
-    let mut w = watch_folder(&p, &node);
+    let mut w = watch_folder(&p, &[&node], &[]);
     move_beam(&v2, &watched, "hs_greet");
     w.wait_loaded("hs_greet");
     assert_eq!(node.eval("hs_greet:hello()."), "{hello,2}");
