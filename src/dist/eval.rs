@@ -135,7 +135,7 @@ fn encoded_bootstrap() -> &'static [u8] {
 /// begin
 ///     [DF, MF] = [element(2, erl_parse:parse_exprs(element(2,
 ///                     erl_scan:string(unicode:characters_to_list(P)))))
-///                 || P <- binary:split(zlib:uncompress(S), <<12>>)],
+///                 || P <- binary:split(zlib:uncompress(S), list_to_binary([12]))],
 ///     element(2, erl_eval:exprs(MF,
 ///         maps:merge(element(3, erl_eval:exprs(DF, #{}, none, none)), B),
 ///         none, none))
@@ -145,7 +145,10 @@ fn encoded_bootstrap() -> &'static [u8] {
 /// The script's funs (DF, see [`Script`]) are bound without the call's
 /// bindings; its main part (MF) runs with both. (`exprs/4`, unlike
 /// `exprs/2`, does not lint the whole script first: a third of the
-/// evaluation's time, for scripts this crate ships and tests.)
+/// evaluation's time, for scripts this crate ships and tests. And
+/// `list_to_binary([12])`, not `<<12>>`: erl_eval evaluates binary syntax
+/// with modules a node loads from disk at its first use, 2 ms of a fresh
+/// node's first call.)
 fn bootstrap() -> Term {
     use ast::*;
     let text = remote("unicode", "characters_to_list", vec![var("P")]);
@@ -160,7 +163,10 @@ fn bootstrap() -> Term {
     let parts = remote(
         "binary",
         "split",
-        vec![remote("zlib", "uncompress", vec![var("S")]), byte(12)],
+        vec![
+            remote("zlib", "uncompress", vec![var("S")]),
+            local("list_to_binary", vec![cons(vec![integer(12)])]),
+        ],
     );
     let parse = matching(
         cons(vec![var("DF"), var("MF")]),
@@ -203,15 +209,6 @@ mod ast {
 
     pub fn integer(i: i64) -> Term {
         node("integer", vec![term::int(i)])
-    }
-
-    /// `<<Byte>>`.
-    pub fn byte(b: i64) -> Term {
-        let element = node(
-            "bin_element",
-            vec![integer(b), atom_term("default"), atom_term("default")],
-        );
-        node("bin", vec![list(vec![element])])
     }
 
     pub fn empty_map() -> Term {
