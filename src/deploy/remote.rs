@@ -202,8 +202,9 @@ impl Remote {
         }
     }
 
-    /// Reads inspect's list of `{Module, State, Stuck, Copy}`, one per
-    /// module asked about.
+    /// Reads inspect's `{States, Stuck, Copies}`: a state per module asked
+    /// about, then `{Index, Processes}` and `{Index, Binary}` for the few
+    /// that have any (1-based indexes).
     pub(super) fn found(
         &self,
         value: &Term,
@@ -211,19 +212,26 @@ impl Remote {
         answer: &Term,
     ) -> Result<Vec<Found>, CallError> {
         let bad = |detail: &str| self.unexpected("inspect", detail, answer);
-        let items = term::as_list(value).map_err(|e| bad(&e.to_string()))?;
-        let mut found = Vec::with_capacity(items.len());
-        for item in &items {
-            let [_, state, stuck, copy] =
-                term::as_tuple_n::<4>(item).map_err(|e| bad(&e.to_string()))?;
+        let [states, stuck, copies] =
+            term::as_tuple_n::<3>(value).map_err(|e| bad(&e.to_string()))?;
+        let states = term::as_list(states).map_err(|e| bad(&e.to_string()))?;
+        if states.len() != asked {
+            return Err(bad("one state per module"));
+        }
+        let mut found = Vec::with_capacity(asked);
+        for state in &states {
             found.push(Found {
                 state: parse_state(state).ok_or_else(|| bad("a module state"))?,
-                stuck: processes(stuck),
-                copy: term::as_binary(copy).ok().map(<[u8]>::to_vec),
+                stuck: Vec::new(),
+                copy: None,
             });
         }
-        if found.len() != asked {
-            return Err(bad("one answer per module"));
+        for (i, procs) in indexed(stuck, asked).ok_or_else(|| bad("{Index, Processes}"))? {
+            found[i].stuck = processes(&procs);
+        }
+        for (i, copy) in indexed(copies, asked).ok_or_else(|| bad("{Index, Binary}"))? {
+            let copy = term::as_binary(&copy).map_err(|e| bad(&e.to_string()))?;
+            found[i].copy = Some(copy.to_vec());
         }
         Ok(found)
     }
@@ -540,6 +548,19 @@ fn parse_running(t: &Term) -> Option<Vec<(String, Option<Md5>)>> {
 }
 
 /// `[{Module, Pid, Name}]`.
+/// `[{Index, Value}]` with 1-based indexes below `asked`, as 0-based.
+fn indexed(list: &Term, asked: usize) -> Option<Vec<(usize, Term)>> {
+    term::as_list(list)
+        .ok()?
+        .into_iter()
+        .map(|item| {
+            let [index, value] = term::as_tuple_n::<2>(&item).ok()?;
+            let i = usize::try_from(term::as_int(index).ok()?).ok()?;
+            (1..=asked).contains(&i).then(|| (i - 1, value.clone()))
+        })
+        .collect()
+}
+
 fn processes(t: &Term) -> Vec<Lingering> {
     term::as_list(t)
         .unwrap_or_default()
@@ -606,5 +627,29 @@ pub fn show_pid(pid: &Term) -> String {
     match pid {
         Term::Pid(p) => format!("<0.{}.{}>", p.id, p.serial),
         other => term::show(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dist::term::int;
+
+    fn pair(i: i64, value: &str) -> Term {
+        tuple(vec![int(i), atom_term(value)])
+    }
+
+    #[test]
+    fn indexed_entries_are_one_based_and_must_name_a_module_asked_about() {
+        let entries = list(vec![pair(1, "a"), pair(3, "c")]);
+        let found = indexed(&entries, 3).expect("in range");
+        assert_eq!(
+            found,
+            vec![(0, atom_term("a")), (2, atom_term("c"))],
+            "1-based on the node, 0-based here"
+        );
+        assert_eq!(indexed(&entries, 2), None, "3 of 2 modules");
+        assert_eq!(indexed(&list(vec![pair(0, "a")]), 2), None, "0 is no index");
+        assert_eq!(indexed(&list(vec![atom_term("a")]), 2), None, "not a pair");
     }
 }

@@ -9,16 +9,12 @@
 %% Bindings: those of inspect_main.erl but Stage, those of apply_main.erl,
 %% and Believed = [State], one per entry of Mods, as inspect reports states.
 %% Value: {landed, Found, Applied} | {inspected, Found} | {locked, Info},
-%%   Found as the inspect step's list, Applied as ApplyNow's value.
+%%   Found as the inspect step's, Applied as ApplyNow's value.
 case Take(Lock, 3) of
     ok ->
-        Found = lists:map(fun(X) -> Inspect(X, Check, All) end, Mods),
-        Md5Of = fun({_, Md5}) -> Md5; (absent) -> absent end,
-        InTheWay = [InOld
-                    || {{_, S, InOld, _}, {_, Want, _}} <- lists:zip(Found, Mods),
-                       Md5Of(S) =/= Want, InOld =/= []],
-        AsBelieved = [S || {_, S, _, _} <- Found] =:= Believed,
-        case AsBelieved andalso (Force orelse InTheWay =:= []) of
+        {States, Stuck, Copies, InTheWay} = Inspect(Mods, Check, All),
+        Found = {States, Stuck, Copies},
+        case States =:= Believed andalso (Force orelse InTheWay =:= []) of
             true -> {landed, Found, ApplyNow(Load, Remove, Force, Owner)};
             false -> {inspected, Found}
         end;

@@ -7,14 +7,7 @@
 %% Take({Token, Owner, Info, LeaseMs}, Tries) -> ok | {locked, Info}
 %%   Owner is this tool's node, Info what a refused run is told about the
 %%   holder.
-%% Inspect({Module, Want, Known}, Check, All) -> {Module, State, Stuck, Copy}
-%%   Want is the MD5 the module is to run, or absent; Known the MD5s of it
-%%   the tool has already; All true to treat every module as changing;
-%%   Check false to skip the old-code check (a read-back after a load).
-%%   State = {loaded, Md5} | {on_disk, Md5} | absent,
-%%   Stuck = [{Module, Pid, RegisteredName | undefined}],
-%%   Copy  = the binary on the code path whose MD5 is State's, or none
-%%           (only for modules about to change whose MD5 is not Known).
+%% Inspect(Mods, Check, All): what the node runs of each module (below).
 %% The lock's holder also keeps what a deploy to several nodes prepared
 %% in its inspect step (Staged), until that run's apply step collects it.
 Hold = fun Hold(Token, Owner, Info, Lease, Staged) ->
@@ -69,75 +62,108 @@ Take = fun Take(_, 0) -> {locked, []};
             end
     end
 end,
-%% Where each module not loaded would load from: every folder of the code
-%% path listed once (first one wins, as the code server does), not one
-%% search of the whole path per module. File name -> folder: joined only
-%% for the modules asked about (a release lists thousands of files).
-OnPath = fun() ->
-    maps:from_list([{F, D} || D <- lists:reverse(code:get_path()),
-                              {ok, Fs} <- [erl_prim_loader:list_dir(D)],
-                              F <- Fs])
+%% Per-module work is done by compiled code, handed external funs such as
+%% fun erlang:module_loaded/1: erl_eval interprets every step of a fun it
+%% runs, some 20 us a module on this project's bench machine (a tenth of
+%% a second for a release on a device's CPU). Interpreted code runs only
+%% for the modules that need more than a lookup: old code, a file on the
+%% code path, a copy to send. The funs are small: erl_eval checks each
+%% one it creates, at a cost that grows faster than its size.
+%% Repeat(X, L): X as many times as L has elements.
+%% Column(I, Tuples): element I of each.
+%% Lookup(Keys, Map): the value of each key, in order.
+Repeat = fun(X, L) -> lists:duplicate(length(L), X) end,
+Column = fun(I, Ts) -> lists:zipwith(fun erlang:element/2, Repeat(I, Ts), Ts) end,
+Lookup = fun(Keys, Map) -> lists:zipwith(fun erlang:map_get/2, Keys, Repeat(Map, Keys)) end,
+%% Where(Modules) -> #{Module => Path}: the file each would load from, in
+%% the first folder of the code path that has it, as the code server
+%% finds it. Lists each folder once, not a search of the path per module.
+Where = fun(Ms) ->
+    Files = lists:zipwith(fun erlang:'++'/2, lists:map(fun erlang:atom_to_list/1, Ms),
+                          Repeat(".beam", Ms)),
+    Wanted = maps:from_list(lists:zip(Files, Ms)),
+    In = fun(D, Found) ->
+        case erl_prim_loader:list_dir(D) of
+            {ok, Fs} -> maps:merge(maps:map(fun(F, _) -> filename:join(D, F) end,
+                                            maps:with(Fs, Wanted)), Found);
+            _ -> Found
+        end
+    end,
+    Paths = case Ms of [] -> #{}; _ -> lists:foldl(In, #{}, code:get_path()) end,
+    maps:from_list([{map_get(F, Wanted), P} || {F, P} <- maps:to_list(Paths)])
 end,
-%% Listed at most once per call (the process, and its memo, end with it).
-Paths = fun() ->
-    case get(hotswap_paths) of
-        undefined -> P = OnPath(), put(hotswap_paths, P), P;
-        P -> P
-    end
-end,
-OnDisk = fun(M) ->
-    File = atom_to_list(M) ++ ".beam",
-    case maps:find(File, Paths()) of
-        {ok, Dir} ->
-            Path = filename:join(Dir, File),
-            case beam_lib:md5(Path) of
-                {ok, {M, Md5}} -> {Md5, Path};
-                _ -> none
-            end;
-        error -> none
-    end
-end,
-%% erlang:module_loaded/1, not code:is_loaded/1: on OTP 25 the latter is
-%% a call to the code server, which may be busy purging the previous
-%% run's old code (a --verify read-back would wait for all of it).
-StateOf = fun(M) ->
-    case erlang:module_loaded(M) of
-        true -> {loaded, erlang:get_module_info(M, md5)};
-        false ->
-            case OnDisk(M) of
-                {Md5, _} -> {on_disk, Md5};
-                none -> absent
-            end
-    end
-end,
-Copy = fun(_, absent, _) -> none;
-          (M, {_, Md5}, Known) ->
-    case not lists:member(Md5, Known) andalso OnDisk(M) of
-        {Md5, Path} ->
-            case erl_prim_loader:get_file(Path) of
-                {ok, Bin, _} -> Bin;
-                _ -> none
-            end;
+%% The MD5 of the beam at Path if it is Module's, else none.
+Md5Of = fun(M, Path) ->
+    case beam_lib:md5(Path) of
+        {ok, {M, Md5}} -> Md5;
         _ -> none
     end
 end,
-Stuck = fun(M) ->
-    case erlang:check_old_code(M) andalso not code:soft_purge(M) of
-        true -> InOld(M);
-        false -> []
+%% StatesOf(Names, Loaded, Md5s, OnDisk) -> [State], one per name.
+StatesOf = fun(Names, Loaded, Md5s, OnDisk) ->
+    Lookup(Names, maps:merge(maps:from_list(lists:zip(Names, Repeat(absent, Names))), maps:merge(
+        maps:map(fun(_, Md5) -> {on_disk, Md5} end, OnDisk),
+        maps:from_list(lists:zip(Loaded, lists:zip(Repeat(loaded, Loaded), Md5s))))))
+end,
+%% StuckIn(Names) -> [{Index, Processes}] of those whose old code is in use
+%% (old code nobody runs is dropped).
+StuckIn = fun(Names) ->
+    Old = lists:filter(fun erlang:check_old_code/1, Names),
+    [{length(lists:takewhile(fun(N) -> N =/= M end, Names)) + 1, InOld(M)}
+     || M <- Old, not code:soft_purge(M)]
+end,
+%% Copy(Index, Module, Md5, Paths): [{Index, Binary}] if the module's
+%% file on the path (Where's) is that MD5's, else [].
+Copy = fun(I, M, Md5, Paths) ->
+    Path = maps:get(M, Paths, none),
+    case Path =/= none andalso Md5Of(M, Path) =:= Md5 andalso erl_prim_loader:get_file(Path) of
+        {ok, Bin, _} -> [{I, Bin}];
+        _ -> []
     end
 end,
-%% Called through lists:map/2, not from a list comprehension in the script:
-%% erl_eval would merge the script's every binding at each element (a
-%% fifth of the step's time for a release's worth of modules).
-Inspect = fun({M, Want, Known}, Check, All) ->
-    S = StateOf(M),
-    Now = case S of {_, Md5} -> Md5; absent -> absent end,
-    case {Check, All orelse Now =/= Want} of
-        {true, true} -> {M, S, Stuck(M), Copy(M, S, Known)};
-        %% Not changing: its old code (a previous run's) is still let go
-        %% of, and whoever keeps it named.
-        {true, false} -> {M, S, Stuck(M), none};
-        {false, _} -> {M, S, [], none}
-    end
+%% Inspect(Mods, Check, All) -> {States, Stuck, Copies, InTheWay}
+%%   Mods = [{Module, Want, Known}]: Want is the MD5 the module is to run,
+%%   or absent; Known the MD5s of it the tool has already. All true treats
+%%   every module as changing; Check false skips old code and copies (a
+%%   read-back after a load).
+%%   States = [State], one per module: {loaded, Md5} | {on_disk, Md5} | absent,
+%%   Stuck  = [{Index, [{Module, Pid, RegisteredName | undefined}]}]: the
+%%            processes that keep a module's old code (1-based Index in Mods),
+%%   Copies = [{Index, Binary}]: the node's own beam of each module about
+%%            to change whose MD5 is not Known, if it is the one on the path,
+%%   InTheWay = the processes of Stuck whose modules are about to change.
+%% erlang:module_loaded/1, not code:is_loaded/1: on OTP 25 the latter is
+%% a call to the code server, which may be busy purging the previous
+%% run's old code (a --verify read-back would wait for all of it).
+Inspect = fun(Mods, Check, All) ->
+    Names = Column(1, Mods),
+    {Loaded, Others} = lists:partition(fun erlang:module_loaded/1, Names),
+    Md5s = lists:zipwith(fun erlang:get_module_info/2, Loaded, Repeat(md5, Loaded)),
+    OnDisk = maps:filtermap(fun(M, P) ->
+        case Md5Of(M, P) of none -> false; Md5 -> {true, Md5} end
+    end, Where(Others)),
+    %% {Module, Md5 | absent} -> Index, of those about to change.
+    Now = lists:zip(Names, Lookup(Names, maps:merge(maps:merge(
+        maps:from_list(lists:zip(Names, Repeat(absent, Names))), OnDisk),
+        maps:from_list(lists:zip(Loaded, Md5s))))),
+    Indexed = maps:from_list(lists:zip(Now, lists:seq(1, length(Now)))),
+    Changing = case All of
+        true -> Indexed;
+        false -> maps:without(lists:zip(Names, Column(2, Mods)), Indexed)
+    end,
+    %% About to change, not absent, and not in the tool's store: by MD5.
+    Copying = case Check of
+        false -> #{};
+        true ->
+            Keys = maps:keys(Changing),
+            maps:without([absent | lists:append(Column(3, Mods))],
+                         maps:from_list(lists:zip(Column(2, Keys), Keys)))
+    end,
+    Paths = Where(Column(1, maps:values(Copying))),
+    Stuck = case Check of true -> StuckIn(Names); false -> [] end,
+    {StatesOf(Names, Loaded, Md5s, OnDisk),
+     Stuck,
+     lists:append([Copy(map_get(K, Changing), M, Md5, Paths)
+                   || {M, Md5} = K <- maps:values(Copying)]),
+     lists:append([P || {I, P} <- Stuck, is_map_key(lists:nth(I, Now), Changing)])}
 end,

@@ -11,17 +11,20 @@
 %%   Believed = none | [State], one per entry of Mods, as states are reported.
 %%   Stage    = none | [{Module, File, Binary}]: what to prepare.
 %% Value: {locked, Info} | {ok, Found} | with Stage, {ok, Found, Staged},
-%%   Found  = [Inspect's value], one per entry of Mods,
+%%   Found  = {States, Stuck, Copies}, as Inspect reports them,
 %%   Staged = staged | unbelieved | {error, [{Module, Reason}]}.
-InspectEach = fun(X) -> Inspect(X, Check, All) end,
+Found = fun() ->
+    {States, Stuck, Copies, _} = Inspect(Mods, Check, All),
+    {States, Stuck, Copies}
+end,
 case Lock of
-    none -> {ok, lists:map(InspectEach, Mods)};
+    none -> {ok, Found()};
     _ ->
         case Take(Lock, 3) of
-            ok when Stage =:= none -> {ok, lists:map(InspectEach, Mods)};
+            ok when Stage =:= none -> {ok, Found()};
             ok ->
-                Found = lists:map(InspectEach, Mods),
-                Staged = case [S || {_, S, _, _} <- Found] =:= Believed of
+                {States, _, _} = Now = Found(),
+                Staged = case States =:= Believed of
                     false -> unbelieved;
                     true ->
                         case Prepare(Stage) of
@@ -31,7 +34,7 @@ case Lock of
                             Refused -> Refused
                         end
                 end,
-                {ok, Found, Staged};
+                {ok, Now, Staged};
             Locked -> Locked
         end
 end.
