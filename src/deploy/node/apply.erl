@@ -28,10 +28,11 @@
 ApplyNow = fun(Load, Remove, Force, Owner) ->
     {Loading, Ready} = case Load of
         {staged, Token, Staged} -> {Staged, fun() -> Collect(Token, Staged) end};
-        _ -> {[M || {M, _, _} <- Load], fun() -> Prepare(Load) end}
+        _ -> {Column(1, Load), fun() -> Prepare(Load) end}
     end,
     Changing = Loading ++ Remove,
-    Blocking = [M || M <- Changing, erlang:check_old_code(M), not code:soft_purge(M)],
+    Blocking = [M || M <- lists:filter(fun erlang:check_old_code/1, Changing),
+                     not code:soft_purge(M)],
     InUse = lists:append([InOld(M) || M <- Blocking]),
     Killed = case Force of
         true -> [code:purge(M) || M <- Blocking], length(InUse);
@@ -62,8 +63,13 @@ ApplyNow = fun(Load, Remove, Force, Owner) ->
                         receive {nodedown, Owner} -> ok after 250 -> ok end,
                         [code:soft_purge(M) || M <- Loading]
                     end),
-                    Running = [{M, erlang:module_loaded(M) andalso
-                                   erlang:get_module_info(M, md5)} || M <- Changing],
+                    Now = fun(M) -> {M, erlang:module_loaded(M) andalso
+                                        erlang:get_module_info(M, md5)} end,
+                    %% All loaded, unless something else changed them since.
+                    Loaded = try lists:zip(Loading, CurrentMd5s(Loading))
+                             catch error:badarg -> lists:map(Now, Loading)
+                             end,
+                    Running = Loaded ++ lists:map(Now, Remove),
                     {ok, Killed, Removed, Running};
                 Failed -> Failed
             end

@@ -62,18 +62,7 @@ Take = fun Take(_, 0) -> {locked, []};
             end
     end
 end,
-%% Per-module work is done by compiled code, handed external funs such as
-%% fun erlang:module_loaded/1: erl_eval interprets every step of a fun it
-%% runs, some 20 us a module on this project's bench machine (a tenth of
-%% a second for a release on a device's CPU). Interpreted code runs only
-%% for the modules that need more than a lookup: old code, a file on the
-%% code path, a copy to send. The funs are small: erl_eval checks each
-%% one it creates, at a cost that grows faster than its size.
-%% Repeat(X, L): X as many times as L has elements.
-%% Column(I, Tuples): element I of each.
 %% Lookup(Keys, Map): the value of each key, in order.
-Repeat = fun(X, L) -> lists:duplicate(length(L), X) end,
-Column = fun(I, Ts) -> lists:zipwith(fun erlang:element/2, Repeat(I, Ts), Ts) end,
 Lookup = fun(Keys, Map) -> lists:zipwith(fun erlang:map_get/2, Keys, Repeat(Map, Keys)) end,
 %% Where(Modules) -> #{Module => Path}: the file each would load from, in
 %% the first folder of the code path that has it, as the code server
@@ -138,7 +127,7 @@ end,
 Inspect = fun(Mods, Check, All) ->
     Names = Column(1, Mods),
     {Loaded, Others} = lists:partition(fun erlang:module_loaded/1, Names),
-    Md5s = lists:zipwith(fun erlang:get_module_info/2, Loaded, Repeat(md5, Loaded)),
+    Md5s = CurrentMd5s(Loaded),
     OnDisk = maps:filtermap(fun(M, P) ->
         case Md5Of(M, P) of none -> false; Md5 -> {true, Md5} end
     end, Where(Others)),
