@@ -111,6 +111,30 @@ fn verify_finds_other_code_running_and_rolls_back() {
 }
 
 #[test]
+fn all_resends_what_the_node_runs_and_snapshots_its_own_copies() {
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet", "hs_calc"]);
+    let v1_arg = v1.to_string_lossy().into_owned();
+    // The node runs hs_greet from its own disk and has hs_calc there, not
+    // loaded; the store has never seen either.
+    let mut node = start_node("all", &v1, &common::random_cookie(), &["hs_greet"]);
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &v1_arg, "--all"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(
+        names(&node_json(&json, &node)["loaded"]),
+        vec!["hs_calc", "hs_greet"]
+    );
+    assert!(!stderr.contains("cannot be snapshotted"), "{stderr}");
+    assert_eq!(node.loaded_md5("hs_calc"), p.md5(&v1, "hs_calc"));
+
+    // The snapshot holds the node's own copies: the rollback restores both.
+    let (code, json, stderr) = p.deploy(&[&node], &["--rollback"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+    assert_eq!(node.eval("hs_greet:hello()."), "{hello,1}");
+}
+
+#[test]
 fn the_replaced_code_is_purged_once_the_run_is_over() {
     let p = Project::new();
     let v1 = p.build(1, &["hs_greet"]);
