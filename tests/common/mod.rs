@@ -82,13 +82,28 @@ pub fn otp_root() -> Option<PathBuf> {
 /// An Erlang or Elixir tool of the release under test. Inside a root the
 /// working folder is `/`: give it absolute paths.
 pub fn otp_tool(name: &str) -> Command {
-    match otp_root() {
-        Some(root) => {
+    otp_tool_of(name, Otp::UnderTest)
+}
+
+/// Which OTP release a node or tool runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Otp {
+    /// The release under test: this machine's, or the one in
+    /// `HOTSWAP_TEST_OTP_ROOT`.
+    #[default]
+    UnderTest,
+    /// This machine's own, whatever is under test (a mixed cluster).
+    Host,
+}
+
+fn otp_tool_of(name: &str, otp: Otp) -> Command {
+    match (otp_root(), otp) {
+        (Some(root), Otp::UnderTest) => {
             let mut cmd = Command::new("chroot");
             cmd.arg(root).arg(name);
             cmd
         }
-        None => Command::new(name),
+        _ => Command::new(name),
     }
 }
 
@@ -132,8 +147,13 @@ pub fn tool_path() -> std::ffi::OsString {
 
 /// Compiles Erlang sources with `erlc` into `out`, with extra `erlc` options.
 pub fn erlc(sources: &[PathBuf], out: &Path, options: &[&str]) {
+    erlc_of(Otp::UnderTest, sources, out, options);
+}
+
+/// [`erlc`] of the given release.
+pub fn erlc_of(otp: Otp, sources: &[PathBuf], out: &Path, options: &[&str]) {
     std::fs::create_dir_all(out).expect("out dir");
-    let status = otp_tool("erlc")
+    let status = otp_tool_of("erlc", otp)
         .args(options)
         .arg("-o")
         .arg(out)
@@ -143,12 +163,18 @@ pub fn erlc(sources: &[PathBuf], out: &Path, options: &[&str]) {
     assert!(status.success(), "erlc failed for {sources:?}");
 }
 
-/// The directory holding the compiled test shell; compiled once per process.
-pub fn shell_ebin() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = scratch("shell");
-        erlc(&[fixture("erl/hotswap_test_shell.erl")], &dir, &[]);
+/// The directory holding the compiled test shell; compiled once per
+/// process and release.
+pub fn shell_ebin(otp: Otp) -> &'static Path {
+    static UNDER_TEST: OnceLock<PathBuf> = OnceLock::new();
+    static HOST: OnceLock<PathBuf> = OnceLock::new();
+    let (cell, tag) = match otp {
+        Otp::UnderTest => (&UNDER_TEST, "shell"),
+        Otp::Host => (&HOST, "shell_host"),
+    };
+    cell.get_or_init(|| {
+        let dir = scratch(tag);
+        erlc_of(otp, &[fixture("erl/hotswap_test_shell.erl")], &dir, &[]);
         dir
     })
 }
@@ -163,6 +189,7 @@ pub struct NodeSpec {
     pub long_name_host: Option<String>,
     /// The exact name before `@` (a node restarted under its old name).
     pub alive: Option<String>,
+    pub otp: Otp,
 }
 
 impl NodeSpec {
@@ -202,6 +229,12 @@ impl NodeSpec {
         self.long_name_host = Some(host.to_owned());
         self
     }
+
+    /// Runs the node on this machine's own OTP release.
+    pub fn host_otp(mut self) -> Self {
+        self.otp = Otp::Host;
+        self
+    }
 }
 
 /// A running `erl` node. Killed and reaped when dropped.
@@ -225,11 +258,11 @@ impl ErlNode {
             Some(host) => ("-name", format!("{alive}@{host}")),
             None => ("-sname", format!("{alive}@{}", short_host())),
         };
-        let mut cmd = otp_tool("erl");
+        let mut cmd = otp_tool_of("erl", spec.otp);
         cmd.arg(flag)
             .arg(&name)
             .args(["-setcookie", &cookie, "-noshell", "-pa"])
-            .arg(shell_ebin());
+            .arg(shell_ebin(spec.otp));
         for dir in &spec.code_paths {
             cmd.arg("-pa").arg(dir);
         }
@@ -251,12 +284,12 @@ impl ErlNode {
             cookie,
             log,
         };
-        node.wait_registered();
+        node.wait_registered(spec.otp);
         node
     }
 
     /// Waits until the node answers its shell and EPMD knows it, or fails the test.
-    fn wait_registered(&mut self) {
+    fn wait_registered(&mut self, otp: Otp) {
         let deadline = Instant::now() + NODE_START_LIMIT;
         // The shell answering means the VM is up; then poll EPMD.
         let up = self.eval("node().");
@@ -266,7 +299,7 @@ impl ErlNode {
             self.name,
             self.log_text()
         );
-        if let Ok(release) = std::env::var("HOTSWAP_TEST_OTP_RELEASE") {
+        if let (Ok(release), Otp::UnderTest) = (std::env::var("HOTSWAP_TEST_OTP_RELEASE"), otp) {
             let runs = self.eval("erlang:system_info(otp_release).");
             assert_eq!(runs, format!("\"{release}\""), "the node runs another OTP");
         }

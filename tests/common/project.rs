@@ -1,7 +1,7 @@
 //! A project folder of deploy fixture builds, and the real binary run in
 //! it against real nodes.
 
-use super::{erlc, fixture, unique, ErlNode, NodeSpec};
+use super::{erlc_of, fixture, unique, ErlNode, NodeSpec, Otp};
 use hotswap_node::beam::Module;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -26,12 +26,18 @@ impl Project {
 
     /// Compiles `modules` at version `vsn` into `ebin_v<vsn>`.
     pub fn build(&self, vsn: u32, modules: &[&str]) -> PathBuf {
-        let out = self.path().join(format!("ebin_v{vsn}"));
+        self.build_by(Otp::UnderTest, vsn, modules)
+    }
+
+    /// [`Project::build`] with the `erlc` of the given release.
+    pub fn build_by(&self, otp: Otp, vsn: u32, modules: &[&str]) -> PathBuf {
+        let suffix = if otp == Otp::Host { "_host" } else { "" };
+        let out = self.path().join(format!("ebin_v{vsn}{suffix}"));
         let sources: Vec<PathBuf> = modules
             .iter()
             .map(|m| fixture(&format!("deploy/{m}.erl")))
             .collect();
-        erlc(&sources, &out, &[&format!("-DVSN={vsn}")]);
+        erlc_of(otp, &sources, &out, &[&format!("-DVSN={vsn}")]);
         out
     }
 
