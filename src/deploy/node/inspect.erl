@@ -131,10 +131,11 @@ Inspect = fun(Mods, Check, All) ->
     OnDisk = maps:filtermap(fun(M, P) ->
         case Md5Of(M, P) of none -> false; Md5 -> {true, Md5} end
     end, Where(Others)),
-    %% {Module, Md5 | absent} -> Index, of those about to change.
+    %% {Module, Md5 | absent}, one per name.
     Now = lists:zip(Names, Lookup(Names, maps:merge(maps:merge(
         maps:from_list(lists:zip(Names, Repeat(absent, Names))), OnDisk),
         maps:from_list(lists:zip(Loaded, Md5s))))),
+    %% {Module, Md5 | absent} -> Index, of those about to change.
     Indexed = maps:from_list(lists:zip(Now, lists:seq(1, length(Now)))),
     Changing = case All of
         true -> Indexed;
