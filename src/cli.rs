@@ -571,8 +571,16 @@ fn snapshots_command(args: SnapshotsArgs) -> Result<i32, CliError> {
         let _lock = lock_store(&store, &Ui::new(Mode::Text))?;
         let keep = settings.keep_snapshots.max(1);
         let pruned = store.prune(keep)?;
+        let forgotten = match pruned.nodes {
+            0 => String::new(),
+            n => format!(
+                "; forgot {} unseen for {} days",
+                crate::deploy::report::count(n, "node"),
+                crate::store::FORGET_AFTER.as_secs() / 86_400
+            ),
+        };
         eprintln!(
-            "pruned {} and {} (keeping the newest {keep} per node)",
+            "pruned {} and {} (keeping the newest {keep} per node){forgotten}",
             crate::deploy::report::count(pruned.snapshots, "snapshot"),
             crate::deploy::report::count(pruned.objects, "stored module")
         );

@@ -1,12 +1,12 @@
 //! What the store believes each node runs: what the last run left there
-//! (`.hotswap/beliefs.json`). A hint, never trusted without the node's own
+//! (`.hotswap/beliefs/`). A hint, never trusted without the node's own
 //! check: it lets a deploy take its snapshot, and have the nodes prepare
 //! their changes, before the nodes have answered.
 
 use super::remote::State;
 use crate::beam::Md5;
-use crate::store::Store;
-use std::collections::{BTreeMap, HashMap};
+use crate::store::{NodeBeliefs, Store};
+use std::collections::HashMap;
 
 /// What one node is believed to run of each goal, and which goals that
 /// belief says change (by index, with what runs now).
@@ -15,11 +15,10 @@ pub struct Belief {
     pub changes: Vec<(usize, State)>,
 }
 
-/// The store's beliefs and which priors it holds, each read once per run
-/// however many nodes.
+/// The store's beliefs about the nodes asked for, and which priors it
+/// holds, each read at most once per run.
 pub struct Beliefs<'a> {
     store: &'a Store,
-    nodes: BTreeMap<String, BTreeMap<String, String>>,
     holds: HashMap<Md5, bool>,
 }
 
@@ -27,7 +26,6 @@ impl<'a> Beliefs<'a> {
     pub fn read(store: &'a Store) -> Self {
         Beliefs {
             store,
-            nodes: store.all_beliefs(),
             holds: HashMap::new(),
         }
     }
@@ -37,7 +35,7 @@ impl<'a> Beliefs<'a> {
     /// the store.
     pub fn of(&mut self, node: &str, goals: &[(&str, Option<Md5>)]) -> Option<Belief> {
         let modules: Vec<&str> = goals.iter().map(|(m, _)| *m).collect();
-        let believed = believed(self.nodes.get(node)?, &modules)?;
+        let believed = believed(&self.store.beliefs_of(node), &modules)?;
         let mut changes = Vec::new();
         for (i, ((_, want), was)) in goals.iter().zip(&believed).enumerate() {
             if was.md5() == *want {
@@ -62,7 +60,7 @@ impl<'a> Beliefs<'a> {
 
 /// What `beliefs` (a node's, from the store) say it runs of each of
 /// `modules`; `None` when any is unknown.
-fn believed(beliefs: &BTreeMap<String, String>, modules: &[&str]) -> Option<Vec<State>> {
+fn believed(beliefs: &NodeBeliefs, modules: &[&str]) -> Option<Vec<State>> {
     modules
         .iter()
         .map(|m| beliefs.get(*m).and_then(|s| parse_belief(s)))
@@ -113,7 +111,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let store = Store::new(dir.path());
         let md5 = Md5([7; 16]);
-        let of = |node: &str| store.all_beliefs().remove(node).unwrap_or_default();
+        let of = |node: &str| store.beliefs_of(node);
         assert_eq!(believed(&of("n@h"), &["a"]), None);
         let states = vec![
             ("a".into(), Some(State::Loaded(md5))),

@@ -9,6 +9,8 @@
 //! - `lock`: held (advisory, `flock`) by the run that uses the store.
 //! - `ports.json`: each node's distribution port when last connected to,
 //!   tried before asking EPMD.
+//! - `beliefs/<node>.json`: what each node was last seen to run
+//!   ([`beliefs`]).
 //!
 //! Crash safety: every file is written under a temporary name, synced and
 //! renamed, and its folder synced; objects a manifest names are synced
@@ -19,8 +21,11 @@
 //! removed by the next run that takes the lock. Reading an object checks
 //! its SHA-256: a damaged store is an error, never a silent load.
 
+mod beliefs;
 pub mod index;
 pub mod manifest;
+
+pub use beliefs::{NodeBeliefs, FORGET_AFTER};
 
 pub use manifest::{Manifest, ModuleRecord, NodeOutcome, NodeRecord, Prior};
 
@@ -69,6 +74,8 @@ pub struct StoreLock {
 pub struct Pruned {
     pub snapshots: usize,
     pub objects: usize,
+    /// Nodes unseen for [`FORGET_AFTER`], whose beliefs and port went.
+    pub nodes: usize,
 }
 
 impl Store {
@@ -149,7 +156,7 @@ impl Store {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(fail(e)),
         }
-        for dir in ["", "objects", "snapshots"] {
+        for dir in ["", "objects", "snapshots", "beliefs"] {
             remove_temporaries(&self.root.join(dir));
         }
         Ok(StoreLock { _file: file })
@@ -248,35 +255,6 @@ impl Store {
         if let Ok(text) = serde_json::to_vec_pretty(ports) {
             let _ = write_atomic(&self.root.join("ports.json"), &text, false);
         }
-    }
-
-    /// Sets (or, with `None`, forgets) what nodes run of some modules: one
-    /// read and one write of the file, however many nodes.
-    pub fn update_beliefs(&self, changes: BTreeMap<String, BTreeMap<String, Option<String>>>) {
-        let mut all = self.all_beliefs();
-        for (node, modules) in changes {
-            let mine = all.entry(node).or_default();
-            for (module, state) in modules {
-                match state {
-                    Some(state) => mine.insert(module, state),
-                    None => mine.remove(&module),
-                };
-            }
-        }
-        if let Ok(text) = serde_json::to_vec(&all) {
-            let _ = write_atomic(&self.root.join("beliefs.json"), &text, false);
-        }
-    }
-
-    /// What each node was last seen to run of each module a run asked it
-    /// about, node → module → `loaded:<md5>`, `on_disk:<md5>` or `absent`.
-    /// A hint, written unsynced: a deploy may act on it only with the
-    /// node's own check.
-    pub fn all_beliefs(&self) -> BTreeMap<String, BTreeMap<String, String>> {
-        std::fs::read(self.root.join("beliefs.json"))
-            .ok()
-            .and_then(|text| serde_json::from_slice(&text).ok())
-            .unwrap_or_default()
     }
 
     /// How many snapshots the store holds, without reading them.
@@ -413,7 +391,8 @@ impl Store {
 
     /// Keeps the newest `keep` snapshots of each node (a snapshot goes when
     /// no node still counts it among its newest), then removes the objects
-    /// and index entries no remaining snapshot needs.
+    /// and index entries no remaining snapshot needs, and forgets nodes
+    /// unseen for [`FORGET_AFTER`].
     pub fn prune(&self, keep: usize) -> Result<Pruned, SnapshotError> {
         let manifests = self.list()?;
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
@@ -437,6 +416,7 @@ impl Store {
             sync_dir(&self.root.join("snapshots"))?;
         }
         pruned.objects = self.collect_garbage(&kept)?;
+        pruned.nodes = self.forget_unseen_nodes()?;
         let left = kept.len().to_string();
         write_atomic(&self.root.join("pruned"), left.as_bytes(), false)?;
         Ok(pruned)

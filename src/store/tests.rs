@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn record(outcome: NodeOutcome, module: &str, prior: Prior, deployed: &str) -> NodeRecord {
     NodeRecord {
@@ -217,4 +218,78 @@ fn pruning_keeps_the_newest_per_node_and_what_they_name() {
     for i in [0, 2, 3] {
         assert!(store.read(shas[i]).is_ok());
     }
+}
+
+/// Every file under `dir`, with its inode and size: a rewrite shows as a
+/// new inode (files are written under a temporary name and renamed).
+fn files_with_inodes(dir: &Path) -> BTreeMap<PathBuf, (u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    for path in files_in(dir).expect("list") {
+        let meta = std::fs::metadata(&path).expect("stat");
+        if meta.is_dir() {
+            out.extend(files_with_inodes(&path));
+        } else {
+            out.insert(path, (meta.ino(), meta.len()));
+        }
+    }
+    out
+}
+
+fn believed_absent(node: String) -> (String, BTreeMap<String, Option<String>>) {
+    (node, BTreeMap::from([("m".into(), Some("absent".into()))]))
+}
+
+#[test]
+fn a_run_rewrites_only_its_own_nodes_beliefs() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::new(dir.path());
+    store.update_beliefs(
+        (0..200)
+            .map(|i| believed_absent(format!("n{i}@h")))
+            .collect(),
+    );
+    let before = files_with_inodes(dir.path());
+    store.update_beliefs([believed_absent("n7@h".into())].into());
+    let after = files_with_inodes(dir.path());
+    let rewritten: Vec<_> = after
+        .iter()
+        .filter(|(path, file)| before.get(*path) != Some(file))
+        .collect();
+    assert_eq!(rewritten.len(), 1, "{rewritten:?}");
+    let (path, (_, size)) = rewritten[0];
+    assert!(
+        *size < 100,
+        "{} holds other nodes: {size} bytes",
+        path.display()
+    );
+}
+
+#[test]
+fn pruning_forgets_nodes_unseen_for_a_month() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::new(dir.path());
+    store.update_beliefs(
+        ["gone@h", "here@h"]
+            .map(|n| believed_absent(n.into()))
+            .into(),
+    );
+    let month_ago = std::time::SystemTime::now() - FORGET_AFTER - Duration::from_secs(60);
+    let gone = dir.path().join("beliefs").join("gone@h.json");
+    std::fs::File::options()
+        .write(true)
+        .open(&gone)
+        .and_then(|f| f.set_modified(month_ago))
+        .expect("age the file");
+    let ports = ["gone@h", "here@h", "never@h"].map(|n| (n.to_string(), 4000));
+    store.remember_ports(&ports.into());
+    std::fs::write(dir.path().join("beliefs.json"), b"{}").expect("legacy file");
+
+    let pruned = store.prune(10).expect("prune");
+    assert_eq!(pruned.nodes, 1);
+    assert!(store.beliefs_of("gone@h").is_empty());
+    assert_eq!(store.beliefs_of("here@h").len(), 1);
+    let left: Vec<String> = store.ports().into_keys().collect();
+    assert_eq!(left, ["here@h"], "ports only of nodes still known");
+    assert!(!dir.path().join("beliefs.json").exists());
 }
