@@ -3,9 +3,11 @@
 
 mod common;
 
-use common::project::{names, node_json, start_node, start_node_with, Project};
+use common::project::{arg, names, node_json, start_node, start_node_with, Project};
+use common::slowlink::SlowLink;
 use common::{erlc, fixture, unique, ErlNode, NodeSpec};
 use serde_json::Value;
+use std::time::Duration;
 
 #[test]
 fn deploy_verify_dry_run_and_rollback_on_two_nodes() {
@@ -132,6 +134,52 @@ fn all_resends_what_the_node_runs_and_snapshots_its_own_copies() {
     assert_eq!(code, 0, "{json}\n{stderr}");
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
     assert_eq!(node.eval("hs_greet:hello()."), "{hello,1}");
+}
+
+/// Debug info is most of a module built for development (hs_big's is some
+/// hundreds of kilobytes), and the VM never reads it from loaded code: it
+/// stays home, and what runs is the same module, compile info and all.
+#[test]
+fn debug_info_stays_home_and_the_module_runs_whole() {
+    let p = Project::new();
+    let (plain, debug) = (p.path().join("plain"), p.path().join("debug"));
+    erlc(&[fixture("erl/hs_big.erl")], &plain, &[]);
+    erlc(&[fixture("erl/hs_big.erl")], &debug, &["+debug_info"]);
+    let file = std::fs::read(debug.join("hs_big.beam")).expect("beam");
+    let parsed = hotswap_node::beam::parse(&file).expect("valid");
+    let dbgi = parsed.chunks.iter().find(|(id, _)| id == b"Dbgi");
+    let dbgi = dbgi.expect("a Dbgi chunk").1 as u64;
+    assert_eq!(p.md5(&plain, "hs_big"), p.md5(&debug, "hs_big"));
+
+    let cookie = common::random_cookie();
+    let link = SlowLink::start(hotswap_node::dist::epmd::epmd_port(), Duration::ZERO);
+    let env = [("ERL_EPMD_PORT", link.epmd_port.to_string())];
+    let mut sent = Vec::new();
+    let mut nodes = Vec::new();
+    for (tag, ebin) in [("dbg_a", &plain), ("dbg_b", &debug)] {
+        let node = start_node(tag, p.path(), &cookie, &[]);
+        let before = link.sent_to_nodes();
+        let (code, json, stderr) =
+            p.deploy_with(&[&node], &["--ebin", &arg(ebin), "--verify"], &env);
+        assert_eq!(code, 0, "{json}\n{stderr}");
+        sent.push(link.sent_to_nodes() - before);
+        nodes.push(node);
+    }
+    assert!(
+        sent[1] < sent[0] + dbgi / 10,
+        "with debug info {} bytes, without {}: its {dbgi} bytes travelled",
+        sent[1],
+        sent[0]
+    );
+    let expected = nodes[0].eval("hs_big:lookup(3).");
+    let node = &mut nodes[1];
+    assert_eq!(node.loaded_md5("hs_big"), p.md5(&debug, "hs_big"));
+    assert_eq!(node.eval("hs_big:lookup(3)."), expected);
+    let options = node.eval("proplists:get_value(options, hs_big:module_info(compile)).");
+    assert!(
+        options.contains("debug_info"),
+        "compile info lost: {options}"
+    );
 }
 
 #[test]

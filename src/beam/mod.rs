@@ -25,6 +25,14 @@ const MD5_CHUNKS: [&[u8; 4]; 9] = [
 /// Chunks without which beam_lib refuses to compute an MD5.
 const MANDATORY: [&[u8; 4]; 4] = [b"Code", b"ExpT", b"ImpT", b"StrT"];
 
+/// Chunks the running VM never reads: debug info (`Dbgi`, and `Abst` from
+/// older compilers), documentation (`Docs`) and Elixir's compile-time
+/// checker data (`ExCk`). Tools that want them (the debugger, `h` in IEx,
+/// the Elixir compiler) read the file on disk, not the loaded code, so they
+/// are left out of what is sent to load a module, as `mix release` leaves
+/// them out of releases. They are not part of the MD5.
+const UNREAD_WHEN_LOADED: [&[u8; 4]; 4] = [b"Dbgi", b"Abst", b"Docs", b"ExCk"];
+
 /// The biggest file a gzip'ed beam may unpack to; beyond it is a bomb.
 const MAX_UNPACKED: u64 = 256 << 20;
 
@@ -117,9 +125,12 @@ pub struct Module {
     pub name: String,
     pub md5: Md5,
     /// The file's bytes as they are on disk (gzip'ed ones too: the VM's
-    /// loader takes those as they are). Shared, so sending the same module
-    /// to many nodes copies nothing.
+    /// loader takes those as they are): what the store keeps.
     pub bytes: Arc<Vec<u8>>,
+    /// What is sent to load it: `bytes` without the chunks the VM never
+    /// reads ([`UNREAD_WHEN_LOADED`]); the same bytes when it has none.
+    /// Shared, so sending the same module to many nodes copies nothing.
+    pub loadable: Arc<Vec<u8>>,
     /// Where it was read from, or a name for it when it came from elsewhere.
     pub path: PathBuf,
 }
@@ -185,10 +196,13 @@ impl Module {
     /// Validates bytes that came from anywhere (a snapshot, a node).
     pub fn from_bytes(bytes: Vec<u8>, path: PathBuf) -> Result<Module, BeamError> {
         let parsed = parse(&bytes)?;
+        let bytes = Arc::new(bytes);
+        let loadable = for_loading(&bytes).map_or_else(|| bytes.clone(), Arc::new);
         Ok(Module {
             name: parsed.name,
             md5: parsed.md5,
-            bytes: Arc::new(bytes),
+            bytes,
+            loadable,
             path,
         })
     }
@@ -217,42 +231,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, BeamError> {
 }
 
 fn parse_plain(bytes: &[u8]) -> Result<Parsed, BeamError> {
-    if bytes.len() < 12 || &bytes[0..4] != b"FOR1" || &bytes[8..12] != b"BEAM" {
-        return Err(BeamError::NotBeam);
-    }
-    let claimed = be32(&bytes[4..8]) as usize;
-    // The loader reads chunks within the form; it must fit in the file.
-    let end =
-        claimed
-            .checked_add(8)
-            .filter(|&e| e <= bytes.len())
-            .ok_or(BeamError::FormPastEnd {
-                claimed: claimed.saturating_add(8),
-                actual: bytes.len(),
-            })?;
-    let mut chunks: Vec<([u8; 4], &[u8])> = Vec::new();
-    let mut pos = 12;
-    while pos < end {
-        let header = bytes
-            .get(pos..pos + 8)
-            .filter(|_| pos + 8 <= end)
-            .ok_or(BeamError::TruncatedChunk { offset: pos })?;
-        let id: [u8; 4] = [header[0], header[1], header[2], header[3]];
-        let len = be32(&header[4..8]) as usize;
-        let data_start = pos + 8;
-        let data = data_start
-            .checked_add(len)
-            .filter(|&e| e <= end)
-            .map(|e| &bytes[data_start..e])
-            .ok_or_else(|| BeamError::ChunkPastEnd {
-                id: String::from_utf8_lossy(&id).into_owned(),
-                offset: pos,
-                len,
-            })?;
-        chunks.push((id, data));
-        // Chunks are padded to 4 bytes; the last one's padding may be absent.
-        pos = data_start + len.div_ceil(4) * 4;
-    }
+    let chunks = chunks_of(bytes)?;
     // As beam_lib: the first chunk of each id counts.
     let find = |id: &[u8; 4]| chunks.iter().find(|(c, _)| c == id).map(|(_, d)| *d);
     for id in MANDATORY {
@@ -280,6 +259,77 @@ fn parse_plain(bytes: &[u8]) -> Result<Parsed, BeamError> {
         md5: Md5(md5.finalize().0),
         chunks: chunks.iter().map(|(id, d)| (*id, d.len())).collect(),
     })
+}
+
+/// A chunk's id and data.
+type Chunk<'a> = ([u8; 4], &'a [u8]);
+
+/// A plain BEAM file's chunks, in file order.
+fn chunks_of(bytes: &[u8]) -> Result<Vec<Chunk<'_>>, BeamError> {
+    if bytes.len() < 12 || &bytes[0..4] != b"FOR1" || &bytes[8..12] != b"BEAM" {
+        return Err(BeamError::NotBeam);
+    }
+    let claimed = be32(&bytes[4..8]) as usize;
+    // The loader reads chunks within the form; it must fit in the file.
+    let end =
+        claimed
+            .checked_add(8)
+            .filter(|&e| e <= bytes.len())
+            .ok_or(BeamError::FormPastEnd {
+                claimed: claimed.saturating_add(8),
+                actual: bytes.len(),
+            })?;
+    let mut chunks: Vec<Chunk<'_>> = Vec::new();
+    let mut pos = 12;
+    while pos < end {
+        let header = bytes
+            .get(pos..pos + 8)
+            .filter(|_| pos + 8 <= end)
+            .ok_or(BeamError::TruncatedChunk { offset: pos })?;
+        let id: [u8; 4] = [header[0], header[1], header[2], header[3]];
+        let len = be32(&header[4..8]) as usize;
+        let data_start = pos + 8;
+        let data = data_start
+            .checked_add(len)
+            .filter(|&e| e <= end)
+            .map(|e| &bytes[data_start..e])
+            .ok_or_else(|| BeamError::ChunkPastEnd {
+                id: String::from_utf8_lossy(&id).into_owned(),
+                offset: pos,
+                len,
+            })?;
+        chunks.push((id, data));
+        // Chunks are padded to 4 bytes; the last one's padding may be absent.
+        pos = data_start + len.div_ceil(4) * 4;
+    }
+    Ok(chunks)
+}
+
+/// What to send a node to load `bytes`: the file without the chunks in
+/// [`UNREAD_WHEN_LOADED`], or `None` when it has none of them (or is
+/// gzip'ed, or not a valid BEAM file).
+fn for_loading(bytes: &[u8]) -> Option<Vec<u8>> {
+    let chunks = chunks_of(bytes).ok()?;
+    let unread = |id: &[u8; 4]| UNREAD_WHEN_LOADED.contains(&id);
+    if !chunks.iter().any(|(id, _)| unread(id)) {
+        return None;
+    }
+    let kept: Vec<_> = chunks.iter().filter(|(id, _)| !unread(id)).collect();
+    let size: usize = kept
+        .iter()
+        .map(|(_, d)| 8 + d.len().next_multiple_of(4))
+        .sum();
+    let mut file = Vec::with_capacity(12 + size);
+    file.extend_from_slice(b"FOR1\0\0\0\0BEAM");
+    for (id, data) in kept {
+        file.extend_from_slice(id);
+        file.extend_from_slice(&u32::try_from(data.len()).ok()?.to_be_bytes());
+        file.extend_from_slice(data);
+        file.resize(file.len().next_multiple_of(4), 0);
+    }
+    let form = u32::try_from(file.len() - 8).ok()?;
+    file[4..8].copy_from_slice(&form.to_be_bytes());
+    Some(file)
 }
 
 /// beam_lib hashes the fun table with each entry's old-style unique value
@@ -427,6 +477,33 @@ mod tests {
         let p = parse(&minimal()).expect("parses");
         assert_eq!(p.name, "foo");
         assert_eq!(p.chunks.len(), 5);
+    }
+
+    #[test]
+    fn chunks_the_vm_never_reads_are_not_sent() {
+        let kept: [(&[u8; 4], &[u8]); 6] = [
+            (b"AtU8", ATOMS),
+            (b"Code", &[0, 0, 0, 0, 3]),
+            (b"StrT", &[]),
+            (b"ImpT", &[0, 0, 0, 0]),
+            (b"ExpT", &[0, 0, 0, 0]),
+            (b"Line", &[0, 0, 0, 0, 1, 2, 3]),
+        ];
+        let mut all = kept.to_vec();
+        all.insert(2, (b"Dbgi", &[7; 13]));
+        all.insert(5, (b"Docs", &[8; 6]));
+        all.push((b"ExCk", &[9; 3]));
+        let file = beam(&all);
+        let m = Module::from_bytes(file.clone(), "foo.beam".into()).expect("valid");
+        assert_eq!(*m.bytes, file, "the file itself is kept whole");
+        assert_eq!(*m.loadable, beam(&kept));
+        assert_eq!(parse(&m.loadable).expect("parses").md5, m.md5);
+
+        let plain = Module::from_bytes(minimal(), "foo.beam".into()).expect("valid");
+        assert!(
+            Arc::ptr_eq(&plain.bytes, &plain.loadable),
+            "nothing to leave out: no copy"
+        );
     }
 
     #[test]

@@ -89,6 +89,7 @@ mod tests {
             name: name.into(),
             md5: Md5([md5; 16]),
             bytes: Arc::new(Vec::new()),
+            loadable: Arc::new(Vec::new()),
             path: name.into(),
         }
     }

@@ -484,7 +484,8 @@ pub(super) fn apply_bindings(
         .with_shared("Load", &loads_payload(&loads_of(steps)))
 }
 
-/// `[{Module, File, Binary}]`, as `code:atomic_load/1` takes it. The
+/// `[{Module, File, Binary}]`, as `code:atomic_load/1` takes it, each
+/// binary without the chunks the VM never reads (`Module::loadable`). The
 /// binaries are not copied (megabytes, for a release's worth of modules):
 /// the payload refers to the modules' own bytes.
 fn loads_payload(modules: &[&Module]) -> Encoded {
@@ -494,7 +495,7 @@ fn loads_payload(modules: &[&Module]) -> Encoded {
         w.tuple_header(3)
             .term(&atom_term(&m.name))
             .term(&charlist(&m.path.to_string_lossy()))
-            .shared_binary(&m.bytes);
+            .shared_binary(&m.loadable);
     }
     w.nil();
     w.finish()

@@ -50,8 +50,14 @@ impl Project {
 
     /// Runs the binary in the project with a private HOME and no HOTSWAP_* leaking in.
     pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+
+    /// [`Project::run`] with more environment variables.
+    pub fn run_with(&self, args: &[&str], env: &[(&str, String)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_hotswap-node"))
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(self.path())
             .env("PATH", super::tool_path())
             .env("HOME", self.path())
@@ -65,6 +71,16 @@ impl Project {
 
     /// `deploy` against `nodes` with the test's own peer name, as JSON.
     pub fn deploy(&self, nodes: &[&ErlNode], extra: &[&str]) -> (i32, Value, String) {
+        self.deploy_with(nodes, extra, &[])
+    }
+
+    /// [`Project::deploy`] with more environment variables.
+    pub fn deploy_with(
+        &self,
+        nodes: &[&ErlNode],
+        extra: &[&str],
+        env: &[(&str, String)],
+    ) -> (i32, Value, String) {
         let mut args = vec![
             "deploy".to_owned(),
             "--json".into(),
@@ -79,7 +95,7 @@ impl Project {
         args.push(nodes[0].cookie.clone());
         args.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = self.run(&refs);
+        let out = self.run_with(&refs, env);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
