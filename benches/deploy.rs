@@ -78,6 +78,15 @@ fn start_nodes(k: usize, cookie: &str, ebin: &Path, load: bool) -> Vec<ErlNode> 
         .collect()
 }
 
+/// `k` nodes without the modules, left idle for a second before a
+/// contender's run: a deploy finds nodes that are up, not booting, and
+/// Erlang's best gets that much and more while its operator node starts.
+fn fresh_nodes(k: usize, cookie: &str, empty: &Path) -> Vec<ErlNode> {
+    let nodes = start_nodes(k, cookie, empty, false);
+    std::thread::sleep(Duration::from_secs(1));
+    nodes
+}
+
 fn names(nodes: &[ErlNode]) -> Vec<String> {
     nodes.iter().map(|n| n.name.clone()).collect()
 }
@@ -194,13 +203,13 @@ fn real_world() -> Option<(String, String)> {
     let (mut hot, mut flight, mut best, mut base, mut base_loop) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs() {
-        let nodes = start_nodes(2, &cookie, empty.path(), false);
+        let nodes = fresh_nodes(2, &cookie, empty.path());
         let (wall, in_flight) = hotswap_timed(&dirs, &names(&nodes), &cookie, &["--verify"], &[]);
         hot.push(wall);
         flight.push(in_flight);
-        let nodes = start_nodes(2, &cookie, empty.path(), false);
+        let nodes = fresh_nodes(2, &cookie, empty.path());
         best.push(Operator::start(&names(&nodes), &cookie).erlang_best(&dirs));
-        let nodes = start_nodes(2, &cookie, empty.path(), false);
+        let nodes = fresh_nodes(2, &cookie, empty.path());
         let (wall, inner) = support::baseline_many(&dirs, &names(&nodes), &cookie);
         base.push(wall);
         base_loop.push(inner);
@@ -267,9 +276,9 @@ fn large_payload() -> String {
     let mut base = Vec::new();
     let empty = tempfile::tempdir().expect("tmp");
     for _ in 0..runs() {
-        let nodes = start_nodes(2, &cookie, empty.path(), false);
+        let nodes = fresh_nodes(2, &cookie, empty.path());
         hot.push(hotswap(&ebin, &names(&nodes), &cookie, &[], &[]));
-        let nodes = start_nodes(2, &cookie, empty.path(), false);
+        let nodes = fresh_nodes(2, &cookie, empty.path());
         base.push(baseline(&ebin, &names(&nodes), &cookie, &[]).0);
         let mut fresh = ErlNode::start(NodeSpec::new("floor").cookie(&cookie));
         let micros = fresh.eval(&format!(
