@@ -182,6 +182,33 @@ fn debug_info_stays_home_and_the_module_runs_whole() {
     );
 }
 
+/// Without a belief, the apply step leaves before the snapshot is written
+/// and the node prepares meanwhile; if the snapshot cannot be written, the
+/// node changes nothing, and kills nothing even with --force.
+#[test]
+fn a_snapshot_that_cannot_be_written_changes_nothing_even_with_force() {
+    let p = Project::new();
+    let (v1, v2, v3) = (
+        p.build(1, &["hs_loop"]),
+        p.build(2, &["hs_loop"]),
+        p.build(3, &["hs_loop"]),
+    );
+    let mut node = start_node("unsnapped", &v1, &common::random_cookie(), &["hs_loop"]);
+    node.eval("hs_loop:start().");
+    p.deploy_ok(&[&node], &["--ebin", &arg(&v2)]);
+    // The looper runs old code now. No belief: the deploy inspects first.
+    let store = p.path().join(".hotswap");
+    std::fs::remove_dir_all(store.join("beliefs")).expect("forget the node");
+    std::fs::remove_dir_all(store.join("snapshots")).expect("snapshots");
+    std::fs::write(store.join("snapshots"), b"not a folder").expect("in the way");
+
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &arg(&v3), "--force"]);
+    assert_eq!(code, 1, "{json}\n{stderr}");
+    assert!(json.to_string().contains("snapshots"), "{json}");
+    assert_eq!(node.loaded_md5("hs_loop"), p.md5(&v2, "hs_loop"));
+    assert_eq!(node.eval("is_process_alive(whereis(hs_looper))."), "true");
+}
+
 #[test]
 fn the_replaced_code_is_purged_once_the_run_is_over() {
     let p = Project::new();

@@ -53,8 +53,13 @@ impl Remote {
         let bindings =
             remote::inspect_bindings(Some(ticket.lock), ticket.want, ticket.known, false, true)
                 .set("Believed", &remote::states_term(ticket.believed));
-        let bindings =
-            remote::apply_bindings(bindings, ticket.steps, ticket.force, &ticket.lock.owner);
+        let bindings = remote::apply_bindings(
+            bindings,
+            ticket.steps,
+            ticket.force,
+            &ticket.lock.owner,
+            None,
+        );
         let answer = self.conn.eval(&FLIGHT, &bindings, self.timeout).await?;
         let bad = |detail: &str| self.unexpected("flight", detail, &answer);
         let items = term::as_tuple(&answer).map_err(|e| bad(&e.to_string()))?;

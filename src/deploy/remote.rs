@@ -267,8 +267,31 @@ impl Remote {
     /// (killing its processes with `force`), loads everything at once,
     /// removes, and lets go of the replaced code where nobody runs it.
     pub async fn apply(&self, payload: &EvalArgs) -> Result<Applied, CallError> {
-        let answer = self.conn.eval(&APPLY, payload, self.timeout).await?;
-        self.applied(&answer, &answer)
+        self.apply_step(payload).await
+    }
+
+    /// [`Remote::apply`], whose request leaves now; the future waits for
+    /// the answer.
+    pub fn apply_step(
+        &self,
+        payload: &EvalArgs,
+    ) -> impl std::future::Future<Output = Result<Applied, CallError>> + Send + 'static {
+        let answer = self.conn.eval(&APPLY, payload, self.timeout);
+        let me = self.clone();
+        async move {
+            let answer = answer.await?;
+            me.applied(&answer, &answer)
+        }
+    }
+
+    /// Gives an apply step sent with `go` ([`apply_payload`]) the word,
+    /// through the lock's holder: go (the snapshot is on disk) or abort
+    /// (nothing may change). Not waited for: an apply step told nothing
+    /// aborts when the holder goes with this connection.
+    pub fn say(&self, lock: &LockRequest, go: bool) {
+        let word = atom_term(if go { "go" } else { "abort" });
+        let message = tuple(vec![atom_term("say"), term::int(lock.token as i64), word]);
+        self.send_to_holder(message);
     }
 
     /// Reads apply's value (`value`, part of `answer`).
@@ -297,8 +320,12 @@ impl Remote {
     /// Lets go of the node's deploy lock. Not waited for: the lock also
     /// goes when this connection does.
     pub fn release(&self, lock: &LockRequest) {
-        let conn = self.conn.clone();
         let message = tuple(vec![atom_term("release"), term::int(lock.token as i64)]);
+        self.send_to_holder(message);
+    }
+
+    fn send_to_holder(&self, message: Term) {
+        let conn = self.conn.clone();
         let timeout = self.timeout;
         tokio::spawn(async move {
             let args = vec![atom_term("hotswap_deploy_lock"), message];
@@ -426,8 +453,10 @@ fn mods_term(want: &[(&str, Option<Md5>)], known: &[Vec<Md5>]) -> Term {
 /// The bindings of the apply script, encoded once for every node that gets
 /// the same steps, whatever their number: module binaries are written
 /// straight from the files' bytes.
-pub fn apply_payload(steps: &[Step<'_>], force: bool, owner: &str) -> EvalArgs {
-    apply_bindings(Bindings::new(), steps, force, owner)
+/// With `go`, the token of the run holding the node's lock: the node
+/// prepares, then changes nothing before the tool's word ([`Remote::say`]).
+pub fn apply_payload(steps: &[Step<'_>], force: bool, owner: &str, go: Option<u64>) -> EvalArgs {
+    apply_bindings(Bindings::new(), steps, force, owner, go)
 }
 
 /// The modules of `steps` to load, as the inspect step prepares them.
@@ -447,6 +476,7 @@ pub fn staged_apply_payload(lock: &LockRequest, steps: &[Step<'_>], force: bool)
         .set("Force", &boolean(force))
         .set("Remove", &list(removes_of(steps)))
         .set("Load", &load)
+        .set("Go", &atom_term("none"))
         .encode()
 }
 
@@ -470,14 +500,18 @@ fn removes_of(steps: &[Step<'_>]) -> Vec<Term> {
         .collect()
 }
 
-/// `bindings` with apply's (`Owner`, `Force`, `Remove`, `Load`), encoded.
+/// `bindings` with apply's (`Owner`, `Force`, `Remove`, `Go`, `Load`),
+/// encoded.
 pub(super) fn apply_bindings(
     bindings: Bindings,
     steps: &[Step<'_>],
     force: bool,
     owner: &str,
+    go: Option<u64>,
 ) -> EvalArgs {
+    let go = go.map_or_else(|| atom_term("none"), |token| term::int(token as i64));
     bindings
+        .set("Go", &go)
         .set("Owner", &atom_term(owner))
         .set("Force", &boolean(force))
         .set("Remove", &list(removes_of(steps)))

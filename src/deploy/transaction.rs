@@ -237,12 +237,12 @@ impl Transaction<'_> {
                 return Ok(());
             }
             self.check_interrupt(false)?;
-            if !self.parts.iter().all(|p| p.staged || p.changes.is_empty()) {
-                self.snapshot()?;
+            if self.parts.iter().all(|p| p.staged || p.changes.is_empty()) {
+                self.step("snapshot");
+                self.apply(false).await?;
+            } else {
+                self.apply(true).await?;
             }
-            self.step("snapshot");
-            self.check_interrupt(false)?;
-            self.apply().await?;
         }
         self.running = Some(self.started.elapsed());
         self.step("apply");
@@ -556,30 +556,31 @@ impl Transaction<'_> {
             .collect()
     }
 
-    /// Loads every node's changes, all nodes at once, each atomically.
-    async fn apply(&mut self) -> Result<(), Stop> {
-        let force = self.opts.force;
-        let lock = &self.lock;
-        let mut payloads: HashMap<(bool, PlanKey), EvalArgs> = HashMap::new();
-        for p in &self.parts {
-            payloads
-                .entry((p.staged, plan_key(p)))
-                .or_insert_with(|| match p.staged {
-                    true => super::remote::staged_apply_payload(lock, &steps(p), force),
-                    false => super::remote::apply_payload(&steps(p), force, &lock.owner),
-                });
+    /// Loads every node's changes, all nodes at once, each atomically. With
+    /// `snapshot`, the snapshot is written while the nodes prepare: they
+    /// change nothing before the word that it is on disk, and are told to
+    /// abort if it could not be written or the run was interrupted.
+    async fn apply(&mut self, snapshot: bool) -> Result<(), Stop> {
+        let answers = self.ask_apply(snapshot);
+        if snapshot {
+            let written = self.snapshot().and_then(|()| self.check_interrupt(false));
+            for p in self.parts.iter().filter(|p| !p.changes.is_empty()) {
+                p.remote.say(&self.lock, written.is_ok());
+            }
+            self.step("snapshot");
+            if let Err(stop) = written {
+                // Each node answers once it has dropped what it prepared.
+                join_all(answers.into_iter().flatten()).await;
+                return Err(stop);
+            }
         }
-        let answers = join_all(self.parts.iter().map(|p| {
-            let payload = payloads.get(&(p.staged, plan_key(p))).cloned();
-            async move {
-                match (p.changes.is_empty(), payload) {
-                    (false, Some(payload)) => Some(p.remote.apply(&payload).await),
-                    _ => None,
-                }
+        let answers = join_all(answers.into_iter().map(|a| async move {
+            match a {
+                Some(answer) => Some(answer.await),
+                None => None,
             }
         }))
         .await;
-        drop(payloads);
         let mut failed = false;
         for (p, answer) in self.parts.iter_mut().zip(answers) {
             let Some(answer) = answer else { continue };
@@ -589,6 +590,40 @@ impl Transaction<'_> {
             return Err(Stop::after_change(Outcome::Failed));
         }
         Ok(())
+    }
+
+    /// Sends every node with changes its apply step (with `go`, one that
+    /// waits for the word before changing anything); the futures wait for
+    /// the answers.
+    fn ask_apply(
+        &self,
+        go: bool,
+    ) -> Vec<
+        Option<
+            impl std::future::Future<Output = Result<Applied, crate::dist::CallError>> + 'static,
+        >,
+    > {
+        let (force, lock) = (self.opts.force, &self.lock);
+        let token = go.then_some(lock.token);
+        let mut payloads: HashMap<(bool, PlanKey), EvalArgs> = HashMap::new();
+        self.parts
+            .iter()
+            .map(|p| {
+                if p.changes.is_empty() {
+                    return None;
+                }
+                let payload =
+                    payloads
+                        .entry((p.staged, plan_key(p)))
+                        .or_insert_with(|| match p.staged {
+                            true => super::remote::staged_apply_payload(lock, &steps(p), force),
+                            false => {
+                                super::remote::apply_payload(&steps(p), force, &lock.owner, token)
+                            }
+                        });
+                Some(p.remote.apply_step(payload))
+            })
+            .collect()
     }
 
     /// Reads back what every changed node runs now.

@@ -39,7 +39,7 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
                 .map(|(_, m)| Step::Load(m)),
         })
         .collect();
-    let payload = super::remote::apply_payload(&steps, force, remote.conn.local_node());
+    let payload = super::remote::apply_payload(&steps, force, remote.conn.local_node(), None);
     match remote.apply(&payload).await {
         Ok(Applied::Stuck(stuck)) => {
             lost.push(format!(

@@ -1,6 +1,6 @@
-%% A script's fun (see src/dist/script.rs), after prelude.erl and
-%% load.erl: ApplyNow(Load, Remove, Force, Owner) makes the node run what
-%% it is given, all of it or nothing (apply_main.erl calls it; so does
+%% A script's funs (see src/dist/script.rs), after prelude.erl and
+%% load.erl: ApplyNow(Load, Remove, Force, Owner, Go) makes the node run
+%% what it is given, all of it or nothing (apply_main.erl calls it; so does
 %% flight_main.erl).
 %% The replaced code is purged where nobody runs it any more by a process
 %% that goes on after the answer, once the tool has let go of the node (its
@@ -16,16 +16,33 @@
 %%   Remove = [Module] to unload (they were not there before).
 %%   Force  = true to kill processes that keep old code in the way.
 %%   Owner  = the tool's node.
+%%   Go     = none, or the run's token: the tool writes its snapshot while
+%%            the node prepares, and nothing changes (no process killed,
+%%            nothing loaded) until the lock's holder has its word (go, or
+%%            abort if the snapshot could not be written: AwaitGo).
 %% Value:
 %%   {stuck, [{Module, Pid, Name}]}: old code in use and Force is false;
 %%       nothing was changed.
 %%   {error, [{Module, Reason}], Changed}: the node refused; Changed says
-%%       whether anything was loaded before it did.
+%%       whether anything was loaded before it did. Aborted: {error, [], false}.
 %%   {ok, Killed, Lingering, Running}: done; Lingering = [{Module, Pid, Name}]
 %%       still run a module that was removed; Running = [{Module, Md5 | false}],
 %%       what the node runs of each changed module right after (the read-back
 %%       of --verify, in the same round trip).
-ApplyNow = fun(Load, Remove, Force, Owner) ->
+AwaitGo = fun(none) -> go;
+             (Token) ->
+    case whereis(hotswap_deploy_lock) of
+        undefined -> abort;
+        Holder ->
+            Ref = monitor(process, Holder),
+            Holder ! {await, Token, self(), Ref},
+            receive
+                {Ref, Word} -> demonitor(Ref, [flush]), Word;
+                {'DOWN', Ref, _, _, _} -> abort
+            end
+    end
+end,
+ApplyNow = fun(Load, Remove, Force, Owner, Go) ->
     {Loading, Ready} = case Load of
         {staged, Token, Staged} -> {Staged, fun() -> Collect(Token, Staged) end};
         _ -> {Column(1, Load), fun() -> Prepare(Load) end}
@@ -34,10 +51,6 @@ ApplyNow = fun(Load, Remove, Force, Owner) ->
     Blocking = [M || M <- lists:filter(fun erlang:check_old_code/1, Changing),
                      not code:soft_purge(M)],
     InUse = lists:append([InOld(M) || M <- Blocking]),
-    Killed = case Force of
-        true -> [code:purge(M) || M <- Blocking], length(InUse);
-        false -> 0
-    end,
     Unload = fun(M) ->
         code:delete(M),
         case code:soft_purge(M) of
@@ -46,32 +59,39 @@ ApplyNow = fun(Load, Remove, Force, Owner) ->
             false -> InOld(M)
         end
     end,
-    LoadAll = fun() ->
-        case Ready() of
-            {ok, Prepared} -> Finish(Prepared);
-            {error, Errors} -> {error, Errors, false}
+    Commit = fun(Prepared) ->
+        Killed = case Force of
+            true -> [code:purge(M) || M <- Blocking], length(InUse);
+            false -> 0
+        end,
+        case Finish(Prepared) of
+            ok ->
+                Removed = lists:append([Unload(M) || M <- Remove]),
+                spawn(fun() ->
+                    monitor_node(Owner, true),
+                    receive {nodedown, Owner} -> ok after 250 -> ok end,
+                    [code:soft_purge(M) || M <- Loading]
+                end),
+                Now = fun(M) -> {M, erlang:module_loaded(M) andalso
+                                    erlang:get_module_info(M, md5)} end,
+                %% All loaded, unless something else changed them since.
+                Loaded = try lists:zip(Loading, CurrentMd5s(Loading))
+                         catch error:badarg -> lists:map(Now, Loading)
+                         end,
+                {ok, Killed, Removed, Loaded ++ lists:map(Now, Remove)};
+            Failed -> Failed
         end
     end,
     case InUse =/= [] andalso not Force of
         true -> {stuck, InUse};
         false ->
-            case LoadAll() of
-                ok ->
-                    Removed = lists:append([Unload(M) || M <- Remove]),
-                    spawn(fun() ->
-                        monitor_node(Owner, true),
-                        receive {nodedown, Owner} -> ok after 250 -> ok end,
-                        [code:soft_purge(M) || M <- Loading]
-                    end),
-                    Now = fun(M) -> {M, erlang:module_loaded(M) andalso
-                                        erlang:get_module_info(M, md5)} end,
-                    %% All loaded, unless something else changed them since.
-                    Loaded = try lists:zip(Loading, CurrentMd5s(Loading))
-                             catch error:badarg -> lists:map(Now, Loading)
-                             end,
-                    Running = Loaded ++ lists:map(Now, Remove),
-                    {ok, Killed, Removed, Running};
-                Failed -> Failed
+            case Ready() of
+                {error, Errors} -> {error, Errors, false};
+                {ok, Prepared} ->
+                    case AwaitGo(Go) of
+                        go -> Commit(Prepared);
+                        abort -> {error, [], false}
+                    end
             end
     end
 end,

@@ -15,7 +15,7 @@ case Take(Lock, 3) of
         {States, Stuck, Copies, InTheWay} = Inspect(Mods, Check, All),
         Found = {States, Stuck, Copies},
         case States =:= Believed andalso (Force orelse InTheWay =:= []) of
-            true -> {landed, Found, ApplyNow(Load, Remove, Force, Owner)};
+            true -> {landed, Found, ApplyNow(Load, Remove, Force, Owner, none)};
             false -> {inspected, Found}
         end;
     Locked -> Locked

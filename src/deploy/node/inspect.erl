@@ -9,15 +9,26 @@
 %%   holder.
 %% Inspect(Mods, Check, All): what the node runs of each module (below).
 %% The lock's holder also keeps what a deploy to several nodes prepared
-%% in its inspect step (Staged), until that run's apply step collects it.
-Hold = fun Hold(Token, Owner, Info, Lease, Staged) ->
+%% in its inspect step (Staged), until that run's apply step collects it,
+%% and passes on the tool's word (go or abort, once its snapshot is on
+%% disk or could not be written) to an apply step that prepared before
+%% the snapshot was done (Word: none, {waiting, From, Ref}, go or abort).
+Hold = fun Hold(Token, Owner, Info, Lease, Staged, Word) ->
     receive
         {release, Token} -> ok;
         {nodedown, Owner} -> ok;
-        {who, From, Ref} -> From ! {Ref, Owner, Info}, Hold(Token, Owner, Info, Lease, Staged);
-        {stage, Token, S} -> Hold(Token, Owner, Info, Lease, S);
-        {collect, Token, From, Ref} -> From ! {Ref, Staged}, Hold(Token, Owner, Info, Lease, none);
-        {collect, _, From, Ref} -> From ! {Ref, none}, Hold(Token, Owner, Info, Lease, Staged)
+        {who, From, Ref} -> From ! {Ref, Owner, Info}, Hold(Token, Owner, Info, Lease, Staged, Word);
+        {stage, Token, S} -> Hold(Token, Owner, Info, Lease, S, Word);
+        {collect, Token, From, Ref} -> From ! {Ref, Staged}, Hold(Token, Owner, Info, Lease, none, Word);
+        {collect, _, From, Ref} -> From ! {Ref, none}, Hold(Token, Owner, Info, Lease, Staged, Word);
+        {say, Token, W} ->
+            case Word of {waiting, From, Ref} -> From ! {Ref, W}; _ -> ok end,
+            Hold(Token, Owner, Info, Lease, Staged, W);
+        {await, Token, From, Ref} when Word =:= none ->
+            Hold(Token, Owner, Info, Lease, Staged, {waiting, From, Ref});
+        {await, Token, From, Ref} when Word =:= go; Word =:= abort ->
+            From ! {Ref, Word}, Hold(Token, Owner, Info, Lease, Staged, Word);
+        {await, _, From, Ref} -> From ! {Ref, abort}, Hold(Token, Owner, Info, Lease, Staged, Word)
     after Lease -> ok
     end
 end,
@@ -43,7 +54,7 @@ Take = fun Take(_, 0) -> {locked, []};
             true ->
                 monitor_node(Owner, true),
                 Parent ! {Ref, ok},
-                Hold(Token, Owner, Info, Lease, none);
+                Hold(Token, Owner, Info, Lease, none, none);
             _ -> Parent ! {Ref, taken}
         end
     end),
