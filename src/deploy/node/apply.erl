@@ -31,15 +31,9 @@
 %%       of --verify, in the same round trip).
 AwaitGo = fun(none) -> go;
              (Token) ->
-    case whereis(hotswap_deploy_lock) of
-        undefined -> abort;
-        Holder ->
-            Ref = monitor(process, Holder),
-            Holder ! {await, Token, self(), Ref},
-            receive
-                {Ref, Word} -> demonitor(Ref, [flush]), Word;
-                {'DOWN', Ref, _, _, _} -> abort
-            end
+    case AskHolder(await, Token, infinity) of
+        {ok, Word} -> Word;
+        lost -> abort
     end
 end,
 ApplyNow = fun(Load, Remove, Force, Owner, Go) ->

@@ -13,6 +13,9 @@
 %%   Changed: whether some modules were loaded before the node refused.
 %% Collect(Token, Modules) -> {ok, Staged} | {error, [{Module, Reason}]}
 %%   what the inspect step of run Token staged with the lock's holder.
+%% AskHolder(Tag, Token, Timeout) -> {ok, Answer} | lost: sends the lock's
+%%   holder {Tag, Token, self(), Ref} and waits for its {Ref, Answer}; lost
+%%   when there is no holder, it goes, or it does not answer in time.
 Prepare = fun([]) -> {ok, {none, []}};
              (Load) ->
     case code:prepare_loading(Load) of
@@ -48,18 +51,22 @@ Finish = fun({Prepared, Single}) ->
             end
     end
 end,
-Collect = fun(Token, Modules) ->
-    Lost = {error, [{M, staged_code_lost} || M <- Modules]},
+AskHolder = fun(Tag, Token, Timeout) ->
     case whereis(hotswap_deploy_lock) of
-        undefined -> Lost;
+        undefined -> lost;
         Holder ->
             Ref = monitor(process, Holder),
-            Holder ! {collect, Token, self(), Ref},
+            Holder ! {Tag, Token, self(), Ref},
             receive
-                {Ref, {ok, _} = Staged} -> demonitor(Ref, [flush]), Staged;
-                {Ref, _} -> demonitor(Ref, [flush]), Lost;
-                {'DOWN', Ref, _, _, _} -> Lost
-            after 5000 -> demonitor(Ref, [flush]), Lost
+                {Ref, Answer} -> demonitor(Ref, [flush]), {ok, Answer};
+                {'DOWN', Ref, _, _, _} -> lost
+            after Timeout -> demonitor(Ref, [flush]), lost
             end
+    end
+end,
+Collect = fun(Token, Modules) ->
+    case AskHolder(collect, Token, 5000) of
+        {ok, {ok, _} = Staged} -> Staged;
+        _ -> {error, [{M, staged_code_lost} || M <- Modules]}
     end
 end,
