@@ -182,8 +182,9 @@ fn debug_info_stays_home_and_the_module_runs_whole() {
     );
 }
 
-/// Without a belief, the apply step leaves before the snapshot is written
-/// and the node prepares meanwhile; if the snapshot cannot be written, the
+/// The request that loads leaves before the snapshot is written, and the
+/// node prepares meanwhile: the flight of a node believed known, or the
+/// apply step after an inspect. If the snapshot cannot be written, the
 /// node changes nothing, and kills nothing even with --force.
 #[test]
 fn a_snapshot_that_cannot_be_written_changes_nothing_even_with_force() {
@@ -196,17 +197,22 @@ fn a_snapshot_that_cannot_be_written_changes_nothing_even_with_force() {
     let mut node = start_node("unsnapped", &v1, &common::random_cookie(), &["hs_loop"]);
     node.eval("hs_loop:start().");
     p.deploy_ok(&[&node], &["--ebin", &arg(&v2)]);
-    // The looper runs old code now. No belief: the deploy inspects first.
+    // The looper runs old code now.
     let store = p.path().join(".hotswap");
-    std::fs::remove_dir_all(store.join("beliefs")).expect("forget the node");
     std::fs::remove_dir_all(store.join("snapshots")).expect("snapshots");
     std::fs::write(store.join("snapshots"), b"not a folder").expect("in the way");
-
-    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &arg(&v3), "--force"]);
-    assert_eq!(code, 1, "{json}\n{stderr}");
-    assert!(json.to_string().contains("snapshots"), "{json}");
-    assert_eq!(node.loaded_md5("hs_loop"), p.md5(&v2, "hs_loop"));
-    assert_eq!(node.eval("is_process_alive(whereis(hs_looper))."), "true");
+    for (path, believed) in [("one flight", true), ("inspect, then apply", false)] {
+        if !believed {
+            std::fs::remove_dir_all(store.join("beliefs")).expect("forget the node");
+        }
+        let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &arg(&v3), "--force", "-v"]);
+        assert_eq!(code, 1, "{path}: {json}\n{stderr}");
+        assert!(json.to_string().contains("snapshots"), "{path}: {json}");
+        assert_eq!(believed, stderr.contains("flight to"), "{path}: {stderr}");
+        assert_eq!(node.loaded_md5("hs_loop"), p.md5(&v2, "hs_loop"), "{path}");
+        let alive = node.eval("is_process_alive(whereis(hs_looper)).");
+        assert_eq!(alive, "true", "{path}");
+    }
 }
 
 #[test]

@@ -1,14 +1,15 @@
 //! Inspect and apply in one round trip, for a deploy to a single node
 //! whose state this tool believes it knows (what it left there last time).
-//! The snapshot is taken from that belief before anything is sent; the
-//! node loads only if it runs exactly what was believed and no old code
-//! of a changing module is in use (unless `--force`). Otherwise nothing
+//! The snapshot is taken from that belief while the node takes the lock,
+//! inspects and prepares: it changes nothing before the word that the
+//! snapshot is on disk. It loads only if it runs exactly what was believed
+//! and no old code of a changing module is in use (unless `--force`). Otherwise nothing
 //! changes, and its answer is an inspect step's: the deploy goes on the
 //! usual way. On a slow link this is one round trip fewer per deploy.
 
 use super::remote::{self, Applied, Found, Held, LockRequest, Remote, State, Step};
 use crate::beam::Md5;
-use crate::dist::term;
+use crate::dist::term::{self, Term};
 use crate::dist::CallError;
 use crate::dist::Script;
 
@@ -48,8 +49,14 @@ pub struct Ticket<'a> {
 }
 
 impl Remote {
-    /// Flies `ticket` to the node: one round trip.
-    pub async fn fly(&self, ticket: &Ticket<'_>) -> Result<Flight, CallError> {
+    /// Flies `ticket` to the node: one round trip. The request leaves now;
+    /// the node prepares, then waits for the word for `go` ([`Remote::say`])
+    /// before it changes anything. The future waits for the answer.
+    pub fn fly(
+        &self,
+        ticket: &Ticket<'_>,
+        go: remote::Awaiting,
+    ) -> impl std::future::Future<Output = Result<Flight, CallError>> + Send + 'static {
         let bindings =
             remote::inspect_bindings(Some(ticket.lock), ticket.want, ticket.known, false, true)
                 .set("Believed", &remote::states_term(ticket.believed));
@@ -58,19 +65,23 @@ impl Remote {
             ticket.steps,
             ticket.force,
             &ticket.lock.owner,
-            None,
+            Some(go),
         );
-        let answer = self.conn.eval(&FLIGHT, &bindings, self.timeout).await?;
-        let bad = |detail: &str| self.unexpected("flight", detail, &answer);
-        let items = term::as_tuple(&answer).map_err(|e| bad(&e.to_string()))?;
-        let asked = ticket.want.len();
+        let answer = self.conn.eval(&FLIGHT, &bindings, self.timeout);
+        let (me, asked) = (self.clone(), ticket.want.len());
+        async move { me.landing(&answer.await?, asked) }
+    }
+
+    fn landing(&self, answer: &Term, asked: usize) -> Result<Flight, CallError> {
+        let bad = |detail: &str| self.unexpected("flight", detail, answer);
+        let items = term::as_tuple(answer).map_err(|e| bad(&e.to_string()))?;
         match items {
             [tag, found, applied] if term::is_atom(tag, "landed") => Ok(Flight::Landed(
-                self.found(found, asked, &answer)?,
-                self.applied(applied, &answer)?,
+                self.found(found, asked, answer)?,
+                self.applied(applied, answer)?,
             )),
             [tag, found] if term::is_atom(tag, "inspected") => {
-                Ok(Flight::Inspected(self.found(found, asked, &answer)?))
+                Ok(Flight::Inspected(self.found(found, asked, answer)?))
             }
             [tag, held] if term::is_atom(tag, "locked") => {
                 Ok(Flight::Locked(Held(remote::proplist(held))))

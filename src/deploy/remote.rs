@@ -16,6 +16,7 @@ static INSPECT: Script = Script::with_funs(
     ),
     include_str!("node/inspect_main.erl"),
 );
+static SAY: Script = Script::new(include_str!("node/say.erl"));
 static APPLY: Script = Script::with_funs(
     concat!(
         include_str!("node/prelude.erl"),
@@ -24,6 +25,21 @@ static APPLY: Script = Script::with_funs(
     ),
     include_str!("node/apply_main.erl"),
 );
+
+/// A step of the run holding a node's lock that waits for the tool's word
+/// before changing anything: its snapshot is written meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct Awaiting {
+    pub token: u64,
+    pub step: &'static str,
+}
+
+impl Awaiting {
+    /// `{Token, Step}`, as the node's scripts key the word.
+    fn term(self) -> Term {
+        tuple(vec![term::int(self.token as i64), atom_term(self.step)])
+    }
+}
 
 /// A process still running a module's old code.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -284,14 +300,18 @@ impl Remote {
         }
     }
 
-    /// Gives an apply step sent with `go` ([`apply_payload`]) the word,
-    /// through the lock's holder: go (the snapshot is on disk) or abort
-    /// (nothing may change). Not waited for: an apply step told nothing
-    /// aborts when the holder goes with this connection.
-    pub fn say(&self, lock: &LockRequest, go: bool) {
-        let word = atom_term(if go { "go" } else { "abort" });
-        let message = tuple(vec![atom_term("say"), term::int(lock.token as i64), word]);
-        self.send_to_holder(message);
+    /// Gives the step `step` that waits for it ([`apply_payload`], a
+    /// flight) the word, through the lock's holder (`node/say.erl`): go
+    /// (the snapshot is on disk) or abort (nothing may change). Not waited
+    /// for: a step told nothing aborts when the holder goes with this
+    /// connection.
+    pub fn say(&self, step: Awaiting, go: bool) {
+        let bindings = Bindings::new()
+            .set("Key", &step.term())
+            .set("Word", &atom_term(if go { "go" } else { "abort" }))
+            .set("Tries", &term::int(5000))
+            .encode();
+        tokio::spawn(self.conn.eval(&SAY, &bindings, self.timeout));
     }
 
     /// Reads apply's value (`value`, part of `answer`).
@@ -320,12 +340,8 @@ impl Remote {
     /// Lets go of the node's deploy lock. Not waited for: the lock also
     /// goes when this connection does.
     pub fn release(&self, lock: &LockRequest) {
-        let message = tuple(vec![atom_term("release"), term::int(lock.token as i64)]);
-        self.send_to_holder(message);
-    }
-
-    fn send_to_holder(&self, message: Term) {
         let conn = self.conn.clone();
+        let message = tuple(vec![atom_term("release"), term::int(lock.token as i64)]);
         let timeout = self.timeout;
         tokio::spawn(async move {
             let args = vec![atom_term("hotswap_deploy_lock"), message];
@@ -453,9 +469,14 @@ fn mods_term(want: &[(&str, Option<Md5>)], known: &[Vec<Md5>]) -> Term {
 /// The bindings of the apply script, encoded once for every node that gets
 /// the same steps, whatever their number: module binaries are written
 /// straight from the files' bytes.
-/// With `go`, the token of the run holding the node's lock: the node
-/// prepares, then changes nothing before the tool's word ([`Remote::say`]).
-pub fn apply_payload(steps: &[Step<'_>], force: bool, owner: &str, go: Option<u64>) -> EvalArgs {
+/// With `go`, the node prepares, then changes nothing before the tool's
+/// word for that step ([`Remote::say`]).
+pub fn apply_payload(
+    steps: &[Step<'_>],
+    force: bool,
+    owner: &str,
+    go: Option<Awaiting>,
+) -> EvalArgs {
     apply_bindings(Bindings::new(), steps, force, owner, go)
 }
 
@@ -507,9 +528,9 @@ pub(super) fn apply_bindings(
     steps: &[Step<'_>],
     force: bool,
     owner: &str,
-    go: Option<u64>,
+    go: Option<Awaiting>,
 ) -> EvalArgs {
-    let go = go.map_or_else(|| atom_term("none"), |token| term::int(token as i64));
+    let go = go.map_or_else(|| atom_term("none"), Awaiting::term);
     bindings
         .set("Go", &go)
         .set("Owner", &atom_term(owner))

@@ -255,37 +255,23 @@ impl Transaction<'_> {
         Ok(())
     }
 
-    /// A deploy to one node whose state the store believes it knows takes
-    /// its snapshot from that belief, then inspects and applies in one
-    /// round trip; the node loads only if the belief holds.
+    /// A deploy to one node whose state the store believes it knows
+    /// inspects and applies in one round trip, and takes its snapshot from
+    /// that belief meanwhile; the node loads only if the belief holds, and
+    /// once the snapshot is on disk.
     async fn fly(&mut self) -> Result<Flew, Stop> {
         let Some(believed) = self.belief() else {
             return Ok(Flew::NotTried);
         };
         self.check_interrupt(false)?;
-        self.snapshot()?;
-        let answer = {
-            let p = &self.parts[0];
-            let want: Vec<(&str, Option<Md5>)> = p
-                .goals
-                .iter()
-                .map(|g| (g.module.as_str(), g.target.md5()))
-                .collect();
-            let known: Vec<Vec<Md5>> = want.iter().map(|(m, _)| self.store.known_md5s(m)).collect();
-            let steps = steps(p);
-            let ticket = Ticket {
-                lock: &self.lock,
-                want: &want,
-                known: &known,
-                believed: &believed,
-                steps: &steps,
-                force: self.opts.force,
-            };
-            p.remote.fly(&ticket).await
-        };
+        let go = awaiting(&self.lock, "flight");
+        let answer = self.send_flight(&believed, go);
+        let written = self.snapshot().and_then(|()| self.check_interrupt(false));
+        self.parts[0].remote.say(go, written.is_ok());
+        let answer = answer.await;
         let (kind, opts, ui) = (self.kind, self.opts, self.ui);
         let p = &mut self.parts[0];
-        p.locked = true;
+        p.locked = !matches!(answer, Ok(Flight::Locked(_)));
         tracing::debug!(
             "flight to {}: {}",
             p.node(),
@@ -297,6 +283,8 @@ impl Transaction<'_> {
                 Err(_) => "no answer",
             }
         );
+        // Told to abort, the node changed nothing.
+        written?;
         match answer {
             Ok(Flight::Landed(found, answer)) => {
                 let believed_changes = std::mem::take(&mut p.changes);
@@ -312,7 +300,6 @@ impl Transaction<'_> {
                 false => Err(Stop::before_change(Outcome::Refused)),
             },
             Ok(Flight::Locked(held)) => {
-                p.locked = false;
                 p.report.fail(None, locked_message(p.node(), &held));
                 Err(Stop::before_change(Outcome::Locked))
             }
@@ -325,6 +312,31 @@ impl Transaction<'_> {
                 })
             }
         }
+    }
+
+    /// Sends the lone node its flight; the future waits for the answer.
+    fn send_flight(
+        &self,
+        believed: &[State],
+        go: super::remote::Awaiting,
+    ) -> impl std::future::Future<Output = Result<Flight, crate::dist::CallError>> + 'static {
+        let p = &self.parts[0];
+        let want: Vec<(&str, Option<Md5>)> = p
+            .goals
+            .iter()
+            .map(|g| (g.module.as_str(), g.target.md5()))
+            .collect();
+        let known: Vec<Vec<Md5>> = want.iter().map(|(m, _)| self.store.known_md5s(m)).collect();
+        let steps = steps(p);
+        let ticket = Ticket {
+            lock: &self.lock,
+            want: &want,
+            known: &known,
+            believed,
+            steps: &steps,
+            force: self.opts.force,
+        };
+        p.remote.fly(&ticket, go)
     }
 
     /// What one node is believed to run of every goal, if this run may fly
@@ -565,7 +577,7 @@ impl Transaction<'_> {
         if snapshot {
             let written = self.snapshot().and_then(|()| self.check_interrupt(false));
             for p in self.parts.iter().filter(|p| !p.changes.is_empty()) {
-                p.remote.say(&self.lock, written.is_ok());
+                p.remote.say(awaiting(&self.lock, "apply"), written.is_ok());
             }
             self.step("snapshot");
             if let Err(stop) = written {
@@ -604,7 +616,7 @@ impl Transaction<'_> {
         >,
     > {
         let (force, lock) = (self.opts.force, &self.lock);
-        let token = go.then_some(lock.token);
+        let token = go.then_some(awaiting(lock, "apply"));
         let mut payloads: HashMap<(bool, PlanKey), EvalArgs> = HashMap::new();
         self.parts
             .iter()
@@ -858,6 +870,16 @@ fn verb(kind: Kind, target: &Target, was: State) -> &'static str {
 }
 
 /// What `p`'s changes do on its node.
+/// The step of this run that waits for the word that the snapshot is on
+/// disk: `"flight"` or `"apply"` (a flight that found the node otherwise
+/// is followed by an apply step, which must not take the flight's word).
+fn awaiting(lock: &LockRequest, step: &'static str) -> super::remote::Awaiting {
+    super::remote::Awaiting {
+        token: lock.token,
+        step,
+    }
+}
+
 fn steps(p: &Part) -> Vec<Step<'_>> {
     p.changes
         .iter()

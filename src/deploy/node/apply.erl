@@ -16,10 +16,11 @@
 %%   Remove = [Module] to unload (they were not there before).
 %%   Force  = true to kill processes that keep old code in the way.
 %%   Owner  = the tool's node.
-%%   Go     = none, or the run's token: the tool writes its snapshot while
+%%   Go     = none, or {Token, Step}: the tool writes its snapshot while
 %%            the node prepares, and nothing changes (no process killed,
-%%            nothing loaded) until the lock's holder has its word (go, or
-%%            abort if the snapshot could not be written: AwaitGo).
+%%            nothing loaded) until the lock's holder has its word for this
+%%            step of run Token (go, or abort if the snapshot could not be
+%%            written: AwaitGo, say.erl).
 %% Value:
 %%   {stuck, [{Module, Pid, Name}]}: old code in use and Force is false;
 %%       nothing was changed.

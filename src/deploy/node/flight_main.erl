@@ -1,12 +1,13 @@
 %% Inspect and apply in one round trip (funs: prelude.erl, load.erl,
 %% apply.erl, inspect.erl), for a deploy to one node whose state the tool
-%% believes it knows and has already snapshotted: the node takes the lock
+%% believes it knows and snapshots meanwhile: the node takes the lock
 %% and reports every module's state, as the inspect step does; only if that
 %% is exactly the state believed, and no old code of a changing module is
 %% in use (unless Force), does it load, as the apply step does. Otherwise it
 %% changes nothing and the tool goes on as after an inspect step.
 %%
-%% Bindings: those of inspect_main.erl but Stage, those of apply_main.erl,
+%% Bindings: those of inspect_main.erl but Stage, those of apply_main.erl
+%% (Go: the snapshot of the belief is written while the node prepares),
 %% and Believed = [State], one per entry of Mods, as inspect reports states.
 %% Value: {landed, Found, Applied} | {inspected, Found} | {locked, Info},
 %%   Found as the inspect step's, Applied as ApplyNow's value.
@@ -15,7 +16,7 @@ case Take(Lock, 3) of
         {States, Stuck, Copies, InTheWay} = Inspect(Mods, Check, All),
         Found = {States, Stuck, Copies},
         case States =:= Believed andalso (Force orelse InTheWay =:= []) of
-            true -> {landed, Found, ApplyNow(Load, Remove, Force, Owner, none)};
+            true -> {landed, Found, ApplyNow(Load, Remove, Force, Owner, Go)};
             false -> {inspected, Found}
         end;
     Locked -> Locked

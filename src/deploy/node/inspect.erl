@@ -10,25 +10,31 @@
 %% Inspect(Mods, Check, All): what the node runs of each module (below).
 %% The lock's holder also keeps what a deploy to several nodes prepared
 %% in its inspect step (Staged), until that run's apply step collects it,
-%% and passes on the tool's word (go or abort, once its snapshot is on
-%% disk or could not be written) to an apply step that prepared before
-%% the snapshot was done (Word: none, {waiting, From, Ref}, go or abort).
-Hold = fun Hold(Token, Owner, Info, Lease, Staged, Word) ->
+%% and the tool's word for a step that prepared before the snapshot was on
+%% disk (Words, Key => go | abort | {waiting, From, Ref}; say.erl, and
+%% apply.erl's AwaitGo). Another run's word is not acknowledged.
+Hold = fun Hold(Token, Owner, Info, Lease, Staged, Words) ->
     receive
         {release, Token} -> ok;
         {nodedown, Owner} -> ok;
-        {who, From, Ref} -> From ! {Ref, Owner, Info}, Hold(Token, Owner, Info, Lease, Staged, Word);
-        {stage, Token, S} -> Hold(Token, Owner, Info, Lease, S, Word);
-        {collect, Token, From, Ref} -> From ! {Ref, Staged}, Hold(Token, Owner, Info, Lease, none, Word);
-        {collect, _, From, Ref} -> From ! {Ref, none}, Hold(Token, Owner, Info, Lease, Staged, Word);
-        {say, Token, W} ->
-            case Word of {waiting, From, Ref} -> From ! {Ref, W}; _ -> ok end,
-            Hold(Token, Owner, Info, Lease, Staged, W);
-        {await, Token, From, Ref} when Word =:= none ->
-            Hold(Token, Owner, Info, Lease, Staged, {waiting, From, Ref});
-        {await, Token, From, Ref} when Word =:= go; Word =:= abort ->
-            From ! {Ref, Word}, Hold(Token, Owner, Info, Lease, Staged, Word);
-        {await, _, From, Ref} -> From ! {Ref, abort}, Hold(Token, Owner, Info, Lease, Staged, Word)
+        {who, From, Ref} -> From ! {Ref, Owner, Info}, Hold(Token, Owner, Info, Lease, Staged, Words);
+        {stage, Token, S} -> Hold(Token, Owner, Info, Lease, S, Words);
+        {collect, Token, From, Ref} -> From ! {Ref, Staged}, Hold(Token, Owner, Info, Lease, none, Words);
+        {collect, _, From, Ref} -> From ! {Ref, none}, Hold(Token, Owner, Info, Lease, Staged, Words);
+        {say, {Token, _} = Key, Word, From, Ref} ->
+            From ! {Ref, taken},
+            case Words of
+                #{Key := {waiting, F, R}} -> F ! {R, Word};
+                _ -> ok
+            end,
+            Hold(Token, Owner, Info, Lease, Staged, Words#{Key => Word});
+        {await, {Token, _} = Key, From, Ref} ->
+            case maps:get(Key, Words, none) of
+                Word when Word =:= go; Word =:= abort ->
+                    From ! {Ref, Word}, Hold(Token, Owner, Info, Lease, Staged, Words);
+                _ -> Hold(Token, Owner, Info, Lease, Staged, Words#{Key => {waiting, From, Ref}})
+            end;
+        {await, _, From, Ref} -> From ! {Ref, abort}, Hold(Token, Owner, Info, Lease, Staged, Words)
     after Lease -> ok
     end
 end,
@@ -54,7 +60,7 @@ Take = fun Take(_, 0) -> {locked, []};
             true ->
                 monitor_node(Owner, true),
                 Parent ! {Ref, ok},
-                Hold(Token, Owner, Info, Lease, none, none);
+                Hold(Token, Owner, Info, Lease, none, #{});
             _ -> Parent ! {Ref, taken}
         end
     end),
