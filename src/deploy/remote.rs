@@ -304,12 +304,15 @@ impl Remote {
     /// flight) the word, through the lock's holder (`node/say.erl`): go
     /// (the snapshot is on disk) or abort (nothing may change). Not waited
     /// for: a step told nothing aborts when the holder goes with this
-    /// connection.
+    /// connection. The script tries for as long as a call may take.
     pub fn say(&self, step: Awaiting, go: bool) {
         let bindings = Bindings::new()
             .set("Key", &step.term())
             .set("Word", &atom_term(if go { "go" } else { "abort" }))
-            .set("Tries", &term::int(5000))
+            .set(
+                "Tries",
+                &term::int(self.timeout.as_millis().min(3_600_000) as i64),
+            )
             .encode();
         tokio::spawn(self.conn.eval(&SAY, &bindings, self.timeout));
     }
