@@ -26,6 +26,7 @@ pub mod session;
 pub mod status;
 pub mod transaction;
 pub mod undo;
+mod word;
 
 pub use remote::Remote;
 pub use report::{Failure, NodeReport, Outcome, Report};

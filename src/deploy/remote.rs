@@ -16,7 +16,6 @@ static INSPECT: Script = Script::with_funs(
     ),
     include_str!("node/inspect_main.erl"),
 );
-static SAY: Script = Script::new(include_str!("node/say.erl"));
 static APPLY: Script = Script::with_funs(
     concat!(
         include_str!("node/prelude.erl"),
@@ -301,20 +300,17 @@ impl Remote {
     }
 
     /// Gives the step `step` that waits for it ([`apply_payload`], a
-    /// flight) the word, through the lock's holder (`node/say.erl`): go
+    /// flight) the word, through the lock's holder ([`super::word`]): go
     /// (the snapshot is on disk) or abort (nothing may change). Not waited
     /// for: a step told nothing aborts when the holder goes with this
     /// connection. The script tries for as long as a call may take.
     pub fn say(&self, step: Awaiting, go: bool) {
-        let bindings = Bindings::new()
-            .set("Key", &step.term())
-            .set("Word", &atom_term(if go { "go" } else { "abort" }))
-            .set(
-                "Tries",
-                &term::int(self.timeout.as_millis().min(3_600_000) as i64),
-            )
-            .encode();
-        tokio::spawn(self.conn.eval(&SAY, &bindings, self.timeout));
+        let word = if go { "go" } else { "abort" };
+        let tries = self.timeout.as_millis().min(3_600_000) as u64;
+        let args = super::word::say_args(step.term(), word, tries);
+        let conn = self.conn.clone();
+        let timeout = self.timeout;
+        tokio::spawn(async move { conn.call("erl_eval", "exprs", args, timeout).await });
     }
 
     /// Reads apply's value (`value`, part of `answer`).

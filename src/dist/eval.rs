@@ -185,8 +185,9 @@ fn bootstrap() -> Term {
     block(vec![parse, main])
 }
 
-/// Builders of Erlang abstract syntax, for [`bootstrap`].
-mod ast {
+/// Builders of Erlang abstract syntax, for [`bootstrap`] and other
+/// expressions sent as such (`erl_eval:exprs/2` takes nothing else).
+pub mod ast {
     use crate::dist::term::{self, atom_term, list, tuple, Term};
 
     fn line() -> Term {
@@ -240,6 +241,40 @@ mod ast {
 
     pub fn block(exprs: Vec<Term>) -> Term {
         node("block", vec![list(exprs)])
+    }
+
+    pub fn tuple_of(items: Vec<Term>) -> Term {
+        node("tuple", vec![list(items)])
+    }
+
+    /// `A Op B`, as `'!'` or `'-'`.
+    pub fn op(operator: &str, a: Term, b: Term) -> Term {
+        node("op", vec![atom_term(operator), a, b])
+    }
+
+    /// `catch Expr`.
+    pub fn catching(expr: Term) -> Term {
+        node("catch", vec![expr])
+    }
+
+    /// `Callee(Args)`, the callee an expression (a fun).
+    pub fn apply(callee: Term, args: Vec<Term>) -> Term {
+        node("call", vec![callee, list(args)])
+    }
+
+    /// A clause without guards: `(Patterns) -> Body`.
+    pub fn clause(patterns: Vec<Term>, body: Vec<Term>) -> Term {
+        node("clause", vec![list(patterns), list(vec![]), list(body)])
+    }
+
+    /// `fun Name(...) -> ...; ... end`.
+    pub fn named_fun(name: &str, clauses: Vec<Term>) -> Term {
+        node("named_fun", vec![atom_term(name), list(clauses)])
+    }
+
+    /// `receive Clauses after Ms -> After end`.
+    pub fn receive_after(clauses: Vec<Term>, ms: Term, after: Vec<Term>) -> Term {
+        node("receive", vec![list(clauses), ms, list(after)])
     }
 
     /// `[Expr || Var <- List]`.

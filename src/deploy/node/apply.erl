@@ -20,7 +20,7 @@
 %%            the node prepares, and nothing changes (no process killed,
 %%            nothing loaded) until the lock's holder has its word for this
 %%            step of run Token (go, or abort if the snapshot could not be
-%%            written: AwaitGo, say.erl).
+%%            written: AwaitGo, src/deploy/word.rs).
 %% Value:
 %%   {stuck, [{Module, Pid, Name}]}: old code in use and Force is false;
 %%       nothing was changed.

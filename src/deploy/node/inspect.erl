@@ -11,7 +11,7 @@
 %% The lock's holder also keeps what a deploy to several nodes prepared
 %% in its inspect step (Staged), until that run's apply step collects it,
 %% and the tool's word for a step that prepared before the snapshot was on
-%% disk (Words, Key => go | abort | {waiting, From, Ref}; say.erl, and
+%% disk (Words, Key => go | abort | {waiting, From, Ref}; src/deploy/word.rs, and
 %% apply.erl's AwaitGo). Another run's word is not acknowledged.
 Hold = fun Hold(Token, Owner, Info, Lease, Staged, Words) ->
     receive

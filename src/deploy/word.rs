@@ -1,0 +1,59 @@
+//! The tool's word to a step that waits for it before changing anything
+//! (a flight, or an apply step sent before its snapshot was on disk): go,
+//! or abort. It goes to the node's lock holder, keyed by run and step
+//! (`node/inspect.erl`'s `Hold`, `node/apply.erl`'s `AwaitGo`). A flight
+//! registers its holder itself, so the word may come before the holder is
+//! there, or while a previous run's still is (which does not acknowledge
+//! it). The word is therefore this expression, evaluated on the node:
+//!
+//! ```erlang
+//! (fun Say(0) -> lost;
+//!      Say(N) ->
+//!          Ref = make_ref(),
+//!          catch hotswap_deploy_lock ! {say, Key, Word, self(), Ref},
+//!          receive {Ref, taken} -> taken after 1 -> Say(N - 1) end
+//!  end)(Tries)
+//! ```
+//!
+//! sent as abstract syntax to `erl_eval:exprs/2`: without the evaluator's
+//! bootstrap and a packed script, it is half the bytes, and a device behind
+//! a slow link pays for every byte of every deploy.
+
+use crate::dist::eval::ast::*;
+use crate::dist::term::{self, atom_term, list, tuple, Term};
+
+/// The arguments of `erl_eval:exprs/2` that give `word` for `key` (the
+/// run's lock token and step), trying every millisecond `tries` times.
+pub fn say_args(key: Term, word: &str, tries: u64) -> Vec<Term> {
+    let bindings = list(vec![
+        tuple(vec![atom_term("Key"), key]),
+        tuple(vec![atom_term("Tries"), term::int(tries as i64)]),
+        tuple(vec![atom_term("Word"), atom_term(word)]),
+    ]);
+    vec![list(vec![say()]), bindings]
+}
+
+fn say() -> Term {
+    let message = tuple_of(vec![
+        atom("say"),
+        var("Key"),
+        var("Word"),
+        local("self", vec![]),
+        var("Ref"),
+    ]);
+    let taken = clause(
+        vec![tuple_of(vec![var("Ref"), atom("taken")])],
+        vec![atom("taken")],
+    );
+    let again = apply(var("Say"), vec![op("-", var("N"), integer(1))]);
+    let attempt = clause(
+        vec![var("N")],
+        vec![
+            matching(var("Ref"), local("make_ref", vec![])),
+            catching(op("!", atom("hotswap_deploy_lock"), message)),
+            receive_after(vec![taken], integer(1), vec![again]),
+        ],
+    );
+    let done = clause(vec![integer(0)], vec![atom("lost")]);
+    apply(named_fun("Say", vec![done, attempt]), vec![var("Tries")])
+}
