@@ -195,9 +195,15 @@ impl Module {
 
     /// Validates bytes that came from anywhere (a snapshot, a node).
     pub fn from_bytes(bytes: Vec<u8>, path: PathBuf) -> Result<Module, BeamError> {
-        let parsed = parse(&bytes)?;
+        let (parsed, loadable) = if bytes.starts_with(&[0x1f, 0x8b]) {
+            (parse(&bytes)?, None)
+        } else {
+            // One walk of the chunks for both.
+            let chunks = chunks_of(&bytes)?;
+            (parsed_from(&chunks)?, for_loading(&chunks))
+        };
         let bytes = Arc::new(bytes);
-        let loadable = for_loading(&bytes).map_or_else(|| bytes.clone(), Arc::new);
+        let loadable = loadable.map_or_else(|| bytes.clone(), Arc::new);
         Ok(Module {
             name: parsed.name,
             md5: parsed.md5,
@@ -231,7 +237,10 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, BeamError> {
 }
 
 fn parse_plain(bytes: &[u8]) -> Result<Parsed, BeamError> {
-    let chunks = chunks_of(bytes)?;
+    parsed_from(&chunks_of(bytes)?)
+}
+
+fn parsed_from(chunks: &[Chunk<'_>]) -> Result<Parsed, BeamError> {
     // As beam_lib: the first chunk of each id counts.
     let find = |id: &[u8; 4]| chunks.iter().find(|(c, _)| c == id).map(|(_, d)| *d);
     for id in MANDATORY {
@@ -305,11 +314,9 @@ fn chunks_of(bytes: &[u8]) -> Result<Vec<Chunk<'_>>, BeamError> {
     Ok(chunks)
 }
 
-/// What to send a node to load `bytes`: the file without the chunks in
-/// [`UNREAD_WHEN_LOADED`], or `None` when it has none of them (or is
-/// gzip'ed, or not a valid BEAM file).
-fn for_loading(bytes: &[u8]) -> Option<Vec<u8>> {
-    let chunks = chunks_of(bytes).ok()?;
+/// What to send a node to load the file of `chunks`: the file without the
+/// chunks in [`UNREAD_WHEN_LOADED`], or `None` when it has none of them.
+fn for_loading(chunks: &[Chunk<'_>]) -> Option<Vec<u8>> {
     let unread = |id: &[u8; 4]| UNREAD_WHEN_LOADED.contains(&id);
     if !chunks.iter().any(|(id, _)| unread(id)) {
         return None;
