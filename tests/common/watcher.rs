@@ -19,6 +19,9 @@ pub struct Watcher {
     stderr: Receiver<String>,
     /// Everything read so far, for failure messages.
     pub seen: Vec<String>,
+    /// Stderr lines read while waiting for an event, which
+    /// [`Watcher::wait_stderr`] has not looked at yet.
+    unread: std::collections::VecDeque<String>,
     pub pid: u32,
 }
 
@@ -67,11 +70,19 @@ impl Watcher {
             events,
             stderr,
             seen: Vec::new(),
+            unread: Default::default(),
         }
     }
 
-    /// Waits for a stderr line containing `needle`.
+    /// Waits for a stderr line containing `needle`: the first among those
+    /// read since the last call (also while waiting for an event), or a
+    /// new one.
     pub fn wait_stderr(&mut self, needle: &str) -> String {
+        while let Some(line) = self.unread.pop_front() {
+            if line.contains(needle) {
+                return line;
+            }
+        }
         let deadline = Instant::now() + CHANGE_LIMIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -116,7 +127,8 @@ impl Watcher {
 
     fn drain_stderr(&mut self) {
         while let Ok(line) = self.stderr.try_recv() {
-            self.seen.push(line);
+            self.seen.push(line.clone());
+            self.unread.push_back(line);
         }
     }
 
