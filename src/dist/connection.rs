@@ -210,22 +210,55 @@ impl Connection {
         self.send_call(key, Outgoing::Parts(front, shared.clone(), tail.to_vec()))
     }
 
+    /// Sends `message` to the process registered as `to`; nothing waits
+    /// for an answer.
+    pub(crate) fn send_to_name(&self, to: &str, message: Term) -> Result<(), String> {
+        let frame = encode_frame(Message::reg_send(
+            self.inner.self_pid.clone(),
+            to.into(),
+            message,
+        ))
+        .map_err(|e| e.to_string())?;
+        self.inner
+            .outgoing
+            .send(Outgoing::Whole(frame))
+            .map_err(|_| {
+                self.closed_reason()
+                    .unwrap_or_else(|| "connection closed".into())
+            })
+    }
+
+    /// Makes room for one message `{Ref, Term}` a process of the node sends
+    /// to `Pid`: returns `{Pid, Ref}`, to hand the node, and the reply that
+    /// waits for it.
+    pub(crate) fn reserve_reply(&self) -> Result<(Term, Reply), String> {
+        let key = self.inner.next_ref.fetch_add(1, Ordering::Relaxed);
+        let address = tuple(vec![
+            Term::Pid(self.inner.self_pid.clone()),
+            Term::Reference(Box::new(self.inner.reference(key))),
+        ]);
+        Ok((address, self.expect(key)?))
+    }
+
     fn send_call(&self, key: u64, frame: Outgoing) -> Result<Reply, String> {
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut pending = self.inner.lock();
-            if let Some(reason) = &pending.closed {
-                return Err(reason.clone());
-            }
-            pending.calls.insert(key, tx);
-        }
+        let reply = self.expect(key)?;
         // Registered before sending, so a fast reply cannot miss its entry.
         if self.inner.outgoing.send(frame).is_err() {
-            self.inner.lock().calls.remove(&key);
             return Err(self
                 .closed_reason()
                 .unwrap_or_else(|| "connection closed".into()));
         }
+        Ok(reply)
+    }
+
+    /// The reply that waits for the message that carries `key`'s reference.
+    fn expect(&self, key: u64) -> Result<Reply, String> {
+        let (tx, rx) = oneshot::channel();
+        let mut pending = self.inner.lock();
+        if let Some(reason) = &pending.closed {
+            return Err(reason.clone());
+        }
+        pending.calls.insert(key, tx);
         Ok(Reply {
             key,
             rx: Some(rx),

@@ -3,8 +3,9 @@
 //! It owns everything about talking to BEAM nodes and nothing about
 //! deploying: names ([`names`]), the port mapper ([`epmd`]), the handshake
 //! ([`handshake`]), framing ([`frame`]), a live connection with its ticks
-//! ([`connection`]), calls through `rex` ([`rpc`]) and expressions
-//! evaluated there ([`eval`]), packed for the wire ([`script`]).
+//! ([`connection`]), calls through `rex` ([`rpc`]), expressions
+//! evaluated there ([`eval`]), packed for the wire ([`script`]), and plain
+//! messages to and from the node's processes ([`message`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,6 +23,7 @@ pub mod error;
 pub mod eval;
 pub mod frame;
 pub mod handshake;
+pub mod message;
 pub mod names;
 pub mod rpc;
 pub mod script;
@@ -30,6 +32,7 @@ pub mod term;
 pub use connection::{Connection, Ticks};
 pub use error::{CallError, ConnectError, StartError};
 pub use eval::{Bindings, EvalArgs};
+pub use message::Listener;
 pub use names::NodeName;
 pub use rpc::Call;
 pub use script::Script;
