@@ -18,7 +18,7 @@ fn greeter(tag: &str, versions: u32) -> (Project, Vec<PathBuf>, ErlNode) {
     (p, v, node)
 }
 
-const LANDED: &str = "landed (inspected and loaded in one round trip)";
+const LANDED: &str = "landed (inspected and loaded in one request)";
 const MISSED: &str = "runs other code than believed";
 
 #[test]

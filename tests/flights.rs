@@ -1,10 +1,10 @@
 //! A deploy to several nodes whose states the store believes it knows
-//! prepares the changes on every node in its inspect step, and loads them
-//! only once every node has answered. A belief that no longer holds on one
-//! node is caught there: that node gets its changes the usual way, and the
-//! snapshot is what it really ran. Prepared code lost on one node before
-//! the apply step stops the run, and the other node is put back. Read
-//! back from the nodes.
+//! flies to every node: each prepares the changes, says so, and loads them
+//! only on the word, given once every node has prepared. A belief that no
+//! longer holds on one node is caught there: no node loads in that
+//! request, every node gets its changes the usual way, and the snapshot is
+//! what each really ran. A node whose lock goes before the word stops the
+//! run, and the other node is put back. Read back from the nodes.
 
 mod common;
 
@@ -88,21 +88,21 @@ fn a_wrong_belief_on_one_node_is_caught_and_its_snapshot_is_what_it_ran() {
 }
 
 #[test]
-fn prepared_code_lost_on_one_node_stops_the_run_and_both_nodes_stay() {
+fn a_lock_lost_on_one_node_before_the_word_stops_the_run_and_both_nodes_stay() {
     let (p, v, [mut a, mut b]) = greeters("st_lost", 3);
     let (v2, v3) = (&v[1], &v[2]);
     p.deploy_ok(&[&a, &b], &["--ebin", &arg(v2)]);
 
-    // On node a, something kills the deploy lock's holder the moment it
-    // receives the code prepared for this run, before the apply step
-    // collects it: a node restarting its processes, say. It traces every
-    // process started from now on (the holder is one), at high priority.
+    // On node a, something kills the deploy lock's holder the moment the
+    // prepared flight asks it for the word, before the word comes: a node
+    // restarting its processes, say. It traces every process started from
+    // now on (the holder is one), at high priority.
     let watching = a.eval(
         "begin Shell = self(), spawn(fun() -> \
            process_flag(priority, high), \
            erlang:trace(new_processes, true, ['receive']), Shell ! ready, \
            W = fun W() -> receive \
-             {trace, P, 'receive', {stage, _, _}} -> exit(P, kill); \
+             {trace, P, 'receive', {await, _, _, _}} -> exit(P, kill); \
              {trace, _, _, _} -> W() \
            after 20000 -> timeout end end, W() end), \
          receive ready -> watching end end.",
@@ -114,10 +114,46 @@ fn prepared_code_lost_on_one_node_stops_the_run_and_both_nodes_stay() {
     assert_eq!(stderr.matches(PREPARED).count(), 2, "{stderr}");
     let said = json.to_string();
     assert!(
-        said.contains("the code the node had prepared was gone"),
+        said.contains("the node's deploy lock went before the word to load came"),
         "{said}"
     );
     // Node b had loaded v3: it was put back. Node a never changed.
+    all_run(&p, [&mut a, &mut b], v2);
+}
+
+#[test]
+fn a_node_locked_by_another_run_has_the_prepared_node_abort_and_nothing_changes() {
+    let (p, v, [mut a, mut b]) = greeters("st_held", 3);
+    let (v2, v3) = (&v[1], &v[2]);
+    p.deploy_ok(&[&a, &b], &["--ebin", &arg(v2)]);
+
+    // Another run holds node b's lock (it answers who holds it), once the
+    // last run's holder has gone.
+    let held = b.eval(
+        "begin Shell = self(), spawn(fun() -> \
+           Take = fun T(0) -> gave_up; T(N) -> \
+             case catch register(hotswap_deploy_lock, self()) of \
+               true -> held; _ -> timer:sleep(10), T(N - 1) end end, \
+           Shell ! Take(500), \
+           W = fun W() -> receive \
+             {who, From, Ref} -> From ! {Ref, 'other@elsewhere', [{node, \"other@elsewhere\"}]}, W() \
+           after 20000 -> done end end, W() end), \
+         receive Said when Said =:= held; Said =:= gave_up -> Said end end.",
+    );
+    assert_eq!(held, "held");
+
+    let (code, json, stderr) = p.deploy(&[&a, &b], &["--ebin", &arg(v3), "-v"]);
+    assert_eq!(code, 3, "{json}\n{stderr}");
+    assert!(
+        node_json(&json, &b)["failed"]
+            .to_string()
+            .contains("other@elsewhere"),
+        "{json}"
+    );
+    // Node a prepared, was told to abort, and said so.
+    assert_eq!(stderr.matches(PREPARED).count(), 1, "{stderr}");
+    let aborted = format!("flight to {}: aborted; nothing changed", a.name);
+    assert!(stderr.contains(&aborted), "{stderr}");
     all_run(&p, [&mut a, &mut b], v2);
 }
 
@@ -135,7 +171,8 @@ fn force_kills_old_code_in_the_way_on_every_node_before_preparing() {
     p.deploy_ok(&[&a, &b], &["--ebin", &arg(&v[1])]);
 
     // v3 needs v1 gone: only --force may kill the loopers for it. Preparing
-    // does not mind old code; the apply step kills before it finishes.
+    // does not mind old code; each node kills after the word, before it
+    // finishes.
     let (json, stderr) = p.deploy_ok(&[&a, &b], &["--ebin", &arg(&v[2]), "--force", "-v"]);
     assert_eq!(stderr.matches(PREPARED).count(), 2, "{stderr}");
     for n in [&mut a, &mut b] {

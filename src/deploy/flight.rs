@@ -1,17 +1,19 @@
-//! Inspect and apply in one round trip, for a deploy to a single node
-//! whose state this tool believes it knows (what it left there last time).
-//! The snapshot is taken from that belief while the node takes the lock,
+//! Inspect and apply in one request, for a deploy to nodes whose states
+//! this tool believes it knows (what it left there last time). The
+//! snapshot is taken from that belief while each node takes the lock,
 //! inspects and prepares: it changes nothing before the word that the
-//! snapshot is on disk. It loads only if it runs exactly what was believed
-//! and no old code of a changing module is in use (unless `--force`). Otherwise nothing
-//! changes, and its answer is an inspect step's: the deploy goes on the
-//! usual way. On a slow link this is one round trip fewer per deploy.
+//! snapshot is on disk, and, with several nodes, that every node has
+//! prepared. It loads only if it runs exactly what was believed and no old
+//! code of a changing module is in use (unless `--force`). Otherwise
+//! nothing changes, and its answer is an inspect step's: the deploy goes
+//! on the usual way. On a slow link this is one round trip fewer per
+//! deploy to one node; to several, the second round trip is a message to
+//! each node instead of a script.
 
 use super::remote::{self, Applied, Found, Held, LockRequest, Remote, State, Step};
 use crate::beam::Md5;
-use crate::dist::term::{self, Term};
-use crate::dist::CallError;
-use crate::dist::Script;
+use crate::dist::term::{self, Encoded, Term};
+use crate::dist::{CallError, Listener, Script};
 
 static FLIGHT: Script = Script::with_funs(
     concat!(
@@ -45,6 +47,9 @@ pub struct Ticket<'a> {
     pub believed: &'a [State],
     /// The changes, if the belief holds.
     pub steps: &'a [Step<'a>],
+    /// The modules `steps` load ([`remote::loads_payload`]), encoded once
+    /// for every node sent the same.
+    pub load: &'a Encoded,
     pub force: bool,
 }
 
@@ -57,6 +62,33 @@ impl Remote {
         ticket: &Ticket<'_>,
         go: remote::Awaiting,
     ) -> impl std::future::Future<Output = Result<Flight, CallError>> + Send + 'static {
+        self.send_flight(ticket, go.term())
+    }
+
+    /// As [`Remote::fly`], for one of several nodes: the node also says,
+    /// to the listener returned, when it has prepared (its answer comes
+    /// first if it does not), and the word for `go` may be given only then
+    /// ([`Remote::say_to_holder`]).
+    pub fn fly_telling(
+        &self,
+        ticket: &Ticket<'_>,
+        go: remote::Awaiting,
+    ) -> Result<
+        (
+            Listener,
+            impl std::future::Future<Output = Result<Flight, CallError>> + Send + 'static,
+        ),
+        CallError,
+    > {
+        let (address, prepared) = self.conn.listen()?;
+        Ok((prepared, self.send_flight(ticket, go.telling(address))))
+    }
+
+    fn send_flight(
+        &self,
+        ticket: &Ticket<'_>,
+        go: Term,
+    ) -> impl std::future::Future<Output = Result<Flight, CallError>> + Send + 'static {
         let bindings =
             remote::inspect_bindings(Some(ticket.lock), ticket.want, ticket.known, false, true)
                 .set("Believed", &remote::states_term(ticket.believed));
@@ -65,7 +97,8 @@ impl Remote {
             ticket.steps,
             ticket.force,
             &ticket.lock.owner,
-            Some(go),
+            go,
+            ticket.load,
         );
         let answer = self.conn.eval(&FLIGHT, &bindings, self.timeout);
         let (me, asked) = (self.clone(), ticket.want.len());

@@ -35,8 +35,18 @@ pub struct Awaiting {
 
 impl Awaiting {
     /// `{Token, Step}`, as the node's scripts key the word.
-    fn term(self) -> Term {
+    pub(super) fn term(self) -> Term {
         tuple(vec![term::int(self.token as i64), atom_term(self.step)])
+    }
+
+    /// `{Token, Step, Tell}`: the node first tells `tell` (`{Pid, Ref}`,
+    /// [`crate::dist::Connection::listen`]) it has prepared.
+    pub(super) fn telling(self, tell: Term) -> Term {
+        tuple(vec![
+            term::int(self.token as i64),
+            atom_term(self.step),
+            tell,
+        ])
     }
 }
 
@@ -91,27 +101,8 @@ pub struct LockRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held(pub Vec<(String, String)>);
 
-/// What the inspect step of a deploy to several nodes did with the
-/// changes the tool believed the node needed ([`Remote::inspect_step`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Staged {
-    /// Prepared on the node: the apply step sends only their names.
-    Ready,
-    /// The node runs other code than believed; nothing was prepared.
-    Unbelieved,
-    /// The node refused to prepare them: module and why.
-    Refused(Vec<(String, String)>),
-}
-
-/// Changes to prepare in the inspect step, and the state that implies them.
-pub struct Staging<'a> {
-    pub believed: &'a [State],
-    /// The modules to load, encoded once for every node ([`stage_payload`]).
-    pub payload: &'a Encoded,
-}
-
-/// An inspect step's answer: what the node runs, and what it staged.
-pub type Inspected = Result<(Vec<Found>, Option<Staged>), Held>;
+/// An inspect step's answer: what the node runs, or who holds its lock.
+pub type Inspected = Result<Vec<Found>, Held>;
 
 /// A module and what to do with it, for [`Remote::apply`].
 #[derive(Debug, Clone)]
@@ -133,6 +124,9 @@ pub enum Applied {
     },
     /// Old code in use and no `--force`: nothing was changed.
     Stuck(Vec<Lingering>),
+    /// Told to abort, or its lock went before the word came: nothing was
+    /// changed.
+    Aborted,
     /// The node refused; `changed` says whether some modules were loaded
     /// before it did.
     Refused {
@@ -166,30 +160,20 @@ impl Remote {
         all: bool,
         check: bool,
     ) -> Result<Result<Vec<Found>, Held>, CallError> {
-        let bindings = unstaged(inspect_bindings(lock, want, known, all, check));
-        let answer = self.ask_inspect(&bindings, want.len()).await?;
-        Ok(answer.map(|(found, _)| found))
+        let bindings = inspect_bindings(lock, want, known, all, check).encode();
+        self.ask_inspect(&bindings, want.len()).await
     }
 
-    /// The inspect step: as [`Remote::inspect`] with the lock; with
-    /// `staging`, if the node runs what it believes, the node also prepares
-    /// the changes that implies. The request leaves now; the future waits
-    /// for the answer.
+    /// The inspect step: as [`Remote::inspect`] with the lock. The request
+    /// leaves now; the future waits for the answer.
     pub fn inspect_step(
         &self,
         lock: &LockRequest,
         want: &[(&str, Option<Md5>)],
         known: &[Vec<Md5>],
         all: bool,
-        staging: Option<&Staging<'_>>,
     ) -> impl std::future::Future<Output = Result<Inspected, CallError>> + Send + 'static {
-        let bindings = inspect_bindings(Some(lock), want, known, all, true);
-        let bindings = match staging {
-            Some(staging) => bindings
-                .set("Believed", &states_term(staging.believed))
-                .with_shared("Stage", staging.payload),
-            None => unstaged(bindings),
-        };
+        let bindings = inspect_bindings(Some(lock), want, known, all, true).encode();
         self.ask_inspect(&bindings, want.len())
     }
 
@@ -206,11 +190,7 @@ impl Remote {
             match term::as_tuple(&answer).map_err(|e| bad(&e.to_string()))? {
                 [tag, held] if term::is_atom(tag, "locked") => Ok(Err(Held(proplist(held)))),
                 [tag, found] if term::is_atom(tag, "ok") => {
-                    Ok(Ok((me.found(found, asked, &answer)?, None)))
-                }
-                [tag, found, staged] if term::is_atom(tag, "ok") => {
-                    let staged = parse_staged(staged).ok_or_else(|| bad("a staging result"))?;
-                    Ok(Ok((me.found(found, asked, &answer)?, Some(staged))))
+                    Ok(Ok(me.found(found, asked, &answer)?))
                 }
                 _ => Err(bad("ok or locked")),
             }
@@ -313,9 +293,34 @@ impl Remote {
         tokio::spawn(async move { conn.call("erl_eval", "exprs", args, timeout).await });
     }
 
+    /// Gives the flight `step`, which has told the tool it prepared (so
+    /// its run's holder is there), the word: go or abort. One message
+    /// straight to the holder ([`super::word::message`]); not waited for,
+    /// as with [`Remote::say`].
+    pub fn say_to_holder(&self, step: Awaiting, go: bool) {
+        let word = if go { "go" } else { "abort" };
+        let (conn, timeout) = (self.conn.clone(), self.timeout);
+        let sent = conn.listen().and_then(|(address, taken)| {
+            let message = super::word::message(step.term(), word, &address)
+                .ok_or_else(|| self.unexpected("word", "{Pid, Ref}", &address))?;
+            conn.send("hotswap_deploy_lock", message)?;
+            Ok(taken)
+        });
+        match sent {
+            Ok(taken) => {
+                tokio::spawn(async move { taken.message(timeout, "the deploy lock").await });
+            }
+            // The step aborts when the holder goes with this connection.
+            Err(e) => tracing::debug!("the word {word} was not sent: {e}"),
+        }
+    }
+
     /// Reads apply's value (`value`, part of `answer`).
     pub(super) fn applied(&self, value: &Term, answer: &Term) -> Result<Applied, CallError> {
         let bad = |detail: &str| self.unexpected("apply", detail, answer);
+        if term::is_atom(value, "aborted") {
+            return Ok(Applied::Aborted);
+        }
         let items = term::as_tuple(value).map_err(|e| bad(&e.to_string()))?;
         match items {
             [tag, killed, lingering, running] if term::is_atom(tag, "ok") => Ok(Applied::Done {
@@ -332,7 +337,7 @@ impl Remote {
                     .collect(),
                 changed: term::is_atom(changed, "true"),
             }),
-            _ => Err(bad("ok, stuck or error")),
+            _ => Err(bad("ok, stuck, error or aborted")),
         }
     }
 
@@ -405,33 +410,6 @@ pub(super) fn inspect_bindings(
         .set("Check", &boolean(check))
 }
 
-fn parse_staged(t: &Term) -> Option<Staged> {
-    if term::is_atom(t, "staged") {
-        return Some(Staged::Ready);
-    }
-    if term::is_atom(t, "unbelieved") {
-        return Some(Staged::Unbelieved);
-    }
-    let [tag, errors] = term::as_tuple_n::<2>(t).ok()?;
-    term::is_atom(tag, "error").then(|| {
-        Staged::Refused(
-            term::as_list(errors)
-                .unwrap_or_default()
-                .iter()
-                .map(refusal)
-                .collect(),
-        )
-    })
-}
-
-/// Inspect's bindings, for a step that prepares nothing.
-fn unstaged(bindings: Bindings) -> EvalArgs {
-    bindings
-        .set("Believed", &atom_term("none"))
-        .set("Stage", &atom_term("none"))
-        .encode()
-}
-
 /// States as the inspect script reports them.
 pub(super) fn states_term(states: &[State]) -> Term {
     list(states.iter().map(state_term).collect())
@@ -476,28 +454,9 @@ pub fn apply_payload(
     owner: &str,
     go: Option<Awaiting>,
 ) -> EvalArgs {
-    apply_bindings(Bindings::new(), steps, force, owner, go)
-}
-
-/// The modules of `steps` to load, as the inspect step prepares them.
-pub fn stage_payload(steps: &[Step<'_>]) -> Encoded {
-    loads_payload(&loads_of(steps))
-}
-
-/// The apply step's bindings when the inspect step of the run holding
-/// `lock` has prepared every module of `steps` to load: only their names
-/// are sent.
-pub fn staged_apply_payload(lock: &LockRequest, steps: &[Step<'_>], force: bool) -> EvalArgs {
-    let names = loads_of(steps).iter().map(|m| atom_term(&m.name)).collect();
-    let token = term::int(lock.token as i64);
-    let load = tuple(vec![atom_term("staged"), token, list(names)]);
-    Bindings::new()
-        .set("Owner", &atom_term(&lock.owner))
-        .set("Force", &boolean(force))
-        .set("Remove", &list(removes_of(steps)))
-        .set("Load", &load)
-        .set("Go", &atom_term("none"))
-        .encode()
+    let go = go.map_or_else(|| atom_term("none"), Awaiting::term);
+    let load = loads_payload(steps);
+    apply_bindings(Bindings::new(), steps, force, owner, go, &load)
 }
 
 fn loads_of<'a>(steps: &[Step<'a>]) -> Vec<&'a Module> {
@@ -520,29 +479,31 @@ fn removes_of(steps: &[Step<'_>]) -> Vec<Term> {
         .collect()
 }
 
-/// `bindings` with apply's (`Owner`, `Force`, `Remove`, `Go`, `Load`),
-/// encoded.
+/// `bindings` with apply's (`Owner`, `Force`, `Remove`, `Go`, and `Load`:
+/// [`loads_payload`] of `steps`), encoded.
 pub(super) fn apply_bindings(
     bindings: Bindings,
     steps: &[Step<'_>],
     force: bool,
     owner: &str,
-    go: Option<Awaiting>,
+    go: Term,
+    load: &Encoded,
 ) -> EvalArgs {
-    let go = go.map_or_else(|| atom_term("none"), Awaiting::term);
     bindings
         .set("Go", &go)
         .set("Owner", &atom_term(owner))
         .set("Force", &boolean(force))
         .set("Remove", &list(removes_of(steps)))
-        .with_shared("Load", &loads_payload(&loads_of(steps)))
+        .with_shared("Load", load)
 }
 
-/// `[{Module, File, Binary}]`, as `code:atomic_load/1` takes it, each
-/// binary without the chunks the VM never reads (`Module::loadable`). The
-/// binaries are not copied (megabytes, for a release's worth of modules):
-/// the payload refers to the modules' own bytes.
-fn loads_payload(modules: &[&Module]) -> Encoded {
+/// The modules `steps` load, `[{Module, File, Binary}]` as
+/// `code:atomic_load/1` takes them, each binary without the chunks the VM
+/// never reads (`Module::loadable`): encoded once for every node sent the
+/// same steps. The binaries are not copied (megabytes, for a release's
+/// worth of modules): the payload refers to the modules' own bytes.
+pub fn loads_payload(steps: &[Step<'_>]) -> Encoded {
+    let modules = loads_of(steps);
     let mut w = EtfWriter::default();
     w.list_header(modules.len() as u32);
     for m in modules {
@@ -670,9 +631,6 @@ fn explain(why: &Term) -> String {
             "the node rejected the object code (compiled for another OTP release?)".into()
         }
         Ok("on_load_failure") => "its -on_load function failed".into(),
-        Ok("staged_code_lost") => {
-            "the code the node had prepared was gone (its deploy lock ended first)".into()
-        }
         _ => raw,
     }
 }

@@ -11,27 +11,27 @@
 //! right before that node loads.
 //!
 //! Where the store believes it knows what the nodes run (what the last run
-//! left there), a deploy goes faster: to one node, inspect and apply fly
-//! together ([`super::flight`]); to several, each node's inspect step also
-//! prepares the changes that belief implies (`code:prepare_loading/1`, most
-//! of a load's work), the snapshot of that belief is written meanwhile, and
-//! the apply step only makes the nodes run what they prepared. A node
-//! found running other code than believed gets its changes, and its
-//! snapshot, the usual way.
+//! left there), a deploy goes faster: inspect and apply fly together
+//! ([`super::flight`]). Each node prepares the changes that belief implies
+//! (`code:prepare_loading/1`, most of a load's work) while the snapshot of
+//! that belief is written, and loads on the tool's word: to one node, the
+//! word follows the request at once; to several, it goes to each node once
+//! every node has said it prepared. Nodes found running other code than
+//! believed get their changes, and their snapshot, the usual way.
 
 use super::belief::Beliefs;
 use super::flight::{Flight, Ticket};
 use super::remote::{
-    Applied, Found, Held, Inspected, Lingering, LockRequest, Remote, Staged, Staging, State, Step,
+    Applied, Awaiting, Found, Held, Inspected, Lingering, LockRequest, Remote, State, Step,
 };
 use super::report::{describe_process, Failure, NodeReport, Outcome, Report};
 use super::Options;
 use crate::beam::{Md5, Module};
 use crate::dist::term::Encoded;
-use crate::dist::EvalArgs;
+use crate::dist::{CallError, EvalArgs, Listener};
 use crate::output::Ui;
 use crate::store::{Manifest, ModuleRecord, NodeOutcome, NodeRecord, Prior, SnapshotError, Store};
-use futures::future::join_all;
+use futures::future::{join_all, BoxFuture, Either};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
@@ -107,9 +107,6 @@ struct Part {
     changed: bool,
     /// What the node ran of each goal when inspected.
     states: Vec<Option<State>>,
-    /// Its inspect step prepared its changes, and its snapshot, taken from
-    /// what the store believed, holds.
-    staged: bool,
     /// What the node ran of each changed module right after its apply step.
     running: Option<Vec<(String, Option<Md5>)>>,
     report: NodeReport,
@@ -138,15 +135,26 @@ impl Stop {
     }
 }
 
-/// How the one-flight path went ([`super::flight`]).
+/// How the flight went ([`super::flight`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flew {
-    /// Not tried: not a deploy to one node whose state is believed known.
+    /// Not tried: not a deploy to nodes whose states are believed known.
     NotTried,
-    /// The node was as believed, and loaded.
+    /// The nodes were as believed, and loaded.
     Landed,
-    /// The node was not as believed: the flight was its inspect step.
+    /// Some node was not as believed, and none changed: the flight was
+    /// every node's inspect step.
     Inspected,
+}
+
+/// A flight's answer, on its way.
+type Answer = BoxFuture<'static, Result<Flight, CallError>>;
+
+/// Where a flight to one of several nodes stands once the node has said
+/// it prepared, or answered without.
+enum Heard {
+    Prepared(Answer),
+    Answered(Result<Flight, CallError>),
 }
 
 /// What a run leaves: the report, and for a deploy its manifest.
@@ -212,7 +220,6 @@ impl Part {
             locked: false,
             changed: false,
             states: Vec::new(),
-            staged: false,
             running: None,
         }
     }
@@ -237,12 +244,7 @@ impl Transaction<'_> {
                 return Ok(());
             }
             self.check_interrupt(false)?;
-            if self.parts.iter().all(|p| p.staged || p.changes.is_empty()) {
-                self.step("snapshot");
-                self.apply(false).await?;
-            } else {
-                self.apply(true).await?;
-            }
+            self.apply().await?;
         }
         self.running = Some(self.started.elapsed());
         self.step("apply");
@@ -255,105 +257,147 @@ impl Transaction<'_> {
         Ok(())
     }
 
-    /// A deploy to one node whose state the store believes it knows
-    /// inspects and applies in one round trip, and takes its snapshot from
-    /// that belief meanwhile; the node loads only if the belief holds, and
-    /// once the snapshot is on disk.
+    /// A deploy to nodes whose states the store believes it knows sends
+    /// each node inspect and apply in one request, and takes its snapshot
+    /// from that belief meanwhile ([`super::flight`]). A node loads only if
+    /// the belief holds, once the snapshot is on disk and, with several
+    /// nodes, once every node has prepared; otherwise none changes, and
+    /// the answers are the inspect step's.
     async fn fly(&mut self) -> Result<Flew, Stop> {
-        let Some(believed) = self.belief() else {
+        let Some(beliefs) = self.beliefs() else {
             return Ok(Flew::NotTried);
         };
         self.check_interrupt(false)?;
         let go = awaiting(&self.lock, "flight");
-        let answer = self.send_flight(&believed, go);
+        let lone = self.parts.len() == 1;
+        let flights = self.send_flights(&beliefs, go, !lone);
         let written = self.snapshot().and_then(|()| self.check_interrupt(false));
-        self.parts[0].remote.say(go, written.is_ok());
-        let answer = answer.await;
-        let (kind, opts, ui) = (self.kind, self.opts, self.ui);
-        let p = &mut self.parts[0];
-        p.locked = !matches!(answer, Ok(Flight::Locked(_)));
-        tracing::debug!(
-            "flight to {}: {}",
-            p.node(),
-            match &answer {
-                Ok(Flight::Landed(..)) => "landed (inspected and loaded in one round trip)",
-                Ok(Flight::Inspected(_)) =>
-                    "the node runs other code than believed; going on as after an inspect",
-                Ok(Flight::Locked(_)) => "locked",
-                Err(_) => "no answer",
+        let (answers, said_go) = match lone {
+            true => {
+                self.parts[0].remote.say(go, written.is_ok());
+                let answers = join_all(flights.into_iter().map(|(_, answer)| answer)).await;
+                (answers, written.is_ok())
             }
-        );
-        // Told to abort, the node changed nothing.
-        written?;
-        match answer {
-            Ok(Flight::Landed(found, answer)) => {
-                let believed_changes = std::mem::take(&mut p.changes);
-                plan(p, found, kind, opts, ui);
-                p.changes = believed_changes;
-                match applied(p, Ok(answer), kind, ui) {
-                    true => Ok(Flew::Landed),
-                    false => Err(Stop::after_change(Outcome::Failed)),
-                }
-            }
-            Ok(Flight::Inspected(found)) => match plan(p, found, kind, opts, ui) {
-                true => Ok(Flew::Inspected),
-                false => Err(Stop::before_change(Outcome::Refused)),
-            },
-            Ok(Flight::Locked(held)) => {
-                p.report.fail(None, locked_message(p.node(), &held));
-                Err(Stop::before_change(Outcome::Locked))
-            }
-            Err(e) => {
-                p.report.fail(None, e.to_string());
-                p.changed = landed_anyway(p).await;
-                Err(Stop {
-                    outcome: Outcome::Failed,
-                    undo: p.changed,
-                })
-            }
-        }
-    }
-
-    /// Sends the lone node its flight; the future waits for the answer.
-    fn send_flight(
-        &self,
-        believed: &[State],
-        go: super::remote::Awaiting,
-    ) -> impl std::future::Future<Output = Result<Flight, crate::dist::CallError>> + 'static {
-        let p = &self.parts[0];
-        let want: Vec<(&str, Option<Md5>)> = p
-            .goals
-            .iter()
-            .map(|g| (g.module.as_str(), g.target.md5()))
-            .collect();
-        let known: Vec<Vec<Md5>> = want.iter().map(|(m, _)| self.store.known_md5s(m)).collect();
-        let steps = steps(p);
-        let ticket = Ticket {
-            lock: &self.lock,
-            want: &want,
-            known: &known,
-            believed,
-            steps: &steps,
-            force: self.opts.force,
+            false => self.gather(flights, go, written.is_ok()).await,
         };
-        p.remote.fly(&ticket, go)
-    }
-
-    /// What one node is believed to run of every goal, if this run may fly
-    /// ([`Transaction::fly`]); sets the changes that belief implies.
-    fn belief(&mut self) -> Option<Vec<State>> {
-        if self.parts.len() != 1 || !self.may_believe() {
-            return None;
+        for (p, answer) in self.parts.iter_mut().zip(&answers) {
+            p.locked = !matches!(answer, Ok(Flight::Locked(_)));
+            tracing::debug!("flight to {}: {}", p.node(), flight_text(answer));
         }
-        let mut known = Beliefs::read(self.store);
-        believe(&mut self.parts[0], &mut known).filter(|_| !self.parts[0].changes.is_empty())
+        // Told to abort, the nodes changed nothing.
+        written?;
+        let mut outcome = None;
+        let mut flew = Flew::Landed;
+        for (p, answer) in self.parts.iter_mut().zip(answers) {
+            match land(p, answer, said_go, self.kind, self.opts, self.ui).await {
+                Ok(Flew::Inspected) => flew = Flew::Inspected,
+                Ok(_) => {}
+                // A refusal says less than a lock held or a failure.
+                Err(Outcome::Refused) => _ = outcome.get_or_insert(Outcome::Refused),
+                Err(o) => outcome = Some(o),
+            }
+        }
+        match outcome {
+            Some(outcome) => Err(Stop {
+                outcome,
+                undo: self.parts.iter().any(|p| p.changed),
+            }),
+            None => Ok(flew),
+        }
     }
 
-    /// What every node is believed to run, for a deploy to several nodes
-    /// whose inspect step prepares the changes that belief implies; sets
-    /// those changes.
+    /// Sends every node its flight (`telling`: one that says when it has
+    /// prepared, for a deploy to several nodes); each future waits for an
+    /// answer.
+    fn send_flights(
+        &self,
+        beliefs: &[Vec<State>],
+        go: Awaiting,
+        telling: bool,
+    ) -> Vec<(Option<Listener>, Answer)> {
+        let mut loads: HashMap<PlanKey, Encoded> = HashMap::new();
+        self.parts
+            .iter()
+            .zip(beliefs)
+            .map(|(p, believed)| {
+                let want: Vec<(&str, Option<Md5>)> = p
+                    .goals
+                    .iter()
+                    .map(|g| (g.module.as_str(), g.target.md5()))
+                    .collect();
+                let known: Vec<Vec<Md5>> =
+                    want.iter().map(|(m, _)| self.store.known_md5s(m)).collect();
+                let steps = steps(p);
+                let load = loads
+                    .entry(plan_key(p))
+                    .or_insert_with(|| super::remote::loads_payload(&steps));
+                let ticket = Ticket {
+                    lock: &self.lock,
+                    want: &want,
+                    known: &known,
+                    believed,
+                    steps: &steps,
+                    load,
+                    force: self.opts.force,
+                };
+                if !telling {
+                    return (None, Box::pin(p.remote.fly(&ticket, go)) as Answer);
+                }
+                match p.remote.fly_telling(&ticket, go) {
+                    Ok((prepared, answer)) => (Some(prepared), Box::pin(answer) as Answer),
+                    Err(e) => (None, Box::pin(std::future::ready(Err(e))) as Answer),
+                }
+            })
+            .collect()
+    }
+
+    /// Waits until every node has prepared or answered; then says go to
+    /// every node if all of them prepared and `written` (the snapshot is on
+    /// disk), else abort to those that prepared. Every node's answer, and
+    /// whether the word was go.
+    async fn gather(
+        &self,
+        flights: Vec<(Option<Listener>, Answer)>,
+        go: Awaiting,
+        written: bool,
+    ) -> (Vec<Result<Flight, CallError>>, bool) {
+        let limit = self.parts[0].remote.timeout;
+        let heard = join_all(flights.into_iter().map(|(prepared, answer)| async move {
+            let Some(prepared) = prepared else {
+                return Heard::Answered(answer.await);
+            };
+            // A node tells before it answers, on the same connection:
+            // looked at first, its telling is never missed.
+            let told = Box::pin(prepared.message(limit, "the flight"));
+            match futures::future::select(told, answer).await {
+                Either::Left((Ok(_), answer)) => Heard::Prepared(answer),
+                Either::Left((Err(_), answer)) => Heard::Answered(answer.await),
+                Either::Right((answered, _)) => Heard::Answered(answered),
+            }
+        }))
+        .await;
+        let said_go = written && heard.iter().all(|h| matches!(h, Heard::Prepared(_)));
+        for (p, h) in self.parts.iter().zip(&heard) {
+            if let Heard::Prepared(_) = h {
+                tracing::debug!("flight to {}: {PREPARED}", p.node());
+                p.remote.say_to_holder(go, said_go);
+            }
+        }
+        let answers = join_all(heard.into_iter().map(|h| async move {
+            match h {
+                Heard::Prepared(answer) => answer.await,
+                Heard::Answered(answered) => answered,
+            }
+        }))
+        .await;
+        (answers, said_go)
+    }
+
+    /// What the store believes every node runs of every goal, if it
+    /// believes it knows all of them and some node has changes, for a
+    /// flight ([`Transaction::fly`]); sets the changes that belief implies.
     fn beliefs(&mut self) -> Option<Vec<Vec<State>>> {
-        if self.parts.len() < 2 || !self.may_believe() {
+        if !self.may_believe() {
             return None;
         }
         let mut known = Beliefs::read(self.store);
@@ -396,15 +440,9 @@ impl Transaction<'_> {
 
     /// Takes each node's lock and learns what it runs; decides what changes;
     /// refuses where old code is in use (without `--force`) or, for a
-    /// rollback, where the node no longer runs what was deployed. In a
-    /// deploy to several nodes whose states the store believes it knows,
-    /// each node also prepares the changes that belief implies, and the
-    /// snapshot of that belief is written while they work.
+    /// rollback, where the node no longer runs what was deployed.
     async fn inspect(&mut self) -> Result<(), Stop> {
-        let beliefs = self.beliefs();
-        let answers = self.ask_inspect(beliefs.as_deref());
-        let snapshot = beliefs.map(|_| self.snapshot());
-        let answers = join_all(answers).await;
+        let answers = join_all(self.ask_inspect()).await;
         let mut outcome = None;
         for (p, answer) in self.parts.iter_mut().zip(answers) {
             match take_in(p, answer, self.kind, self.opts, self.ui) {
@@ -414,48 +452,31 @@ impl Transaction<'_> {
                 Err(o) => outcome = Some(o),
             }
         }
-        match (outcome, snapshot) {
-            (Some(o), _) => Err(Stop::before_change(o)),
-            (None, Some(Err(stop))) => Err(stop),
-            _ => Ok(()),
+        match outcome {
+            Some(o) => Err(Stop::before_change(o)),
+            None => Ok(()),
         }
     }
 
-    /// Sends every node its inspect step (with what to prepare, given
-    /// `beliefs`); the futures wait for the answers.
-    fn ask_inspect(
-        &self,
-        beliefs: Option<&[Vec<State>]>,
-    ) -> Vec<impl std::future::Future<Output = Result<Inspected, crate::dist::CallError>>> {
+    /// Sends every node its inspect step; the futures wait for the answers.
+    fn ask_inspect(&self) -> Vec<impl std::future::Future<Output = Result<Inspected, CallError>>> {
         let mut known: HashMap<&str, Vec<Md5>> = HashMap::new();
         for g in self.parts.iter().flat_map(|p| &p.goals) {
             known
                 .entry(g.module.as_str())
                 .or_insert_with(|| self.store.known_md5s(&g.module));
         }
-        let mut payloads: HashMap<PlanKey, Encoded> = HashMap::new();
         self.parts
             .iter()
-            .enumerate()
-            .map(|(i, p)| {
+            .map(|p| {
                 let want: Vec<(&str, Option<Md5>)> = p
                     .goals
                     .iter()
                     .map(|g| (g.module.as_str(), g.target.md5()))
                     .collect();
                 let known: Vec<Vec<Md5>> = want.iter().map(|(m, _)| known[m].clone()).collect();
-                let payload = beliefs.map(|_| {
-                    payloads
-                        .entry(plan_key(p))
-                        .or_insert_with(|| super::remote::stage_payload(&steps(p)))
-                        .clone()
-                });
-                let staging = beliefs.zip(payload.as_ref()).map(|(b, payload)| Staging {
-                    believed: &b[i],
-                    payload,
-                });
                 p.remote
-                    .inspect_step(&self.lock, &want, &known, self.opts.all, staging.as_ref())
+                    .inspect_step(&self.lock, &want, &known, self.opts.all)
             })
             .collect()
     }
@@ -568,23 +589,21 @@ impl Transaction<'_> {
             .collect()
     }
 
-    /// Loads every node's changes, all nodes at once, each atomically. With
-    /// `snapshot`, the snapshot is written while the nodes prepare: they
-    /// change nothing before the word that it is on disk, and are told to
-    /// abort if it could not be written or the run was interrupted.
-    async fn apply(&mut self, snapshot: bool) -> Result<(), Stop> {
-        let answers = self.ask_apply(snapshot);
-        if snapshot {
-            let written = self.snapshot().and_then(|()| self.check_interrupt(false));
-            for p in self.parts.iter().filter(|p| !p.changes.is_empty()) {
-                p.remote.say(awaiting(&self.lock, "apply"), written.is_ok());
-            }
-            self.step("snapshot");
-            if let Err(stop) = written {
-                // Each node answers once it has dropped what it prepared.
-                join_all(answers.into_iter().flatten()).await;
-                return Err(stop);
-            }
+    /// Loads every node's changes, all nodes at once, each atomically. The
+    /// snapshot is written while the nodes prepare: they change nothing
+    /// before the word that it is on disk, and are told to abort if it
+    /// could not be written or the run was interrupted.
+    async fn apply(&mut self) -> Result<(), Stop> {
+        let answers = self.ask_apply();
+        let written = self.snapshot().and_then(|()| self.check_interrupt(false));
+        for p in self.parts.iter().filter(|p| !p.changes.is_empty()) {
+            p.remote.say(awaiting(&self.lock, "apply"), written.is_ok());
+        }
+        self.step("snapshot");
+        if let Err(stop) = written {
+            // Each node answers once it has dropped what it prepared.
+            join_all(answers.into_iter().flatten()).await;
+            return Err(stop);
         }
         let answers = join_all(answers.into_iter().map(|a| async move {
             match a {
@@ -604,35 +623,23 @@ impl Transaction<'_> {
         Ok(())
     }
 
-    /// Sends every node with changes its apply step (with `go`, one that
-    /// waits for the word before changing anything); the futures wait for
-    /// the answers.
+    /// Sends every node with changes its apply step, which waits for the
+    /// word before changing anything; the futures wait for the answers.
     fn ask_apply(
         &self,
-        go: bool,
-    ) -> Vec<
-        Option<
-            impl std::future::Future<Output = Result<Applied, crate::dist::CallError>> + 'static,
-        >,
-    > {
+    ) -> Vec<Option<impl std::future::Future<Output = Result<Applied, CallError>> + 'static>> {
         let (force, lock) = (self.opts.force, &self.lock);
-        let token = go.then_some(awaiting(lock, "apply"));
-        let mut payloads: HashMap<(bool, PlanKey), EvalArgs> = HashMap::new();
+        let go = Some(awaiting(lock, "apply"));
+        let mut payloads: HashMap<PlanKey, EvalArgs> = HashMap::new();
         self.parts
             .iter()
             .map(|p| {
                 if p.changes.is_empty() {
                     return None;
                 }
-                let payload =
-                    payloads
-                        .entry((p.staged, plan_key(p)))
-                        .or_insert_with(|| match p.staged {
-                            true => super::remote::staged_apply_payload(lock, &steps(p), force),
-                            false => {
-                                super::remote::apply_payload(&steps(p), force, &lock.owner, token)
-                            }
-                        });
+                let payload = payloads.entry(plan_key(p)).or_insert_with(|| {
+                    super::remote::apply_payload(&steps(p), force, &lock.owner, go)
+                });
                 Some(p.remote.apply_step(payload))
             })
             .collect()
@@ -891,35 +898,15 @@ fn steps(p: &Part) -> Vec<Step<'_>> {
 /// before anything changes, if it must.
 fn take_in(
     p: &mut Part,
-    answer: Result<Inspected, crate::dist::CallError>,
+    answer: Result<Inspected, CallError>,
     kind: Kind,
     opts: &Options,
     ui: &Ui,
 ) -> Result<(), Outcome> {
     match answer {
-        Ok(Ok((found, staged))) => {
+        Ok(Ok(found)) => {
             p.locked = true;
-            let believed = std::mem::take(&mut p.changes);
-            let planned = plan(p, found, kind, opts, ui);
-            if let Some(staged) = &staged {
-                tracing::debug!("inspect of {}: {}", p.node(), staged_text(staged));
-            }
-            match staged {
-                Some(Staged::Ready) => {
-                    // The node runs what was believed: the changes, and
-                    // their snapshot, are the belief's.
-                    p.changes = believed;
-                    p.staged = true;
-                }
-                Some(Staged::Refused(reasons)) => {
-                    for (m, why) in reasons {
-                        p.report.fail(Some(&m), format!("not loaded: {why}"));
-                    }
-                    return Err(Outcome::Failed);
-                }
-                Some(Staged::Unbelieved) | None => {}
-            }
-            match planned {
+            match plan(p, found, kind, opts, ui) {
                 true => Ok(()),
                 false => Err(Outcome::Refused),
             }
@@ -935,11 +922,87 @@ fn take_in(
     }
 }
 
-fn staged_text(staged: &Staged) -> &'static str {
-    match staged {
-        Staged::Ready => "the node runs what was believed; it prepared the changes",
-        Staged::Unbelieved => "the node runs other code than believed; nothing was prepared",
-        Staged::Refused(_) => "the node refused to prepare the changes",
+/// Why a node told go aborted.
+const LOCK_WENT: &str =
+    "the node's deploy lock went before the word to load came; nothing changed there";
+
+/// Logged for a node of a flight to several nodes that says it prepared.
+const PREPARED: &str = "the node runs what was believed; it prepared the changes";
+
+fn flight_text(answer: &Result<Flight, CallError>) -> &'static str {
+    match answer {
+        Ok(Flight::Landed(_, Applied::Done { .. })) => {
+            "landed (inspected and loaded in one request)"
+        }
+        Ok(Flight::Landed(_, Applied::Aborted)) => "aborted; nothing changed",
+        Ok(Flight::Landed(_, Applied::Refused { .. })) => "the node refused to prepare the changes",
+        Ok(Flight::Landed(_, Applied::Stuck(_))) => {
+            "old code came into use after the check; nothing changed"
+        }
+        Ok(Flight::Inspected(_)) => {
+            "the node runs other code than believed; nothing was prepared, and the deploy goes on as after an inspect"
+        }
+        Ok(Flight::Locked(_)) => "locked",
+        Err(_) => "no answer",
+    }
+}
+
+/// Takes in one node's flight answer (`said_go`: the node was given the
+/// word go); whether it landed or was inspected, or the outcome that stops
+/// the run.
+async fn land(
+    p: &mut Part,
+    answer: Result<Flight, CallError>,
+    said_go: bool,
+    kind: Kind,
+    opts: &Options,
+    ui: &Ui,
+) -> Result<Flew, Outcome> {
+    match answer {
+        Ok(Flight::Landed(found, Applied::Aborted)) if !said_go => {
+            inspected(p, found, kind, opts, ui)
+        }
+        Ok(Flight::Landed(_, Applied::Aborted)) => {
+            p.report.fail(None, LOCK_WENT);
+            Err(Outcome::Failed)
+        }
+        Ok(Flight::Landed(found, answer)) => {
+            let believed_changes = std::mem::take(&mut p.changes);
+            plan(p, found, kind, opts, ui);
+            p.changes = believed_changes;
+            if p.changes.is_empty() {
+                // Believed as wanted already: the node only held still.
+                return Ok(Flew::Landed);
+            }
+            match applied(p, Ok(answer), kind, ui) {
+                true => Ok(Flew::Landed),
+                false => Err(Outcome::Failed),
+            }
+        }
+        Ok(Flight::Inspected(found)) => inspected(p, found, kind, opts, ui),
+        Ok(Flight::Locked(held)) => {
+            p.report.fail(None, locked_message(p.node(), &held));
+            Err(Outcome::Locked)
+        }
+        Err(e) => {
+            p.report.fail(None, e.to_string());
+            p.changed = said_go && landed_anyway(p).await;
+            Err(Outcome::Failed)
+        }
+    }
+}
+
+/// A flight that changed nothing on the node: its answer is an inspect's.
+fn inspected(
+    p: &mut Part,
+    found: Vec<Found>,
+    kind: Kind,
+    opts: &Options,
+    ui: &Ui,
+) -> Result<Flew, Outcome> {
+    match plan(p, found, kind, opts, ui) {
+        true => Ok(Flew::Inspected),
+        false => Err(Outcome::Refused),
     }
 }
 
@@ -994,6 +1057,10 @@ fn applied(
                 "processes took up old code after the check; nothing was changed",
             );
             p.report.lingering = stuck;
+            false
+        }
+        Ok(Applied::Aborted) => {
+            p.report.fail(None, LOCK_WENT);
             false
         }
         Ok(Applied::Refused { reasons, changed }) => {

@@ -56,6 +56,8 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
             lost.extend(reasons.into_iter().map(|(m, why)| format!("`{m}`: {why}")))
         }
         Ok(Applied::Done { killed, .. }) => report.killed += killed,
+        // Only a step that waits for a word aborts, and an undo waits for none.
+        Ok(Applied::Aborted) => lost.push("the node aborted the undo".into()),
         Err(e) => lost.push(e.to_string()),
     }
     let missing = read_back(&remote, &priors).await;

@@ -18,6 +18,10 @@
 //! sent as abstract syntax to `erl_eval:exprs/2`: without the evaluator's
 //! bootstrap and a packed script, it is half the bytes, and a device behind
 //! a slow link pays for every byte of every deploy.
+//!
+//! A step that has told the tool it prepared (a flight to several nodes)
+//! has its run's holder there already: its word is the message alone,
+//! sent straight to the holder ([`message`]).
 
 use crate::dist::eval::ast::*;
 use crate::dist::term::{self, atom_term, list, tuple, Term};
@@ -31,6 +35,19 @@ pub fn say_args(key: Term, word: &str, tries: u64) -> Vec<Term> {
         tuple(vec![atom_term("Word"), atom_term(word)]),
     ]);
     vec![list(vec![say()]), bindings]
+}
+
+/// `{say, Key, Word, Pid, Ref}`: `word` for `key`, acknowledged to
+/// `reply_to` (`{Pid, Ref}`); `None` if `reply_to` is not such a pair.
+pub fn message(key: Term, word: &str, reply_to: &Term) -> Option<Term> {
+    let [pid, reference] = term::as_tuple_n::<2>(reply_to).ok()?;
+    Some(tuple(vec![
+        atom_term("say"),
+        key,
+        atom_term(word),
+        pid.clone(),
+        reference.clone(),
+    ]))
 }
 
 fn say() -> Term {

@@ -10,9 +10,7 @@
 %% purge compete with it. The next run's inspect step names any process
 %% still in old code.
 %%
-%%   Load   = [{Module, File, Binary}] to load, all at once; or
-%%            {staged, Token, [Module]}: what the inspect step of run Token
-%%            prepared (load.erl's Collect).
+%%   Load   = [{Module, File, Binary}] to load, all at once.
 %%   Remove = [Module] to unload (they were not there before).
 %%   Force  = true to kill processes that keep old code in the way.
 %%   Owner  = the tool's node.
@@ -20,28 +18,49 @@
 %%            the node prepares, and nothing changes (no process killed,
 %%            nothing loaded) until the lock's holder has its word for this
 %%            step of run Token (go, or abort if the snapshot could not be
-%%            written: AwaitGo, src/deploy/word.rs).
+%%            written: AwaitGo, src/deploy/word.rs); or {Token, Step, Tell},
+%%            Tell = {Pid, Ref}: the same, once the node has told the tool
+%%            it prepared ({Ref, prepared} to Pid). A deploy to several
+%%            nodes says go once every node has prepared.
 %% Value:
 %%   {stuck, [{Module, Pid, Name}]}: old code in use and Force is false;
 %%       nothing was changed.
 %%   {error, [{Module, Reason}], Changed}: the node refused; Changed says
-%%       whether anything was loaded before it did. Aborted: {error, [], false}.
+%%       whether anything was loaded before it did.
+%%   aborted: the word was abort, or the lock went before it came; nothing
+%%       was changed.
 %%   {ok, Killed, Lingering, Running}: done; Lingering = [{Module, Pid, Name}]
 %%       still run a module that was removed; Running = [{Module, Md5 | false}],
 %%       what the node runs of each changed module right after (the read-back
 %%       of --verify, in the same round trip).
+%% AskHolder(Tag, Key) -> {ok, Answer} | lost: sends the lock's holder
+%% {Tag, Key, self(), Ref} and waits for its {Ref, Answer}; lost when there
+%% is no holder or it goes.
+AskHolder = fun(Tag, Key) ->
+    case whereis(hotswap_deploy_lock) of
+        undefined -> lost;
+        Holder ->
+            Ref = monitor(process, Holder),
+            Holder ! {Tag, Key, self(), Ref},
+            receive
+                {Ref, Answer} -> demonitor(Ref, [flush]), {ok, Answer};
+                {'DOWN', Ref, _, _, _} -> lost
+            end
+    end
+end,
 AwaitGo = fun(none) -> go;
-             (Token) ->
-    case AskHolder(await, Token, infinity) of
+             (Go) ->
+    Key = case Go of
+        {Token, Step, {To, Ref}} -> To ! {Ref, prepared}, {Token, Step};
+        _ -> Go
+    end,
+    case AskHolder(await, Key) of
         {ok, Word} -> Word;
         lost -> abort
     end
 end,
 ApplyNow = fun(Load, Remove, Force, Owner, Go) ->
-    {Loading, Ready} = case Load of
-        {staged, Token, Staged} -> {Staged, fun() -> Collect(Token, Staged) end};
-        _ -> {Column(1, Load), fun() -> Prepare(Load) end}
-    end,
+    Loading = Column(1, Load),
     Changing = Loading ++ Remove,
     Blocking = [M || M <- lists:filter(fun erlang:check_old_code/1, Changing),
                      not code:soft_purge(M)],
@@ -80,12 +99,12 @@ ApplyNow = fun(Load, Remove, Force, Owner, Go) ->
     case InUse =/= [] andalso not Force of
         true -> {stuck, InUse};
         false ->
-            case Ready() of
+            case Prepare(Load) of
                 {error, Errors} -> {error, Errors, false};
                 {ok, Prepared} ->
                     case AwaitGo(Go) of
                         go -> Commit(Prepared);
-                        abort -> {error, [], false}
+                        abort -> aborted
                     end
             end
     end

@@ -8,33 +8,29 @@
 %%   Owner is this tool's node, Info what a refused run is told about the
 %%   holder.
 %% Inspect(Mods, Check, All): what the node runs of each module (below).
-%% The lock's holder also keeps what a deploy to several nodes prepared
-%% in its inspect step (Staged), until that run's apply step collects it,
-%% and the tool's word for a step that prepared before the snapshot was on
-%% disk (Words, Key => go | abort | {waiting, From, Ref}; src/deploy/word.rs, and
-%% apply.erl's AwaitGo). Another run's word is not acknowledged.
-Hold = fun Hold(Token, Owner, Info, Lease, Staged, Words) ->
+%% The lock's holder also keeps the tool's word for a step that prepared
+%% before the snapshot was on disk, or before every node had prepared
+%% (Words, Key => go | abort | {waiting, From, Ref}; src/deploy/word.rs,
+%% and apply.erl's AwaitGo). Another run's word is not acknowledged.
+Hold = fun Hold(Token, Owner, Info, Lease, Words) ->
     receive
         {release, Token} -> ok;
         {nodedown, Owner} -> ok;
-        {who, From, Ref} -> From ! {Ref, Owner, Info}, Hold(Token, Owner, Info, Lease, Staged, Words);
-        {stage, Token, S} -> Hold(Token, Owner, Info, Lease, S, Words);
-        {collect, Token, From, Ref} -> From ! {Ref, Staged}, Hold(Token, Owner, Info, Lease, none, Words);
-        {collect, _, From, Ref} -> From ! {Ref, none}, Hold(Token, Owner, Info, Lease, Staged, Words);
+        {who, From, Ref} -> From ! {Ref, Owner, Info}, Hold(Token, Owner, Info, Lease, Words);
         {say, {Token, _} = Key, Word, From, Ref} ->
             From ! {Ref, taken},
             case Words of
                 #{Key := {waiting, F, R}} -> F ! {R, Word};
                 _ -> ok
             end,
-            Hold(Token, Owner, Info, Lease, Staged, Words#{Key => Word});
+            Hold(Token, Owner, Info, Lease, Words#{Key => Word});
         {await, {Token, _} = Key, From, Ref} ->
             case maps:get(Key, Words, none) of
                 Word when Word =:= go; Word =:= abort ->
-                    From ! {Ref, Word}, Hold(Token, Owner, Info, Lease, Staged, Words);
-                _ -> Hold(Token, Owner, Info, Lease, Staged, Words#{Key => {waiting, From, Ref}})
+                    From ! {Ref, Word}, Hold(Token, Owner, Info, Lease, Words);
+                _ -> Hold(Token, Owner, Info, Lease, Words#{Key => {waiting, From, Ref}})
             end;
-        {await, _, From, Ref} -> From ! {Ref, abort}, Hold(Token, Owner, Info, Lease, Staged, Words)
+        {await, _, From, Ref} -> From ! {Ref, abort}, Hold(Token, Owner, Info, Lease, Words)
     after Lease -> ok
     end
 end,
@@ -60,7 +56,7 @@ Take = fun Take(_, 0) -> {locked, []};
             true ->
                 monitor_node(Owner, true),
                 Parent ! {Ref, ok},
-                Hold(Token, Owner, Info, Lease, none, #{});
+                Hold(Token, Owner, Info, Lease, #{});
             _ -> Parent ! {Ref, taken}
         end
     end),
