@@ -117,6 +117,36 @@ fn deploy_in_flight(tag: &str) -> InFlight {
     }
 }
 
+/// As [`deploy_in_flight`], after deploys of v2 and back to v1, so that
+/// the store believes it knows what the nodes run and holds its binaries:
+/// the deploy under way flies (`src/deploy/flight.rs`).
+fn believed_deploy_in_flight(tag: &str) -> InFlight {
+    let root = tempfile::tempdir().expect("tmp");
+    let (v1, v2) = (build(root.path(), 1), build(root.path(), 2));
+    let cookie = common::random_cookie();
+    let a = start(&format!("{tag}_a"), &cookie, &v1);
+    let b = start(&format!("{tag}_b"), &cookie, &v1);
+    let link = SlowLink::start(
+        hotswap_node::dist::epmd::epmd_port(),
+        Duration::from_millis(150),
+    );
+    for v in [&v2, &v1] {
+        let done = spawn_deploy(root.path(), &link, &[&a, &b], v);
+        let done = done.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert!(done.status.success(), "{stderr}");
+    }
+    let child = spawn_deploy(root.path(), &link, &[&a, &b], &v2);
+    InFlight {
+        _root: root,
+        v1,
+        a,
+        b,
+        _link: link,
+        child,
+    }
+}
+
 #[test]
 fn ctrl_c_mid_deploy_undoes_what_this_run_changed() {
     // The temp dir and the proxy must live until the end.
@@ -151,6 +181,38 @@ fn ctrl_c_mid_deploy_undoes_what_this_run_changed() {
     assert_eq!(json["ok"], false);
     for n in json["nodes"].as_array().expect("nodes") {
         assert_eq!(n["rolled_back"], true, "{n}");
+    }
+    assert_v1(&mut a, &v1);
+    assert_v1(&mut b, &v1);
+}
+
+#[test]
+fn ctrl_c_before_every_node_has_prepared_changes_nothing() {
+    let InFlight {
+        v1,
+        mut a,
+        mut b,
+        mut child,
+        _root,
+        _link,
+    } = believed_deploy_in_flight("intr_fly");
+    // The snapshot is written as the flights leave; each node tells it has
+    // prepared a round trip later. Interrupted in between, the run must
+    // tell them to abort rather than load and undo.
+    let stderr = wait_for(&mut child, "step snapshot took", 1);
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = stderr.join().expect("stderr");
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    for n in json["nodes"].as_array().expect("nodes") {
+        assert_eq!(n["loaded"], serde_json::json!([]), "{n}\n{stderr}");
+        assert_eq!(n["rolled_back"], false, "nothing to undo: {n}\n{stderr}");
     }
     assert_v1(&mut a, &v1);
     assert_v1(&mut b, &v1);

@@ -272,6 +272,7 @@ impl Transaction<'_> {
         let lone = self.parts.len() == 1;
         let flights = self.send_flights(&beliefs, go, !lone);
         let written = self.snapshot().and_then(|()| self.check_interrupt(false));
+        self.step("snapshot");
         let (answers, said_go) = match lone {
             true => {
                 self.parts[0].remote.say(go, written.is_ok());
@@ -286,6 +287,9 @@ impl Transaction<'_> {
         }
         // Told to abort, the nodes changed nothing.
         written?;
+        if !said_go {
+            self.check_interrupt(false)?;
+        }
         let mut outcome = None;
         let mut flew = Flew::Landed;
         for (p, answer) in self.parts.iter_mut().zip(answers) {
@@ -352,9 +356,9 @@ impl Transaction<'_> {
     }
 
     /// Waits until every node has prepared or answered; then says go to
-    /// every node if all of them prepared and `written` (the snapshot is on
-    /// disk), else abort to those that prepared. Every node's answer, and
-    /// whether the word was go.
+    /// every node if all of them prepared, `written` (the snapshot is on
+    /// disk) and no Ctrl-C came, else abort to those that prepared. Every
+    /// node's answer, and whether the word was go.
     async fn gather(
         &self,
         flights: Vec<(Option<Listener>, Answer)>,
@@ -376,7 +380,9 @@ impl Transaction<'_> {
             }
         }))
         .await;
-        let said_go = written && heard.iter().all(|h| matches!(h, Heard::Prepared(_)));
+        let said_go = written
+            && heard.iter().all(|h| matches!(h, Heard::Prepared(_)))
+            && !self.opts.interrupted();
         for (p, h) in self.parts.iter().zip(&heard) {
             if let Heard::Prepared(_) = h {
                 tracing::debug!("flight to {}: {PREPARED}", p.node());
