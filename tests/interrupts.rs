@@ -96,7 +96,10 @@ struct InFlight {
     child: std::process::Child,
 }
 
-fn deploy_in_flight(tag: &str) -> InFlight {
+/// With `believed`, after deploys of v2 and back to v1 over the same link,
+/// so that the store believes it knows what the nodes run and holds its
+/// binaries: the deploy under way flies (`src/deploy/flight.rs`).
+fn deploy_in_flight(tag: &str, believed: bool) -> InFlight {
     let root = tempfile::tempdir().expect("tmp");
     let (v1, v2) = (build(root.path(), 1), build(root.path(), 2));
     let cookie = common::random_cookie();
@@ -106,31 +109,8 @@ fn deploy_in_flight(tag: &str) -> InFlight {
         hotswap_node::dist::epmd::epmd_port(),
         Duration::from_millis(150),
     );
-    let child = spawn_deploy(root.path(), &link, &[&a, &b], &v2);
-    InFlight {
-        _root: root,
-        v1,
-        a,
-        b,
-        _link: link,
-        child,
-    }
-}
-
-/// As [`deploy_in_flight`], after deploys of v2 and back to v1, so that
-/// the store believes it knows what the nodes run and holds its binaries:
-/// the deploy under way flies (`src/deploy/flight.rs`).
-fn believed_deploy_in_flight(tag: &str) -> InFlight {
-    let root = tempfile::tempdir().expect("tmp");
-    let (v1, v2) = (build(root.path(), 1), build(root.path(), 2));
-    let cookie = common::random_cookie();
-    let a = start(&format!("{tag}_a"), &cookie, &v1);
-    let b = start(&format!("{tag}_b"), &cookie, &v1);
-    let link = SlowLink::start(
-        hotswap_node::dist::epmd::epmd_port(),
-        Duration::from_millis(150),
-    );
-    for v in [&v2, &v1] {
+    let earlier: &[&PathBuf] = if believed { &[&v2, &v1] } else { &[] };
+    for v in earlier {
         let done = spawn_deploy(root.path(), &link, &[&a, &b], v);
         let done = done.wait_with_output().expect("wait");
         let stderr = String::from_utf8_lossy(&done.stderr);
@@ -147,19 +127,17 @@ fn believed_deploy_in_flight(tag: &str) -> InFlight {
     }
 }
 
-#[test]
-fn ctrl_c_mid_deploy_undoes_what_this_run_changed() {
-    // The temp dir and the proxy must live until the end.
-    let InFlight {
-        v1,
-        mut a,
-        mut b,
-        mut child,
-        _root,
-        _link,
-    } = deploy_in_flight("intr");
-    // Interrupt as the apply step leaves: the nodes load while the answers
-    // cross the link, and the run must undo them.
+/// What an interrupted deploy left: its exit code, its report and its
+/// stderr, and how long it took to stop once interrupted.
+struct Interrupted {
+    code: Option<i32>,
+    json: serde_json::Value,
+    stderr: String,
+    stopping: Duration,
+}
+
+/// Sends `child` SIGINT once it has written its snapshot.
+fn interrupt_after_snapshot(mut child: std::process::Child) -> Interrupted {
     let stderr = wait_for(&mut child, "step snapshot took", 1);
     let started = Instant::now();
     let status = Command::new("kill")
@@ -168,16 +146,41 @@ fn ctrl_c_mid_deploy_undoes_what_this_run_changed() {
         .expect("kill");
     assert!(status.success());
     let out = child.wait_with_output().expect("wait");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "took {:?} to stop",
-        started.elapsed()
-    );
+    let stopping = started.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = stderr.join().expect("stderr");
-    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    let json = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("one JSON document ({e}): {stdout}\n{stderr}"));
+    Interrupted {
+        code: out.status.code(),
+        json,
+        stderr,
+        stopping,
+    }
+}
+
+#[test]
+fn ctrl_c_mid_deploy_undoes_what_this_run_changed() {
+    // The temp dir and the proxy must live until the end.
+    let InFlight {
+        v1,
+        mut a,
+        mut b,
+        child,
+        _root,
+        _link,
+    } = deploy_in_flight("intr", false);
+    // Interrupt as the apply step leaves: the nodes load while the answers
+    // cross the link, and the run must undo them.
+    let run = interrupt_after_snapshot(child);
+    assert!(
+        run.stopping < Duration::from_secs(10),
+        "took {:?} to stop",
+        run.stopping
+    );
+    let (json, stderr) = (&run.json, &run.stderr);
+    assert_eq!(run.code, Some(130), "{json}\n{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
-    let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
     assert_eq!(json["ok"], false);
     for n in json["nodes"].as_array().expect("nodes") {
         assert_eq!(n["rolled_back"], true, "{n}");
@@ -192,24 +195,16 @@ fn ctrl_c_before_every_node_has_prepared_changes_nothing() {
         v1,
         mut a,
         mut b,
-        mut child,
+        child,
         _root,
         _link,
-    } = believed_deploy_in_flight("intr_fly");
+    } = deploy_in_flight("intr_fly", true);
     // The snapshot is written as the flights leave; each node tells it has
     // prepared a round trip later. Interrupted in between, the run must
     // tell them to abort rather than load and undo.
-    let stderr = wait_for(&mut child, "step snapshot took", 1);
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let out = child.wait_with_output().expect("wait");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = stderr.join().expect("stderr");
-    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
-    let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
+    let run = interrupt_after_snapshot(child);
+    let (json, stderr) = (&run.json, &run.stderr);
+    assert_eq!(run.code, Some(130), "{json}\n{stderr}");
     for n in json["nodes"].as_array().expect("nodes") {
         assert_eq!(n["loaded"], serde_json::json!([]), "{n}\n{stderr}");
         assert_eq!(n["rolled_back"], false, "nothing to undo: {n}\n{stderr}");
@@ -228,7 +223,7 @@ fn a_node_lost_mid_deploy_rolls_the_others_back() {
         mut child,
         _root,
         _link,
-    } = deploy_in_flight("lost");
+    } = deploy_in_flight("lost", false);
     let stderr = wait_for(&mut child, "Connected to", 2);
     b.kill();
     let out = child.wait_with_output().expect("wait");
