@@ -320,17 +320,12 @@ impl Transaction<'_> {
         telling: bool,
     ) -> Vec<(Option<Listener>, Answer)> {
         let mut loads: HashMap<PlanKey, Encoded> = HashMap::new();
+        let known = self.known_md5s();
         self.parts
             .iter()
             .zip(beliefs)
             .map(|(p, believed)| {
-                let want: Vec<(&str, Option<Md5>)> = p
-                    .goals
-                    .iter()
-                    .map(|g| (g.module.as_str(), g.target.md5()))
-                    .collect();
-                let known: Vec<Vec<Md5>> =
-                    want.iter().map(|(m, _)| self.store.known_md5s(m)).collect();
+                let (want, known) = wanted(p, &known);
                 let steps = steps(p);
                 let load = loads
                     .entry(plan_key(p))
@@ -466,25 +461,26 @@ impl Transaction<'_> {
 
     /// Sends every node its inspect step; the futures wait for the answers.
     fn ask_inspect(&self) -> Vec<impl std::future::Future<Output = Result<Inspected, CallError>>> {
-        let mut known: HashMap<&str, Vec<Md5>> = HashMap::new();
+        let known = self.known_md5s();
+        self.parts
+            .iter()
+            .map(|p| {
+                let (want, known) = wanted(p, &known);
+                p.remote
+                    .inspect_step(&self.lock, &want, &known, self.opts.all)
+            })
+            .collect()
+    }
+
+    /// The MD5s the store holds of each goal's module, looked up once.
+    fn known_md5s(&self) -> HashMap<&str, Vec<Md5>> {
+        let mut known = HashMap::new();
         for g in self.parts.iter().flat_map(|p| &p.goals) {
             known
                 .entry(g.module.as_str())
                 .or_insert_with(|| self.store.known_md5s(&g.module));
         }
-        self.parts
-            .iter()
-            .map(|p| {
-                let want: Vec<(&str, Option<Md5>)> = p
-                    .goals
-                    .iter()
-                    .map(|g| (g.module.as_str(), g.target.md5()))
-                    .collect();
-                let known: Vec<Vec<Md5>> = want.iter().map(|(m, _)| known[m].clone()).collect();
-                p.remote
-                    .inspect_step(&self.lock, &want, &known, self.opts.all)
-            })
-            .collect()
+        known
     }
 
     fn show_plan(&mut self) -> Result<(), Stop> {
@@ -891,6 +887,24 @@ fn awaiting(lock: &LockRequest, step: &'static str) -> super::remote::Awaiting {
         token: lock.token,
         step,
     }
+}
+
+/// Modules, each with the MD5 it is to run (`None`: not loaded).
+type Goals<'a> = Vec<(&'a str, Option<Md5>)>;
+
+/// Each of `p`'s goals (module, and the MD5 it is to run), and the MD5s
+/// of it the store holds (from `known`).
+fn wanted<'a>(p: &'a Part, known: &HashMap<&str, Vec<Md5>>) -> (Goals<'a>, Vec<Vec<Md5>>) {
+    let want: Goals = p
+        .goals
+        .iter()
+        .map(|g| (g.module.as_str(), g.target.md5()))
+        .collect();
+    let held = want
+        .iter()
+        .map(|(m, _)| known.get(m).cloned().unwrap_or_default())
+        .collect();
+    (want, held)
 }
 
 fn steps(p: &Part) -> Vec<Step<'_>> {
