@@ -290,23 +290,22 @@ impl Transaction<'_> {
         if !said_go {
             self.check_interrupt(false)?;
         }
-        let mut outcome = None;
-        let mut flew = Flew::Landed;
-        for (p, answer) in self.parts.iter_mut().zip(answers) {
-            match land(p, answer, said_go, self.kind, self.opts, self.ui).await {
-                Ok(Flew::Inspected) => flew = Flew::Inspected,
-                Ok(_) => {}
-                // A refusal says less than a lock held or a failure.
-                Err(Outcome::Refused) => _ = outcome.get_or_insert(Outcome::Refused),
-                Err(o) => outcome = Some(o),
-            }
-        }
-        match outcome {
+        let (kind, opts, ui) = (self.kind, self.opts, self.ui);
+        let landings = join_all(
+            self.parts
+                .iter_mut()
+                .zip(answers)
+                .map(|(p, answer)| land(p, answer, said_go, kind, opts, ui)),
+        )
+        .await;
+        let inspected = landings.contains(&Ok(Flew::Inspected));
+        match stopping(landings.into_iter().filter_map(Result::err).collect()) {
             Some(outcome) => Err(Stop {
                 outcome,
                 undo: self.parts.iter().any(|p| p.changed),
             }),
-            None => Ok(flew),
+            None if inspected => Ok(Flew::Inspected),
+            None => Ok(Flew::Landed),
         }
     }
 
@@ -444,16 +443,13 @@ impl Transaction<'_> {
     /// rollback, where the node no longer runs what was deployed.
     async fn inspect(&mut self) -> Result<(), Stop> {
         let answers = join_all(self.ask_inspect()).await;
-        let mut outcome = None;
-        for (p, answer) in self.parts.iter_mut().zip(answers) {
-            match take_in(p, answer, self.kind, self.opts, self.ui) {
-                Ok(()) => {}
-                // A refusal says less than a lock held or a failure.
-                Err(Outcome::Refused) => _ = outcome.get_or_insert(Outcome::Refused),
-                Err(o) => outcome = Some(o),
-            }
-        }
-        match outcome {
+        let (kind, opts, ui) = (self.kind, self.opts, self.ui);
+        let taken = self
+            .parts
+            .iter_mut()
+            .zip(answers)
+            .map(|(p, answer)| take_in(p, answer, kind, opts, ui));
+        match stopping(taken.filter_map(Result::err).collect()) {
             Some(o) => Err(Stop::before_change(o)),
             None => Ok(()),
         }
@@ -849,6 +845,18 @@ fn plan(p: &mut Part, found: Vec<Found>, kind: Kind, opts: &Options, ui: &Ui) ->
         })
         .collect();
     !refused
+}
+
+/// Of the outcomes that stop the run, the one to report: a refusal says
+/// less than a lock held or a failure, which say as much as each other
+/// (the last one counts).
+fn stopping(outcomes: Vec<Outcome>) -> Option<Outcome> {
+    outcomes
+        .iter()
+        .rev()
+        .find(|o| **o != Outcome::Refused)
+        .or(outcomes.first())
+        .copied()
 }
 
 fn locked_message(node: &str, held: &Held) -> String {
