@@ -8,7 +8,7 @@ use crate::dist::term::{self, atom_term, binary, charlist, list, tuple, Encoded,
 use crate::dist::{Bindings, CallError, Connection, EvalArgs, Script};
 use std::time::Duration;
 
-static INSPECT: Script = Script::with_funs(
+pub(super) static INSPECT: Script = Script::with_funs(
     concat!(
         include_str!("node/prelude.erl"),
         include_str!("node/load.erl"),
@@ -16,7 +16,7 @@ static INSPECT: Script = Script::with_funs(
     ),
     include_str!("node/inspect_main.erl"),
 );
-static APPLY: Script = Script::with_funs(
+pub(super) static APPLY: Script = Script::with_funs(
     concat!(
         include_str!("node/prelude.erl"),
         include_str!("node/load.erl"),

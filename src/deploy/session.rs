@@ -42,6 +42,7 @@ impl Session {
         opts: &Options,
         ui: &Ui,
     ) -> Result<Session, OpenError> {
+        pack_scripts_ahead();
         let (registered, remotes) = tokio::join!(
             peer.registration(),
             connect_all(&peer, &store, nodes, opts, ui)
@@ -65,6 +66,7 @@ impl Session {
         nodes: &[NodeName],
         opts: &Options,
     ) -> Result<(Session, Vec<(NodeName, String)>), crate::dist::StartError> {
+        pack_scripts_ahead();
         peer.registration().await?;
         let session = Session {
             peer,
@@ -158,6 +160,13 @@ impl Session {
             lease: self.timeout * 6,
         }
     }
+}
+
+/// Packs the scripts a run sends to the nodes while its connections open:
+/// the flight first, the one a deploy after a deploy sends.
+fn pack_scripts_ahead() {
+    use super::{flight::FLIGHT, remote};
+    crate::dist::script::pack_ahead(&[&FLIGHT, &remote::INSPECT, &remote::APPLY]);
 }
 
 async fn connect_all(

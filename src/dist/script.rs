@@ -49,6 +49,19 @@ impl Script {
     }
 }
 
+/// Packs `scripts` on a thread of their own, in order, so that a call
+/// that sends one (most often once connections are open) finds it packed,
+/// or waits for that one only. Packing one takes some 0.6 ms, otherwise
+/// paid by the first call that sends it, on the way to the node.
+pub fn pack_ahead(scripts: &[&'static Script]) {
+    let scripts = scripts.to_vec();
+    std::thread::spawn(move || {
+        for script in scripts {
+            script.packed();
+        }
+    });
+}
+
 /// Every line without its comment and surrounding blanks. A `%` starts a
 /// comment unless it is in a string, a quoted atom or a character literal.
 fn strip(source: &str) -> String {
