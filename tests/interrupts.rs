@@ -161,18 +161,11 @@ fn interrupt_after_snapshot(mut child: std::process::Child) -> Interrupted {
 
 #[test]
 fn ctrl_c_mid_deploy_undoes_what_this_run_changed() {
-    // The temp dir and the proxy must live until the end.
-    let InFlight {
-        v1,
-        mut a,
-        mut b,
-        child,
-        _root,
-        _link,
-    } = deploy_in_flight("intr", false);
+    // The temp dir and the proxy live as long as `f`: until the end.
+    let mut f = deploy_in_flight("intr", false);
     // Interrupt as the apply step leaves: the nodes load while the answers
     // cross the link, and the run must undo them.
-    let run = interrupt_after_snapshot(child);
+    let run = interrupt_after_snapshot(f.child);
     assert!(
         run.stopping < Duration::from_secs(10),
         "took {:?} to stop",
@@ -185,48 +178,34 @@ fn ctrl_c_mid_deploy_undoes_what_this_run_changed() {
     for n in json["nodes"].as_array().expect("nodes") {
         assert_eq!(n["rolled_back"], true, "{n}");
     }
-    assert_v1(&mut a, &v1);
-    assert_v1(&mut b, &v1);
+    assert_v1(&mut f.a, &f.v1);
+    assert_v1(&mut f.b, &f.v1);
 }
 
 #[test]
 fn ctrl_c_before_every_node_has_prepared_changes_nothing() {
-    let InFlight {
-        v1,
-        mut a,
-        mut b,
-        child,
-        _root,
-        _link,
-    } = deploy_in_flight("intr_fly", true);
+    let mut f = deploy_in_flight("intr_fly", true);
     // The snapshot is written as the flights leave; each node tells it has
     // prepared a round trip later. Interrupted in between, the run must
     // tell them to abort rather than load and undo.
-    let run = interrupt_after_snapshot(child);
+    let run = interrupt_after_snapshot(f.child);
     let (json, stderr) = (&run.json, &run.stderr);
     assert_eq!(run.code, Some(130), "{json}\n{stderr}");
     for n in json["nodes"].as_array().expect("nodes") {
         assert_eq!(n["loaded"], serde_json::json!([]), "{n}\n{stderr}");
         assert_eq!(n["rolled_back"], false, "nothing to undo: {n}\n{stderr}");
     }
-    assert_v1(&mut a, &v1);
-    assert_v1(&mut b, &v1);
+    assert_v1(&mut f.a, &f.v1);
+    assert_v1(&mut f.b, &f.v1);
 }
 
 #[test]
 fn a_node_lost_mid_deploy_rolls_the_others_back() {
-    // The temp dir and the proxy must live until the end.
-    let InFlight {
-        v1,
-        mut a,
-        mut b,
-        mut child,
-        _root,
-        _link,
-    } = deploy_in_flight("lost", false);
-    let stderr = wait_for(&mut child, "Connected to", 2);
-    b.kill();
-    let out = child.wait_with_output().expect("wait");
+    // The temp dir and the proxy live as long as `f`: until the end.
+    let mut f = deploy_in_flight("lost", false);
+    let stderr = wait_for(&mut f.child, "Connected to", 2);
+    f.b.kill();
+    let out = f.child.wait_with_output().expect("wait");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -238,9 +217,9 @@ fn a_node_lost_mid_deploy_rolls_the_others_back() {
     let nodes = json["nodes"].as_array().expect("nodes");
     let lost = nodes
         .iter()
-        .find(|n| n["node"] == b.name.as_str())
+        .find(|n| n["node"] == f.b.name.as_str())
         .expect("b reported");
     assert_eq!(lost["ok"], false);
     assert!(lost["failed"].to_string().contains("connection"), "{lost}");
-    assert_v1(&mut a, &v1);
+    assert_v1(&mut f.a, &f.v1);
 }
