@@ -341,16 +341,13 @@ impl Remote {
         }
     }
 
-    /// Lets go of the node's deploy lock. Not waited for: the lock also
-    /// goes when this connection does.
+    /// Lets go of the node's deploy lock: a message to its holder, not a
+    /// call. If it is lost, the lock still goes when this connection does.
     pub fn release(&self, lock: &LockRequest) {
-        let conn = self.conn.clone();
         let message = tuple(vec![atom_term("release"), term::int(lock.token as i64)]);
-        let timeout = self.timeout;
-        tokio::spawn(async move {
-            let args = vec![atom_term("hotswap_deploy_lock"), message];
-            let _ = conn.call("erlang", "send", args, timeout).await;
-        });
+        if let Err(e) = self.conn.send("hotswap_deploy_lock", message) {
+            tracing::debug!("the lock of {} was not released: {e}", self.node());
+        }
     }
 
     /// The nodes this node is connected to (visible ones).
