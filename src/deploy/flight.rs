@@ -15,7 +15,7 @@ use crate::beam::Md5;
 use crate::dist::term::{self, Encoded, Term};
 use crate::dist::{CallError, Listener, Script};
 
-pub(super) static FLIGHT: Script = Script::with_funs(
+pub(super) static FLIGHT: Script = Script::with_functions(
     concat!(
         include_str!("node/prelude.erl"),
         include_str!("node/load.erl"),

@@ -8,15 +8,14 @@ use crate::dist::term::{self, atom_term, binary, charlist, list, tuple, Encoded,
 use crate::dist::{Bindings, CallError, Connection, EvalArgs, Script};
 use std::time::Duration;
 
-pub(super) static INSPECT: Script = Script::with_funs(
+pub(super) static INSPECT: Script = Script::with_functions(
     concat!(
         include_str!("node/prelude.erl"),
-        include_str!("node/load.erl"),
         include_str!("node/inspect.erl")
     ),
     include_str!("node/inspect_main.erl"),
 );
-pub(super) static APPLY: Script = Script::with_funs(
+pub(super) static APPLY: Script = Script::with_functions(
     concat!(
         include_str!("node/prelude.erl"),
         include_str!("node/load.erl"),

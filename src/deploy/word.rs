@@ -1,7 +1,7 @@
 //! The tool's word to a step that waits for it before changing anything
 //! (a flight, or an apply step sent before its snapshot was on disk): go,
 //! or abort. It goes to the node's lock holder, keyed by run and step
-//! (`node/inspect.erl`'s `Hold`, `node/apply.erl`'s `AwaitGo`). A flight
+//! (`node/inspect.erl`'s `hold`, `node/apply.erl`'s `await_go`). A flight
 //! registers its holder itself, so the word may come before the holder is
 //! there, or while a previous run's still is (which does not acknowledge
 //! it). The word is therefore this expression, evaluated on the node:

@@ -1,5 +1,5 @@
-%% A script's funs (see src/dist/script.rs), after prelude.erl and
-%% load.erl: ApplyNow(Load, Remove, Force, Owner, Go) makes the node run
+%% A script's functions (see src/dist/script.rs), after prelude.erl and
+%% load.erl: apply_now(Load, Remove, Force, Owner, Go) makes the node run
 %% what it is given, all of it or nothing (apply_main.erl calls it; so does
 %% flight_main.erl).
 %% The replaced code is purged where nobody runs it any more by a process
@@ -18,7 +18,7 @@
 %%            the node prepares, and nothing changes (no process killed,
 %%            nothing loaded) until the lock's holder has its word for this
 %%            step of run Token (go, or abort if the snapshot could not be
-%%            written: AwaitGo, src/deploy/word.rs); or {Token, Step, Tell},
+%%            written: await_go, src/deploy/word.rs); or {Token, Step, Tell},
 %%            Tell = {Pid, Ref}: the same, once the node has told the tool
 %%            it prepared ({Ref, prepared} to Pid). A deploy to several
 %%            nodes says go once every node has prepared.
@@ -33,10 +33,73 @@
 %%       still run a module that was removed; Running = [{Module, Md5 | false}],
 %%       what the node runs of each changed module right after (the read-back
 %%       of --verify, in the same round trip).
-%% AskHolder(Tag, Key) -> {ok, Answer} | lost: sends the lock's holder
+apply_now(Load, Remove, Force, Owner, Go) ->
+    Loading = column(1, Load),
+    Blocking = [M || M <- lists:filter(fun erlang:check_old_code/1, Loading ++ Remove),
+                     not code:soft_purge(M)],
+    InUse = lists:append([in_old(M) || M <- Blocking]),
+    case InUse =/= [] andalso not Force of
+        true -> {stuck, InUse};
+        false ->
+            case prepare(Load) of
+                {error, Errors} -> {error, Errors, false};
+                {ok, Prepared} ->
+                    case await_go(Go) of
+                        go -> commit(Prepared, {Loading, Remove}, {Force, Blocking, InUse}, Owner);
+                        abort -> aborted
+                    end
+            end
+    end.
+%% commit(Prepared, {Loading, Remove}, {Force, Blocking, InUse}, Owner):
+%% kills what is in the way if forced, loads, unloads Remove; apply_now's
+%% value.
+commit(Prepared, {Loading, Remove}, {Force, Blocking, InUse}, Owner) ->
+    Killed = case Force of
+        true -> [code:purge(M) || M <- Blocking], length(InUse);
+        false -> 0
+    end,
+    case finish(Prepared) of
+        ok ->
+            Removed = lists:append([unload(M, Force) || M <- Remove]),
+            spawn(fun() -> purge_later(Owner, Loading) end),
+            %% All loaded, unless something else changed them since.
+            Loaded = try lists:zip(Loading, current_md5s(Loading))
+                     catch error:badarg -> [running(M) || M <- Loading]
+                     end,
+            {ok, Killed, Removed, Loaded ++ [running(M) || M <- Remove]};
+        Failed -> Failed
+    end.
+%% purge_later(Owner, Loading): the replaced code's purge, once the tool's
+%% node has let go or after a quarter of a second.
+purge_later(Owner, Loading) ->
+    monitor_node(Owner, true),
+    receive {nodedown, Owner} -> ok after 250 -> ok end,
+    [code:soft_purge(M) || M <- Loading].
+%% unload(Module, Force) -> [{Module, Pid, Name}] still running it.
+unload(M, Force) ->
+    code:delete(M),
+    case code:soft_purge(M) of
+        true -> [];
+        false when Force -> code:purge(M), [];
+        false -> in_old(M)
+    end.
+%% running(Module) -> {Module, Md5 | false}.
+running(M) -> {M, erlang:module_loaded(M) andalso erlang:get_module_info(M, md5)}.
+%% await_go(Go) -> go | abort: the tool's word for this step (see Go above).
+await_go(none) -> go;
+await_go(Go) ->
+    Key = case Go of
+        {Token, Step, {To, Ref}} -> To ! {Ref, prepared}, {Token, Step};
+        _ -> Go
+    end,
+    case ask_holder(await, Key) of
+        {ok, Word} -> Word;
+        lost -> abort
+    end.
+%% ask_holder(Tag, Key) -> {ok, Answer} | lost: sends the lock's holder
 %% {Tag, Key, self(), Ref} and waits for its {Ref, Answer}; lost when there
 %% is no holder or it goes.
-AskHolder = fun(Tag, Key) ->
+ask_holder(Tag, Key) ->
     case whereis(hotswap_deploy_lock) of
         undefined -> lost;
         Holder ->
@@ -46,66 +109,4 @@ AskHolder = fun(Tag, Key) ->
                 {Ref, Answer} -> demonitor(Ref, [flush]), {ok, Answer};
                 {'DOWN', Ref, _, _, _} -> lost
             end
-    end
-end,
-AwaitGo = fun(none) -> go;
-             (Go) ->
-    Key = case Go of
-        {Token, Step, {To, Ref}} -> To ! {Ref, prepared}, {Token, Step};
-        _ -> Go
-    end,
-    case AskHolder(await, Key) of
-        {ok, Word} -> Word;
-        lost -> abort
-    end
-end,
-ApplyNow = fun(Load, Remove, Force, Owner, Go) ->
-    Loading = Column(1, Load),
-    Changing = Loading ++ Remove,
-    Blocking = [M || M <- lists:filter(fun erlang:check_old_code/1, Changing),
-                     not code:soft_purge(M)],
-    InUse = lists:append([InOld(M) || M <- Blocking]),
-    Unload = fun(M) ->
-        code:delete(M),
-        case code:soft_purge(M) of
-            true -> [];
-            false when Force -> code:purge(M), [];
-            false -> InOld(M)
-        end
-    end,
-    Commit = fun(Prepared) ->
-        Killed = case Force of
-            true -> [code:purge(M) || M <- Blocking], length(InUse);
-            false -> 0
-        end,
-        case Finish(Prepared) of
-            ok ->
-                Removed = lists:append([Unload(M) || M <- Remove]),
-                spawn(fun() ->
-                    monitor_node(Owner, true),
-                    receive {nodedown, Owner} -> ok after 250 -> ok end,
-                    [code:soft_purge(M) || M <- Loading]
-                end),
-                Now = fun(M) -> {M, erlang:module_loaded(M) andalso
-                                    erlang:get_module_info(M, md5)} end,
-                %% All loaded, unless something else changed them since.
-                Loaded = try lists:zip(Loading, CurrentMd5s(Loading))
-                         catch error:badarg -> lists:map(Now, Loading)
-                         end,
-                {ok, Killed, Removed, Loaded ++ lists:map(Now, Remove)};
-            Failed -> Failed
-        end
-    end,
-    case InUse =/= [] andalso not Force of
-        true -> {stuck, InUse};
-        false ->
-            case Prepare(Load) of
-                {error, Errors} -> {error, Errors, false};
-                {ok, Prepared} ->
-                    case AwaitGo(Go) of
-                        go -> Commit(Prepared);
-                        abort -> aborted
-                    end
-            end
-    end
-end,
+    end.

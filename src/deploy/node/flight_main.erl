@@ -1,4 +1,4 @@
-%% Inspect and apply in one request (funs: prelude.erl, load.erl,
+%% Inspect and apply in one request (functions: prelude.erl, load.erl,
 %% apply.erl, inspect.erl), for a deploy to nodes whose states the tool
 %% believes it knows and snapshots meanwhile: the node takes the lock
 %% and reports every module's state, as the inspect step does; only if that
@@ -12,13 +12,13 @@
 %% nodes, the node also says when it has prepared), and
 %% Believed = [State], one per entry of Mods, as inspect reports states.
 %% Value: {landed, Found, Applied} | {inspected, Found} | {locked, Info},
-%%   Found as the inspect step's, Applied as ApplyNow's value.
-case Take(Lock, 3) of
+%%   Found as the inspect step's, Applied as apply_now's value.
+case take(Lock, 3) of
     ok ->
-        {States, Stuck, Copies, InTheWay} = Inspect(Mods, Check, All),
+        {States, Stuck, Copies, InTheWay} = inspect(Mods, Check, All),
         Found = {States, Stuck, Copies},
         case States =:= Believed andalso (Force orelse InTheWay =:= []) of
-            true -> {landed, Found, ApplyNow(Load, Remove, Force, Owner, Go)};
+            true -> {landed, Found, apply_now(Load, Remove, Force, Owner, Go)};
             false -> {inspected, Found}
         end;
     Locked -> Locked

@@ -1,20 +1,18 @@
-%% The inspect step (funs: prelude.erl, load.erl, inspect.erl): the lock,
-%% then every module's state. Read-only but for soft purges.
+%% The inspect step (functions: prelude.erl, inspect.erl): the lock, then
+%% every module's state. Read-only but for soft purges.
 %%
 %% Bindings:
-%%   Lock = none (a read-back: no lock) | as Take takes it.
-%%   Mods = [{Module, Want, Known}], Check, All: as Inspect takes them.
+%%   Lock = none (a read-back: no lock) | as take takes it.
+%%   Mods = [{Module, Want, Known}], Check, All: as inspect takes them.
 %% Value: {locked, Info} | {ok, Found},
-%%   Found = {States, Stuck, Copies}, as Inspect reports them.
-Found = fun() ->
-    {States, Stuck, Copies, _} = Inspect(Mods, Check, All),
-    {States, Stuck, Copies}
+%%   Found = {States, Stuck, Copies}, as inspect reports them.
+Taken = case Lock of
+    none -> ok;
+    _ -> take(Lock, 3)
 end,
-case Lock of
-    none -> {ok, Found()};
-    _ ->
-        case Take(Lock, 3) of
-            ok -> {ok, Found()};
-            Locked -> Locked
-        end
+case Taken of
+    ok ->
+        {States, Stuck, Copies, _} = inspect(Mods, Check, All),
+        {ok, {States, Stuck, Copies}};
+    Locked -> Locked
 end.
