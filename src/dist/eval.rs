@@ -133,45 +133,32 @@ fn encoded_bootstrap() -> &'static [u8] {
 ///
 /// ```erlang
 /// begin
-///     [M | Fs] = binary:split(zlib:uncompress(S), list_to_binary([12]), [global]),
-///     Forms = [element(2, erl_parse:parse_form(element(2,
-///                  erl_scan:string(unicode:characters_to_list(F))))) || F <- Fs],
-///     [] = [E || E <- Forms, element(1, E) =/= function],
-///     D = maps:from_list([{{N, A}, Cs} || {function, _, N, A, Cs} <- Forms]),
-///     L = fun L(N, As) ->
-///             {Body, Bs} = erl_eval:match_clause(map_get({N, length(As)}, D),
-///                                                As, #{}, {value, L}),
-///             element(2, erl_eval:exprs(Body, Bs, {value, L}, none))
-///         end,
+///     [Loader | P] = binary:split(zlib:uncompress(S), list_to_binary([12]), [global]),
 ///     element(2, erl_eval:exprs(element(2, erl_parse:parse_exprs(element(2,
-///         erl_scan:string(unicode:characters_to_list(M))))), B, {value, L}, none))
+///         erl_scan:string(unicode:characters_to_list(Loader))))),
+///         maps:from_list([{'P', P}, {'B', B}]), none, none))
 /// end
 /// ```
 ///
-/// The main part (M, see [`Script`]) runs with the call's bindings, and
-/// its calls of local functions go to L, which runs the script's function
-/// of that name and arity (Fs): `erl_eval`'s local function handler, as
-/// escripts that are not compiled run theirs. A form that does not parse
-/// fails the match on `[]`, with the parser's message. (`exprs/4`, unlike
+/// The script's loader (`loader.erl`, see [`Script`]) does the rest, with
+/// the other parts (P) and the call's bindings (B). (`exprs/4`, unlike
 /// `exprs/2`, does not lint the whole script first. And
 /// `list_to_binary([12])`, not `<<12>>`: erl_eval evaluates binary syntax
 /// with modules a node loads from disk at its first use, 2 ms of a fresh
 /// node's first call.)
 fn bootstrap() -> Term {
     use ast::*;
-    let parsed = |parser: &str, text: Term| {
-        let chars = remote("unicode", "characters_to_list", vec![text]);
-        let tokens = local(
-            "element",
-            vec![integer(2), remote("erl_scan", "string", vec![chars])],
-        );
-        local(
-            "element",
-            vec![integer(2), remote("erl_parse", parser, vec![tokens])],
-        )
-    };
+    let chars = remote("unicode", "characters_to_list", vec![var("Loader")]);
+    let tokens = local(
+        "element",
+        vec![integer(2), remote("erl_scan", "string", vec![chars])],
+    );
+    let loader = local(
+        "element",
+        vec![integer(2), remote("erl_parse", "parse_exprs", vec![tokens])],
+    );
     let parts = matching(
-        cons_tail(vec![var("M")], var("Fs")),
+        cons_tail(vec![var("Loader")], var("P")),
         remote(
             "binary",
             "split",
@@ -182,76 +169,18 @@ fn bootstrap() -> Term {
             ],
         ),
     );
-    let forms = matching(
-        var("Forms"),
-        comprehension(parsed("parse_form", var("F")), var("F"), var("Fs")),
+    let bound = |name: &str| tuple_of(vec![atom(name), var(name)]);
+    let bindings = remote(
+        "maps",
+        "from_list",
+        vec![cons(vec![bound("P"), bound("B")])],
     );
-    let not_function = op(
-        "=/=",
-        local("element", vec![integer(1), var("E")]),
-        atom("function"),
+    let value = remote(
+        "erl_eval",
+        "exprs",
+        vec![loader, bindings, atom("none"), atom("none")],
     );
-    let all_parsed = matching(
-        cons(vec![]),
-        filtered(var("E"), var("E"), var("Forms"), not_function),
-    );
-    let function = tuple_of(vec![
-        atom("function"),
-        var("_"),
-        var("N"),
-        var("A"),
-        var("Cs"),
-    ]);
-    let keyed = tuple_of(vec![tuple_of(vec![var("N"), var("A")]), var("Cs")]);
-    let defined = matching(
-        var("D"),
-        remote(
-            "maps",
-            "from_list",
-            vec![comprehension(keyed, function, var("Forms"))],
-        ),
-    );
-    let handler = || tuple_of(vec![atom("value"), var("L")]);
-    let clauses = local(
-        "map_get",
-        vec![
-            tuple_of(vec![var("N"), local("length", vec![var("As")])]),
-            var("D"),
-        ],
-    );
-    let matched = matching(
-        tuple_of(vec![var("Body"), var("Bs")]),
-        remote(
-            "erl_eval",
-            "match_clause",
-            vec![clauses, var("As"), empty_map(), handler()],
-        ),
-    );
-    let eval = |forms: Term, bindings: Term| {
-        let value = remote(
-            "erl_eval",
-            "exprs",
-            vec![forms, bindings, handler(), atom("none")],
-        );
-        local("element", vec![integer(2), value])
-    };
-    let call = eval(var("Body"), var("Bs"));
-    let local_functions = matching(
-        var("L"),
-        named_fun(
-            "L",
-            vec![clause(vec![var("N"), var("As")], vec![matched, call])],
-        ),
-    );
-    let main = eval(parsed("parse_exprs", var("M")), var("B"));
-    block(vec![
-        parts,
-        forms,
-        all_parsed,
-        defined,
-        local_functions,
-        main,
-    ])
+    block(vec![parts, local("element", vec![integer(2), value])])
 }
 
 /// Builders of Erlang abstract syntax, for [`bootstrap`] and other
@@ -353,11 +282,5 @@ pub mod ast {
     pub fn comprehension(expr: Term, pattern: Term, from: Term) -> Term {
         let generate = node("generate", vec![pattern, from]);
         node("lc", vec![expr, list(vec![generate])])
-    }
-
-    /// `[Expr || Pattern <- List, Filter]`.
-    pub fn filtered(expr: Term, pattern: Term, from: Term, filter: Term) -> Term {
-        let generate = node("generate", vec![pattern, from]);
-        node("lc", vec![expr, list(vec![generate, filter])])
     }
 }

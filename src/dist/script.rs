@@ -47,12 +47,15 @@ impl Script {
         }
     }
 
-    /// The main part, then each function, parted by form feeds, without
-    /// comments or indentation, compressed. (The node parses each part on
-    /// its own: a form feed is never in this crate's Erlang.)
+    /// The loader (`loader.erl`), the main part, then each function,
+    /// parted by form feeds, without comments or indentation, compressed.
+    /// (The node parses each part on its own: a form feed is never in this
+    /// crate's Erlang.)
     pub fn packed(&self) -> &[u8] {
         self.packed.get_or_init(|| {
-            let mut text = strip(self.main);
+            let mut text = strip(include_str!("loader.erl"));
+            text.push('\x0c');
+            text.push_str(&strip(self.main));
             for function in functions_of(&strip(self.functions)) {
                 text.push('\x0c');
                 text.push_str(&function);
@@ -167,6 +170,10 @@ mod tests {
         flate2::read::ZlibDecoder::new(script.packed())
             .read_to_string(&mut text)
             .expect("inflates");
-        assert_eq!(text, "X = f(),\ng(X).\n\x0cf() ->\n1.\n\x0cg(X) -> X.\n");
+        let loader = strip(include_str!("loader.erl"));
+        assert_eq!(
+            text,
+            format!("{loader}\x0cX = f(),\ng(X).\n\x0cf() ->\n1.\n\x0cg(X) -> X.\n")
+        );
     }
 }
