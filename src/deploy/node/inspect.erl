@@ -78,7 +78,6 @@ lookup(Keys, Map) -> lists:zipwith(fun erlang:map_get/2, Keys, repeat(Map, Keys)
 %% where(Modules) -> #{Module => Path}: the file each would load from, in
 %% the first folder of the code path that has it, as the code server
 %% finds it. Lists each folder once, not a search of the path per module.
-where([]) -> #{};
 where(Ms) ->
     Files = lists:zipwith(fun erlang:'++'/2, lists:map(fun erlang:atom_to_list/1, Ms),
                           repeat(".beam", Ms)),
@@ -134,8 +133,7 @@ inspect(Mods, Check, All) ->
     Names = column(1, Mods),
     {Loaded, Others} = lists:partition(fun erlang:module_loaded/1, Names),
     Md5s = current_md5s(Loaded),
-    OnDisk = maps:from_list([{M, Md5} || {M, P} <- maps:to_list(where(Others)),
-                                         Md5 <- [md5_of(M, P)], Md5 =/= none]),
+    OnDisk = on_disk(Others),
     %% {Module, Md5 | absent}, one per name.
     Now = lists:zip(Names, lookup(Names, maps:merge(maps:merge(
         maps:from_list(lists:zip(Names, repeat(absent, Names))), OnDisk),
@@ -158,6 +156,14 @@ copies(true, Changing, Mods) ->
     Keys = maps:keys(Changing),
     Copying = maps:without([absent | lists:append(column(3, Mods))],
                            maps:from_list(lists:zip(column(2, Keys), Keys))),
-    Paths = where(column(1, maps:values(Copying))),
-    lists:append([copy(map_get(K, Changing), M, Md5, Paths)
-                  || {M, Md5} = K <- maps:values(Copying)]).
+    case maps:values(Copying) of
+        [] -> [];
+        Copied ->
+            Paths = where(column(1, Copied)),
+            lists:append([copy(map_get(K, Changing), M, Md5, Paths) || {M, Md5} = K <- Copied])
+    end.
+%% on_disk(Modules) -> #{Module => Md5} of those with a beam on the code
+%% path; no search when every module is loaded.
+on_disk([]) -> #{};
+on_disk(Ms) ->
+    maps:from_list([{M, Md5} || {M, P} <- maps:to_list(where(Ms)), Md5 <- [md5_of(M, P)], Md5 =/= none]).
