@@ -379,3 +379,53 @@ async fn a_remembered_port_is_used_and_a_stale_one_falls_back_to_epmd() {
         .expect("falls back to EPMD");
     assert_eq!(port, a_port);
 }
+
+/// A script whose last function does not parse, never called, and the rest
+/// calling one another, from the evaluator and from a process one of them
+/// spawns. A function is parsed when a process first calls it, and one that
+/// does not parse fails the call with the parser's error.
+static FUNCTIONS: hotswap_node::dist::Script = hotswap_node::dist::Script::with_functions(
+    "double(X) -> add(X, X).
+     add(A, B) -> A + B.
+     %% parsed(): the functions this process has parsed.
+     parsed() -> lists:sort([N || {{hotswap_function, N}, _} <- get()]).
+     elsewhere(X) ->
+         Self = self(),
+         spawn(fun() -> Self ! {elsewhere, double(X)} end),
+         receive {elsewhere, V} -> V end.
+     broken() -> ).\n",
+    "{double(N), elsewhere(N), parsed()}.",
+);
+static BROKEN: hotswap_node::dist::Script =
+    hotswap_node::dist::Script::with_functions("ok() -> ok.\nbroken() -> ).\n", "broken().");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_parses_only_the_functions_it_calls_and_names_one_that_does_not_parse() {
+    use hotswap_node::dist::Bindings;
+    let node = ErlNode::start(NodeSpec::new("functions"));
+    let peer = peer_for(&node).await;
+    let conn = peer.connect(&node.node_name()).await.expect("connect");
+    let bindings = Bindings::new().set("N", &int(21)).encode();
+    let value = conn
+        .eval(&FUNCTIONS, &bindings, T)
+        .await
+        .expect("evaluated");
+    let parsed: Vec<Term> = ["add", "double", "elsewhere", "parsed"]
+        .iter()
+        .map(|n| atom_term(n))
+        .collect();
+    let want = hotswap_node::dist::term::tuple(vec![
+        int(42),
+        int(42),
+        hotswap_node::dist::term::list(parsed),
+    ]);
+    assert_eq!(value, want);
+    let error = conn
+        .eval(&BROKEN, &Bindings::new().encode(), T)
+        .await
+        .expect_err("broken() does not parse");
+    assert!(
+        matches!(error, CallError::BadRpc { .. }) && error.to_string().contains("'erl_parse'"),
+        "{error}"
+    );
+}
