@@ -54,7 +54,7 @@ fn main() {
     for r in &rows {
         println!("{r}");
     }
-    println!("\nIn flight (once connected, until every node runs the new code; hotswap-node: lock, inspect, snapshot, load):\n\n| scenario | hotswap-node | seed's load loop | Erlang's best | vs seed | vs Erlang's best |\n|---|---|---|---|---|---|");
+    println!("\nIn flight (once connected, until every node runs the new code; hotswap-node: lock, inspect, snapshot, load):\n\n| scenario | hotswap-node | seed's load loop | Erlang's best | same flight compiled | vs seed | vs Erlang's best |\n|---|---|---|---|---|---|---|");
     for f in &flights {
         println!("{f}");
     }
@@ -101,6 +101,7 @@ fn changed_modules(name: &str, v1: &Path, v2: &Path, k: usize) -> (String, Strin
     let mut operator = Operator::start(&targets, &cookie);
     let (mut hot, mut flight, mut base, mut base_loop, mut best) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut compiled = Vec::new();
     for r in 0..runs() {
         let (a, b) = if r % 2 == 0 { (v1, v2) } else { (v2, v1) };
         let (wall, inner) = baseline(a, &targets, &cookie, &[]);
@@ -113,6 +114,8 @@ fn changed_modules(name: &str, v1: &Path, v2: &Path, k: usize) -> (String, Strin
         flight.push(in_flight);
         std::thread::sleep(Duration::from_millis(200));
         best.push(operator.erlang_best(&[a]));
+        std::thread::sleep(Duration::from_millis(200));
+        compiled.push(operator.compiled_flight(b));
     }
     let (h, b) = (median(hot), median(base));
     let floor = if k == 1 {
@@ -128,7 +131,13 @@ fn changed_modules(name: &str, v1: &Path, v2: &Path, k: usize) -> (String, Strin
     );
     (
         row(name, h, b),
-        flight_row(name, median(flight), median(base_loop), median(best)),
+        flight_row(
+            name,
+            median(flight),
+            median(base_loop),
+            median(best),
+            Some(median(compiled)),
+        ),
     )
 }
 
@@ -220,16 +229,25 @@ fn real_world() -> Option<(String, String)> {
     );
     Some((
         row(&name, median(hot), median(base)),
-        flight_row(&name, median(flight), median(base_loop), median(best)),
+        flight_row(&name, median(flight), median(base_loop), median(best), None),
     ))
 }
 
-fn flight_row(name: &str, hot: Duration, seed: Duration, best: Duration) -> String {
+/// `compiled`: the same flight as compiled code on the nodes
+/// (benches/support/compiled_flight.erl), where measured.
+fn flight_row(
+    name: &str,
+    hot: Duration,
+    seed: Duration,
+    best: Duration,
+    compiled: Option<Duration>,
+) -> String {
     format!(
-        "| {name} | {} | {} | {} | {:.1}× faster | {:.2}× its time |",
+        "| {name} | {} | {} | {} | {} | {:.1}× faster | {:.2}× its time |",
         ms(hot),
         ms(seed),
         ms(best),
+        compiled.map_or("—".to_owned(), ms),
         seed.as_secs_f64() / hot.as_secs_f64(),
         hot.as_secs_f64() / best.as_secs_f64()
     )

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub fn median(mut xs: Vec<Duration>) -> Duration {
@@ -123,8 +124,11 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(nodes: &[String], cookie: &str) -> Operator {
-        let mut node =
-            super::common::ErlNode::start(super::common::NodeSpec::new("operator").cookie(cookie));
+        let mut node = super::common::ErlNode::start(
+            super::common::NodeSpec::new("operator")
+                .cookie(cookie)
+                .code_path(compiled_flight_ebin()),
+        );
         let targets = nodes
             .iter()
             .map(|n| format!("'{n}'"))
@@ -176,6 +180,59 @@ impl Operator {
                 .unwrap_or_else(|_| panic!("operator: {micros}")),
         )
     }
+}
+
+impl Operator {
+    /// hotswap-node's flight of the beams of `ebin` to every target, as
+    /// compiled code ([`compiled_flight_ebin`]): its time in flight.
+    pub fn compiled_flight(&mut self, ebin: &Path) -> Duration {
+        let micros = self.node.eval(&format!(
+            "compiled_flight:time([{}], \"{}\").",
+            self.targets,
+            ebin.display()
+        ));
+        Duration::from_micros(
+            micros
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("compiled flight: {micros}")),
+        )
+    }
+}
+
+/// A folder with benches/support/compiled_flight.erl compiled, and
+/// hotswap_flight: the functions and main part of the tool's flight
+/// (src/deploy/node/) as one module, its main part as `flight/1` of the
+/// flight's bindings. Built once per process.
+pub fn compiled_flight_ebin() -> &'static Path {
+    static EBIN: OnceLock<PathBuf> = OnceLock::new();
+    EBIN.get_or_init(|| {
+        let dir = super::common::scratch("compiled_flight");
+        let module = dir.join("hotswap_flight.erl");
+        std::fs::write(&module, flight_module()).expect("hotswap_flight.erl");
+        let driver =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/support/compiled_flight.erl");
+        super::common::erlc(&[module, driver], &dir, &[]);
+        dir
+    })
+}
+
+fn flight_module() -> String {
+    let node = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/deploy/node");
+    let read = |f: &str| std::fs::read_to_string(node.join(f)).expect("node script");
+    let main = read("flight_main.erl");
+    let main: Vec<&str> = main.lines().filter(|l| !l.starts_with("%%")).collect();
+    let functions: String = ["prelude.erl", "load.erl", "apply.erl", "inspect.erl"]
+        .iter()
+        .map(|f| read(f))
+        .collect();
+    format!(
+        "-module(hotswap_flight).\n-export([flight/1]).\n\
+         flight(#{{'Lock' := Lock, 'Mods' := Mods, 'Check' := Check, 'All' := All, \
+         'Believed' := Believed, 'Load' := Load, 'Remove' := Remove, 'Force' := Force, \
+         'Owner' := Owner, 'Go' := Go}}) ->\n{}\n{functions}",
+        main.join("\n")
+    )
 }
 
 /// The seed's way: a visible Elixir node connects to every target and, for
