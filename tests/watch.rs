@@ -1,7 +1,7 @@
 //! `hotswap-node watch` against real nodes: a Mix project rebuilt by the
-//! warm build node, an umbrella, `--no-build` folders of beams, a node
-//! restarted under the watcher, and Ctrl-C. What a node runs is read back
-//! through its own shell.
+//! warm build node, an umbrella, a rebar3 project rebuilt by rebar3,
+//! `--no-build` folders of beams, a node restarted under the watcher, and
+//! Ctrl-C. What a node runs is read back through its own shell.
 
 mod common;
 
@@ -177,6 +177,86 @@ fn an_umbrella_app_is_watched_and_deployed() {
     node_comes_to(&mut d.node, "'Elixir.Beta':value().", "two", &w);
     assert_eq!(d.node.eval("'Elixir.Alpha':value()."), "one");
     assert_stopped_cleanly(w);
+}
+
+/// A rebar3 project: each save runs `rebar3 compile` (there is no build
+/// node for rebar3), and the module it rebuilt reaches the node, even a
+/// save in the same second as the beam before it; a save that does not
+/// compile changes nothing, and the fix is deployed.
+#[test]
+fn a_rebar3_project_is_rebuilt_by_rebar3_on_each_save() {
+    let root = tempfile::tempdir().expect("tmp");
+    let dev = root.path().join("dev");
+    let source = |version: &str| {
+        format!("-module(hs_rebar).\n-export([version/0]).\nversion() -> {version}.\n")
+    };
+    write(&dev.join("rebar.config"), "{erl_opts, [debug_info]}.\n");
+    write(
+        &dev.join("src/hs_rebar.app.src"),
+        "{application, hs_rebar, [{vsn, \"0.1.0\"}, {applications, [kernel, stdlib]}]}.\n",
+    );
+    write(&dev.join("src/hs_rebar.erl"), &source("one"));
+    rebar3_compile(&dev, root.path());
+    let device = root.path().join("device");
+    copy_dir(&dev.join("_build/default/lib/hs_rebar/ebin"), &device);
+    let mut node = start_node_with(NodeSpec::new("wrebar").code_path(&device), &["hs_rebar"]);
+    let name = unique("hsw");
+    let mut w = Watcher::start(
+        &dev,
+        root.path(),
+        &[
+            "--node",
+            &node.name,
+            "--cookie",
+            &node.cookie,
+            "--name",
+            &name,
+        ],
+    );
+    let banner = w.wait_stderr("Watching");
+    assert!(banner.contains("rebar3 compile"), "{banner}");
+
+    write(&dev.join("src/hs_rebar.erl"), &source("two"));
+    node_comes_to(&mut node, "hs_rebar:version().", "two", &w);
+
+    // A save in the same second as the beam rebar3 wrote: rebar3 compares
+    // the two files' times to the second, and would find the beam fresh.
+    let before = node.loaded_md5("hs_rebar");
+    let beam = dev.join("_build/default/lib/hs_rebar/ebin/hs_rebar.beam");
+    let written = std::fs::metadata(&beam)
+        .and_then(|m| m.modified())
+        .expect("beam");
+    let erl = dev.join("src/hs_rebar.erl");
+    write(&erl, &source("three("));
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&erl)
+        .expect("open");
+    file.set_modified(written).expect("set mtime");
+    let failed = w.wait_event("build_failed", |e| e["event"] == "build_failed");
+    assert_eq!(failed["ok"], false);
+    assert_eq!(node.loaded_md5("hs_rebar"), before);
+
+    write(&dev.join("src/hs_rebar.erl"), &source("four"));
+    node_comes_to(&mut node, "hs_rebar:version().", "four", &w);
+    assert_stopped_cleanly(w);
+}
+
+/// `rebar3 compile` in `project`, with `home` as HOME (rebar3 keeps its
+/// cache there).
+fn rebar3_compile(project: &Path, home: &Path) {
+    let status = std::process::Command::new("rebar3")
+        .arg("compile")
+        .current_dir(project)
+        .env("HOME", home)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("rebar3 runs (scripts/setup installs it)");
+    assert!(
+        status.success(),
+        "rebar3 compile failed in {}",
+        project.display()
+    );
 }
 
 fn write_umbrella(dir: &Path) {

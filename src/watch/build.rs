@@ -89,6 +89,12 @@ impl Builder {
         }
     }
 
+    /// Whether a build is a command run per change (which may compare
+    /// file times to the second: see `stale.rs`).
+    pub fn runs_a_command(&self) -> bool {
+        matches!(self, Builder::Command { .. })
+    }
+
     /// A line for the `Watching` banner.
     pub fn describe(&self) -> String {
         match self {

@@ -20,6 +20,7 @@ pub mod lines;
 pub mod nodes;
 pub mod saves;
 pub mod sources;
+pub mod stale;
 
 use crate::beam::{Md5, Module};
 use crate::deploy::{self, Options, Remote, Report, Session};
@@ -118,6 +119,9 @@ impl Watch {
     async fn change(&mut self, changed: &BTreeSet<PathBuf>, cause: Cause) {
         let started = Instant::now();
         let peer = self.session.peer();
+        if self.builder.runs_a_command() {
+            stale::date_back(changed, &self.modules);
+        }
         if let Built::Failed(why) = self.builder.build(peer, &self.watch.project, changed).await {
             lines::build_failed(self.watch.mode, &why);
             return;
