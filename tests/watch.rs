@@ -116,6 +116,15 @@ fn an_edit_reaches_the_node_and_of_two_quick_saves_the_last_wins() {
     d.edit("lib/example.ex", ":world", ":earth");
     w.wait_loaded("Elixir.Example");
     assert_eq!(d.node.eval("'Elixir.Example':hello()."), "earth");
+    // The build node's cookie is in no command line: every user of the
+    // machine can read those.
+    let build_node = processes_named(&format!("hotswap_build_{}@", w.pid));
+    assert!(!build_node.is_empty(), "no build node runs");
+    for pid in build_node {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(!cmdline.contains("setcookie"), "{cmdline}");
+    }
 
     // Same length, 150 ms apart, both in the second the first one's build
     // starts in: Mix's whole-second mtimes would miss the second save.

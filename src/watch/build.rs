@@ -19,9 +19,8 @@ use tokio::process::{Child, Command};
 
 static COMPILE: Script = Script::new(include_str!("node/compile.erl"));
 static GUARD: Script = Script::new(include_str!("node/guard.erl"));
-/// Run by `mix run` once the project is loaded: the node is ready.
-const READY: &str =
-    "Process.register(spawn(fn -> Process.sleep(:infinity) end), :hotswap_build_ready)";
+/// The environment variable that hands the build node its cookie.
+const COOKIE_VAR: &str = "HOTSWAP_BUILD_COOKIE";
 
 /// A compile may take long (the first one of a big project).
 const COMPILE_LIMIT: Duration = Duration::from_secs(600);
@@ -257,26 +256,22 @@ pub struct BuildNode {
 impl BuildNode {
     /// Starts `mix run --no-start --no-compile --no-halt` in the project as
     /// a hidden node on loopback with a random cookie, and connects to it.
+    /// The cookie travels in the environment, which only its user can read,
+    /// not in a command line, which every user of the machine can: the node
+    /// starts without one (`-nocookie`: nobody can connect) and becomes
+    /// distributed once Mix has loaded the project ([`ready`]).
     pub async fn start(peer: &Peer, project: &Path, mode: Mode) -> Result<BuildNode, String> {
         let name: NodeName = format!("hotswap_build_{}@127.0.0.1", std::process::id())
             .parse()
             .map_err(|e| format!("{e}"))?;
         let cookie = Cookie::new(random_cookie());
-        let options = format!(
-            "-name {name} -setcookie {} -hidden -kernel inet_dist_use_interface {{127,0,0,1}}",
-            cookie.expose()
-        );
+        let options = "-nocookie -hidden -kernel inet_dist_use_interface {127,0,0,1}";
         let mut child = Command::new("mix")
-            .args([
-                "run",
-                "--no-start",
-                "--no-compile",
-                "--no-halt",
-                "-e",
-                READY,
-            ])
+            .args(["run", "--no-start", "--no-compile", "--no-halt", "-e"])
+            .arg(ready(&name))
             .current_dir(project)
             .env("ELIXIR_ERL_OPTIONS", options)
+            .env(COOKIE_VAR, cookie.expose())
             .stdin(Stdio::null())
             .stdout(chatter(mode))
             .process_group(0)
@@ -365,6 +360,22 @@ impl BuildNode {
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
     }
+}
+
+/// Run by `mix run` once the project is loaded: makes the node distributed
+/// as `name`, sets the cookie from the environment (and clears it there),
+/// and says the node is ready. If no tool has taken it in hand (the guard,
+/// src/watch/node/guard.erl) within [`START_LIMIT`], the tool is gone: the
+/// node halts.
+fn ready(name: &NodeName) -> String {
+    format!(
+        "{{:ok, _}} = :net_kernel.start([:\"{name}\", :longnames]); \
+         :erlang.set_cookie(node(), String.to_atom(System.fetch_env!(\"{COOKIE_VAR}\"))); \
+         System.delete_env(\"{COOKIE_VAR}\"); \
+         spawn(fn -> Process.sleep({}); Process.whereis(:hotswap_build_guard) || System.halt(0) end); \
+         Process.register(spawn(fn -> Process.sleep(:infinity) end), :hotswap_build_ready)",
+        START_LIMIT.as_millis()
+    )
 }
 
 /// Runs the build command, its output shown as `deploy` shows it. Its own

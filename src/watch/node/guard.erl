@@ -1,13 +1,14 @@
 %% Waits until `mix run` has loaded the project (its -e registers
 %% hotswap_build_ready), then ends the build node when the tool that
 %% started it goes away, whatever way it goes (even killed): its
-%% connection drops, and the node halts.
+%% connection drops, and the node halts. The guard is registered as
+%% hotswap_build_guard: a node nobody guards halts on its own (build.rs).
 Owner = OwnerName,
 Guard = fun() ->
     erlang:monitor_node(Owner, true),
     receive {nodedown, Owner} -> erlang:halt(0) end
 end,
-spawn(Guard),
+register(hotswap_build_guard, spawn(Guard)),
 Ready = fun Wait(0) -> timeout;
             Wait(N) ->
                 case whereis(hotswap_build_ready) of
