@@ -265,7 +265,7 @@ impl BuildNode {
             .parse()
             .map_err(|e| format!("{e}"))?;
         let cookie = Cookie::new(random_cookie());
-        let options = "-nocookie -hidden -kernel inet_dist_use_interface {127,0,0,1}";
+        let options = erl_options(std::env::var("ELIXIR_ERL_OPTIONS").ok().as_deref());
         let mut child = Command::new("mix")
             .args(["run", "--no-start", "--no-compile", "--no-halt", "-e"])
             .arg(ready(&name))
@@ -362,6 +362,17 @@ impl BuildNode {
     }
 }
 
+/// The build node's VM flags: the user's own `ELIXIR_ERL_OPTIONS`, then
+/// ours (hidden, on loopback only, no cookie until [`ready`] sets one),
+/// which win where both set the same thing.
+fn erl_options(user: Option<&str>) -> String {
+    let ours = "-nocookie -hidden -kernel inet_dist_use_interface {127,0,0,1}";
+    match user.map(str::trim) {
+        Some(user) if !user.is_empty() => format!("{user} {ours}"),
+        _ => ours.to_owned(),
+    }
+}
+
 /// Run by `mix run` once the project is loaded: makes the node distributed
 /// as `name`, sets the cookie from the environment (and clears it there),
 /// and says the node is ready. If no tool has taken it in hand (the guard,
@@ -431,6 +442,14 @@ fn random_cookie() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_users_erl_options_come_first_and_ours_are_kept() {
+        let ours = "-nocookie -hidden -kernel inet_dist_use_interface {127,0,0,1}";
+        assert_eq!(erl_options(None), ours);
+        assert_eq!(erl_options(Some("  ")), ours);
+        assert_eq!(erl_options(Some(" +S 1:1 ")), format!("+S 1:1 {ours}"));
+    }
 
     #[test]
     fn protocols_and_project_files_make_a_full_build() {
