@@ -64,7 +64,7 @@ pub enum DiscoverError {
     NoAppName(PathBuf),
     #[error("no build output at `{}`; build the project first (`{build}`)", dir.display())]
     NoBuild { dir: PathBuf, build: &'static str },
-    #[error("app `{app}` is not in the umbrella (apps: {known})")]
+    #[error("app `{app}` is not one of the project's apps ({known})")]
     UnknownApp { app: String, known: String },
     #[error("`{}` is not a folder", .0.display())]
     NotADir(PathBuf),
@@ -178,26 +178,57 @@ fn mix(search: &Search) -> Result<Found, DiscoverError> {
     Ok(Found { kind, apps, files })
 }
 
+/// A rebar3 project's own apps (not its dependencies): those whose
+/// `.app.src` is in `src/`, or in `apps/*/src/` or `lib/*/src/` (rebar3's
+/// default `project_app_dirs`, the layout of `rebar3 new release`).
 fn rebar3(search: &Search) -> Result<Found, DiscoverError> {
     let root = &search.project;
     let profile = search.rebar_profile.as_deref().unwrap_or("default");
     let lib = root.join("_build").join(profile).join("lib");
-    let app = match &search.app_name {
-        Some(app) => app.clone(),
-        None => rebar_app_name(root).ok_or_else(|| DiscoverError::NoAppName(root.join("src")))?,
+    let declared = rebar_apps(root)?;
+    let apps = match (&search.app_name, declared.is_empty()) {
+        (Some(app), true) => vec![app.clone()],
+        (None, true) => return Err(DiscoverError::NoAppName(root.join("src"))),
+        _ => narrow(ProjectKind::Umbrella, declared, search.app_name.as_deref())?,
     };
-    let ebin = lib.join(&app).join("ebin");
-    if !ebin.is_dir() {
-        return Err(DiscoverError::NoBuild {
-            dir: ebin,
-            build: "rebar3 compile",
-        });
+    let mut files = Vec::new();
+    for app in &apps {
+        let ebin = lib.join(app).join("ebin");
+        if !ebin.is_dir() {
+            return Err(DiscoverError::NoBuild {
+                dir: ebin,
+                build: "rebar3 compile",
+            });
+        }
+        files.extend(beams_in(&ebin)?);
     }
     Ok(Found {
         kind: ProjectKind::Rebar3,
-        files: beams_in(&ebin)?,
-        apps: vec![app],
+        files,
+        apps,
     })
+}
+
+/// The apps of [`rebar3`], sorted.
+fn rebar_apps(root: &Path) -> Result<Vec<String>, DiscoverError> {
+    let sources = rebar_source_dirs(root)?;
+    let mut apps: Vec<String> = sources.iter().flat_map(|src| app_srcs_in(src)).collect();
+    apps.sort();
+    apps.dedup();
+    Ok(apps)
+}
+
+/// Where a rebar3 project's own apps keep their sources: `src/`, and
+/// `apps/*/src/` and `lib/*/src/` (those that exist or not).
+pub fn rebar_source_dirs(root: &Path) -> Result<Vec<PathBuf>, DiscoverError> {
+    let mut sources = vec![root.join("src")];
+    for group in ["apps", "lib"] {
+        let dir = root.join(group);
+        if dir.is_dir() {
+            sources.extend(read_dir(&dir)?.into_iter().map(|app| app.join("src")));
+        }
+    }
+    Ok(sources)
 }
 
 fn narrow(
@@ -244,10 +275,12 @@ pub fn mix_app_name(dir: &Path) -> Option<String> {
     None
 }
 
-/// The app of a rebar3 project: the one `src/<app>.app.src`.
-fn rebar_app_name(root: &Path) -> Option<String> {
-    let mut names: Vec<String> = std::fs::read_dir(root.join("src"))
-        .ok()?
+/// The apps whose `<app>.app.src` is in `src` (none if it is not a folder).
+fn app_srcs_in(src: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(src) else {
+        return Vec::new();
+    };
+    entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             e.file_name()
@@ -255,8 +288,7 @@ fn rebar_app_name(root: &Path) -> Option<String> {
                 .strip_suffix(".app.src")
                 .map(str::to_owned)
         })
-        .collect();
-    (names.len() == 1).then(|| names.remove(0))
+        .collect()
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, DiscoverError> {
@@ -417,6 +449,48 @@ mod tests {
             }),
             Err(DiscoverError::UnknownApp { .. })
         ));
+    }
+
+    #[test]
+    fn rebar3_releases_take_every_app_under_apps_and_lib_but_not_deps() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        std::fs::write(root.join("rebar.config"), "{erl_opts, []}.").expect("write");
+        touch(&root.join("apps/shop/src/shop.app.src"));
+        touch(&root.join("lib/pay/src/pay.app.src"));
+        for app in ["shop", "pay", "cowlib"] {
+            touch(&root.join(format!("_build/default/lib/{app}/ebin/{app}_x.beam")));
+        }
+        let found = find(&Search {
+            project: root.to_owned(),
+            ..Default::default()
+        })
+        .expect("found");
+        assert_eq!(found.kind, ProjectKind::Rebar3);
+        assert_eq!(found.apps, vec!["pay", "shop"]);
+        assert_eq!(
+            found.files,
+            vec![
+                root.join("_build/default/lib/pay/ebin/pay_x.beam"),
+                root.join("_build/default/lib/shop/ebin/shop_x.beam"),
+            ]
+        );
+        let only_shop = find(&Search {
+            project: root.to_owned(),
+            app_name: Some("shop".into()),
+            ..Default::default()
+        })
+        .expect("found");
+        assert_eq!(only_shop.apps, vec!["shop"]);
+        let unknown = find(&Search {
+            project: root.to_owned(),
+            app_name: Some("cowlib".into()),
+            ..Default::default()
+        });
+        assert!(
+            matches!(unknown, Err(DiscoverError::UnknownApp { .. })),
+            "{unknown:?}"
+        );
     }
 
     #[test]
