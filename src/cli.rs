@@ -2,7 +2,8 @@
 //! configuration through discovery to the deploy. Errors come back to
 //! `main` as [`CliError`], which knows its exit code.
 
-use crate::beam::discover::{self, DiscoverError, Search};
+use crate::beam::discover::{self, DiscoverError, ProjectKind, Search};
+use crate::beam::stale;
 use crate::beam::{Module, ModuleError};
 use crate::config::{ConfigError, Flags, Settings};
 use crate::deploy::rollback::Plan;
@@ -342,6 +343,7 @@ async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
     }
     if !args.no_build && args.paths.is_empty() && settings.ebin.is_empty() {
         if let Some(command) = &settings.build {
+            date_back_for_rebar3(&settings);
             build(command, &settings, mode)?;
         }
     }
@@ -456,6 +458,24 @@ fn print_report(report: &Report, mode: Mode) -> i32 {
         }
     }
     report.outcome.exit_code()
+}
+
+/// rebar3 tells what to rebuild by file times, to the second: before it
+/// builds, the beams of sources saved in their own second are dated back
+/// ([`stale`]), so a save made just after the last build is not skipped.
+/// Before the first build there is nothing to date back.
+fn date_back_for_rebar3(settings: &Settings) {
+    let mut search = Search::from_env(settings.project.clone());
+    search.app_name = settings.app_name.clone();
+    let Ok(found) = discover::find(&search) else {
+        return;
+    };
+    if found.kind != ProjectKind::Rebar3 {
+        return;
+    }
+    if let Ok(dirs) = discover::rebar_source_dirs(&settings.project) {
+        stale::date_back(&stale::erl_sources(&dirs), &found.files);
+    }
 }
 
 /// Runs the build command in the project, its output shown (on stderr in

@@ -9,6 +9,7 @@
 //! easier to guarantee in ~200 lines we own.
 
 pub mod discover;
+pub mod stale;
 
 use sha2::{Digest, Sha256};
 use std::fmt;

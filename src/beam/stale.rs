@@ -2,39 +2,57 @@
 //! rebuilds a module when its source is newer than its beam, comparing
 //! times to the second: a save in the same second as the beam it last
 //! wrote looks already built, and is silently skipped. (Mix has the same
-//! blind spot; the build node deals with it, see `saves.rs`.) Before a
-//! build command runs, the beams such a save concerns are dated a second
-//! before it, so the tool sees them stale.
+//! blind spot; `watch`'s build node deals with it, see `watch/saves.rs`.)
+//! Before such a build runs, the beams a save may concern are dated a
+//! second before it, so the tool sees them stale.
 
-use crate::beam::Module;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Dates back the beams of `modules` (the last build's) that `changed`
-/// files may have been saved in the same second as: for an Erlang source,
-/// its own module's beam; for anything else (a header, a config), every
-/// beam. A file that is gone, or a beam that cannot be changed, is left
-/// as it is: the build then behaves as it would without this.
-pub fn date_back(changed: &BTreeSet<PathBuf>, modules: &[Module]) {
+/// Dates back the `beams` (the last build's) that `changed` files may have
+/// been saved in the same second as: for an Erlang source, its own
+/// module's beam; for anything else (a header, a config), every beam. A
+/// file that is gone, or a beam that cannot be changed, is left as it is:
+/// the build then behaves as it would without this.
+pub fn date_back(changed: &BTreeSet<PathBuf>, beams: &[PathBuf]) {
     for path in changed {
         let Some(saved) = mtime(path) else { continue };
-        let concerned = modules
+        let concerned = beams
             .iter()
-            .filter(|m| !is_erlang_source(path) || path.file_stem() == Some(m.name.as_ref()));
-        for m in concerned {
-            if mtime(&m.path).is_some_and(|built| second(built) >= second(saved)) {
+            .filter(|b| !is_erlang_source(path) || path.file_stem() == b.file_stem());
+        for beam in concerned {
+            if mtime(beam).is_some_and(|built| second(built) >= second(saved)) {
                 let before = UNIX_EPOCH + Duration::from_secs(second(saved).saturating_sub(1));
                 let dated = std::fs::File::options()
                     .write(true)
-                    .open(&m.path)
+                    .open(beam)
                     .and_then(|f| f.set_modified(before));
                 if let Err(e) = dated {
-                    tracing::debug!("cannot date back {}: {e}", m.path.display());
+                    tracing::debug!("cannot date back {}: {e}", beam.display());
                 }
             }
         }
     }
+}
+
+/// The Erlang sources under `dirs`, at any depth.
+pub fn erl_sources(dirs: &[PathBuf]) -> BTreeSet<PathBuf> {
+    let mut found = BTreeSet::new();
+    let mut pending = dirs.to_vec();
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+            if path.is_dir() {
+                pending.push(path);
+            } else if is_erlang_source(&path) {
+                found.insert(path);
+            }
+        }
+    }
+    found
 }
 
 fn is_erlang_source(path: &Path) -> bool {
@@ -53,17 +71,6 @@ fn second(t: SystemTime) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn module(path: &Path, name: &str) -> Module {
-        let bytes = std::sync::Arc::new(Vec::new());
-        Module {
-            name: name.into(),
-            md5: crate::beam::Md5([0; 16]),
-            bytes: bytes.clone(),
-            loadable: bytes,
-            path: path.to_owned(),
-        }
-    }
 
     fn set(path: &Path, secs: u64, nanos: u32) {
         let f = std::fs::File::options()
@@ -84,12 +91,12 @@ mod tests {
         };
         let (src, other_src, header) = (file("a.erl"), file("b.erl"), file("a.hrl"));
         let (a, b) = (file("a.beam"), file("b.beam"));
-        let modules = [module(&a, "a"), module(&b, "b")];
+        let beams = [a.clone(), b.clone()];
         set(&src, 1_000, 900_000_000);
         set(&a, 1_000, 100_000_000); // same second, earlier within it
         set(&other_src, 1_000, 0);
         set(&b, 999, 0); // older: rebar3 sees b.erl is newer already
-        date_back(&BTreeSet::from([src.clone(), other_src]), &modules);
+        date_back(&BTreeSet::from([src.clone(), other_src]), &beams);
         assert_eq!(mtime(&a), Some(UNIX_EPOCH + Duration::from_secs(999)));
         assert_eq!(mtime(&b), Some(UNIX_EPOCH + Duration::from_secs(999)));
 
@@ -97,7 +104,7 @@ mod tests {
         set(&header, 2_000, 0);
         set(&a, 2_000, 500);
         set(&b, 1_500, 0);
-        date_back(&BTreeSet::from([header]), &modules);
+        date_back(&BTreeSet::from([header]), &beams);
         assert_eq!(mtime(&a), Some(UNIX_EPOCH + Duration::from_secs(1_999)));
         assert_eq!(mtime(&b), Some(UNIX_EPOCH + Duration::from_secs(1_500)));
     }

@@ -89,7 +89,7 @@ impl Builder {
     }
 
     /// Whether a build is a command run per change (which may compare
-    /// file times to the second: see `stale.rs`).
+    /// file times to the second: see `beam/stale.rs`).
     pub fn runs_a_command(&self) -> bool {
         matches!(self, Builder::Command { .. })
     }

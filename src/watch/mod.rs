@@ -20,7 +20,6 @@ pub mod lines;
 pub mod nodes;
 pub mod saves;
 pub mod sources;
-pub mod stale;
 
 use crate::beam::{Md5, Module};
 use crate::deploy::{self, Options, Remote, Report, Session};
@@ -120,7 +119,8 @@ impl Watch {
         let started = Instant::now();
         let peer = self.session.peer();
         if self.builder.runs_a_command() {
-            stale::date_back(changed, &self.modules);
+            let beams: Vec<PathBuf> = self.modules.iter().map(|m| m.path.clone()).collect();
+            crate::beam::stale::date_back(changed, &beams);
         }
         if let Built::Failed(why) = self.builder.build(peer, &self.watch.project, changed).await {
             lines::build_failed(self.watch.mode, &why);
