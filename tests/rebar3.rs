@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::{copy_dir, unique, ErlNode, NodeSpec};
+use common::{copy_dir, rebar3_compile, unique, ErlNode, NodeSpec};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 #[test]
 fn deploy_from_a_rebar3_release_builds_and_sends_what_changed_in_any_app() {
@@ -94,21 +94,4 @@ fn module(name: &str, version: &str) -> String {
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     std::fs::write(path, text).expect("write");
-}
-
-/// `rebar3 compile` in `project`, with `home` as HOME (rebar3 keeps its
-/// cache there).
-fn rebar3_compile(project: &Path, home: &Path) {
-    let status = Command::new("rebar3")
-        .arg("compile")
-        .current_dir(project)
-        .env("HOME", home)
-        .stdout(Stdio::null())
-        .status()
-        .expect("rebar3 runs (scripts/setup installs it)");
-    assert!(
-        status.success(),
-        "rebar3 compile failed in {}",
-        project.display()
-    );
 }

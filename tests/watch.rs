@@ -7,7 +7,7 @@ mod common;
 
 use common::project::{start_node_with, Project};
 use common::watcher::{processes_named, Watcher};
-use common::{copy_dir, elixir_ebin, mix_compile, unique, ErlNode, NodeSpec};
+use common::{copy_dir, elixir_ebin, mix_compile, rebar3_compile, unique, ErlNode, NodeSpec};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -249,23 +249,6 @@ fn a_rebar3_project_is_rebuilt_by_rebar3_on_each_save() {
     write(&dev.join("src/hs_rebar.erl"), &source("four"));
     node_comes_to(&mut node, "hs_rebar:version().", "four", &w);
     assert_stopped_cleanly(w);
-}
-
-/// `rebar3 compile` in `project`, with `home` as HOME (rebar3 keeps its
-/// cache there).
-fn rebar3_compile(project: &Path, home: &Path) {
-    let status = std::process::Command::new("rebar3")
-        .arg("compile")
-        .current_dir(project)
-        .env("HOME", home)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("rebar3 runs (scripts/setup installs it)");
-    assert!(
-        status.success(),
-        "rebar3 compile failed in {}",
-        project.display()
-    );
 }
 
 fn write_umbrella(dir: &Path) {

@@ -431,6 +431,23 @@ pub fn mix_compile(project: &Path) {
     );
 }
 
+/// `rebar3 compile` in `project`, with `home` as HOME (rebar3 keeps its
+/// cache there).
+pub fn rebar3_compile(project: &Path, home: &Path) {
+    let status = Command::new("rebar3")
+        .arg("compile")
+        .current_dir(project)
+        .env("HOME", home)
+        .stdout(Stdio::null())
+        .status()
+        .expect("rebar3 runs (scripts/setup installs it)");
+    assert!(
+        status.success(),
+        "rebar3 compile failed in {}",
+        project.display()
+    );
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read dir") {
