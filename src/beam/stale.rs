@@ -6,7 +6,8 @@
 //! Before such a build runs, the beams a save may concern are dated a
 //! second before it, so the tool sees them stale.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,23 +17,37 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// file that is gone, or a beam that cannot be changed, is left as it is:
 /// the build then behaves as it would without this.
 pub fn date_back(changed: &BTreeSet<PathBuf>, beams: &[PathBuf]) {
+    let by_module: HashMap<&OsStr, &PathBuf> = beams
+        .iter()
+        .filter_map(|b| Some((b.file_stem()?, b)))
+        .collect();
     for path in changed {
         let Some(saved) = mtime(path) else { continue };
-        let concerned = beams
-            .iter()
-            .filter(|b| !is_erlang_source(path) || path.file_stem() == b.file_stem());
+        let concerned: Vec<&PathBuf> = match is_erlang_source(path) {
+            true => path
+                .file_stem()
+                .and_then(|m| by_module.get(m))
+                .into_iter()
+                .copied()
+                .collect(),
+            false => beams.iter().collect(),
+        };
         for beam in concerned {
             if mtime(beam).is_some_and(|built| second(built) >= second(saved)) {
-                let before = UNIX_EPOCH + Duration::from_secs(second(saved).saturating_sub(1));
-                let dated = std::fs::File::options()
-                    .write(true)
-                    .open(beam)
-                    .and_then(|f| f.set_modified(before));
-                if let Err(e) = dated {
-                    tracing::debug!("cannot date back {}: {e}", beam.display());
-                }
+                date(beam, second(saved).saturating_sub(1));
             }
         }
+    }
+}
+
+/// Sets `beam`'s modification time to `secs` after the epoch.
+fn date(beam: &Path, secs: u64) {
+    let dated = std::fs::File::options()
+        .write(true)
+        .open(beam)
+        .and_then(|f| f.set_modified(UNIX_EPOCH + Duration::from_secs(secs)));
+    if let Err(e) = dated {
+        tracing::debug!("cannot date back {}: {e}", beam.display());
     }
 }
 
