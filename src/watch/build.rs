@@ -133,10 +133,11 @@ impl Builder {
                 } else {
                     Compile::Full
                 };
+                let before = Saves::before(changed);
                 match build_on_node(node, peer, project, *mode, how).await {
                     Some(built) => {
                         if built == Built::Ok {
-                            saves.built(changed);
+                            saves.built(before);
                         }
                         return built;
                     }

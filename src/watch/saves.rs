@@ -26,6 +26,15 @@ pub struct Saves {
     built: HashMap<PathBuf, Seen>,
 }
 
+/// Sources as they were when a build started: what it could have compiled
+/// at best. A save during the build is not in it, so the next change
+/// finds that save unbuilt.
+#[derive(Debug)]
+pub struct Before(Vec<(PathBuf, Option<Content>)>);
+
+/// A source's size and the digest of its content.
+type Content = (u64, [u8; 32]);
+
 impl Saves {
     /// Whether Mix may miss a change among `changed`: same size, other
     /// content, saved no later than the second its last build finished.
@@ -40,20 +49,36 @@ impl Saves {
             })
     }
 
-    /// Remembers `changed` as built, now.
-    pub fn built(&mut self, changed: &BTreeSet<PathBuf>) {
+    /// `changed` as they are now, before a build.
+    pub fn before(changed: &BTreeSet<PathBuf>) -> Before {
+        Before(
+            changed
+                .iter()
+                .map(|path| {
+                    (
+                        path.clone(),
+                        now(path).map(|(size, digest, _)| (size, digest)),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Remembers the sources as they were `before` a build that has just
+    /// finished, as built now.
+    pub fn built(&mut self, before: Before) {
         let built = unix_second(std::time::SystemTime::now()).unwrap_or(0);
-        for path in changed {
-            match now(path) {
-                Some((size, digest, _)) => self.built.insert(
-                    path.clone(),
+        for (path, seen) in before.0 {
+            match seen {
+                Some((size, digest)) => self.built.insert(
+                    path,
                     Seen {
                         size,
                         digest,
                         built,
                     },
                 ),
-                None => self.built.remove(path),
+                None => self.built.remove(&path),
             };
         }
     }
@@ -83,7 +108,7 @@ mod tests {
         std::fs::write(&file, "value 1").expect("write");
         let mut saves = Saves::default();
         assert!(!saves.missed_by_mix(&set), "never built: Mix sees it");
-        saves.built(&set);
+        saves.built(Saves::before(&set));
         assert!(!saves.missed_by_mix(&set), "unchanged");
         let save_at = |text: &str, second: u64| {
             std::fs::write(&file, text).expect("write");
@@ -98,7 +123,7 @@ mod tests {
         // Saved in one second, its build finished in the next.
         save_at("value 22", now - 1);
         assert!(!saves.missed_by_mix(&set), "another size: Mix sees it");
-        saves.built(&set);
+        saves.built(Saves::before(&set));
         let built = saves.built[&file].built;
         // Saved in the second the build finished, or (clocks) before it.
         save_at("value 33", built);
@@ -108,5 +133,19 @@ mod tests {
         // A later second: Mix sees it by its mtime.
         save_at("value 55", built + 1);
         assert!(!saves.missed_by_mix(&set));
+    }
+
+    #[test]
+    fn a_save_during_a_build_is_not_taken_for_built() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("a.ex");
+        let set = BTreeSet::from([file.clone()]);
+        std::fs::write(&file, ":mars1").expect("write");
+        let mut saves = Saves::default();
+        let before = Saves::before(&set);
+        // The build compiles :mars1; the same-size :mars2 lands meanwhile.
+        std::fs::write(&file, ":mars2").expect("write");
+        saves.built(before);
+        assert!(saves.missed_by_mix(&set), "the build never saw :mars2");
     }
 }
