@@ -156,14 +156,7 @@ fn mix(search: &Search) -> Result<Found, DiscoverError> {
     // same name, as in Mix's code path; umbrella apps share one set.
     let mut consolidated = BTreeMap::new();
     for app in &apps {
-        let ebin = lib.join(app).join("ebin");
-        if !ebin.is_dir() {
-            return Err(DiscoverError::NoBuild {
-                dir: ebin,
-                build: "mix compile",
-            });
-        }
-        files.extend(beams_in(&ebin)?);
+        files.extend(built_beams(&lib, app, "mix compile")?);
         let protocols = lib.join(app).join("consolidated");
         if protocols.is_dir() {
             for file in beams_in(&protocols)? {
@@ -193,20 +186,23 @@ fn rebar3(search: &Search) -> Result<Found, DiscoverError> {
     };
     let mut files = Vec::new();
     for app in &apps {
-        let ebin = lib.join(app).join("ebin");
-        if !ebin.is_dir() {
-            return Err(DiscoverError::NoBuild {
-                dir: ebin,
-                build: "rebar3 compile",
-            });
-        }
-        files.extend(beams_in(&ebin)?);
+        files.extend(built_beams(&lib, app, "rebar3 compile")?);
     }
     Ok(Found {
         kind: ProjectKind::Rebar3,
         files,
         apps,
     })
+}
+
+/// The beams in `app`'s `ebin` under the build's `lib`; if it was never
+/// built, an error naming the `build` command.
+fn built_beams(lib: &Path, app: &str, build: &'static str) -> Result<Vec<PathBuf>, DiscoverError> {
+    let ebin = lib.join(app).join("ebin");
+    if !ebin.is_dir() {
+        return Err(DiscoverError::NoBuild { dir: ebin, build });
+    }
+    beams_in(&ebin)
 }
 
 /// The apps of [`rebar3`], sorted.
