@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod dist;
+pub mod fault;
 pub mod output;
 pub mod store;
 pub mod watch;

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::fault::FaultPoints;
 use common::project::{arg, load_by_hand, node_json, start_node, start_node_with, Project};
 use common::{ErlNode, NodeSpec, Otp};
 use std::path::{Path, PathBuf};
@@ -93,23 +94,21 @@ fn a_lock_lost_on_one_node_before_the_word_stops_the_run_and_both_nodes_stay() {
     let (v2, v3) = (&v[1], &v[2]);
     p.deploy_ok(&[&a, &b], &["--ebin", &arg(v2)]);
 
-    // On node a, something kills the deploy lock's holder the moment the
-    // prepared flight asks it for the word, before the word comes: a node
-    // restarting its processes, say. It traces every process started from
-    // now on (the holder is one), at high priority.
-    let watching = a.eval(
-        "begin Shell = self(), spawn(fun() -> \
-           process_flag(priority, high), \
-           erlang:trace(new_processes, true, ['receive']), Shell ! ready, \
-           W = fun W() -> receive \
-             {trace, P, 'receive', {await, _, _, _}} -> exit(P, kill); \
-             {trace, _, _, _} -> W() \
-           after 20000 -> timeout end end, W() end), \
-         receive ready -> watching end end.",
+    // Both nodes have prepared and the tool holds before its word; on node
+    // a, something kills the deploy lock's holder then (a node restarting
+    // its processes, say). Only then does the word go out.
+    let faults = FaultPoints::new();
+    let env = faults.env(&["flight_prepared"]);
+    let mut run = p.spawn_deploy(&[&a, &b], &["--ebin", &arg(v3), "-v"], &env);
+    faults.reached("flight_prepared", &mut || run.running());
+    let killed = a.eval(
+        "begin H = whereis(hotswap_deploy_lock), M = monitor(process, H), exit(H, kill), \
+         receive {'DOWN', M, _, _, _} -> killed end end.",
     );
-    assert_eq!(watching, "watching");
+    assert_eq!(killed, "killed");
+    faults.release("flight_prepared");
 
-    let (code, json, stderr) = p.deploy(&[&a, &b], &["--ebin", &arg(v3), "-v"]);
+    let (code, json, stderr) = run.finish();
     assert_eq!(code, 1, "{json}\n{stderr}");
     assert_eq!(stderr.matches(PREPARED).count(), 2, "{stderr}");
     let said = json.to_string();

@@ -374,6 +374,7 @@ impl Transaction<'_> {
             }
         }))
         .await;
+        crate::fault::hold("flight_prepared").await;
         let said_go = written
             && heard.iter().all(|h| matches!(h, Heard::Prepared(_)))
             && !self.opts.interrupted();
@@ -597,6 +598,7 @@ impl Transaction<'_> {
         for p in self.parts.iter().filter(|p| !p.changes.is_empty()) {
             p.remote.say(awaiting(&self.lock, "apply"), written.is_ok());
         }
+        crate::fault::hold("apply_word_said").await;
         self.step("snapshot");
         if let Err(stop) = written {
             // Each node answers once it has dropped what it prepared.
@@ -618,6 +620,7 @@ impl Transaction<'_> {
         if failed {
             return Err(Stop::after_change(Outcome::Failed));
         }
+        crate::fault::hold("applied").await;
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 //! repository paths.
 #![allow(dead_code)]
 
+pub mod fault;
 pub mod project;
 pub mod slowlink;
 pub mod watcher;

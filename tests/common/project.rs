@@ -5,7 +5,7 @@ use super::{erlc_of, fixture, unique, ErlNode, NodeSpec, Otp};
 use hotswap_node::beam::Module;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// A project folder holding builds of the deploy fixtures, one `ebin`
 /// folder per version.
@@ -55,7 +55,12 @@ impl Project {
 
     /// [`Project::run`] with more environment variables.
     pub fn run_with(&self, args: &[&str], env: &[(&str, String)]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_hotswap-node"))
+        self.command(args, env).output().expect("binary runs")
+    }
+
+    fn command(&self, args: &[impl AsRef<std::ffi::OsStr>], env: &[(&str, String)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hotswap-node"));
+        command
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir(self.path())
@@ -64,9 +69,8 @@ impl Project {
             .env_remove("HOTSWAP_NODES")
             .env_remove("HOTSWAP_COOKIE")
             .env_remove("HOTSWAP_APP_NAME")
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("binary runs")
+            .env("NO_COLOR", "1");
+        command
     }
 
     /// `deploy` against `nodes` with the test's own peer name, as JSON.
@@ -81,6 +85,33 @@ impl Project {
         extra: &[&str],
         env: &[(&str, String)],
     ) -> (i32, Value, String) {
+        let cookies = nodes.iter().map(|n| n.cookie.clone()).collect();
+        let out = self
+            .command(&self.deploy_args(nodes, extra), env)
+            .output()
+            .expect("binary runs");
+        outcome(out, cookies)
+    }
+
+    /// [`Project::deploy_with`] left running, for a test to put a fault
+    /// at one of its fault points ([`super::fault::FaultPoints`]).
+    pub fn spawn_deploy(
+        &self,
+        nodes: &[&ErlNode],
+        extra: &[&str],
+        env: &[(&str, String)],
+    ) -> Running {
+        let cookies = nodes.iter().map(|n| n.cookie.clone()).collect();
+        let child = self
+            .command(&self.deploy_args(nodes, extra), env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("binary runs");
+        Running { child, cookies }
+    }
+
+    fn deploy_args(&self, nodes: &[&ErlNode], extra: &[&str]) -> Vec<String> {
         let mut args = vec![
             "deploy".to_owned(),
             "--json".into(),
@@ -94,20 +125,7 @@ impl Project {
         args.push("--cookie".into());
         args.push(nodes[0].cookie.clone());
         args.extend(extra.iter().map(|s| s.to_string()));
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = self.run_with(&refs, env);
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-            panic!("stdout is not one JSON document ({e}):\n{stdout}\nstderr:\n{stderr}")
-        });
-        for n in nodes {
-            assert!(
-                !stdout.contains(&n.cookie) && !stderr.contains(&n.cookie),
-                "the cookie leaked"
-            );
-        }
-        (out.status.code().unwrap_or(-1), json, stderr)
+        args
     }
 
     /// [`Project::deploy`] that must succeed; its JSON and stderr.
@@ -116,6 +134,45 @@ impl Project {
         assert_eq!(code, 0, "{json}\n{stderr}");
         (json, stderr)
     }
+}
+
+/// A deploy under way ([`Project::spawn_deploy`]).
+pub struct Running {
+    child: Child,
+    cookies: Vec<String>,
+}
+
+impl Running {
+    /// Whether the tool is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The tool's process id, to signal it.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the tool to exit: its exit code, JSON and stderr.
+    pub fn finish(self) -> (i32, Value, String) {
+        outcome(self.child.wait_with_output().expect("wait"), self.cookies)
+    }
+}
+
+/// A deploy's exit code, JSON document and stderr; no cookie in them.
+fn outcome(out: Output, cookies: Vec<String>) -> (i32, Value, String) {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("stdout is not one JSON document ({e}):\n{stdout}\nstderr:\n{stderr}")
+    });
+    for cookie in cookies {
+        assert!(
+            !stdout.contains(&cookie) && !stderr.contains(&cookie),
+            "the cookie leaked"
+        );
+    }
+    (out.status.code().unwrap_or(-1), json, stderr)
 }
 
 /// Loads `hs_greet` from `ebin` through the node's own shell, as someone

@@ -1,0 +1,79 @@
+//! Named points of the protocol where a test can hold the tool, so that a
+//! fault (a node killed, a lock lost, Ctrl-C, a link cut) lands exactly
+//! there instead of wherever a race puts it.
+//!
+//! Compiled only with the `fault-points` feature, which the test build
+//! turns on (a dev-dependency of the crate on itself); in every other build
+//! [`hold`] does nothing and costs nothing.
+//!
+//! With `HOTSWAP_FAULT_DIR=DIR` and `HOTSWAP_FAULT_HOLD=NAME[,NAME…]` set,
+//! the tool, on reaching point `NAME`, creates `DIR/NAME.reached` and waits
+//! until `DIR/NAME.go` exists; then it goes on. A point is held once per
+//! process: the undo that follows a fault passes the same points again.
+
+/// Every point, in the order a run meets them. A name not listed here is a
+/// test's mistake, refused at once.
+pub const POINTS: &[&str] = &[
+    // A flight to several nodes: every node has said it prepared (or
+    // answered), before the word go or abort goes out.
+    "flight_prepared",
+    // The apply step: the word go or abort has gone to every node.
+    "apply_word_said",
+    // The apply step: every node answered it; before the verify read-back.
+    "applied",
+];
+
+#[cfg(feature = "fault-points")]
+pub async fn hold(name: &'static str) {
+    imp::hold(name).await
+}
+
+#[cfg(not(feature = "fault-points"))]
+#[inline(always)]
+pub async fn hold(_name: &'static str) {}
+
+#[cfg(feature = "fault-points")]
+mod imp {
+    use std::collections::HashSet;
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    static PASSED: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+
+    /// How long a held point waits for its release before it fails the
+    /// run: a test that forgot to release must not hang CI.
+    const LIMIT: Duration = Duration::from_secs(120);
+
+    pub async fn hold(name: &'static str) {
+        assert!(super::POINTS.contains(&name), "unknown fault point {name}");
+        let Some(dir) = std::env::var_os("HOTSWAP_FAULT_DIR").map(PathBuf::from) else {
+            return;
+        };
+        let wanted = std::env::var("HOTSWAP_FAULT_HOLD").unwrap_or_default();
+        if !wanted.split(',').any(|w| w == name) || !first_time(name) {
+            return;
+        }
+        let reached = dir.join(format!("{name}.reached"));
+        let go = dir.join(format!("{name}.go"));
+        if let Err(e) = std::fs::write(&reached, b"") {
+            panic!(
+                "fault point {name}: cannot write {}: {e}",
+                reached.display()
+            );
+        }
+        let started = Instant::now();
+        while !go.exists() {
+            assert!(
+                started.elapsed() < LIMIT,
+                "fault point {name} was never released"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    fn first_time(name: &'static str) -> bool {
+        let mut passed = PASSED.lock().unwrap_or_else(|e| e.into_inner());
+        passed.get_or_insert_with(HashSet::new).insert(name)
+    }
+}
