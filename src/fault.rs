@@ -17,10 +17,9 @@ pub const POINTS: &[&str] = &[
     // A flight to several nodes: every node has said it prepared (or
     // answered), before the word go or abort goes out.
     "flight_prepared",
-    // The apply step: the word go or abort has gone to every node.
-    "apply_word_said",
-    // The apply step: every node answered it; before the verify read-back.
-    "applied",
+    // The apply step: every node has been sent its changes and the
+    // snapshot is written (or failed), before the word go or abort.
+    "apply_before_word",
 ];
 
 #[cfg(feature = "fault-points")]

@@ -6,11 +6,10 @@
 
 mod common;
 
+use common::fault::FaultPoints;
 use common::project::{node_json, start_node, start_node_with, Project};
-use common::slowlink::SlowLink;
-use common::{unique, wait_for, ErlNode, NodeSpec};
+use common::{unique, ErlNode, NodeSpec};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn ebin(p: &Path) -> String {
@@ -212,36 +211,6 @@ fn a_leftover_temporary_file_does_not_block_rollback() {
 /// A deploy of `ebin` to `node` through a link with 150 ms each way,
 /// logging its steps (`-v`), run as `name`. Its first `step` line comes
 /// once every node's lock is taken.
-fn slow_deploy(
-    p: &Project,
-    link: &SlowLink,
-    node: &ErlNode,
-    ebin: &Path,
-    name: &str,
-) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_hotswap-node"))
-        .args([
-            "deploy",
-            "--json",
-            "-v",
-            "--name",
-            name,
-            "--cookie",
-            &node.cookie,
-            "--node",
-            &node.name,
-        ])
-        .arg("--ebin")
-        .arg(ebin)
-        .current_dir(p.path())
-        .env("HOME", p.path())
-        .env("ERL_EPMD_PORT", link.epmd_port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary runs")
-}
-
 fn lock_is_gone(node: &mut ErlNode) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
@@ -261,13 +230,13 @@ fn two_deploys_to_one_node_at_once_one_is_refused() {
     let v2b = pb.build(2, &["hs_greet"]);
     let cookie = common::random_cookie();
     let mut node = start_node("rb_two", &v1, &cookie, &["hs_greet"]);
-    let link = SlowLink::start(
-        hotswap_node::dist::epmd::epmd_port(),
-        Duration::from_millis(150),
-    );
+    // The first run holds the node's lock, its changes sent, before the
+    // word to load.
+    let faults = FaultPoints::new();
     let first = unique("first");
-    let mut child = slow_deploy(&pa, &link, &node, &v2, &first);
-    let log = wait_for(&mut child, "step ", 1);
+    let args = ["--ebin", &ebin(&v2), "--name", &first];
+    let mut run = pa.spawn_deploy(&[&node], &args, &faults.env(&["apply_before_word"]));
+    faults.reached("apply_before_word", &mut || run.running());
 
     let (code, json, _) = pb.deploy(&[&node], &["--ebin", &ebin(&v2b)]);
     assert_eq!(code, 3, "{json}");
@@ -277,9 +246,9 @@ fn two_deploys_to_one_node_at_once_one_is_refused() {
         "{failed}"
     );
 
-    let out = child.wait_with_output().expect("first deploy ends");
-    let log = log.join().expect("log");
-    assert_eq!(out.status.code(), Some(0), "{log}");
+    faults.release("apply_before_word");
+    let (code, json, stderr) = run.finish();
+    assert_eq!(code, 0, "{json}\n{stderr}");
     assert_eq!(node.loaded_md5("hs_greet"), pa.md5(&v2, "hs_greet"));
     assert!(lock_is_gone(&mut node), "the lock is left on the node");
 }
@@ -293,17 +262,16 @@ fn the_lock_of_a_killed_run_goes_and_the_next_deploy_works() {
         NodeSpec::new("rb_kill").cookie(&cookie).code_path(&v1),
         &["hs_greet"],
     );
-    let link = SlowLink::start(
-        hotswap_node::dist::epmd::epmd_port(),
-        Duration::from_millis(150),
-    );
-    let mut child = slow_deploy(&p, &link, &node, &v2, &unique("doomed"));
-    let log = wait_for(&mut child, "step ", 1);
-    child.kill().expect("SIGKILL");
-    let _ = child.wait();
-    drop(log);
+    // Killed (SIGKILL) while it holds the node's lock, before the word.
+    let faults = FaultPoints::new();
+    let env = faults.env(&["apply_before_word"]);
+    let mut run = p.spawn_deploy(&[&node], &["--ebin", &ebin(&v2)], &env);
+    faults.reached("apply_before_word", &mut || run.running());
+    assert_ne!(node.eval("whereis(hotswap_deploy_lock)."), "undefined");
+    run.kill();
 
     assert!(lock_is_gone(&mut node), "the dead run's lock stays");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
     let (code, json, _) = p.deploy(&[&node], &["--ebin", &ebin(&v2)]);
     assert_eq!(code, 0, "{json}");
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));

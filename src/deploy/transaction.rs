@@ -595,10 +595,10 @@ impl Transaction<'_> {
     async fn apply(&mut self) -> Result<(), Stop> {
         let answers = self.ask_apply();
         let written = self.snapshot().and_then(|()| self.check_interrupt(false));
+        crate::fault::hold("apply_before_word").await;
         for p in self.parts.iter().filter(|p| !p.changes.is_empty()) {
             p.remote.say(awaiting(&self.lock, "apply"), written.is_ok());
         }
-        crate::fault::hold("apply_word_said").await;
         self.step("snapshot");
         if let Err(stop) = written {
             // Each node answers once it has dropped what it prepared.
@@ -620,7 +620,6 @@ impl Transaction<'_> {
         if failed {
             return Err(Stop::after_change(Outcome::Failed));
         }
-        crate::fault::hold("applied").await;
         Ok(())
     }
 

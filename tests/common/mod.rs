@@ -480,6 +480,27 @@ pub fn wait_for(
     marker: &str,
     count: usize,
 ) -> std::thread::JoinHandle<String> {
+    let (reader, rx) = read_stderr(child, marker, count);
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the deploy reached the marker");
+    reader
+}
+
+/// Reads the child's stderr to its end in the background.
+pub fn drain_stderr(child: &mut std::process::Child) -> std::thread::JoinHandle<String> {
+    read_stderr(child, "", usize::MAX).0
+}
+
+/// Reads the child's stderr in the background, and says on the channel
+/// once `count` lines contained `marker`.
+fn read_stderr(
+    child: &mut std::process::Child,
+    marker: &str,
+    count: usize,
+) -> (
+    std::thread::JoinHandle<String>,
+    std::sync::mpsc::Receiver<()>,
+) {
     use std::io::{BufRead, BufReader};
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -499,7 +520,5 @@ pub fn wait_for(
         }
         text
     });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("the deploy reached the marker");
-    reader
+    (reader, rx)
 }

@@ -112,12 +112,10 @@ impl Project {
     }
 
     fn deploy_args(&self, nodes: &[&ErlNode], extra: &[&str]) -> Vec<String> {
-        let mut args = vec![
-            "deploy".to_owned(),
-            "--json".into(),
-            "--name".into(),
-            unique("hs"),
-        ];
+        let mut args = vec!["deploy".to_owned(), "--json".into()];
+        if !extra.contains(&"--name") {
+            args.extend(["--name".into(), unique("hs")]);
+        }
         for n in nodes {
             args.push("--node".into());
             args.push(n.name.clone());
@@ -151,6 +149,12 @@ impl Running {
     /// The tool's process id, to signal it.
     pub fn id(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Kills the tool (SIGKILL) and reaps it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Waits for the tool to exit: its exit code, JSON and stderr.
