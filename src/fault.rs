@@ -20,6 +20,9 @@ pub const POINTS: &[&str] = &[
     // The apply step: every node has been sent its changes and the
     // snapshot is written (or failed), before the word go or abort.
     "apply_before_word",
+    // A rollback has brought every node to its priors, before the store
+    // records it.
+    "rollback_ran",
 ];
 
 #[cfg(feature = "fault-points")]

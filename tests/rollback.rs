@@ -133,6 +133,68 @@ fn rollback_refuses_a_module_changed_since_unless_forced() {
     assert_eq!(node.loaded_md5("hs_greet"), pa.md5(&v1, "hs_greet"));
 }
 
+/// A rollback refused on one node changes no node, and leaves every
+/// node's part of the deploy to roll back later: the node that was not
+/// refused is not marked rolled back.
+#[test]
+fn a_rollback_refused_on_one_node_leaves_the_other_nodes_rollbackable() {
+    let (pa, pb) = (Project::new(), Project::new());
+    let v1 = pa.build(1, &["hs_greet"]);
+    let v2 = pa.build(2, &["hs_greet"]);
+    let v3 = pb.build(3, &["hs_greet"]);
+    let cookie = common::random_cookie();
+    let mut a = start_node("rb_ref_a", &v1, &cookie, &["hs_greet"]);
+    let mut b = start_node("rb_ref_b", &v1, &cookie, &["hs_greet"]);
+    let (code, json, _) = pa.deploy(&[&a, &b], &["--ebin", &ebin(&v2)]);
+    assert_eq!(code, 0, "{json}");
+    // Someone else deploys v3 to node b from another checkout.
+    let (code, json, _) = pb.deploy(&[&b], &["--ebin", &ebin(&v3)]);
+    assert_eq!(code, 0, "{json}");
+
+    let (code, json, _) = pa.deploy(&[&a, &b], &["--rollback"]);
+    assert_eq!(code, 5, "{json}");
+    for n in json["nodes"].as_array().expect("nodes") {
+        assert_eq!(n["rolled_back"], false, "{json}");
+    }
+    assert_eq!(a.loaded_md5("hs_greet"), pa.md5(&v2, "hs_greet"));
+    assert_eq!(b.loaded_md5("hs_greet"), pb.md5(&v3, "hs_greet"));
+
+    // Node a's part is still there to roll back.
+    let (code, json, _) = pa.deploy(&[&a], &["--rollback"]);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(a.loaded_md5("hs_greet"), pa.md5(&v1, "hs_greet"));
+}
+
+/// The store cannot record a rollback that ran: the user is still told
+/// what each node runs now, and that the store did not take it in.
+#[test]
+fn a_rollback_the_store_cannot_record_still_reports_each_node() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_greet"]), p.build(2, &["hs_greet"]));
+    let cookie = common::random_cookie();
+    let mut node = start_node("rb_unrec", &v1, &cookie, &["hs_greet"]);
+    let (code, json, _) = p.deploy(&[&node], &["--ebin", &ebin(&v2)]);
+    assert_eq!(code, 0, "{json}");
+
+    let faults = FaultPoints::new();
+    let env = faults.env(&["rollback_ran"]);
+    let mut run = p.spawn_deploy(&[&node], &["--rollback"], &env);
+    faults.reached("rollback_ran", &mut || run.running());
+    // The snapshots folder goes; a file stands in its way.
+    let snapshots = p.path().join(".hotswap/snapshots");
+    let aside = p.path().join("snapshots-aside");
+    std::fs::rename(&snapshots, &aside).expect("move the snapshots aside");
+    std::fs::write(&snapshots, b"in the way").expect("a file in the way");
+    faults.release("rollback_ran");
+    let (code, json, stderr) = run.finish();
+
+    assert_eq!(code, 1, "{json}\n{stderr}");
+    assert_eq!(json["ok"], false, "{json}");
+    assert!(json["error"].to_string().contains("store"), "{json}");
+    assert_eq!(node_json(&json, &node)["rolled_back"], true, "{json}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+}
+
 /// A node running v1 of hs_greet that is on none of its disks any more.
 fn node_with_unsaved_code(p: &Project, tag: &str, cookie: &str) -> ErlNode {
     let dir = p.path().join(unique("gone"));

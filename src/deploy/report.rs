@@ -25,13 +25,16 @@ pub enum Outcome {
     /// A rollback or an undo left modules not restored: nodes may run
     /// mixed versions.
     NotRestored,
+    /// Every node came to its goals, but the snapshot store could not
+    /// record it ([`Report::error`] says why).
+    Unrecorded,
 }
 
 impl Outcome {
     pub fn exit_code(self) -> i32 {
         match self {
             Outcome::Success => 0,
-            Outcome::Failed => 1,
+            Outcome::Failed | Outcome::Unrecorded => 1,
             Outcome::Unreachable | Outcome::Locked => 3,
             Outcome::VerifyMismatch => 4,
             Outcome::Refused => 5,
@@ -93,6 +96,9 @@ pub struct Report {
     /// code; `null` when nothing was loaded.
     pub running_ms: Option<f64>,
     pub nodes: Vec<NodeReport>,
+    /// What went wrong outside the nodes, after they changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     #[serde(skip)]
     pub outcome: Outcome,
     #[serde(skip)]
@@ -107,6 +113,7 @@ impl Report {
             ok: outcome == Outcome::Success,
             snapshot,
             nodes,
+            error: None,
             outcome,
             dry_run: false,
             elapsed: Default::default(),
@@ -183,6 +190,10 @@ impl Report {
             Outcome::Interrupted => "interrupted; nodes changed in this run were rolled back".into(),
             Outcome::Refused => "refused (see above); nothing was changed. Pass `--force` to kill processes in old code or overwrite changed modules".into(),
             Outcome::NotRestored => "NOT RESTORED: the modules named above could not be put back; nodes may run mixed versions".into(),
+            Outcome::Unrecorded => format!(
+                "every node above runs what it was brought to, but the snapshot store could not record it: {}",
+                self.error.as_deref().unwrap_or("unknown error")
+            ),
         }
     }
 }

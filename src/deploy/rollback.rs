@@ -3,7 +3,7 @@
 //! Each node's part of a manifest is marked rolled back on its own, so
 //! rolling back one node leaves the others' parts to roll back later.
 
-use super::report::Report;
+use super::report::{Outcome, Report};
 use super::transaction::{self, Goal, Kind, Target, Work};
 use super::{Options, Session};
 use crate::beam::Md5;
@@ -117,18 +117,30 @@ pub async fn rollback(
         .collect();
     let lock = session.lock_request();
     let store = session.store();
-    let mut report = transaction::run(Kind::Rollback, work, store, lock, opts, ui)
-        .await
-        .report;
-    if !opts.dry_run {
+    let finished = transaction::run(Kind::Rollback, work, store, lock, opts, ui).await;
+    let mut report = finished.report;
+    // A run stopped anywhere changed no node, or undid what it changed:
+    // every node's part is still to roll back.
+    if finished.reached {
+        crate::fault::hold("rollback_ran").await;
         for n in report.nodes.iter_mut().filter(|n| n.ok) {
             n.rolled_back = true;
         }
-        mark(
+        let marked = mark(
             store,
             report.nodes.iter().filter(|n| n.ok).map(|n| &n.node),
             &candidates,
-        )?;
+        );
+        if let Err(e) = marked {
+            // The nodes changed: say what they run, and that the store
+            // still shows the deploy as applied there (a later rollback
+            // finds them changed since, and refuses).
+            report.error = Some(format!(
+                "{e}; the store still shows the rolled-back deploy as applied"
+            ));
+            report.ok = false;
+            report.outcome = Outcome::Unrecorded;
+        }
     }
     report.snapshot = candidates.values().map(|m| m.id.clone()).max();
     Ok(report)

@@ -161,6 +161,9 @@ enum Heard {
 pub struct Finished {
     pub report: Report,
     pub manifest: Option<Manifest>,
+    /// Every node came to its goals (but for those that could not be
+    /// had: `not_restored`); nothing was stopped or undone.
+    pub reached: bool,
 }
 
 struct Transaction<'a> {
@@ -663,6 +666,7 @@ impl Transaction<'_> {
 
     /// The single way out: undo if needed, record, release, report.
     async fn finish(mut self, result: Result<(), Stop>) -> Finished {
+        let reached = result.is_ok() && !self.opts.dry_run;
         let mut outcome = match result {
             Ok(()) => Outcome::Success,
             Err(stop) => {
@@ -692,6 +696,7 @@ impl Transaction<'_> {
         Finished {
             report,
             manifest: self.manifest,
+            reached,
         }
     }
 
