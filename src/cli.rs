@@ -589,7 +589,7 @@ fn snapshots_command(args: SnapshotsArgs) -> Result<i32, CliError> {
     let store = Store::new(settings.snapshot_dir.clone());
     if args.prune {
         let _lock = lock_store(&store, &Ui::new(Mode::Text))?;
-        let keep = settings.keep_snapshots.max(1);
+        let keep = settings.keep_snapshots;
         let pruned = store.prune(keep)?;
         let forgotten = match pruned.nodes {
             0 => String::new(),
@@ -599,8 +599,12 @@ fn snapshots_command(args: SnapshotsArgs) -> Result<i32, CliError> {
                 crate::store::FORGET_AFTER.as_secs() / 86_400
             ),
         };
+        let keeping = match keep {
+            0 => "keeping every snapshot: `keep_snapshots = 0`".to_owned(),
+            n => format!("keeping the newest {n} per node"),
+        };
         eprintln!(
-            "pruned {} and {} (keeping the newest {keep} per node){forgotten}",
+            "pruned {} and {} ({keeping}){forgotten}",
             crate::deploy::report::count(pruned.snapshots, "snapshot"),
             crate::deploy::report::count(pruned.objects, "stored module")
         );

@@ -366,4 +366,39 @@ fn the_store_keeps_the_newest_snapshots_per_node() {
     }
     let out = p.run(&["snapshots", "--prune"]);
     assert!(out.status.success());
+    assert_eq!(snapshot_count(&p), 2, "pruning keeps the newest two");
+}
+
+fn snapshot_count(p: &Project) -> usize {
+    let out = p.run(&["snapshots", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    list.as_array().map_or(0, Vec::len)
+}
+
+/// `keep_snapshots = 0` keeps every snapshot, as documented: neither a
+/// deploy nor `snapshots --prune` removes any.
+#[test]
+fn keep_snapshots_0_keeps_every_snapshot() {
+    let p = Project::new();
+    let builds: Vec<_> = (1..=4).map(|v| p.build(v, &["hs_greet"])).collect();
+    std::fs::write(p.path().join("hotswap.toml"), "keep_snapshots = 0\n").expect("config");
+    let cookie = common::random_cookie();
+    let node = start_node("rb_keep0", &builds[0], &cookie, &["hs_greet"]);
+    for v in &builds[1..] {
+        let (code, json, _) = p.deploy(&[&node], &["--ebin", &ebin(v)]);
+        assert_eq!(code, 0, "{json}");
+    }
+    assert_eq!(snapshot_count(&p), 3);
+    let out = p.run(&["snapshots", "--prune"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        snapshot_count(&p),
+        3,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -394,6 +394,8 @@ impl Store {
     /// and index entries no remaining snapshot needs, and forgets nodes
     /// unseen for [`FORGET_AFTER`].
     pub fn prune(&self, keep: usize) -> Result<Pruned, SnapshotError> {
+        // 0 keeps every snapshot (and still collects what none needs).
+        let keep = if keep == 0 { usize::MAX } else { keep };
         let manifests = self.list()?;
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
         let mut kept = Vec::new();
