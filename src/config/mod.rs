@@ -72,9 +72,14 @@ pub enum ConfigError {
     },
     #[error("cookie file `{}` is empty", .0.display())]
     EmptyCookie(PathBuf),
-    #[error("`timeout` must be a positive number of seconds, got {0}")]
+    #[error("`timeout` must be from {min} to {max} seconds, got {0}", min = TIMEOUT_RANGE.0, max = TIMEOUT_RANGE.1)]
     Timeout(f64),
 }
+
+/// The seconds `timeout` may take: below a hundredth no node answers; a
+/// day is far past any link, and the lock's lease (six timeouts) and every
+/// deadline computed from it stay well within what a clock can add.
+pub const TIMEOUT_RANGE: (f64, f64) = (0.01, 86_400.0);
 
 /// The settings a command runs with.
 #[derive(Debug, Clone)]
@@ -206,7 +211,9 @@ impl Settings {
         };
 
         let timeout = match flags.timeout.or(file.timeout) {
-            Some(t) if t > 0.0 && t.is_finite() => Duration::from_secs_f64(t),
+            Some(t) if (TIMEOUT_RANGE.0..=TIMEOUT_RANGE.1).contains(&t) => {
+                Duration::from_secs_f64(t)
+            }
             Some(t) => return Err(ConfigError::Timeout(t)),
             None => Duration::from_secs(30),
         };
@@ -361,6 +368,33 @@ mod tests {
         let err =
             Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect_err("unknown");
         assert!(err.to_string().contains("nodez"), "{err}");
+    }
+
+    #[test]
+    fn an_absurd_timeout_is_refused_by_name() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for bad in ["1e20", "0", "-1", "0.001", "nan", "inf", "86400.5"] {
+            std::fs::write(dir.path().join(FILE_NAME), format!("timeout = {bad}\n"))
+                .expect("write");
+            let err =
+                Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect_err(bad);
+            assert!(err.to_string().contains("`timeout`"), "{bad}: {err}");
+        }
+        for good in ["0.01", "30", "86400"] {
+            std::fs::write(dir.path().join(FILE_NAME), format!("timeout = {good}\n"))
+                .expect("write");
+            Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect(good);
+        }
+        let flags = Flags {
+            timeout: Some(1e20),
+            ..Default::default()
+        };
+        std::fs::remove_file(dir.path().join(FILE_NAME)).expect("rm");
+        let err = Settings::load_with_env(dir.path(), &flags, no_env).expect_err("flag");
+        assert!(
+            err.to_string().contains("1e20") || err.to_string().contains("100000000000000000000"),
+            "{err}"
+        );
     }
 
     #[test]
