@@ -10,6 +10,12 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 const PASS_THROUGH: u8 = 112;
 
+/// The largest frame taken from a node. Its biggest honest answer carries
+/// the node's own copies of the modules it runs (for a snapshot), some
+/// megabytes; anything near this is a broken or hostile peer, and is not
+/// read into memory.
+pub const MAX_FRAME: usize = 256 << 20;
+
 /// The four zero bytes of a tick.
 pub const TICK: [u8; 4] = [0; 4];
 
@@ -24,6 +30,8 @@ pub enum Frame {
 pub enum FrameError {
     #[error("the connection closed in the middle of a frame")]
     ClosedMidFrame,
+    #[error("a frame of {0} bytes is over the limit of {max} MiB", max = MAX_FRAME >> 20)]
+    TooLarge(usize),
     #[error("a frame starts with byte {0} instead of 112")]
     BadTag(u8),
     #[error("a frame holds malformed terms: {0}")]
@@ -55,6 +63,9 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Option<F
     let len = u32::from_be_bytes(len) as usize;
     if len == 0 {
         return Ok(Some(Frame::Tick));
+    }
+    if len > MAX_FRAME {
+        return Err(FrameError::TooLarge(len));
     }
     // Grow with the data actually received: a garbage length of 4 GiB must
     // not allocate 4 GiB up front.
@@ -124,5 +135,20 @@ mod tests {
             read_frame(&mut short_len).await,
             Err(FrameError::ClosedMidFrame)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_frame_over_the_limit_is_refused_before_its_body_is_read() {
+        let len = u32::try_from(MAX_FRAME + 1).expect("fits");
+        let mut input = len.to_be_bytes().to_vec();
+        input.extend([PASS_THROUGH; 64]);
+        let mut reader = &input[..];
+        let err = read_frame(&mut reader).await.expect_err("too large");
+        assert!(
+            matches!(err, FrameError::TooLarge(n) if n == MAX_FRAME + 1),
+            "{err}"
+        );
+        assert!(err.to_string().contains("256 MiB"), "{err}");
+        assert_eq!(reader.len(), 64, "the body was not read");
     }
 }

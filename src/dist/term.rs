@@ -418,18 +418,49 @@ impl ShapeError {
 /// does not flood the terminal.
 pub fn show(term: &Term) -> String {
     const LIMIT: usize = 300;
-    let text = match term {
-        Term::Binary(b) if b.bytes.len() > 32 => format!("<<{} bytes>>", b.bytes.len()),
-        other => other.to_string(),
-    };
-    if text.len() > LIMIT {
-        let mut cut = LIMIT;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
+    if let Term::Binary(b) = term {
+        if b.bytes.len() > 32 {
+            return format!("<<{} bytes>>", b.bytes.len());
         }
-        format!("{}…", &text[..cut])
-    } else {
-        text
+    }
+    // Rendering stops once past the limit: an unexpected answer of many
+    // megabytes costs no more to show than a short one.
+    let mut text = Bounded {
+        text: String::new(),
+        limit: LIMIT,
+    };
+    let whole = std::fmt::Write::write_fmt(&mut text, format_args!("{term}")).is_ok();
+    let mut text = text.text;
+    if whole && text.len() <= LIMIT {
+        return text;
+    }
+    let mut cut = LIMIT.min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    text.push('…');
+    text
+}
+
+/// A `fmt::Write` that takes text up to a little past `limit`, then fails.
+struct Bounded {
+    text: String,
+    limit: usize,
+}
+
+impl std::fmt::Write for Bounded {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.text.len() > self.limit {
+            return Err(std::fmt::Error);
+        }
+        let room = self.limit + 1 - self.text.len();
+        let mut take = s.len().min(room);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.text.push_str(&s[..take]);
+        Ok(())
     }
 }
 
@@ -558,6 +589,21 @@ pub fn as_text(term: &Term) -> Result<String, ShapeError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn show_cuts_a_long_answer_and_keeps_a_short_one() {
+        let long = list((0..200_000).map(|i| int(i % 1000)).collect());
+        let shown = show(&long);
+        assert!(shown.ends_with('…'), "{shown}");
+        assert_eq!(shown.chars().count(), 301, "{shown}");
+        assert!(shown.starts_with("[0,1,2,"), "{shown}");
+        assert_eq!(show(&atom_term("ok")), "'ok'");
+        let exactly = atom_term(&"a".repeat(298));
+        assert_eq!(show(&exactly), format!("'{}'", "a".repeat(298)));
+        let wide = atom_term(&"é".repeat(200));
+        assert!(show(&wide).ends_with('…'));
+    }
+
     use super::*;
 
     fn encode(term: &Term) -> Vec<u8> {
