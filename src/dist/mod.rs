@@ -345,6 +345,9 @@ impl Peer {
     }
 }
 
+/// How long the listener waits after a failed accept before the next.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 async fn accept_loop(
     listener: TcpListener,
     identity: Identity,
@@ -352,8 +355,15 @@ async fn accept_loop(
     incoming: Arc<Mutex<Vec<Connection>>>,
 ) {
     loop {
-        let Ok((stream, from)) = listener.accept().await else {
-            continue;
+        let (stream, from) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors (or memory), the next accept fails
+                // the same way at once: wait rather than spin a core.
+                tracing::debug!("accepting a connection failed: {e}");
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let identity = identity.clone();
