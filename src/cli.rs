@@ -474,7 +474,7 @@ fn date_back_for_rebar3(settings: &Settings) {
         return;
     }
     if let Ok(dirs) = discover::rebar_source_dirs(&settings.project) {
-        stale::date_back(&stale::erl_sources(&dirs), &found.files);
+        stale::date_back_ambiguous(&stale::erl_sources(&dirs), &found.files);
     }
 }
 

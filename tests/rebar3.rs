@@ -31,6 +31,16 @@ fn deploy_from_a_rebar3_release_builds_and_sends_what_changed_in_any_app() {
     }
     let shop_before = node.loaded_md5("shop_cart");
     assert_eq!(node.eval("pay_card:version()."), "one");
+    // shop_cart was saved well before it was built: nothing about it is
+    // ambiguous, and its beam must be left alone (not dated back, not
+    // rebuilt).
+    let shop_beam = dev.join("_build/default/lib/shop/ebin/shop_cart.beam");
+    let shop_built = mtime(&shop_beam);
+    let shop_source = dev.join("apps/shop/src/shop_cart.erl");
+    set_mtime(
+        &shop_source,
+        shop_built - std::time::Duration::from_secs(10),
+    );
 
     // Saved in the second rebar3 wrote the beam in (a quick edit, or a
     // script): rebar3, comparing times to the second, would skip it.
@@ -40,11 +50,7 @@ fn deploy_from_a_rebar3_release_builds_and_sends_what_changed_in_any_app() {
         .expect("beam");
     let source = dev.join("apps/pay/src/pay_card.erl");
     write(&source, &module("pay_card", "two"));
-    let file = std::fs::File::options()
-        .write(true)
-        .open(&source)
-        .expect("open");
-    file.set_modified(built).expect("set mtime");
+    set_mtime(&source, built);
     let out = Command::new(env!("CARGO_BIN_EXE_hotswap-node"))
         .args(["deploy", "--name", &unique("hs"), "--node", &node.name])
         .args(["--cookie", &node.cookie])
@@ -71,6 +77,21 @@ fn deploy_from_a_rebar3_release_builds_and_sends_what_changed_in_any_app() {
     assert!(!stdout.contains("Deployed shop_cart"), "{stdout}");
     assert_eq!(node.eval("pay_card:version()."), "two");
     assert_eq!(node.loaded_md5("shop_cart"), shop_before);
+    assert_eq!(mtime(&shop_beam), shop_built, "shop_cart was rebuilt");
+}
+
+fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .expect("mtime")
+}
+
+fn set_mtime(path: &Path, time: std::time::SystemTime) {
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open");
+    file.set_modified(time).expect("set mtime");
 }
 
 /// A release with two apps, `shop` (module `shop_cart`) and `pay` (module

@@ -17,10 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// file that is gone, or a beam that cannot be changed, is left as it is:
 /// the build then behaves as it would without this.
 pub fn date_back(changed: &BTreeSet<PathBuf>, beams: &[PathBuf]) {
-    let by_module: HashMap<&OsStr, &PathBuf> = beams
-        .iter()
-        .filter_map(|b| Some((b.file_stem()?, b)))
-        .collect();
+    let by_module = by_module(beams);
     for path in changed {
         let Some(saved) = mtime(path) else { continue };
         let concerned: Vec<&PathBuf> = match is_erlang_source(path) {
@@ -38,6 +35,31 @@ pub fn date_back(changed: &BTreeSet<PathBuf>, beams: &[PathBuf]) {
             }
         }
     }
+}
+
+/// Dates back the beams of `sources` (every source of a project, changed
+/// or not, as `deploy` knows no better) whose beam was written in the
+/// same second as the source was saved: only there can the build tool not
+/// tell which came first. A beam written in a later second was built from
+/// the source as it is; one from an earlier second is stale already.
+pub fn date_back_ambiguous(sources: &BTreeSet<PathBuf>, beams: &[PathBuf]) {
+    let by_module = by_module(beams);
+    for source in sources.iter().filter(|s| is_erlang_source(s)) {
+        let Some(saved) = mtime(source) else { continue };
+        let Some(beam) = source.file_stem().and_then(|m| by_module.get(m)) else {
+            continue;
+        };
+        if mtime(beam).is_some_and(|built| second(built) == second(saved)) {
+            date(beam, second(saved).saturating_sub(1));
+        }
+    }
+}
+
+fn by_module(beams: &[PathBuf]) -> HashMap<&OsStr, &PathBuf> {
+    beams
+        .iter()
+        .filter_map(|b| Some((b.file_stem()?, b)))
+        .collect()
 }
 
 /// Sets `beam`'s modification time to `secs` after the epoch.
@@ -122,5 +144,28 @@ mod tests {
         date_back(&BTreeSet::from([header]), &beams);
         assert_eq!(mtime(&a), Some(UNIX_EPOCH + Duration::from_secs(1_999)));
         assert_eq!(mtime(&b), Some(UNIX_EPOCH + Duration::from_secs(1_500)));
+    }
+
+    #[test]
+    fn of_sources_not_known_to_have_changed_only_a_same_second_beam_is_dated_back() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = |name: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, b"x").expect("write");
+            p
+        };
+        let (a_src, b_src, c_src) = (file("a.erl"), file("b.erl"), file("c.erl"));
+        let (a, b, c) = (file("a.beam"), file("b.beam"), file("c.beam"));
+        set(&a_src, 1_000, 900_000_000);
+        set(&a, 1_000, 100_000_000); // same second: ambiguous
+        set(&b_src, 1_000, 0);
+        set(&b, 1_002, 0); // built after the save: up to date
+        set(&c_src, 1_000, 0);
+        set(&c, 990, 0); // older: stale already
+        let sources = BTreeSet::from([a_src, b_src, c_src]);
+        date_back_ambiguous(&sources, &[a.clone(), b.clone(), c.clone()]);
+        assert_eq!(mtime(&a), Some(UNIX_EPOCH + Duration::from_secs(999)));
+        assert_eq!(mtime(&b), Some(UNIX_EPOCH + Duration::from_secs(1_002)));
+        assert_eq!(mtime(&c), Some(UNIX_EPOCH + Duration::from_secs(990)));
     }
 }
