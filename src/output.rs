@@ -20,6 +20,8 @@ pub enum Mode {
 pub struct Ui {
     mode: Mode,
     bars: Option<MultiProgress>,
+    /// Progress lines are shown (not for a command that prints its own).
+    lines: bool,
 }
 
 impl Mode {
@@ -42,6 +44,7 @@ impl Ui {
         Ui {
             mode,
             bars: fancy.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr())),
+            lines: true,
         }
     }
 
@@ -50,11 +53,25 @@ impl Ui {
         Ui {
             mode: Mode::Quiet,
             bars: None,
+            lines: false,
+        }
+    }
+
+    /// Warnings as `mode` shows them, and no progress lines: for a command
+    /// that reports each step its own way (`watch`).
+    pub fn warnings_only(mode: Mode) -> Self {
+        Ui {
+            mode,
+            bars: None,
+            lines: false,
         }
     }
 
     /// A progress line, like `Connected to app@host`.
     pub fn line(&self, text: &str) {
+        if !self.lines {
+            return;
+        }
         match (self.mode, &self.bars) {
             (Mode::Quiet, _) => {}
             (Mode::Text, Some(bars)) => {

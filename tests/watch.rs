@@ -332,6 +332,48 @@ fn no_build_follows_beams_moved_into_the_folder() {
     assert_stopped_cleanly(w);
 }
 
+/// What a deploy warns of reaches the watcher's user: here `--force`
+/// killing a process that ran the code the change had to replace.
+#[test]
+fn a_deploys_warnings_reach_the_user() {
+    let p = Project::new();
+    let v: Vec<PathBuf> = (1..=3).map(|i| p.build(i, &["hs_loop"])).collect();
+    let watched = p.path().join("watched");
+    copy_dir(&v[0], &watched);
+    let mut node = start_node_with(NodeSpec::new("wwarn").code_path(&v[0]), &["hs_loop"]);
+    node.eval("hs_loop:start().");
+    let mut w = watch_folder(&p, &[&node], &["--force"]);
+    // v2 lands; the looper stays in v1, now old code. v3 needs v1 gone.
+    move_beam(&v[1], &watched, "hs_loop");
+    w.wait_loaded("hs_loop");
+    move_beam(&v[2], &watched, "hs_loop");
+    w.wait_loaded("hs_loop");
+    let killed = w.wait_stderr("killed 1 process");
+    assert!(killed.contains(&node.name), "{killed}");
+    assert_eq!(node.eval("whereis(hs_looper)."), "undefined");
+    assert_eq!(node.loaded_md5("hs_loop"), p.md5(&v[2], "hs_loop"));
+    assert_stopped_cleanly(w);
+}
+
+/// A snapshot store that cannot be locked changes no node: the change is
+/// refused with the reason, and the watcher goes on.
+#[test]
+fn a_store_that_cannot_be_locked_changes_no_node() {
+    let p = Project::new();
+    let v: Vec<PathBuf> = (1..=2).map(|i| p.build(i, &["hs_greet"])).collect();
+    let watched = p.path().join("watched");
+    copy_dir(&v[0], &watched);
+    let mut node = start_node_with(NodeSpec::new("wlock").code_path(&v[0]), &["hs_greet"]);
+    // The lock file cannot be opened: a folder stands in its place.
+    std::fs::create_dir_all(p.path().join(".hotswap/lock")).expect("a folder in the way");
+    let mut w = watch_folder(&p, &[&node], &[]);
+    move_beam(&v[1], &watched, "hs_greet");
+    let event = w.wait_event("a refused change", |e| e["event"] == "store_failed");
+    assert!(event["error"].to_string().contains("lock"), "{event}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v[0], "hs_greet"));
+    assert_stopped_cleanly(w);
+}
+
 #[test]
 fn two_nodes_get_every_change_together_the_second_prepared_on_both() {
     let p = Project::new();

@@ -115,6 +115,17 @@ pub fn build_failed(mode: Mode, why: &str) {
     eprintln!("{}  {why}; no node was changed", clock());
 }
 
+/// A change the snapshot store refused (it could not be locked).
+pub fn store_failed(mode: Mode, why: &str) {
+    if mode == Mode::Json {
+        println!(
+            "{}",
+            json!({"event": "store_failed", "time": clock(), "ok": false, "error": why})
+        );
+    }
+    eprintln!("{}  {why}; no node was changed", clock());
+}
+
 pub fn node_down(mode: Mode, node: &str, reason: &str) {
     if mode == Mode::Json {
         println!(

@@ -24,6 +24,7 @@ pub mod sources;
 use crate::beam::{Md5, Module};
 use crate::deploy::{self, Options, Remote, Report, Session};
 use crate::output::{Mode, Ui};
+use crate::store::{Store, StoreLock};
 use build::{Builder, Built};
 use lines::Cause;
 use nodes::NodeEvent;
@@ -145,7 +146,15 @@ impl Watch {
             "change handled in {:.1} ms",
             started.elapsed().as_secs_f64() * 1e3
         );
-        lines::change(&self.ui, self.watch.mode, report.as_ref(), build, cause);
+        self.tell(report, build, cause);
+    }
+
+    /// The line (or JSON event) for a deploy, or for one the store refused.
+    fn tell(&self, report: Result<Option<Report>, String>, build: Duration, cause: Cause) {
+        match report {
+            Ok(report) => lines::change(&self.ui, self.watch.mode, report.as_ref(), build, cause),
+            Err(why) => lines::store_failed(self.watch.mode, &why),
+        }
     }
 
     async fn node_event(&mut self, event: NodeEvent) {
@@ -163,27 +172,21 @@ impl Watch {
                 // A change it failed was undone everywhere: the others
                 // take it again now, not at the next save.
                 let report = self.deploy(self.session.remotes()).await;
-                let (ui, mode) = (&self.ui, self.watch.mode);
-                lines::change(ui, mode, report.as_ref(), Duration::ZERO, Cause::CatchUp);
+                self.tell(report, Duration::ZERO, Cause::CatchUp);
             }
             NodeEvent::Up(remote) => {
                 lines::node_up(&self.ui, self.watch.mode, &remote.node());
                 nodes::follow(remote.clone(), self.events.clone());
                 let report = self.deploy(vec![remote]).await;
-                lines::change(
-                    &self.ui,
-                    self.watch.mode,
-                    report.as_ref(),
-                    Duration::ZERO,
-                    Cause::CatchUp,
-                );
+                self.tell(report, Duration::ZERO, Cause::CatchUp);
             }
         }
     }
 
     /// Sends each node what it lacks of the last good build; `None` when
-    /// every node already runs all of it.
-    async fn deploy(&mut self, remotes: Vec<Remote>) -> Option<Report> {
+    /// every node already runs all of it; an error, and no node changed,
+    /// when the snapshot store cannot be locked.
+    async fn deploy(&mut self, remotes: Vec<Remote>) -> Result<Option<Report>, String> {
         let each: Vec<(Remote, Vec<Module>)> = remotes
             .into_iter()
             .map(|r| {
@@ -199,20 +202,35 @@ impl Watch {
             .filter(|(_, lacking): &(Remote, Vec<Module>)| !lacking.is_empty())
             .collect();
         if each.is_empty() {
-            return None;
+            return Ok(None);
         }
         let store = self.session.store().clone();
-        let ui = Ui::new(Mode::Quiet);
-        let report = {
-            let _lock = store.lock(|| {
-                self.ui
-                    .warn("waiting for another hotswap-node run in this project to finish")
-            });
-            store.reload_index();
-            deploy::deploy_each(&self.session, each, &self.opts, &ui).await
-        };
+        let _lock = self.lock_store(&store).await?;
+        let ui = Ui::warnings_only(self.watch.mode);
+        let report = deploy::deploy_each(&self.session, each, &self.opts, &ui).await;
         self.absorb(&report);
-        Some(report)
+        Ok(Some(report))
+    }
+
+    /// Takes the snapshot store's lock (waiting, and saying so, while a
+    /// `deploy` in another terminal holds it) off the runtime's threads.
+    async fn lock_store(&self, store: &Store) -> Result<StoreLock, String> {
+        let mode = self.watch.mode;
+        let locking = store.clone();
+        let taken = tokio::task::spawn_blocking(move || {
+            let lock = locking.lock(|| {
+                Ui::warnings_only(mode)
+                    .warn("waiting for another hotswap-node run in this project to finish")
+            })?;
+            locking.reload_index();
+            Ok::<_, crate::store::SnapshotError>(lock)
+        })
+        .await;
+        match taken {
+            Ok(Ok(lock)) => Ok(lock),
+            Ok(Err(e)) => Err(format!("cannot lock the snapshot store: {e}")),
+            Err(e) => Err(format!("cannot lock the snapshot store: {e}")),
+        }
     }
 
     /// Remembers what each node that took the change now runs.
