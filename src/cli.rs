@@ -5,18 +5,18 @@
 use crate::beam::discover::{self, DiscoverError, ProjectKind, Search};
 use crate::beam::stale;
 use crate::beam::{Module, ModuleError};
+use crate::build_command::{self, BuildError};
 use crate::config::{ConfigError, Flags, Settings};
 use crate::deploy::rollback::Plan;
 use crate::deploy::session::OpenError;
 use crate::deploy::{self, Options, Outcome, Report, RollbackError, Session};
 use crate::dist::epmd::RegisterError;
 use crate::dist::{Peer, PeerOptions, StartError};
+use crate::interrupt::Interrupt;
 use crate::output::{Mode, Ui};
 use crate::store::{SnapshotError, Store, StoreLock};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -218,6 +218,8 @@ pub enum CliError {
     Cwd(std::io::Error),
     #[error("cannot watch `{}`: {detail}", path.display())]
     Watch { path: PathBuf, detail: String },
+    #[error("interrupted during the build; nothing was deployed")]
+    Interrupted,
 }
 
 impl CliError {
@@ -234,6 +236,7 @@ impl CliError {
             CliError::Start(_) | CliError::Nodes(_) => 3,
             CliError::Rollback(e) if matches!(**e, RollbackError::NoSnapshot { .. }) => 2,
             CliError::Build { .. } | CliError::Rollback(_) | CliError::Snapshot(_) => 1,
+            CliError::Interrupted => 130,
         }
     }
 }
@@ -316,7 +319,9 @@ async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
     settings.require_nodes()?;
     settings.cookie()?;
     let store = Store::new(settings.snapshot_dir.clone());
-    let interrupted = Arc::new(AtomicBool::new(false));
+    let interrupt = Interrupt::listen(
+        "interrupted: finishing the step in flight, then undoing this run's changes",
+    );
     let options = Options {
         verify: args.verify,
         all: args.all,
@@ -325,26 +330,15 @@ async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
         cluster: args.cluster,
         timeout: settings.timeout,
         keep: settings.keep_snapshots,
-        interrupted: interrupted.clone(),
+        interrupted: interrupt.flag(),
     };
-    {
-        let flag = interrupted.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                flag.store(true, Ordering::SeqCst);
-                eprintln!(
-                    "interrupted: finishing the step in flight, then undoing this run's changes"
-                );
-            }
-        });
-    }
     if args.rollback {
         return rollback_command(&settings, store, &options, &ui, mode).await;
     }
     if !args.no_build && args.paths.is_empty() && settings.ebin.is_empty() {
         if let Some(command) = &settings.build {
             date_back_for_rebar3(&settings);
-            build(command, &settings, mode)?;
+            build(command, &settings, mode, &interrupt).await?;
         }
     }
     let _lock = lock_store(&store, &ui)?;
@@ -479,39 +473,24 @@ fn date_back_for_rebar3(settings: &Settings) {
 }
 
 /// Runs the build command in the project, its output shown (on stderr in
-/// JSON mode, so stdout stays one document).
-fn build(command: &str, settings: &Settings, mode: Mode) -> Result<(), CliError> {
+/// JSON mode, so stdout stays one document); Ctrl-C stops it.
+async fn build(
+    command: &str,
+    settings: &Settings,
+    mode: Mode,
+    interrupt: &Interrupt,
+) -> Result<(), CliError> {
     if mode == Mode::Text {
         println!("Building with `{command}`");
     }
-    let mut cmd = std::process::Command::new("sh");
-    cmd.arg("-c").arg(command).current_dir(&settings.project);
-    let failed = |detail: String| CliError::Build {
-        command: command.to_owned(),
-        detail,
-    };
-    let status = match mode {
-        Mode::Text => cmd.status().map_err(|e| failed(e.to_string()))?,
-        // stdout stays one JSON document: the build talks on stderr.
-        Mode::Json => cmd
-            .stdout(std::io::stderr())
-            .status()
-            .map_err(|e| failed(e.to_string()))?,
-        // Quiet: the build's output only matters when it fails.
-        Mode::Quiet => {
-            let out = cmd.output().map_err(|e| failed(e.to_string()))?;
-            if !out.status.success() {
-                use std::io::Write;
-                let _ = std::io::stderr().write_all(&out.stdout);
-                let _ = std::io::stderr().write_all(&out.stderr);
-            }
-            out.status
-        }
-    };
-    if status.success() {
-        Ok(())
-    } else {
-        Err(failed(format!("it exited with {status}")))
+    let built = build_command::run(command, &settings.project, mode, interrupt.wait()).await;
+    match built {
+        Ok(()) => Ok(()),
+        Err(BuildError::Failed(detail)) => Err(CliError::Build {
+            command: command.to_owned(),
+            detail,
+        }),
+        Err(BuildError::Interrupted) => Err(CliError::Interrupted),
     }
 }
 

@@ -13,14 +13,18 @@
 //! - [`watch`]: the watch mode: sources, the warm build node, held
 //!   connections that come back, one deploy per change.
 //! - [`config`], [`cli`], [`output`]: settings, the command line, what the
-//!   user sees.
+//!   user sees; [`interrupt`]: Ctrl-C; [`build_command`]: the project's
+//!   build, run one way for every command.
+//! - [`fault`]: named points where tests hold the tool (test builds only).
 
 pub mod beam;
+pub mod build_command;
 pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod dist;
 pub mod fault;
+pub mod interrupt;
 pub mod output;
 pub mod store;
 pub mod watch;

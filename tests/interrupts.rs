@@ -222,3 +222,93 @@ fn a_node_lost_before_the_word_has_the_other_undone_and_is_named() {
     );
     assert_v1(&mut f.a, &f.v1);
 }
+
+/// Ctrl-C while the build runs stops the build (its whole process group)
+/// and the run: exit 130, nothing deployed. The build says when it has
+/// started by writing a file: no timing is guessed.
+#[test]
+fn ctrl_c_during_the_build_stops_it_and_deploys_nothing() {
+    let root = tempfile::tempdir().expect("tmp");
+    let v1 = build(root.path(), 1);
+    let cookie = common::random_cookie();
+    let mut node = start("intr_build", &cookie, &v1);
+    // A duration no other process sleeps, to find the build's processes.
+    let marker = format!("sleep 60.{}", std::process::id());
+    let started = root.path().join("started");
+    std::fs::write(
+        root.path().join("hotswap.toml"),
+        format!(
+            "build = \"touch started; {marker}; touch finished\"\n\
+             nodes = [\"{}\"]\ncookie = \"{cookie}\"\n",
+            node.name
+        ),
+    )
+    .expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hotswap-node"))
+        .args(["deploy", "--json", "--name", &unique("hs")])
+        .current_dir(root.path())
+        .env("HOME", root.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let stderr = common::drain_stderr(&mut child);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = stderr.join().expect("stderr");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(stderr.contains("interrupted during the build"), "{stderr}");
+    assert!(!root.path().join("finished").exists());
+    // The build's group was stopped, not left running.
+    let left = (0..200).find(|_| {
+        let gone = common::watcher::processes_named(&marker).is_empty();
+        if !gone {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        gone
+    });
+    assert!(left.is_some(), "the build outlived the run");
+    assert_v1(&mut node, &v1);
+}
+
+/// A second Ctrl-C quits at once, even while the run is held between
+/// steps, and says what that may leave; the node changes nothing once the
+/// tool is gone (its lock goes with the connection).
+#[test]
+fn a_second_ctrl_c_quits_a_deploy_at_once() {
+    let mut f = deploy_in_flight("intr_twice", false, "apply_before_word");
+    let interrupt = |child: &std::process::Child| {
+        let status = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    interrupt(&f.child);
+    let stderr = common::wait_for(&mut f.child, "interrupted:", 1);
+    interrupt(&f.child);
+    let out = f.child.wait().expect("wait");
+    let stderr = stderr.join().expect("stderr");
+    assert_eq!(out.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("quitting now"), "{stderr}");
+    let gone = f.a.eval(
+        "(fun W(0) -> held; W(N) -> case whereis(hotswap_deploy_lock) of \
+         undefined -> gone; _ -> timer:sleep(50), W(N - 1) end end)(200).",
+    );
+    assert_eq!(gone, "gone");
+    assert_v1(&mut f.a, &f.v1);
+    assert_v1(&mut f.b, &f.v1);
+}

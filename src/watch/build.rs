@@ -7,11 +7,11 @@
 //! configured `build`, the build command runs per change.
 
 use super::saves::Saves;
+use crate::build_command::BuildError;
 use crate::dist::term;
 use crate::dist::{Connection, Cookie, NodeName, Peer, Script};
 use crate::output::Mode;
 use std::collections::BTreeSet;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -274,7 +274,7 @@ impl BuildNode {
             .env("ELIXIR_ERL_OPTIONS", options)
             .env(COOKIE_VAR, cookie.expose())
             .stdin(Stdio::null())
-            .stdout(chatter(mode))
+            .stdout(crate::build_command::chatter(mode))
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
@@ -390,36 +390,14 @@ fn ready(name: &NodeName) -> String {
     )
 }
 
-/// Runs the build command, its output shown as `deploy` shows it. Its own
-/// process group: Ctrl-C reaches us, and we let the build finish.
+/// Runs the build command, its output shown as `deploy` shows it; a
+/// change in flight finishes its build even on Ctrl-C.
 async fn run_command(command: &str, project: &Path, mode: Mode) -> Built {
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .current_dir(project)
-        .stdin(Stdio::null())
-        .stdout(chatter(mode))
-        .process_group(0)
-        .kill_on_drop(true)
-        .status()
-        .await;
-    match status {
-        Ok(s) if s.success() => Built::Ok,
-        Ok(s) => Built::Failed(format!("the build (`{command}`) exited with {s}")),
-        Err(e) => Built::Failed(format!("cannot run the build (`{command}`): {e}")),
-    }
-}
-
-/// Where a build's standard output goes: ours as text, our stderr when
-/// stdout carries JSON lines, nowhere when quiet (errors are on stderr).
-fn chatter(mode: Mode) -> Stdio {
-    match mode {
-        Mode::Text => Stdio::inherit(),
-        Mode::Json => match std::io::stderr().as_fd().try_clone_to_owned() {
-            Ok(fd) => Stdio::from(fd),
-            Err(_) => Stdio::null(),
-        },
-        Mode::Quiet => Stdio::null(),
+    let stop = std::future::pending();
+    match crate::build_command::run(command, project, mode, stop).await {
+        Ok(()) => Built::Ok,
+        Err(BuildError::Failed(how)) => Built::Failed(format!("the build (`{command}`) {how}")),
+        Err(BuildError::Interrupted) => Built::Failed("the build was interrupted".into()),
     }
 }
 

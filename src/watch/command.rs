@@ -8,11 +8,10 @@ use crate::beam::discover::{self, Search};
 use crate::cli::{local_modules, settings, start_peer, CliError, WatchArgs};
 use crate::config::Settings;
 use crate::deploy::{Options, Session};
+use crate::interrupt::Interrupt;
 use crate::output::{Mode, Ui};
 use crate::store::Store;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The default node name: another than `deploy`'s, so that a deploy or a
@@ -37,13 +36,15 @@ pub async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
     };
     let sources = watch_sources(&settings, &args.paths, build.is_some())?;
     let builder = Builder::for_project(&settings.project, build.as_deref(), mode);
-    let interrupted = Arc::new(AtomicBool::new(false));
+    let interrupt = Interrupt::listen(
+        "stopping: the change in flight finishes or is undone (Ctrl-C again to quit now)",
+    );
     let options = Options {
         verify: args.verify,
         force: args.force,
         timeout: settings.timeout,
         keep: settings.keep_snapshots,
-        interrupted: interrupted.clone(),
+        interrupted: interrupt.flag(),
         ..Default::default()
     };
     let store = Store::new(settings.snapshot_dir.clone());
@@ -63,7 +64,7 @@ pub async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
         mode,
     };
     let (w, incoming) = Watch::new(session, sources, builder, find, options, watch);
-    w.run(missing, incoming, stop_signal(interrupted)).await;
+    w.run(missing, incoming, interrupt).await;
     Ok(0)
 }
 
@@ -112,38 +113,4 @@ fn beam_roots(settings: &Settings, paths: &[PathBuf]) -> Result<Vec<Root>, CliEr
             recursive: false,
         })
         .collect())
-}
-
-/// Becomes true on Ctrl-C or SIGTERM; also tells a deploy in flight to
-/// stop between steps (and undo what it changed). A second Ctrl-C quits
-/// at once.
-fn stop_signal(interrupted: Arc<AtomicBool>) -> tokio::sync::watch::Receiver<bool> {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
-        }
-        interrupted.store(true, Ordering::SeqCst);
-        eprintln!(
-            "stopping: the change in flight finishes or is undone (Ctrl-C again to quit now)"
-        );
-        let _ = tx.send(true);
-        if tokio::signal::ctrl_c().await.is_ok() {
-            // The build node halts when our connection to it drops; a node
-            // in the middle of a load keeps its lock's lease and undoes
-            // nothing: say so.
-            eprintln!("quitting now: a change in flight may be left half-done on some node; `hotswap-node status` shows what each node runs");
-            std::process::exit(130);
-        }
-    });
-    rx
 }

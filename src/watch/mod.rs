@@ -93,7 +93,7 @@ impl Watch {
         mut self,
         missing: Vec<(crate::dist::NodeName, String)>,
         mut incoming: mpsc::UnboundedReceiver<NodeEvent>,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        stop: crate::interrupt::Interrupt,
     ) {
         for remote in self.session.remotes() {
             nodes::follow(remote, self.events.clone());
@@ -107,7 +107,7 @@ impl Watch {
         loop {
             tokio::select! {
                 biased;
-                _ = stop.wait_for(|s| *s) => break,
+                () = stop.wait() => break,
                 Some(event) = incoming.recv() => self.node_event(event).await,
                 changed = self.sources.next(self.watch.settle) => self.change(&changed, Cause::Change).await,
             }
