@@ -41,11 +41,6 @@ impl Interrupt {
         self.flag.clone()
     }
 
-    /// Whether the user asked to stop.
-    pub fn asked(&self) -> bool {
-        self.flag.load(Ordering::SeqCst)
-    }
-
     /// Returns once the user asked to stop.
     pub async fn wait(&self) {
         let mut stopped = self.stopped.clone();
