@@ -495,15 +495,36 @@ fn remove(path: &Path) -> Result<(), SnapshotError> {
 }
 
 /// Temporary files are only ever written by the lock's holder.
+/// Removes the temporary files ([`write_atomic`]'s `.tmp-<pid>-<name>`) of
+/// writers that are gone. Those of a live process are left alone: a
+/// `watch` remembering a node's port writes without the store's lock while
+/// a `deploy` takes it.
 fn remove_temporaries(dir: &Path) {
     for path in files_in(dir).unwrap_or_default() {
-        if path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"))
-        {
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix(".tmp-") else {
+            continue;
+        };
+        let writer = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if !writer.is_some_and(process_lives) {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// Whether a process `pid` exists (signal 0 checks without sending).
+fn process_lives(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    let sent = unsafe { libc::kill(pid, 0) };
+    sent == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), SnapshotError> {

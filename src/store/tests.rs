@@ -293,3 +293,23 @@ fn pruning_forgets_nodes_unseen_for_a_month() {
     assert_eq!(left, ["here@h"], "ports only of nodes still known");
     assert!(!dir.path().join("beliefs.json").exists());
 }
+
+#[test]
+fn only_the_temporaries_of_writers_that_are_gone_are_removed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::new(dir.path());
+    let mut gone = std::process::Command::new("true").spawn().expect("true");
+    let gone_pid = gone.id();
+    gone.wait().expect("reaped");
+    let ours = std::process::id();
+    let live = dir.path().join(format!(".tmp-{ours}-ports.json"));
+    let dead = dir.path().join(format!(".tmp-{gone_pid}-ports.json"));
+    let odd = dir.path().join(".tmp-garbage");
+    for f in [&live, &dead, &odd] {
+        std::fs::write(f, b"{").expect("write");
+    }
+    let _lock = store.lock(|| {}).expect("lock");
+    assert!(live.exists(), "a live writer's file was removed");
+    assert!(!dead.exists());
+    assert!(!odd.exists());
+}
