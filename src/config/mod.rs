@@ -142,16 +142,13 @@ impl Settings {
                     exs::read_upload_hotswap(&exs_path, &mix_env, target.as_deref())?
                 {
                     sources.push(exs_path.display().to_string());
+                    if found.cookie.is_some() {
+                        cookie_origin = Some(exs_path.clone());
+                    }
                     file = found;
                 }
             }
         }
-        if let Some(path) = &cookie_origin {
-            if let Some(w) = loose_permissions(path) {
-                warnings.push(format!("`{}` holds the cookie and {w}", path.display()));
-            }
-        }
-
         let app_name = env("HOTSWAP_APP_NAME")
             .filter(|s| !s.is_empty())
             .or(file.app_name.clone());
@@ -192,9 +189,12 @@ impl Settings {
         } else if let Some(c) = env("HOTSWAP_COOKIE").filter(|c| !c.is_empty()) {
             Some(Cookie::new(c))
         } else if let Some(c) = &file.cookie {
+            warnings.extend(cookie_readable(cookie_origin.as_deref()));
             Some(Cookie::new(c.clone()))
         } else if let Some(path) = &file.cookie_file {
-            Some(read_cookie_file(&project.join(path))?)
+            let path = project.join(path);
+            warnings.extend(cookie_readable(Some(&path)));
+            Some(read_cookie_file(&path)?)
         } else {
             match env("HOME").map(|h| PathBuf::from(h).join(".erlang.cookie")) {
                 Some(path) if path.is_file() => {
@@ -304,6 +304,14 @@ fn read_cookie_file(path: &Path) -> Result<Cookie, ConfigError> {
     Ok(Cookie::new(cookie))
 }
 
+/// A warning when the file the cookie comes from may be read by group or
+/// others: whoever reads the cookie can run any code on the nodes.
+fn cookie_readable(path: Option<&Path>) -> Option<String> {
+    let path = path?;
+    let loose = loose_permissions(path)?;
+    Some(format!("`{}` holds the cookie and {loose}", path.display()))
+}
+
 /// `Some(description)` when group or others may read the file.
 fn loose_permissions(path: &Path) -> Option<String> {
     #[cfg(unix)]
@@ -395,6 +403,43 @@ mod tests {
             err.to_string().contains("1e20") || err.to_string().contains("100000000000000000000"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_cookie_file_or_config_exs_readable_by_others_is_warned_of() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let chmod = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+        };
+        let secret = dir.path().join("device.cookie");
+        std::fs::write(&secret, "sekrit\n").expect("write");
+        std::fs::write(dir.path().join(FILE_NAME), "cookie_file = \"device.cookie\"\n")
+            .expect("write");
+        chmod(&dir.path().join(FILE_NAME), 0o644);
+        chmod(&secret, 0o644);
+        let s = Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect("load");
+        assert!(s.warnings.iter().any(|w| w.contains("device.cookie")), "{:?}", s.warnings);
+        chmod(&secret, 0o600);
+        let s = Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect("load");
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+
+        let mix = tempfile::tempdir().expect("tmp");
+        std::fs::write(mix.path().join("mix.exs"), "").expect("write");
+        std::fs::create_dir(mix.path().join("config")).expect("mkdir");
+        let exs = mix.path().join("config/config.exs");
+        std::fs::write(
+            &exs,
+            "import Config\nconfig :mix_tasks_upload_hotswap,\n  nodes: [:\"a@h\"],\n  cookie: :\"sekrit\"\n",
+        )
+        .expect("write");
+        chmod(&exs, 0o644);
+        let s = Settings::load_with_env(mix.path(), &Flags::default(), no_env).expect("load");
+        assert!(s.warnings.iter().any(|w| w.contains("config.exs")), "{:?}", s.warnings);
+        // A cookie from the environment is not the file's: no warning.
+        let env = |k: &str| (k == "HOTSWAP_COOKIE").then(|| "other".to_owned());
+        let s = Settings::load_with_env(mix.path(), &Flags::default(), env).expect("load");
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     }
 
     #[test]
