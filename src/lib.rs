@@ -26,5 +26,6 @@ pub mod dist;
 pub mod fault;
 pub mod interrupt;
 pub mod output;
+pub mod random;
 pub mod store;
 pub mod watch;

@@ -414,12 +414,19 @@ mod tests {
         };
         let secret = dir.path().join("device.cookie");
         std::fs::write(&secret, "sekrit\n").expect("write");
-        std::fs::write(dir.path().join(FILE_NAME), "cookie_file = \"device.cookie\"\n")
-            .expect("write");
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "cookie_file = \"device.cookie\"\n",
+        )
+        .expect("write");
         chmod(&dir.path().join(FILE_NAME), 0o644);
         chmod(&secret, 0o644);
         let s = Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect("load");
-        assert!(s.warnings.iter().any(|w| w.contains("device.cookie")), "{:?}", s.warnings);
+        assert!(
+            s.warnings.iter().any(|w| w.contains("device.cookie")),
+            "{:?}",
+            s.warnings
+        );
         chmod(&secret, 0o600);
         let s = Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect("load");
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
@@ -435,7 +442,11 @@ mod tests {
         .expect("write");
         chmod(&exs, 0o644);
         let s = Settings::load_with_env(mix.path(), &Flags::default(), no_env).expect("load");
-        assert!(s.warnings.iter().any(|w| w.contains("config.exs")), "{:?}", s.warnings);
+        assert!(
+            s.warnings.iter().any(|w| w.contains("config.exs")),
+            "{:?}",
+            s.warnings
+        );
         // A cookie from the environment is not the file's: no warning.
         let env = |k: &str| (k == "HOTSWAP_COOKIE").then(|| "other".to_owned());
         let s = Settings::load_with_env(mix.path(), &Flags::default(), env).expect("load");

@@ -148,7 +148,7 @@ impl Session {
             .unwrap_or_else(|_| "unknown".into());
         let host = gethostname::gethostname().to_string_lossy().into_owned();
         LockRequest {
-            token: u64::from(std::process::id()) << 32 | u64::from(now.subsec_nanos()),
+            token: crate::random::u64(),
             owner: self.peer.name().to_string(),
             info: vec![
                 ("node".into(), self.peer.name().to_string()),

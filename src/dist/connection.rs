@@ -102,7 +102,7 @@ impl Connection {
             self_pid: Pid::new(me.to_string(), 1, 0, creation),
             ref_node: me.to_string(),
             creation,
-            salt: rand_u32(),
+            salt: crate::random::u64() as u32,
             next_ref: AtomicU64::new(1),
             node,
             outgoing,
@@ -496,16 +496,4 @@ async fn write_out(
             writer.write_all(tail).await
         }
     }
-}
-
-fn rand_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish() as u32
 }

@@ -403,11 +403,6 @@ async fn accept_loop(
 }
 
 fn random_creation() -> u32 {
-    // Any nonzero value; only EPMD hands out meaningful ones.
-    (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(1)
-        | 1)
-    .max(4)
+    // Any value from 4 up; only EPMD hands out meaningful ones.
+    (crate::random::u64() as u32).max(4)
 }

@@ -265,7 +265,9 @@ impl BuildNode {
         let name: NodeName = format!("hotswap_build_{}@127.0.0.1", std::process::id())
             .parse()
             .map_err(|e| format!("{e}"))?;
-        let cookie = Cookie::new(random_cookie());
+        let cookie = crate::random::secret_hex(32)
+            .map_err(|e| format!("no random source for the build node's cookie: {e}"))?;
+        let cookie = Cookie::new(cookie);
         let options = erl_options(std::env::var("ELIXIR_ERL_OPTIONS").ok().as_deref());
         let mut child = Command::new("mix")
             .args(["run", "--no-start", "--no-compile", "--no-halt", "-e"])
@@ -399,23 +401,6 @@ async fn run_command(command: &str, project: &Path, mode: Mode) -> Built {
         Err(BuildError::Failed(how)) => Built::Failed(format!("the build (`{command}`) {how}")),
         Err(BuildError::Interrupted) => Built::Failed("the build was interrupted".into()),
     }
-}
-
-fn random_cookie() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut out = String::new();
-    for i in 0..4u64 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(i);
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-        );
-        out.push_str(&format!("{:016X}", h.finish()));
-    }
-    out
 }
 
 #[cfg(test)]
