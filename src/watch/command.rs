@@ -52,7 +52,7 @@ pub async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
     let (session, missing) = Session::hold(peer, store, &settings.nodes, &options).await?;
     let find: FindModules = {
         let (settings, paths) = (settings.clone(), args.paths.clone());
-        Box::new(move || {
+        std::sync::Arc::new(move || {
             local_modules(&settings, &paths)
                 .map(|(modules, _)| modules)
                 .map_err(|e| e.to_string())

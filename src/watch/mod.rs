@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Finds and reads the modules of the build output.
-pub type FindModules = Box<dyn Fn() -> Result<Vec<Module>, String> + Send + Sync>;
+pub type FindModules = Arc<dyn Fn() -> Result<Vec<Module>, String> + Send + Sync>;
 
 /// What the watch mode was asked for, besides the deploy options.
 pub struct WatchOptions {
@@ -128,7 +128,11 @@ impl Watch {
             return;
         }
         let build = started.elapsed();
-        let found = (self.find)();
+        // Reading and hashing every beam is file work: off the runtime.
+        let find = self.find.clone();
+        let found = tokio::task::spawn_blocking(move || find())
+            .await
+            .unwrap_or_else(|e| Err(format!("reading the build output failed: {e}")));
         tracing::debug!(
             "reading the build output took {:.1} ms",
             (started.elapsed() - build).as_secs_f64() * 1e3
