@@ -7,19 +7,30 @@
 //! [`hold`] does nothing and costs nothing.
 //!
 //! With `HOTSWAP_FAULT_DIR=DIR` and `HOTSWAP_FAULT_HOLD=NAME[,NAME…]` set,
-//! the tool, on reaching point `NAME`, creates `DIR/NAME.reached` and waits
-//! until `DIR/NAME.go` exists; then it goes on. A point is held once per
-//! process: the undo that follows a fault passes the same points again.
+//! the tool, on reaching point `NAME` for the `K`th time (from 1), creates
+//! `DIR/NAME.K.reached` and waits until `DIR/NAME.K.go` exists; then it
+//! goes on. A session such as `watch` passes its points at every change;
+//! to hold one pass only, a test arms the point: the tool holds at it the
+//! next time if `DIR/NAME.armed` exists, and removes that file.
 
 /// Every point, in the order a run meets them. A name not listed here is a
 /// test's mistake, refused at once.
 pub const POINTS: &[&str] = &[
+    // A flight (to one node or several): every node has been sent its
+    // request and the snapshot is written (or failed); before the word.
+    "flight_sent",
     // A flight to several nodes: every node has said it prepared (or
     // answered), before the word go or abort goes out.
     "flight_prepared",
+    // A flight to several nodes: the word has gone to every node that
+    // prepared (it may not have arrived).
+    "flight_word_said",
     // The apply step: every node has been sent its changes and the
     // snapshot is written (or failed), before the word go or abort.
     "apply_before_word",
+    // The apply step: the word has gone to every node (it may not have
+    // arrived); before the answers.
+    "apply_word_said",
     // A rollback has brought every node to its priors, before the store
     // records it.
     "rollback_ran",
@@ -36,12 +47,13 @@ pub async fn hold(_name: &'static str) {}
 
 #[cfg(feature = "fault-points")]
 mod imp {
-    use std::collections::HashSet;
+    use std::collections::HashMap;
     use std::path::PathBuf;
     use std::sync::Mutex;
     use std::time::{Duration, Instant};
 
-    static PASSED: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+    /// How many times each point was held.
+    static HELD: Mutex<Option<HashMap<&'static str, u32>>> = Mutex::new(None);
 
     /// How long a held point waits for its release before it fails the
     /// run: a test that forgot to release must not hang CI.
@@ -53,11 +65,14 @@ mod imp {
             return;
         };
         let wanted = std::env::var("HOTSWAP_FAULT_HOLD").unwrap_or_default();
-        if !wanted.split(',').any(|w| w == name) || !first_time(name) {
+        let listed = wanted.split(',').any(|w| w == name);
+        let armed = std::fs::remove_file(dir.join(format!("{name}.armed"))).is_ok();
+        if !listed && !armed {
             return;
         }
-        let reached = dir.join(format!("{name}.reached"));
-        let go = dir.join(format!("{name}.go"));
+        let k = count(name);
+        let reached = dir.join(format!("{name}.{k}.reached"));
+        let go = dir.join(format!("{name}.{k}.go"));
         if let Err(e) = std::fs::write(&reached, b"") {
             panic!(
                 "fault point {name}: cannot write {}: {e}",
@@ -68,14 +83,20 @@ mod imp {
         while !go.exists() {
             assert!(
                 started.elapsed() < LIMIT,
-                "fault point {name} was never released"
+                "fault point {name} ({k}) was never released"
             );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 
-    fn first_time(name: &'static str) -> bool {
-        let mut passed = PASSED.lock().unwrap_or_else(|e| e.into_inner());
-        passed.get_or_insert_with(HashSet::new).insert(name)
+    /// This holding's number at `name`, from 1.
+    fn count(name: &'static str) -> u32 {
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held
+            .get_or_insert_with(HashMap::new)
+            .entry(name)
+            .or_insert(0);
+        *n += 1;
+        *n
     }
 }

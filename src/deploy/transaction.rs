@@ -276,6 +276,7 @@ impl Transaction<'_> {
         let flights = self.send_flights(&beliefs, go, !lone);
         let written = self.snapshot().and_then(|()| self.check_interrupt(false));
         self.step("snapshot");
+        crate::fault::hold("flight_sent").await;
         let (answers, said_go) = match lone {
             true => {
                 self.parts[0].remote.say(go, written.is_ok());
@@ -387,6 +388,7 @@ impl Transaction<'_> {
                 p.remote.say_to_holder(go, said_go);
             }
         }
+        crate::fault::hold("flight_word_said").await;
         let answers = join_all(heard.into_iter().map(|h| async move {
             match h {
                 Heard::Prepared(answer) => answer.await,
@@ -602,6 +604,7 @@ impl Transaction<'_> {
         for p in self.parts.iter().filter(|p| !p.changes.is_empty()) {
             p.remote.say(awaiting(&self.lock, "apply"), written.is_ok());
         }
+        crate::fault::hold("apply_word_said").await;
         self.step("snapshot");
         if let Err(stop) = written {
             // Each node answers once it has dropped what it prepared.

@@ -1,9 +1,13 @@
 //! The test's side of the tool's fault points (`src/fault.rs`): the tool,
 //! run with [`FaultPoints::env`], stops at a named point and says so; the
 //! test puts its fault there, then lets the tool go on. Nothing is left to
-//! a race or a sleep.
+//! a race or a sleep. A point is held each time the tool reaches it: each
+//! [`FaultPoints::reached`] waits for the next time, and each
+//! [`FaultPoints::release`] lets that one go.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a test waits for the tool to reach a point before it fails.
@@ -11,12 +15,15 @@ const REACH_LIMIT: Duration = Duration::from_secs(60);
 
 pub struct FaultPoints {
     dir: tempfile::TempDir,
+    /// The holding each point is at (how many times it was reached).
+    at: Mutex<HashMap<String, u32>>,
 }
 
 impl FaultPoints {
     pub fn new() -> Self {
         FaultPoints {
             dir: tempfile::tempdir().expect("tmp"),
+            at: Mutex::new(HashMap::new()),
         }
     }
 
@@ -37,10 +44,39 @@ impl FaultPoints {
         ]
     }
 
+    /// Has the tool hold at `point` the next time it passes it (and only
+    /// then), with or without `point` in [`FaultPoints::env`]'s list.
+    pub fn arm(&self, point: &str) {
+        assert!(
+            hotswap_node::fault::POINTS.contains(&point),
+            "no fault point `{point}`"
+        );
+        let armed = Path::new(self.dir.path()).join(format!("{point}.armed"));
+        std::fs::write(armed, b"").expect("arm the fault point");
+    }
+
+    /// Whether `point` is armed still (the tool has not passed it since).
+    pub fn armed(&self, point: &str) -> bool {
+        Path::new(self.dir.path())
+            .join(format!("{point}.armed"))
+            .exists()
+    }
+
+    /// Takes back [`FaultPoints::arm`] if the tool has not passed `point`.
+    pub fn disarm(&self, point: &str) {
+        let _ = std::fs::remove_file(Path::new(self.dir.path()).join(format!("{point}.armed")));
+    }
+
     /// Waits until the tool holds at `point`; fails the test after a
     /// minute, or at once if `running` says the tool has exited.
     pub fn reached(&self, point: &str, running: &mut dyn FnMut() -> bool) {
-        let marker = self.path(point, "reached");
+        let k = {
+            let mut at = self.at.lock().unwrap_or_else(|e| e.into_inner());
+            let k = at.entry(point.to_owned()).or_insert(0);
+            *k += 1;
+            *k
+        };
+        let marker = self.path(point, k, "reached");
         let started = Instant::now();
         while !marker.exists() {
             assert!(running(), "the tool exited before fault point `{point}`");
@@ -52,12 +88,19 @@ impl FaultPoints {
         }
     }
 
-    /// Lets the tool go on from `point`.
+    /// Lets the tool go on from `point`, where it was last reached.
     pub fn release(&self, point: &str) {
-        std::fs::write(self.path(point, "go"), b"").expect("release the fault point");
+        let k = self
+            .at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(point)
+            .copied()
+            .expect("release a point once it was reached");
+        std::fs::write(self.path(point, k, "go"), b"").expect("release the fault point");
     }
 
-    fn path(&self, point: &str, what: &str) -> std::path::PathBuf {
-        Path::new(self.dir.path()).join(format!("{point}.{what}"))
+    fn path(&self, point: &str, k: u32, what: &str) -> std::path::PathBuf {
+        Path::new(self.dir.path()).join(format!("{point}.{k}.{what}"))
     }
 }
