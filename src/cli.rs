@@ -286,10 +286,16 @@ pub(crate) fn settings(target: &Target) -> Result<Settings, CliError> {
 }
 
 pub(crate) async fn start_peer(settings: &Settings) -> Result<Peer, CliError> {
+    Ok(Peer::launch(peer_options(settings)?, &settings.nodes).await?)
+}
+
+/// How the peer starts: our name, the cookie, how long a connection may
+/// take.
+pub(crate) fn peer_options(settings: &Settings) -> Result<PeerOptions, CliError> {
     let mut options = PeerOptions::new(settings.cookie()?.clone());
     options.name = settings.name.clone();
     options.connect_timeout = settings.timeout.min(std::time::Duration::from_secs(10));
-    Ok(Peer::launch(options, &settings.nodes).await?)
+    Ok(options)
 }
 
 /// Finds and validates every module; any invalid file refuses the whole run.
