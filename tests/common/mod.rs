@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod fault;
+pub mod netns;
 pub mod project;
 pub mod slowlink;
 pub mod watcher;
@@ -191,6 +192,8 @@ pub struct NodeSpec {
     /// The exact name before `@` (a node restarted under its old name).
     pub alive: Option<String>,
     pub otp: Otp,
+    /// The network namespace the node runs in ([`netns::Link`]).
+    pub netns: Option<String>,
 }
 
 impl NodeSpec {
@@ -231,6 +234,13 @@ impl NodeSpec {
         self
     }
 
+    /// Runs the node behind `link`, reached at the link's device address.
+    pub fn behind(self, link: &netns::Link) -> Self {
+        let mut spec = self.long_name(&link.device_ip);
+        spec.netns = Some(link.ns.clone());
+        spec
+    }
+
     /// Runs the node on this machine's own OTP release.
     pub fn host_otp(mut self) -> Self {
         self.otp = Otp::Host;
@@ -247,6 +257,7 @@ pub struct ErlNode {
     pub name: String,
     pub cookie: String,
     log: PathBuf,
+    netns: Option<String>,
 }
 
 impl ErlNode {
@@ -273,6 +284,17 @@ impl ErlNode {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr);
+        if let Some(ns) = &spec.netns {
+            let env: Vec<_> = cmd
+                .get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+                .collect();
+            cmd = netns::in_namespace(ns, &cmd);
+            cmd.envs(env)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(&log).expect("log file"));
+        }
         let mut child = cmd.spawn().expect("erl runs (scripts/setup installs it)");
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().expect("stdout"));
@@ -284,6 +306,7 @@ impl ErlNode {
             name,
             cookie,
             log,
+            netns: spec.netns.clone(),
         };
         node.wait_registered(spec.otp);
         node
@@ -305,10 +328,12 @@ impl ErlNode {
             assert_eq!(runs, format!("\"{release}\""), "the node runs another OTP");
         }
         loop {
-            let names = Command::new("epmd")
-                .arg("-names")
-                .output()
-                .expect("epmd runs");
+            let mut epmd = Command::new("epmd");
+            epmd.arg("-names");
+            if let Some(ns) = &self.netns {
+                epmd = netns::in_namespace(ns, &epmd);
+            }
+            let names = epmd.output().expect("epmd runs");
             let text = String::from_utf8_lossy(&names.stdout);
             if text
                 .lines()

@@ -141,7 +141,7 @@ fn arrival(connected: Instant, sent: Instant, delay: Duration) -> Instant {
 
 /// Both directions, each delayed; `a` is the client, connected at `connected`;
 /// what it sends is added to `sent`.
-async fn relay(
+pub async fn relay(
     a: TcpStream,
     b: TcpStream,
     delay: Duration,

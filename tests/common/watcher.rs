@@ -28,6 +28,11 @@ pub struct Watcher {
 impl Watcher {
     /// Starts `watch --json ARGS` in `dir` with a private HOME.
     pub fn start(dir: &Path, home: &Path, args: &[&str]) -> Watcher {
+        Watcher::start_with(dir, home, args, &[])
+    }
+
+    /// [`Watcher::start`] with more environment variables.
+    pub fn start_with(dir: &Path, home: &Path, args: &[&str], env: &[(&str, String)]) -> Watcher {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hotswap-node"))
             .arg("watch")
             .arg("--json")
@@ -39,6 +44,7 @@ impl Watcher {
             .env_remove("HOTSWAP_NODES")
             .env_remove("HOTSWAP_COOKIE")
             .env_remove("MIX_TARGET")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,0 +1,363 @@
+//! Devices behind a real link: a network namespace of the test's own per
+//! device, joined to this machine by a veth pair, so that every byte to a
+//! node in it crosses a real interface and real kernel TCP.
+//!
+//! - Loss and cuts happen in the kernel: nftables rules on the device's
+//!   end drop a share of the packets, or all of them (a cable pulled
+//!   beyond the first hop: nothing comes back, TCP retransmits).
+//! - Delay: this machine's kernel has no `netem`, so a transparent proxy
+//!   in the test process holds every byte `delay` each way. An nftables
+//!   rule redirects this machine's connections to the device's address to
+//!   it; it connects on (marked, so it is not redirected again) to where
+//!   each was going, EPMD and distribution alike.
+//!
+//! Nodes started in it ([`super::NodeSpec::behind`]) have their own EPMD
+//! and are reached at the device's address, by long name. Needs root,
+//! iproute2 and nftables (`scripts/setup` installs it); [`Link::new`] says
+//! why not where the machine does not allow it, and the tests that need it
+//! skip with that message. Each link is removed, with every process left in
+//! its namespace, when dropped; those of a test process that died are
+//! removed by the next one.
+
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Once;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// The prefix of every namespace and nftables table this harness makes:
+/// `hsnet<pid>x<n>`.
+const PREFIX: &str = "hsnet";
+
+/// The mark on the proxy's own connections, which the redirect skips.
+const MARK: u32 = 0x4853;
+
+static NEXT: AtomicU32 = AtomicU32::new(1);
+
+/// What the link does to every packet, each way.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shape {
+    /// Delay each way: the round trip is twice this.
+    pub delay: Duration,
+    /// Percent of packets lost, each way.
+    pub loss: f32,
+}
+
+impl Shape {
+    pub fn delay_ms(each_way: u64) -> Shape {
+        Shape {
+            delay: Duration::from_millis(each_way),
+            loss: 0.0,
+        }
+    }
+
+    pub fn loss(mut self, percent: f32) -> Shape {
+        self.loss = percent;
+        self
+    }
+}
+
+/// One device's link: a namespace at `device_ip`, this machine at
+/// `host_ip` on the other end.
+pub struct Link {
+    pub ns: String,
+    host_if: String,
+    device_if: String,
+    pub host_ip: String,
+    pub device_ip: String,
+    shape: Shape,
+    _proxy: Option<tokio::runtime::Runtime>,
+}
+
+impl Link {
+    /// A new namespace and link shaped by `shape`, or why this machine
+    /// cannot make one.
+    pub fn new(shape: Shape) -> Result<Link, String> {
+        static CLEAN: Once = Once::new();
+        CLEAN.call_once(remove_orphans);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        if n > 250 {
+            return Err("more than 250 links in one test process".into());
+        }
+        let pid = std::process::id();
+        let mut link = Link {
+            ns: format!("{PREFIX}{pid}x{n}"),
+            host_if: format!("hsh{pid}x{n}"),
+            device_if: format!("hsd{pid}x{n}"),
+            host_ip: format!("10.231.{n}.1"),
+            device_ip: format!("10.231.{n}.2"),
+            shape,
+            _proxy: None,
+        };
+        if link.host_if.len() > 15 {
+            return Err(format!("interface name {} is too long", link.host_if));
+        }
+        // Dropped on failure: what was made is removed.
+        link.create()?;
+        if !shape.delay.is_zero() {
+            let (runtime, port) = delay_proxy(shape.delay)?;
+            link._proxy = Some(runtime);
+            link.redirect_to(port)?;
+        }
+        Ok(link)
+    }
+
+    fn create(&self) -> Result<(), String> {
+        let (ns, h, d) = (
+            self.ns.as_str(),
+            self.host_if.as_str(),
+            self.device_if.as_str(),
+        );
+        let host_addr = format!("{}/24", self.host_ip);
+        let device_addr = format!("{}/24", self.device_ip);
+        let inside = |args: &[&str]| -> Vec<String> {
+            ["netns", "exec", ns]
+                .iter()
+                .chain(args)
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let owned = |args: &[&str]| -> Vec<String> { args.iter().map(|s| s.to_string()).collect() };
+        let steps: Vec<(&str, Vec<String>)> = vec![
+            ("ip", owned(&["netns", "add", ns])),
+            (
+                "ip",
+                owned(&["link", "add", h, "type", "veth", "peer", "name", d]),
+            ),
+            ("ip", owned(&["link", "set", d, "netns", ns])),
+            ("ip", owned(&["addr", "add", &host_addr, "dev", h])),
+            ("ip", owned(&["link", "set", h, "up"])),
+            ("ip", inside(&["ip", "link", "set", "lo", "up"])),
+            ("ip", inside(&["ip", "addr", "add", &device_addr, "dev", d])),
+            ("ip", inside(&["ip", "link", "set", d, "up"])),
+        ];
+        for (program, args) in steps {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(program, &args)?;
+        }
+        self.device_rules(&self.loss_rules())
+    }
+
+    /// This machine's connections to the device go through the proxy on
+    /// `port`.
+    fn redirect_to(&self, port: u16) -> Result<(), String> {
+        let rules = format!(
+            "table ip {table} {{\n chain out {{\n  type nat hook output priority -100;\n  \
+             ip daddr {ip} meta mark != {MARK} meta l4proto tcp redirect to :{port}\n }}\n}}\n",
+            table = self.ns,
+            ip = self.device_ip,
+        );
+        nft(None, &rules)
+    }
+
+    /// Changes the loss from now on (the delay stays).
+    pub fn set_loss(&mut self, percent: f32) {
+        self.shape.loss = percent;
+        self.device_rules(&self.loss_rules())
+            .expect("nftables on the device's end");
+    }
+
+    /// Cuts the link both ways, silently: every packet is dropped, no
+    /// error comes back.
+    pub fn cut(&self) {
+        self.device_rules("  drop\n")
+            .expect("nftables on the device's end");
+    }
+
+    /// Heals a cut link.
+    pub fn heal(&self) {
+        self.device_rules(&self.loss_rules())
+            .expect("nftables on the device's end");
+    }
+
+    fn loss_rules(&self) -> String {
+        let per_mille = (self.shape.loss * 10.0).round() as u32;
+        match per_mille {
+            0 => String::new(),
+            n => format!("  numgen random mod 1000 < {n} drop\n"),
+        }
+    }
+
+    /// Replaces the rules every packet of the device's end meets, both
+    /// ways.
+    fn device_rules(&self, rules: &str) -> Result<(), String> {
+        let d = &self.device_if;
+        let text = format!(
+            "table inet link\ndelete table inet link\n\
+             table inet link {{\n chain in {{\n  type filter hook input priority 0;\n  \
+             iifname != \"{d}\" accept\n{rules} }}\n chain out {{\n  \
+             type filter hook output priority 0;\n  oifname != \"{d}\" accept\n{rules} }}\n}}\n"
+        );
+        nft(Some(&self.ns), &text)
+    }
+}
+
+/// `command` (its program and arguments) run inside namespace `ns`.
+pub fn in_namespace(ns: &str, command: &Command) -> Command {
+    let mut wrapped = Command::new("ip");
+    wrapped
+        .args(["netns", "exec", ns])
+        .arg(command.get_program())
+        .args(command.get_args());
+    wrapped
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        remove(&self.ns, &self.host_if);
+    }
+}
+
+/// Kills every process in namespace `ns` (nodes, their EPMD), removes it,
+/// its link and its redirect.
+fn remove(ns: &str, host_if: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+    }
+    let _ = run("ip", &["netns", "del", ns]);
+    let _ = run("ip", &["link", "del", host_if]);
+    let _ = run("nft", &["delete", "table", "ip", ns]);
+}
+
+/// Removes the namespaces (and links, and redirects) of test processes
+/// that died without dropping them.
+fn remove_orphans() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(ns) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some((pid, n)) = ns.strip_prefix(PREFIX).and_then(|r| r.split_once('x')) else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            remove(ns, &format!("hsh{pid}x{n}"));
+        }
+    }
+}
+
+/// Loads an nftables ruleset, in namespace `ns` or this machine's.
+fn nft(ns: Option<&str>, rules: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut command = Command::new("nft");
+    command.args(["-f", "-"]);
+    if let Some(ns) = ns {
+        command = in_namespace(ns, &command);
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run `nft` (scripts/setup installs nftables): {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(rules.as_bytes())
+            .map_err(|e| format!("nft: {e}"))?;
+    }
+    let out = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`nft` refused the rules: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run `{program}`: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The transparent delaying proxy: a runtime of its own and the port it
+/// listens on.
+fn delay_proxy(delay: Duration) -> Result<(tokio::runtime::Runtime, u16), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("proxy runtime: {e}"))?;
+    let listener = runtime
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .map_err(|e| format!("proxy bind: {e}"))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| format!("proxy address: {e}"))?
+        .port();
+    runtime.spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let connected = tokio::time::Instant::now();
+                let Some(to) = original_destination(&client) else {
+                    return;
+                };
+                // The connection opens over the link: its SYN travels.
+                tokio::time::sleep(delay).await;
+                if let Ok(server) = connect_marked(to).await {
+                    let _ = super::slowlink::relay(client, server, delay, connected, None).await;
+                }
+            });
+        }
+    });
+    Ok((runtime, port))
+}
+
+/// Where a redirected connection was going (`SO_ORIGINAL_DST`).
+fn original_destination(stream: &TcpStream) -> Option<std::net::SocketAddr> {
+    const SO_ORIGINAL_DST: libc::c_int = 80;
+    // SAFETY: getsockopt writes at most `len` bytes into `addr`, a
+    // sockaddr_in owned here; the fd is the stream's, open for the call.
+    unsafe {
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let got = libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_IP,
+            SO_ORIGINAL_DST,
+            (&mut addr as *mut libc::sockaddr_in).cast(),
+            &mut len,
+        );
+        if got != 0 {
+            return None;
+        }
+        let ip = std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
+        Some((ip, u16::from_be(addr.sin_port)).into())
+    }
+}
+
+/// Connects to `to` with [`MARK`] on the socket, so the redirect lets it by.
+async fn connect_marked(to: std::net::SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    let mark = MARK;
+    // SAFETY: setsockopt reads `size_of::<u32>()` bytes from `mark`.
+    let set = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MARK,
+            (&mark as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    socket.connect(to).await
+}
