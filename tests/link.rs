@@ -118,13 +118,16 @@ impl Rebooting {
         self.w.seen.join("\n")
     }
 
-    /// The device's power is cut (its firmware will run v1 again).
+    /// The device's power is cut (its firmware will run v1 again): its
+    /// node goes, then its kernel with every connection it held.
     fn power_off(&mut self) {
         self.node.kill();
+        self.link.power_cycle();
     }
 
     /// The device boots on its firmware's code (v1).
     fn power_on(&mut self) {
+        self.spec.netns = Some(self.link.ns());
         self.node = start_node_with(self.spec.clone(), &["hs_greet"]);
     }
 
@@ -216,7 +219,10 @@ fn a_device_rebooted_20_times_is_caught_up_each_time() {
                 r.power_on();
             }
             _ => {
-                // The link is down while the device reboots, then back.
+                // The link goes down while idle, the device reboots, the
+                // link comes back: only the watcher's own ticks can find
+                // that its connection is dead.
+                r.link.wait_idle();
                 r.link.cut();
                 r.power_off();
                 r.power_on();

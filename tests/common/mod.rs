@@ -237,7 +237,7 @@ impl NodeSpec {
     /// Runs the node behind `link`, reached at the link's device address.
     pub fn behind(self, link: &netns::Link) -> Self {
         let mut spec = self.long_name(&link.device_ip);
-        spec.netns = Some(link.ns.clone());
+        spec.netns = Some(link.ns());
         spec
     }
 

@@ -61,12 +61,19 @@ impl Shape {
 /// One device's link: a namespace at `device_ip`, this machine at
 /// `host_ip` on the other end.
 pub struct Link {
-    pub ns: String,
+    /// The link's name: its first namespace's, and its nftables tables'.
+    name: String,
+    /// The device's namespace now (a new one after each power cycle).
+    ns: std::cell::RefCell<String>,
+    /// How many times the device's power was cycled.
+    boots: std::cell::Cell<u32>,
     host_if: String,
     device_if: String,
     pub host_ip: String,
     pub device_ip: String,
     shape: Shape,
+    /// Whether the link is cut now.
+    cut: std::cell::Cell<bool>,
     _proxy: Option<tokio::runtime::Runtime>,
 }
 
@@ -82,12 +89,15 @@ impl Link {
         }
         let pid = std::process::id();
         let mut link = Link {
-            ns: format!("{PREFIX}{pid}x{n}"),
+            name: format!("{PREFIX}{pid}x{n}"),
+            ns: std::cell::RefCell::new(format!("{PREFIX}{pid}x{n}")),
+            boots: std::cell::Cell::new(0),
             host_if: format!("hsh{pid}x{n}"),
             device_if: format!("hsd{pid}x{n}"),
             host_ip: format!("10.231.{n}.1"),
             device_ip: format!("10.231.{n}.2"),
             shape,
+            cut: std::cell::Cell::new(false),
             _proxy: None,
         };
         if link.host_if.len() > 15 {
@@ -103,40 +113,39 @@ impl Link {
         Ok(link)
     }
 
+    /// The namespace the device runs in now.
+    pub fn ns(&self) -> String {
+        self.ns.borrow().clone()
+    }
+
     fn create(&self) -> Result<(), String> {
-        let (ns, h, d) = (
-            self.ns.as_str(),
-            self.host_if.as_str(),
-            self.device_if.as_str(),
-        );
+        let (ns, h, d) = (self.ns(), self.host_if.as_str(), self.device_if.as_str());
         let host_addr = format!("{}/24", self.host_ip);
+        run("ip", &["netns", "add", &ns])?;
+        run("ip", &["link", "add", h, "type", "veth", "peer", "name", d])?;
+        run("ip", &["link", "set", d, "netns", &ns])?;
+        run("ip", &["addr", "add", &host_addr, "dev", h])?;
+        run("ip", &["link", "set", h, "up"])?;
+        self.bring_up_device()
+    }
+
+    /// The device's end, moved into its namespace: its address, up, and
+    /// the link's rules.
+    fn bring_up_device(&self) -> Result<(), String> {
+        let (ns, d) = (self.ns(), self.device_if.as_str());
         let device_addr = format!("{}/24", self.device_ip);
-        let inside = |args: &[&str]| -> Vec<String> {
-            ["netns", "exec", ns]
-                .iter()
-                .chain(args)
-                .map(|s| s.to_string())
-                .collect()
+        let inside = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", ns.as_str()];
+            all.extend(args);
+            run("ip", &all)
         };
-        let owned = |args: &[&str]| -> Vec<String> { args.iter().map(|s| s.to_string()).collect() };
-        let steps: Vec<(&str, Vec<String>)> = vec![
-            ("ip", owned(&["netns", "add", ns])),
-            (
-                "ip",
-                owned(&["link", "add", h, "type", "veth", "peer", "name", d]),
-            ),
-            ("ip", owned(&["link", "set", d, "netns", ns])),
-            ("ip", owned(&["addr", "add", &host_addr, "dev", h])),
-            ("ip", owned(&["link", "set", h, "up"])),
-            ("ip", inside(&["ip", "link", "set", "lo", "up"])),
-            ("ip", inside(&["ip", "addr", "add", &device_addr, "dev", d])),
-            ("ip", inside(&["ip", "link", "set", d, "up"])),
-        ];
-        for (program, args) in steps {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            run(program, &args)?;
+        inside(&["ip", "link", "set", "lo", "up"])?;
+        inside(&["ip", "addr", "add", &device_addr, "dev", d])?;
+        inside(&["ip", "link", "set", d, "up"])?;
+        match self.cut.get() {
+            true => self.device_rules("  drop\n"),
+            false => self.device_rules(&self.loss_rules()),
         }
-        self.device_rules(&self.loss_rules())
     }
 
     /// This machine's connections to the device go through the proxy on
@@ -145,7 +154,7 @@ impl Link {
         let rules = format!(
             "table ip {table} {{\n chain out {{\n  type nat hook output priority -100;\n  \
              ip daddr {ip} meta mark != {MARK} meta l4proto tcp redirect to :{port}\n }}\n}}\n",
-            table = self.ns,
+            table = self.name,
             ip = self.device_ip,
         );
         nft(None, &rules)
@@ -161,14 +170,64 @@ impl Link {
     /// Cuts the link both ways, silently: every packet is dropped, no
     /// error comes back.
     pub fn cut(&self) {
+        self.cut.set(true);
         self.device_rules("  drop\n")
             .expect("nftables on the device's end");
+        self.host_rules("  drop\n")
+            .expect("nftables on this machine's end");
+    }
+
+    /// Waits until nothing this machine sent to the device is waiting for
+    /// its acknowledgement: a link cut then is cut while idle (no
+    /// retransmission would reveal it at once when it heals).
+    pub fn wait_idle(&self) {
+        let started = std::time::Instant::now();
+        loop {
+            let out = Command::new("ss")
+                .args(["-tin", "dst", &self.device_ip])
+                .output()
+                .expect("ss runs");
+            let text = String::from_utf8_lossy(&out.stdout);
+            if !text.contains("unacked:") {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the link to {} never went idle:\n{text}",
+                self.device_ip
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Heals a cut link.
     pub fn heal(&self) {
+        self.cut.set(false);
         self.device_rules(&self.loss_rules())
             .expect("nftables on the device's end");
+        self.host_rules("").expect("nftables on this machine's end");
+    }
+
+    /// The device loses power: every process in it goes, and so does its
+    /// kernel's state (no connection of its survives to be reset or closed
+    /// later, as after a real reboot). It comes back at the same address,
+    /// its link as it was (cut or not), with nothing running.
+    pub fn power_cycle(&self) {
+        // The device's end moves to a fresh namespace before the old one
+        // goes: nothing the old kernel says as it goes gets out.
+        let old = self.ns();
+        self.boots.set(self.boots.get() + 1);
+        let new = format!("{}g{}", self.name, self.boots.get());
+        run("ip", &["netns", "add", &new]).expect("a new namespace");
+        run(
+            "ip",
+            &["-n", &old, "link", "set", &self.device_if, "netns", &new],
+        )
+        .expect("the device's end moved");
+        kill_all_in(&old);
+        let _ = run("ip", &["netns", "del", &old]);
+        *self.ns.borrow_mut() = new;
+        self.bring_up_device().expect("the device's end up again");
     }
 
     fn loss_rules(&self) -> String {
@@ -177,6 +236,20 @@ impl Link {
             0 => String::new(),
             n => format!("  numgen random mod 1000 < {n} drop\n"),
         }
+    }
+
+    /// Replaces the rules every packet of this machine's end meets, both
+    /// ways: while the link is cut, what the device's kernel says as it
+    /// goes (a reset) must not come through either.
+    fn host_rules(&self, rules: &str) -> Result<(), String> {
+        let (h, table) = (&self.host_if, &self.name);
+        let text = format!(
+            "table inet {table}\ndelete table inet {table}\n\
+             table inet {table} {{\n chain in {{\n  type filter hook input priority 0;\n  \
+             iifname != \"{h}\" accept\n{rules} }}\n chain out {{\n  \
+             type filter hook output priority 0;\n  oifname != \"{h}\" accept\n{rules} }}\n}}\n"
+        );
+        nft(None, &text)
     }
 
     /// Replaces the rules every packet of the device's end meets, both
@@ -189,7 +262,7 @@ impl Link {
              iifname != \"{d}\" accept\n{rules} }}\n chain out {{\n  \
              type filter hook output priority 0;\n  oifname != \"{d}\" accept\n{rules} }}\n}}\n"
         );
-        nft(Some(&self.ns), &text)
+        nft(Some(&self.ns()), &text)
     }
 }
 
@@ -205,21 +278,27 @@ pub fn in_namespace(ns: &str, command: &Command) -> Command {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        remove(&self.ns, &self.host_if);
+        remove(&self.ns(), &self.name, &self.host_if);
     }
 }
 
-/// Kills every process in namespace `ns` (nodes, their EPMD), removes it,
-/// its link and its redirect.
-fn remove(ns: &str, host_if: &str) {
+/// Kills every process in namespace `ns` (nodes, their EPMD).
+fn kill_all_in(ns: &str) {
     if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
         for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
             let _ = Command::new("kill").args(["-KILL", pid]).status();
         }
     }
+}
+
+/// Removes namespace `ns` with every process in it, the link's host end
+/// and the link's nftables tables (`name`).
+fn remove(ns: &str, name: &str, host_if: &str) {
+    kill_all_in(ns);
     let _ = run("ip", &["netns", "del", ns]);
     let _ = run("ip", &["link", "del", host_if]);
-    let _ = run("nft", &["delete", "table", "ip", ns]);
+    let _ = run("nft", &["delete", "table", "ip", name]);
+    let _ = run("nft", &["delete", "table", "inet", name]);
 }
 
 /// Removes the namespaces (and links, and redirects) of test processes
@@ -232,11 +311,12 @@ fn remove_orphans() {
         let Some(ns) = line.split_whitespace().next() else {
             continue;
         };
-        let Some((pid, n)) = ns.strip_prefix(PREFIX).and_then(|r| r.split_once('x')) else {
+        let Some((pid, rest)) = ns.strip_prefix(PREFIX).and_then(|r| r.split_once('x')) else {
             continue;
         };
+        let n = rest.split('g').next().unwrap_or(rest);
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            remove(ns, &format!("hsh{pid}x{n}"));
+            remove(ns, &format!("{PREFIX}{pid}x{n}"), &format!("hsh{pid}x{n}"));
         }
     }
 }
