@@ -60,7 +60,34 @@ fn read_file(
         path: path.to_owned(),
         source,
     })?;
-    let toks = tokenize(&text, mix_env, target).map_err(|(line, d)| exs_error(path, line, d))?;
+    read_text(&text, path, mix_env, target, found, depth)
+}
+
+/// The block's settings in `text`, a config file's (`None` when it has
+/// none), without following its `import_config`s: for checking the reader
+/// on any input.
+pub fn parse_text(
+    text: &str,
+    mix_env: &str,
+    target: Option<&str>,
+) -> Result<Option<FileConfig>, ConfigError> {
+    let mut found = None;
+    let nowhere = Path::new("/nonexistent/config/config.exs");
+    read_text(text, nowhere, mix_env, target, &mut found, 9)?;
+    Ok(found)
+}
+
+/// [`read_file`] on `text`, read from `path`; imports (at `depth` 9, none)
+/// are followed from `path`'s folder.
+fn read_text(
+    text: &str,
+    path: &Path,
+    mix_env: &str,
+    target: Option<&str>,
+    found: &mut Option<FileConfig>,
+    depth: usize,
+) -> Result<(), ConfigError> {
+    let toks = tokenize(text, mix_env, target).map_err(|(line, d)| exs_error(path, line, d))?;
     let mut i = 0;
     while i < toks.len() {
         match &toks[i].1 {
@@ -73,7 +100,7 @@ fn read_file(
                 if let Some((_, Tok::Str(rel))) = arg {
                     let wanted = !(rel == "target.exs" && target.is_none());
                     let file = path.parent().unwrap_or(Path::new(".")).join(rel);
-                    if wanted && file.is_file() {
+                    if wanted && depth < 9 && file.is_file() {
                         read_file(&file, mix_env, target, found, depth + 1)?;
                     }
                 }

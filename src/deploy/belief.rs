@@ -93,7 +93,9 @@ fn belief_text(state: &State) -> String {
     }
 }
 
-fn parse_belief(text: &str) -> Option<State> {
+/// The state a belief's text names (`loaded:<md5>`, `on_disk:<md5>`,
+/// `absent`); `None` for anything else.
+pub fn parse_belief(text: &str) -> Option<State> {
     match text.split_once(':') {
         Some(("loaded", hex)) => Md5::from_hex(hex).map(State::Loaded),
         Some(("on_disk", hex)) => Md5::from_hex(hex).map(State::OnDisk),

@@ -16,12 +16,16 @@ pub const FORGET_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 /// One node's beliefs, module → state text.
 pub type NodeBeliefs = BTreeMap<String, String>;
 
+/// The beliefs a node's file holds; empty when it does not parse.
+pub fn parse_beliefs(bytes: &[u8]) -> NodeBeliefs {
+    serde_json::from_slice(bytes).unwrap_or_default()
+}
+
 impl Store {
     /// What `node` was last seen to run; empty when unknown or unreadable.
     pub fn beliefs_of(&self, node: &str) -> NodeBeliefs {
         std::fs::read(self.belief_path(node))
-            .ok()
-            .and_then(|text| serde_json::from_slice(&text).ok())
+            .map(|bytes| parse_beliefs(&bytes))
             .unwrap_or_default()
     }
 

@@ -20,10 +20,14 @@ pub struct Index {
 }
 
 impl Index {
-    /// Reads the index at `path`; a missing file is an empty index, and a
-    /// line that does not parse (a torn last one) is skipped.
+    /// Reads the index at `path`; a missing file is an empty index.
     pub fn read(path: &Path) -> Index {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+        Index::parse(&std::fs::read_to_string(path).unwrap_or_default())
+    }
+
+    /// The index an index file's `text` holds; a line that does not parse
+    /// (a torn last one) is skipped.
+    pub fn parse(text: &str) -> Index {
         let mut index = Index::default();
         for line in text.lines() {
             if let Some(sha) = line.strip_prefix("durable ").and_then(Sha256Sum::from_hex) {

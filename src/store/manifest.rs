@@ -96,6 +96,11 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest a snapshot file's bytes hold.
+    pub fn from_json(bytes: &[u8]) -> Result<Manifest, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
     pub fn new(tool: &str, nodes: BTreeMap<String, NodeRecord>) -> Self {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -21,7 +21,7 @@
 //! removed by the next run that takes the lock. Reading an object checks
 //! its SHA-256: a damaged store is an error, never a silent load.
 
-mod beliefs;
+pub mod beliefs;
 pub mod index;
 pub mod manifest;
 
@@ -357,8 +357,8 @@ impl Store {
                 path: path.clone(),
                 source,
             })?;
-            let manifest: Manifest =
-                serde_json::from_slice(&text).map_err(|e| SnapshotError::CorruptManifest {
+            let manifest =
+                Manifest::from_json(&text).map_err(|e| SnapshotError::CorruptManifest {
                     path: path.clone(),
                     detail: e.to_string(),
                 })?;

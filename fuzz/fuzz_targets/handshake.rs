@@ -1,0 +1,61 @@
+//! Both sides of the distribution handshake against a peer that says
+//! `data`: what a node answers us (client side), and what a node that
+//! connects to us says (server side).
+#![no_main]
+
+use erl_dist::handshake::{ClientSideHandshake, ServerSideHandshake};
+use erl_dist::node::{Creation, LocalNode, NodeName};
+use futures::io::{AsyncRead, AsyncWrite};
+use libfuzzer_sys::fuzz_target;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// A peer that says `data`, then closes; what we write goes nowhere.
+struct Peer<'a> {
+    data: &'a [u8],
+}
+
+impl AsyncRead for Peer<'_> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let n = buf.len().min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl AsyncWrite for Peer<'_> {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn us() -> LocalNode {
+    let name: NodeName = "hotswap@127.0.0.1".parse().expect("name");
+    let mut node = LocalNode::new(name, Creation::new(7));
+    node.flags = hotswap_node::dist::handshake::local_flags();
+    node
+}
+
+fuzz_target!(|data: &[u8]| {
+    futures::executor::block_on(async {
+        let mut client = ClientSideHandshake::new(Peer { data }, us(), "cookie");
+        if client.execute_send_name(6).await.is_ok() {
+            let _ = client.execute_rest(true).await;
+        }
+        let mut server = ServerSideHandshake::new(Peer { data }, us(), "cookie");
+        if server.execute_recv_name().await.is_ok() {
+            let _ = server.execute_rest(erl_dist::handshake::HandshakeStatus::Ok).await;
+        }
+    });
+});
