@@ -153,6 +153,20 @@ impl Rebooting {
         self.assert_current();
     }
 
+    /// Has the next deploy that `start` sets off held in flight (after its
+    /// request went, before the word), cuts the power there, lets the tool
+    /// go on, and boots the device again once the watcher saw it go.
+    fn reboot_in_flight(&mut self, start: fn(&mut Rebooting)) {
+        self.faults.arm("flight_sent");
+        self.faults.arm("apply_before_word");
+        start(self);
+        let point = self.held_at("flight_sent", "apply_before_word");
+        self.power_off();
+        self.faults.release(point);
+        self.wait_down();
+        self.power_on();
+    }
+
     /// Waits until the tool holds at `first` or `second` (both armed), and
     /// disarms the other.
     fn held_at(&mut self, first: &'static str, second: &'static str) -> &'static str {
@@ -198,25 +212,11 @@ fn a_device_rebooted_20_times_is_caught_up_each_time() {
                 // The catch-up after this reboot is cut by the next one.
                 r.power_off();
                 r.wait_down();
-                r.faults.arm("flight_sent");
-                r.faults.arm("apply_before_word");
-                r.power_on();
-                let point = r.held_at("flight_sent", "apply_before_word");
-                r.power_off();
-                r.faults.release(point);
-                r.wait_down();
-                r.power_on();
+                r.reboot_in_flight(Rebooting::power_on);
             }
             2 => {
                 // A save's deploy is in flight when the power goes.
-                r.faults.arm("flight_sent");
-                r.faults.arm("apply_before_word");
-                r.save_in_background();
-                let point = r.held_at("flight_sent", "apply_before_word");
-                r.power_off();
-                r.faults.release(point);
-                r.wait_down();
-                r.power_on();
+                r.reboot_in_flight(Rebooting::save_in_background);
             }
             _ => {
                 // The link goes down while idle, the device reboots, the
