@@ -52,6 +52,10 @@ pub fn watching(ui: &Ui, sources: &Sources, builder: &Builder, session: &Session
 
 /// The line for one deploy; `report` is `None` when no node lacked anything.
 pub fn change(ui: &Ui, mode: Mode, report: Option<&Report>, build: Duration, cause: Cause) {
+    if report.is_none() && cause == Cause::CatchUp {
+        // No node needed catching up (the one that went was the only one).
+        return;
+    }
     let time = clock();
     let build_ms = build.as_secs_f64() * 1e3;
     if mode == Mode::Json {
