@@ -30,21 +30,19 @@ pub async fn run(
     mode: Mode,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), BuildError> {
+    // Quiet, the output is kept, to be shown only if the build fails.
     let quiet = mode == Mode::Quiet;
-    let kept = || {
-        if quiet {
-            Stdio::piped()
-        } else {
-            Stdio::inherit()
-        }
+    let (stdout, stderr) = match quiet {
+        true => (Stdio::piped(), Stdio::piped()),
+        false => (chatter(mode), Stdio::inherit()),
     };
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)
         .current_dir(project)
         .stdin(Stdio::null())
-        .stdout(if quiet { Stdio::piped() } else { chatter(mode) })
-        .stderr(kept())
+        .stdout(stdout)
+        .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
