@@ -21,7 +21,8 @@ use std::path::PathBuf;
 const EXIT_CODES: &str = "\
 Exit codes:
   0    success
-  1    the build or the deploy failed on some node (nodes changed were rolled back)
+  1    the build or the deploy failed on some node (nodes changed were rolled
+       back), or the nodes changed but the snapshot store could not record it
   2    usage, configuration or input error (nothing was sent)
   3    could not connect to or authenticate with a node, or another run holds
        its lock (nothing was changed)
@@ -30,7 +31,8 @@ Exit codes:
        was deployed; pass --force to kill them or overwrite (nothing was changed)
   6    a rollback or undo left modules not restored (named): nodes may run
        mixed versions
-  130  interrupted by Ctrl-C (nodes changed were rolled back)";
+  130  interrupted by Ctrl-C or SIGTERM (nodes changed were rolled back; during
+       the build, nothing was deployed); a second Ctrl-C quits at once";
 
 /// Hot-swap changed BEAM modules onto running Erlang and Elixir nodes.
 ///
