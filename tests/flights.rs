@@ -100,7 +100,7 @@ fn a_lock_lost_on_one_node_before_the_word_stops_the_run_and_both_nodes_stay() {
     let faults = FaultPoints::new();
     let env = faults.env(&["flight_prepared"]);
     let mut run = p.spawn_deploy(&[&a, &b], &["--ebin", &arg(v3), "-v"], &env);
-    faults.reached("flight_prepared", &mut || run.running());
+    run.hold_at(&faults, "flight_prepared");
     let killed = a.eval(
         "begin H = whereis(hotswap_deploy_lock), M = monitor(process, H), exit(H, kill), \
          receive {'DOWN', M, _, _, _} -> killed end end.",

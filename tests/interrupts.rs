@@ -104,7 +104,15 @@ fn deploy_in_flight(tag: &str, believed: bool, hold: &str) -> InFlight {
         assert!(done.status.success(), "{stderr}");
     }
     let mut child = spawn_deploy(root.path(), &[&a, &b], &v2, &faults, &[hold]);
-    faults.reached(hold, &mut || matches!(child.try_wait(), Ok(None)));
+    let held = faults.reached(hold, &mut || matches!(child.try_wait(), Ok(None)));
+    if !held {
+        let out = child.wait_with_output().expect("wait");
+        panic!(
+            "the tool exited before fault point `{hold}`:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     InFlight {
         _root: root,
         v1,

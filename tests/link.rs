@@ -176,7 +176,7 @@ impl Rebooting {
             for (point, other) in [(first, second), (second, first)] {
                 if !dir_has(point) {
                     self.faults.disarm(other);
-                    self.faults.reached(point, &mut || true);
+                    assert!(self.faults.reached(point, &mut || true));
                     return point;
                 }
             }
@@ -313,7 +313,7 @@ fn cut_at(point: &str, believed: bool) {
     let a = args(&f.v2);
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let mut run = f.p.spawn_deploy(&[&f.a, &f.b], &a, &faults.env(&[point]));
-    faults.reached(point, &mut || run.running());
+    run.hold_at(&faults, point);
     f.link_b.cut();
     faults.release(point);
     let (code, json, stderr) = run.finish();

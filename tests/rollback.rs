@@ -179,7 +179,7 @@ fn a_rollback_the_store_cannot_record_still_reports_each_node() {
     let faults = FaultPoints::new();
     let env = faults.env(&["rollback_ran"]);
     let mut run = p.spawn_deploy(&[&node], &["--rollback"], &env);
-    faults.reached("rollback_ran", &mut || run.running());
+    run.hold_at(&faults, "rollback_ran");
     // The snapshots folder goes; a file stands in its way.
     let snapshots = p.path().join(".hotswap/snapshots");
     let aside = p.path().join("snapshots-aside");
@@ -298,7 +298,7 @@ fn two_deploys_to_one_node_at_once_one_is_refused() {
     let first = unique("first");
     let args = ["--ebin", &ebin(&v2), "--name", &first];
     let mut run = pa.spawn_deploy(&[&node], &args, &faults.env(&["apply_before_word"]));
-    faults.reached("apply_before_word", &mut || run.running());
+    run.hold_at(&faults, "apply_before_word");
 
     let (code, json, _) = pb.deploy(&[&node], &["--ebin", &ebin(&v2b)]);
     assert_eq!(code, 3, "{json}");
@@ -328,7 +328,7 @@ fn the_lock_of_a_killed_run_goes_and_the_next_deploy_works() {
     let faults = FaultPoints::new();
     let env = faults.env(&["apply_before_word"]);
     let mut run = p.spawn_deploy(&[&node], &["--ebin", &ebin(&v2)], &env);
-    faults.reached("apply_before_word", &mut || run.running());
+    run.hold_at(&faults, "apply_before_word");
     assert_ne!(node.eval("whereis(hotswap_deploy_lock)."), "undefined");
     run.kill();
 

@@ -151,6 +151,24 @@ impl Running {
         self.child.id()
     }
 
+    /// Waits until the tool holds at `point`; fails the test, with what
+    /// the tool said, if it exits first.
+    pub fn hold_at(&mut self, faults: &super::fault::FaultPoints, point: &str) {
+        if faults.reached(point, &mut || self.running()) {
+            return;
+        }
+        let read = |pipe: Option<&mut dyn std::io::Read>| {
+            let mut text = String::new();
+            if let Some(p) = pipe {
+                let _ = p.read_to_string(&mut text);
+            }
+            text
+        };
+        let stdout = read(self.child.stdout.as_mut().map(|p| p as _));
+        let stderr = read(self.child.stderr.as_mut().map(|p| p as _));
+        panic!("the tool exited before fault point `{point}`:\n{stdout}\n{stderr}");
+    }
+
     /// Kills the tool (SIGKILL) and reaps it.
     pub fn kill(mut self) {
         let _ = self.child.kill();
