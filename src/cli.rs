@@ -357,8 +357,14 @@ async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
         Err(report) => return Ok(print_report(&report, mode)),
     };
     let report = deploy::deploy(&session, &modules, &options, &ui).await;
-    Ok(print_report(&report, mode))
+    let code = print_report(&report, mode);
+    session.goodbye(GOODBYE_LIMIT.min(settings.timeout)).await;
+    Ok(code)
 }
+
+/// How long a run that is done waits for its nodes to have had its last
+/// words (the release of their locks) before it exits.
+const GOODBYE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Reads and hashes the modules while the nodes are reached (three round
 /// trips on a device's link). A bad file is the error reported, whichever
@@ -416,7 +422,9 @@ async fn rollback_command(
         Err(report) => return Ok(print_report(&report, mode)),
     };
     let report = deploy::rollback(&session, plan, options, ui).await?;
-    Ok(print_report(&report, mode))
+    let code = print_report(&report, mode);
+    session.goodbye(GOODBYE_LIMIT.min(settings.timeout)).await;
+    Ok(code)
 }
 
 /// Takes the snapshot store's lock for this run, waiting (and saying so)

@@ -106,6 +106,14 @@ impl Session {
         Ok(remote)
     }
 
+    /// Closes every connection once what was sent on it (a lock's
+    /// release) has reached its node, or after `limit`: a run that exits
+    /// at once could lose it, and leave the node locked for the next run.
+    pub async fn goodbye(&self, limit: std::time::Duration) {
+        let remotes = self.remotes();
+        futures::future::join_all(remotes.iter().map(|r| r.conn.goodbye(limit))).await;
+    }
+
     /// Whether `node` has no live connection.
     pub fn is_down(&self, node: &str) -> bool {
         !self

@@ -70,6 +70,8 @@ struct Pending {
 pub(crate) enum Outgoing {
     Whole(Vec<u8>),
     Parts(Vec<u8>, Encoded, Vec<u8>),
+    /// Everything before it sent, the connection is closed our way.
+    Goodbye,
 }
 
 /// Dropped with the last handle: stops the tasks.
@@ -147,6 +149,18 @@ impl Connection {
     /// Why the connection ended, or `None` while it is up.
     pub fn closed_reason(&self) -> Option<String> {
         self.inner.lock().closed.clone()
+    }
+
+    /// Closes the connection once everything sent before is on its way,
+    /// and waits (up to `limit`) until the node has closed its end: then
+    /// the node has had all of it. A message sent just before a process
+    /// exits (a lock's release) is otherwise lost when the exit resets the
+    /// socket over a link that had to resend it.
+    pub async fn goodbye(&self, limit: Duration) {
+        if self.inner.outgoing.send(Outgoing::Goodbye).is_err() {
+            return;
+        }
+        let _ = tokio::time::timeout(limit, self.closed()).await;
     }
 
     /// Waits until the connection ends, and says why.
@@ -449,15 +463,18 @@ async fn write_loop(
 ) {
     let period = (ticks.ticktime / 4).max(Duration::from_millis(100));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    let result: std::io::Result<()> = async {
+    let result: std::io::Result<Ending> = async {
         loop {
             let first = tokio::select! {
-                r = requests.recv() => match r { Some(f) => f, None => return Ok(()) },
-                a = answers.recv() => match a { Some(f) => Outgoing::Whole(f), None => return Ok(()) },
+                r = requests.recv() => match r { Some(f) => f, None => return Ok(Ending::Now) },
+                a = answers.recv() => match a { Some(f) => Outgoing::Whole(f), None => return Ok(Ending::Now) },
                 _ = tick.tick() => Outgoing::Whole(TICK.to_vec()),
-                _ = &mut stop => return Ok(()),
+                _ = &mut stop => return Ok(Ending::Now),
             };
-            write_out(&mut writer, &first).await?;
+            if write_out(&mut writer, &first).await? {
+                writer.flush().await?;
+                return Ok(Ending::Goodbye);
+            }
             // Batch whatever else is ready into the same flush.
             loop {
                 let next = match answers.try_recv() {
@@ -467,33 +484,57 @@ async fn write_loop(
                         Err(_) => break,
                     },
                 };
-                write_out(&mut writer, &next).await?;
+                if write_out(&mut writer, &next).await? {
+                    writer.flush().await?;
+                    return Ok(Ending::Goodbye);
+                }
             }
             writer.flush().await?;
         }
     }
     .await;
-    let reason = match result {
-        Ok(()) => "the connection was closed by this node".to_owned(),
-        Err(e) => format!("write failed: {e}"),
-    };
     let _ = writer.shutdown().await;
-    reader.abort();
+    let reason = match result {
+        // The node closes its end once it has read ours to the end.
+        Ok(Ending::Goodbye) => match reader.await {
+            Ok(()) => return,
+            Err(_) => "the connection was closed by this node".to_owned(),
+        },
+        Ok(Ending::Now) => {
+            reader.abort();
+            "the connection was closed by this node".to_owned()
+        }
+        Err(e) => {
+            reader.abort();
+            format!("write failed: {e}")
+        }
+    };
     inner.close(reason);
 }
 
+/// How the writer stopped.
+enum Ending {
+    /// At once: the last handle went, or the node went.
+    Now,
+    /// After a goodbye: what was sent before it is on its way, our end is
+    /// closed, and the node's end will follow.
+    Goodbye,
+}
+
+/// Writes `frame`; `true` if it was the goodbye, which ends the writing.
 async fn write_out(
     writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
     frame: &Outgoing,
-) -> std::io::Result<()> {
+) -> std::io::Result<bool> {
     match frame {
-        Outgoing::Whole(bytes) => writer.write_all(bytes).await,
+        Outgoing::Goodbye => Ok(true),
+        Outgoing::Whole(bytes) => writer.write_all(bytes).await.map(|()| false),
         Outgoing::Parts(head, shared, tail) => {
             writer.write_all(head).await?;
             for piece in shared.0.iter() {
                 writer.write_all(piece).await?;
             }
-            writer.write_all(tail).await
+            writer.write_all(tail).await.map(|()| false)
         }
     }
 }
