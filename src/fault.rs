@@ -22,15 +22,9 @@ pub const POINTS: &[&str] = &[
     // A flight to several nodes: every node has said it prepared (or
     // answered), before the word go or abort goes out.
     "flight_prepared",
-    // A flight to several nodes: the word has gone to every node that
-    // prepared (it may not have arrived).
-    "flight_word_said",
     // The apply step: every node has been sent its changes and the
     // snapshot is written (or failed), before the word go or abort.
     "apply_before_word",
-    // The apply step: the word has gone to every node (it may not have
-    // arrived); before the answers.
-    "apply_word_said",
     // A rollback has brought every node to its priors, before the store
     // records it.
     "rollback_ran",

@@ -388,7 +388,6 @@ impl Transaction<'_> {
                 p.remote.say_to_holder(go, said_go);
             }
         }
-        crate::fault::hold("flight_word_said").await;
         let answers = join_all(heard.into_iter().map(|h| async move {
             match h {
                 Heard::Prepared(answer) => answer.await,
@@ -604,7 +603,6 @@ impl Transaction<'_> {
         for p in self.parts.iter().filter(|p| !p.changes.is_empty()) {
             p.remote.say(awaiting(&self.lock, "apply"), written.is_ok());
         }
-        crate::fault::hold("apply_word_said").await;
         self.step("snapshot");
         if let Err(stop) = written {
             // Each node answers once it has dropped what it prepared.

@@ -200,6 +200,18 @@ impl Link {
         }
     }
 
+    /// Cuts the way back only: what this machine sends still reaches the
+    /// device, nothing the device sends comes back.
+    pub fn cut_way_back(&self) {
+        let d = &self.device_if;
+        let text = format!(
+            "table inet link\ndelete table inet link\n\
+             table inet link {{\n chain out {{\n  \
+             type filter hook output priority 0;\n  oifname != \"{d}\" accept\n  drop\n }}\n}}\n"
+        );
+        nft(Some(&self.ns()), &text).expect("nftables on the device's end");
+    }
+
     /// Heals a cut link.
     pub fn heal(&self) {
         self.cut.set(false);
