@@ -73,18 +73,19 @@ impl MixDevice {
 }
 
 /// Polls `expr` on `node` until it prints `want`, or fails the test.
-fn node_comes_to(node: &mut ErlNode, expr: &str, want: &str, w: &Watcher) {
+fn node_comes_to(node: &mut ErlNode, expr: &str, want: &str, w: &mut Watcher) {
     let deadline = Instant::now() + common::watcher::CHANGE_LIMIT;
     loop {
         let got = node.eval(expr);
         if got == want {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "`{expr}` is {got}, not {want}; watch said:\n{}",
-            w.seen.join("\n")
-        );
+        if Instant::now() >= deadline {
+            panic!(
+                "`{expr}` is {got}, not {want}; watch said:\n{}",
+                w.everything_said()
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -132,10 +133,10 @@ fn an_edit_reaches_the_node_and_of_two_quick_saves_the_last_wins() {
     d.edit("lib/example.ex", ":earth", ":mars1");
     std::thread::sleep(Duration::from_millis(150));
     d.edit("lib/example.ex", ":mars1", ":mars2");
-    node_comes_to(&mut d.node, "'Elixir.Example':hello().", "mars2", &w);
+    node_comes_to(&mut d.node, "'Elixir.Example':hello().", "mars2", &mut w);
     // The replaced code is purged while the session is still held.
     let old = "erlang:check_old_code('Elixir.Example').";
-    node_comes_to(&mut d.node, old, "false", &w);
+    node_comes_to(&mut d.node, old, "false", &mut w);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(d.node.eval("'Elixir.Example':hello()."), "mars2");
     // The counter process kept its state through every change.
@@ -181,9 +182,9 @@ fn an_umbrella_app_is_watched_and_deployed() {
     write_umbrella(source.path());
     let mut d = MixDevice::start(source.path(), &[]);
     assert_eq!(d.node.eval("'Elixir.Beta':value()."), "one");
-    let w = d.watch(&[]);
+    let mut w = d.watch(&[]);
     d.edit("apps/beta/lib/beta.ex", ":one", ":two");
-    node_comes_to(&mut d.node, "'Elixir.Beta':value().", "two", &w);
+    node_comes_to(&mut d.node, "'Elixir.Beta':value().", "two", &mut w);
     assert_eq!(d.node.eval("'Elixir.Alpha':value()."), "one");
     assert_stopped_cleanly(w);
 }
@@ -226,7 +227,7 @@ fn a_rebar3_project_is_rebuilt_by_rebar3_on_each_save() {
     assert!(banner.contains("rebar3 compile"), "{banner}");
 
     write(&dev.join("src/hs_rebar.erl"), &source("two"));
-    node_comes_to(&mut node, "hs_rebar:version().", "two", &w);
+    node_comes_to(&mut node, "hs_rebar:version().", "two", &mut w);
 
     // A save in the same second as the beam rebar3 wrote: rebar3 compares
     // the two files' times to the second, and would find the beam fresh.
@@ -247,7 +248,7 @@ fn a_rebar3_project_is_rebuilt_by_rebar3_on_each_save() {
     assert_eq!(node.loaded_md5("hs_rebar"), before);
 
     write(&dev.join("src/hs_rebar.erl"), &source("four"));
-    node_comes_to(&mut node, "hs_rebar:version().", "four", &w);
+    node_comes_to(&mut node, "hs_rebar:version().", "four", &mut w);
     assert_stopped_cleanly(w);
 }
 

@@ -131,6 +131,16 @@ impl Watcher {
         })
     }
 
+    /// Everything the watcher has said so far, events and stderr, for a
+    /// failure message (what is taken here is not waited for again).
+    pub fn everything_said(&mut self) -> String {
+        self.drain_stderr();
+        while let Ok(event) = self.events.try_recv() {
+            self.seen.push(event.to_string());
+        }
+        self.seen.join("\n")
+    }
+
     fn drain_stderr(&mut self) {
         while let Ok(line) = self.stderr.try_recv() {
             self.seen.push(line.clone());
