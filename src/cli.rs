@@ -122,6 +122,10 @@ pub struct DeployArgs {
     /// Show what would be loaded; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Load without calling `code_change` for the processes of changed
+    /// modules (they keep their state as it is).
+    #[arg(long)]
+    pub no_code_change: bool,
     /// Skip the build step.
     #[arg(long)]
     pub no_build: bool,
@@ -152,6 +156,10 @@ pub struct WatchArgs {
     /// Kill processes still running old code of a module being replaced.
     #[arg(long)]
     pub force: bool,
+    /// Load without calling `code_change` for the processes of changed
+    /// modules (they keep their state as it is).
+    #[arg(long)]
+    pub no_code_change: bool,
     /// Do not build: follow the build output (or --ebin folders) instead.
     #[arg(long)]
     pub no_build: bool,
@@ -336,6 +344,7 @@ async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
         force: args.force,
         dry_run: args.dry_run,
         cluster: args.cluster,
+        code_change: settings.code_change && !args.no_code_change,
         timeout: settings.timeout,
         keep: settings.keep_snapshots,
         interrupted: interrupt.flag(),

@@ -23,8 +23,15 @@ pub const POINTS: &[&str] = &[
     // answered), before the word go or abort goes out.
     "flight_prepared",
     // The apply step: every node has been sent its changes and the
-    // snapshot is written (or failed), before the word go or abort.
+    // snapshot is written (or failed), before the word go or abort (to
+    // several nodes: before they are waited for to prepare).
     "apply_before_word",
+    // The apply step to several nodes: every node has said it prepared
+    // (or answered), before the word go or abort goes out.
+    "apply_prepared",
+    // Every node has answered its apply step (or flight), before the
+    // read-back of --verify.
+    "applied",
     // A rollback has brought every node to its priors, before the store
     // records it.
     "rollback_ran",

@@ -162,15 +162,29 @@ impl InFlight {
 
 #[test]
 fn ctrl_c_mid_deploy_undoes_what_this_run_changed() {
-    // Interrupted once the word to load has gone: the nodes load, and the
-    // run must undo them.
-    let (run, mut f) =
-        deploy_in_flight("intr", false, "apply_before_word").interrupt("apply_before_word");
+    // Interrupted once the nodes have loaded: the run must undo them.
+    let (run, mut f) = deploy_in_flight("intr", false, "applied").interrupt("applied");
     let (json, stderr) = (&run.json, &run.stderr);
     assert_eq!(run.code, Some(130), "{json}\n{stderr}");
     assert_eq!(json["ok"], false);
     for n in json["nodes"].as_array().expect("nodes") {
         assert_eq!(n["rolled_back"], true, "{n}");
+    }
+    assert_v1(&mut f.a, &f.v1);
+    assert_v1(&mut f.b, &f.v1);
+}
+
+#[test]
+fn ctrl_c_before_the_word_of_an_apply_step_changes_nothing() {
+    // Every node has prepared; interrupted before the word, the run tells
+    // them to abort rather than load and undo.
+    let (run, mut f) =
+        deploy_in_flight("intr_apply", false, "apply_prepared").interrupt("apply_prepared");
+    let (json, stderr) = (&run.json, &run.stderr);
+    assert_eq!(run.code, Some(130), "{json}\n{stderr}");
+    for n in json["nodes"].as_array().expect("nodes") {
+        assert_eq!(n["loaded"], serde_json::json!([]), "{n}\n{stderr}");
+        assert_eq!(n["rolled_back"], false, "nothing to undo: {n}\n{stderr}");
     }
     assert_v1(&mut f.a, &f.v1);
     assert_v1(&mut f.b, &f.v1);
@@ -194,13 +208,13 @@ fn ctrl_c_before_the_word_to_a_flight_changes_nothing() {
 
 #[test]
 fn a_node_lost_before_the_word_has_the_other_undone_and_is_named() {
-    // Both nodes have been sent their changes; node b dies before the word
+    // Both nodes have prepared their changes; node b dies before the word
     // to load. Node a loads on the word, and must be put back. Whether b
     // took the word before it went cannot be known: it is named as
     // possibly changed (exit 6).
-    let mut f = deploy_in_flight("lost", false, "apply_before_word");
+    let mut f = deploy_in_flight("lost", false, "apply_prepared");
     f.b.kill();
-    f.faults.release("apply_before_word");
+    f.faults.release("apply_prepared");
     let stderr = common::drain_stderr(&mut f.child);
     let (run, mut f) = f.end(stderr);
     let (json, stderr) = (&run.json, &run.stderr);

@@ -367,12 +367,12 @@ fn a_link_cut_between_prepare_and_go_names_the_node_and_the_next_run_resolves_it
 
 #[test]
 fn a_link_cut_before_the_word_names_the_node_and_the_next_run_resolves_it() {
-    cut_at("apply_before_word", Cut::Both, false);
+    cut_at("apply_prepared", Cut::Both, false);
 }
 
 #[test]
 fn a_link_cut_during_the_load_and_read_back_names_the_node_and_the_next_run_resolves_it() {
-    cut_at("apply_before_word", Cut::WayBack, false);
+    cut_at("apply_prepared", Cut::WayBack, false);
 }
 
 #[test]

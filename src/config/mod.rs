@@ -30,6 +30,7 @@ pub struct FileConfig {
     pub snapshot_dir: Option<PathBuf>,
     pub keep_snapshots: Option<usize>,
     pub name: Option<String>,
+    pub code_change: Option<bool>,
 }
 
 /// What the command line adds on top.
@@ -95,6 +96,8 @@ pub struct Settings {
     pub snapshot_dir: PathBuf,
     /// Snapshots kept per node; 0 keeps all.
     pub keep_snapshots: usize,
+    /// Migrate the processes of changed modules through `code_change`.
+    pub code_change: bool,
     pub name: Option<String>,
     /// Where the settings came from, for messages.
     pub sources: Vec<String>,
@@ -242,6 +245,7 @@ impl Settings {
                     .unwrap_or_else(|| ".hotswap".into()),
             ),
             keep_snapshots: file.keep_snapshots.unwrap_or(crate::store::DEFAULT_KEEP),
+            code_change: file.code_change.unwrap_or(true),
             name: flags.name.clone().or(file.name.clone()),
             sources,
             warnings,

@@ -19,6 +19,7 @@ pub(super) static FLIGHT: Script = Script::with_functions(
     concat!(
         include_str!("node/prelude.erl"),
         include_str!("node/load.erl"),
+        include_str!("node/migrate.erl"),
         include_str!("node/apply.erl"),
         include_str!("node/inspect.erl")
     ),
@@ -51,6 +52,8 @@ pub struct Ticket<'a> {
     /// for every node sent the same.
     pub load: &'a Encoded,
     pub force: bool,
+    /// `Migrate` ([`super::migrate::Migration::term`]).
+    pub migrate: &'a Term,
 }
 
 impl Remote {
@@ -91,7 +94,8 @@ impl Remote {
     ) -> impl std::future::Future<Output = Result<Flight, CallError>> + Send + 'static {
         let bindings =
             remote::inspect_bindings(Some(ticket.lock), ticket.want, ticket.known, false, true)
-                .set("Believed", &remote::states_term(ticket.believed));
+                .set("Believed", &remote::states_term(ticket.believed))
+                .set("Migrate", ticket.migrate);
         let bindings = remote::apply_bindings(
             bindings,
             ticket.steps,

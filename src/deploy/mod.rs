@@ -13,10 +13,12 @@
 //! - [`priors`]: the snapshot step. [`undo`]: putting one node back.
 //! - [`belief`]: what the store believes each node runs.
 //! - [`flight`]: inspect and apply in one round trip, for one node.
+//! - [`migrate`]: `code_change` for the processes of a changed module.
 //! - [`report`]: what the user and scripts are told.
 
 pub mod belief;
 pub mod flight;
+pub mod migrate;
 pub mod plan;
 pub mod priors;
 pub mod remote;
@@ -48,6 +50,9 @@ pub struct Options {
     pub force: bool,
     pub dry_run: bool,
     pub cluster: bool,
+    /// Migrate the processes of a changed module through its
+    /// `code_change` (`--no-code-change` turns it off).
+    pub code_change: bool,
     pub timeout: Duration,
     /// Snapshots kept per node (0: never prune).
     pub keep: usize,
@@ -70,6 +75,7 @@ impl Default for Options {
             force: false,
             dry_run: false,
             cluster: false,
+            code_change: true,
             timeout: Duration::from_secs(30),
             keep: crate::store::DEFAULT_KEEP,
             interrupted: Arc::new(AtomicBool::new(false)),

@@ -3,6 +3,7 @@
 //! pipelined batch of `rex` calls. Speaks only through [`crate::dist`];
 //! turns the answers into plain Rust values.
 
+use super::migrate::{Migrated, ProcessNote};
 use crate::beam::{Md5, Module};
 use crate::dist::term::{self, atom_term, binary, charlist, list, tuple, Encoded, EtfWriter, Term};
 use crate::dist::{Bindings, CallError, Connection, EvalArgs, Script};
@@ -19,6 +20,7 @@ pub(super) static APPLY: Script = Script::with_functions(
     concat!(
         include_str!("node/prelude.erl"),
         include_str!("node/load.erl"),
+        include_str!("node/migrate.erl"),
         include_str!("node/apply.erl")
     ),
     include_str!("node/apply_main.erl"),
@@ -120,6 +122,21 @@ pub enum Applied {
         /// What the node ran of each changed module right after: its MD5,
         /// or `None` when not loaded.
         running: Vec<(String, Option<Md5>)>,
+        /// The processes migrated by their `code_change`.
+        migrated: Migrated,
+    },
+    /// Processes to migrate did not answer in time (busy in a long call):
+    /// nothing was changed.
+    Busy(Vec<ProcessNote>),
+    /// A `code_change` failed (`causes`); the processes already migrated
+    /// were taken back. `left`: those whose state is in neither shape for
+    /// sure. `changed`: the new code was loaded, and `keeper` holds the
+    /// processes suspended until the undo loads the prior code.
+    MigrationFailed {
+        causes: Vec<ProcessNote>,
+        left: Vec<ProcessNote>,
+        changed: bool,
+        keeper: Option<Term>,
     },
     /// Old code in use and no `--force`: nothing was changed.
     Stuck(Vec<Lingering>),
@@ -322,12 +339,27 @@ impl Remote {
         }
         let items = term::as_tuple(value).map_err(|e| bad(&e.to_string()))?;
         match items {
-            [tag, killed, lingering, running] if term::is_atom(tag, "ok") => Ok(Applied::Done {
-                killed: term::as_int(killed).unwrap_or(0).max(0) as usize,
-                lingering: processes(lingering),
-                running: parse_running(running).ok_or_else(|| bad("what the node runs"))?,
-            }),
+            [tag, killed, lingering, running, migrated] if term::is_atom(tag, "ok") => {
+                Ok(Applied::Done {
+                    killed: term::as_int(killed).unwrap_or(0).max(0) as usize,
+                    lingering: processes(lingering),
+                    running: parse_running(running).ok_or_else(|| bad("what the node runs"))?,
+                    migrated: super::migrate::migrated(migrated)
+                        .ok_or_else(|| bad("the processes migrated"))?,
+                })
+            }
             [tag, stuck] if term::is_atom(tag, "stuck") => Ok(Applied::Stuck(processes(stuck))),
+            [tag, busy] if term::is_atom(tag, "busy") => {
+                Ok(Applied::Busy(super::migrate::notes(busy)))
+            }
+            [tag, causes, left, changed, keeper] if term::is_atom(tag, "migrate_failed") => {
+                Ok(Applied::MigrationFailed {
+                    causes: super::migrate::notes(causes),
+                    left: super::migrate::notes(left),
+                    changed: term::is_atom(changed, "true"),
+                    keeper: matches!(keeper, Term::Pid(_)).then(|| keeper.clone()),
+                })
+            }
             [tag, errors, changed] if term::is_atom(tag, "error") => Ok(Applied::Refused {
                 reasons: term::as_list(errors)
                     .unwrap_or_default()
@@ -336,7 +368,7 @@ impl Remote {
                     .collect(),
                 changed: term::is_atom(changed, "true"),
             }),
-            _ => Err(bad("ok, stuck, error or aborted")),
+            _ => Err(bad("ok, stuck, busy, error, migrate_failed or aborted")),
         }
     }
 
@@ -443,16 +475,19 @@ fn mods_term(want: &[(&str, Option<Md5>)], known: &[Vec<Md5>]) -> Term {
 /// the same steps, whatever their number: module binaries are written
 /// straight from the files' bytes.
 /// With `go`, the node prepares, then changes nothing before the tool's
-/// word for that step ([`Remote::say`]).
+/// word for that step ([`Remote::say`]). `migrate`:
+/// [`super::migrate::Migration::term`].
 pub fn apply_payload(
     steps: &[Step<'_>],
     force: bool,
     owner: &str,
     go: Option<Awaiting>,
+    migrate: &Term,
 ) -> EvalArgs {
     let go = go.map_or_else(|| atom_term("none"), Awaiting::term);
     let load = loads_payload(steps);
-    apply_bindings(Bindings::new(), steps, force, owner, go, &load)
+    let bindings = Bindings::new().set("Migrate", migrate);
+    apply_bindings(bindings, steps, force, owner, go, &load)
 }
 
 fn loads_of<'a>(steps: &[Step<'a>]) -> Vec<&'a Module> {

@@ -22,6 +22,9 @@ pub enum Outcome {
     Refused,
     /// Stopped by Ctrl-C; nodes changed in this run were undone.
     Interrupted,
+    /// A process to migrate could not be suspended in time (busy in a
+    /// long call); nothing was changed.
+    Busy,
     /// A rollback or an undo left modules not restored: nodes may run
     /// mixed versions.
     NotRestored,
@@ -37,7 +40,7 @@ impl Outcome {
             Outcome::Failed | Outcome::Unrecorded => 1,
             Outcome::Unreachable | Outcome::Locked => 3,
             Outcome::VerifyMismatch => 4,
-            Outcome::Refused => 5,
+            Outcome::Refused | Outcome::Busy => 5,
             Outcome::NotRestored => 6,
             Outcome::Interrupted => 130,
         }
@@ -64,6 +67,13 @@ pub struct NodeReport {
     /// Modules a rollback or undo could not put back.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_restored: Vec<String>,
+    /// The processes migrated through their module's `code_change`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub migrated: Vec<Lingering>,
+    /// How long the longest of them was suspended, at most: from the first
+    /// suspend to the last resume, as the node measured it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended_ms: Option<f64>,
     #[serde(skip)]
     pub killed: usize,
 }
@@ -75,6 +85,16 @@ impl NodeReport {
             ok: true,
             ..Default::default()
         }
+    }
+
+    /// Records what the node migrated in its apply step.
+    pub fn took_in(&mut self, migrated: super::migrate::Migrated) {
+        if migrated.processes.is_empty() {
+            return;
+        }
+        let ms = migrated.suspended.as_secs_f64() * 1e3;
+        self.suspended_ms = Some(self.suspended_ms.map_or(ms, |m| m.max(ms)));
+        self.migrated.extend(migrated.processes);
     }
 
     pub fn fail(&mut self, module: Option<&str>, reason: impl Into<String>) {
@@ -189,6 +209,7 @@ impl Report {
             Outcome::VerifyMismatch => "verification failed; the change was rolled back".into(),
             Outcome::Interrupted => "interrupted; nodes changed in this run were rolled back".into(),
             Outcome::Refused => "refused (see above); nothing was changed. Pass `--force` to kill processes in old code or overwrite changed modules".into(),
+            Outcome::Busy => "refused: processes to migrate were busy (see above); no node was left changed. Try again once they are idle, or pass `--no-code-change` to load without migrating".into(),
             Outcome::NotRestored => "NOT RESTORED: the modules named above could not be put back; nodes may run mixed versions".into(),
             Outcome::Unrecorded => format!(
                 "every node above runs what it was brought to, but the snapshot store could not record it: {}",

@@ -21,14 +21,15 @@
 
 use super::belief::Beliefs;
 use super::flight::{Flight, Ticket};
+use super::migrate::Migration;
 use super::remote::{
     Applied, Awaiting, Found, Held, Inspected, Lingering, LockRequest, Remote, State, Step,
 };
 use super::report::{describe_process, Failure, NodeReport, Outcome, Report};
 use super::Options;
 use crate::beam::{Md5, Module};
-use crate::dist::term::Encoded;
-use crate::dist::{CallError, EvalArgs, Listener};
+use crate::dist::term::{Encoded, Term};
+use crate::dist::{Bindings, CallError, Listener};
 use crate::output::Ui;
 use crate::store::{Manifest, ModuleRecord, NodeOutcome, NodeRecord, Prior, SnapshotError, Store};
 use futures::future::{join_all, BoxFuture, Either};
@@ -109,6 +110,9 @@ struct Part {
     states: Vec<Option<State>>,
     /// What the node ran of each changed module right after its apply step.
     running: Option<Vec<(String, Option<Md5>)>>,
+    /// The node's `code_change` failed after it loaded: the process
+    /// holding its processes suspended until the undo.
+    keeper: Option<Term>,
     report: NodeReport,
 }
 
@@ -147,14 +151,14 @@ enum Flew {
     Inspected,
 }
 
-/// A flight's answer, on its way.
-type Answer = BoxFuture<'static, Result<Flight, CallError>>;
+/// A step's answer, on its way.
+type Answer<T> = BoxFuture<'static, Result<T, CallError>>;
 
-/// Where a flight to one of several nodes stands once the node has said
-/// it prepared, or answered without.
-enum Heard {
-    Prepared(Answer),
-    Answered(Result<Flight, CallError>),
+/// Where a step to one of several nodes (a flight, an apply step) stands
+/// once the node has said it prepared, or answered without.
+enum Heard<T> {
+    Prepared(Answer<T>),
+    Answered(Result<T, CallError>),
 }
 
 /// What a run leaves: the report, and for a deploy its manifest.
@@ -168,6 +172,8 @@ pub struct Finished {
 
 struct Transaction<'a> {
     kind: Kind,
+    /// What the processes of changed modules go through.
+    migration: Migration,
     parts: Vec<Part>,
     store: &'a Store,
     opts: &'a Options,
@@ -191,8 +197,14 @@ pub async fn run(
     ui: &Ui,
 ) -> Finished {
     let started = Instant::now();
+    let migration = match (opts.code_change, kind) {
+        (false, _) => Migration::Off,
+        (true, Kind::Deploy) => Migration::Up,
+        (true, Kind::Rollback) => Migration::Down,
+    };
     let mut t = Transaction {
         kind,
+        migration,
         parts: work.into_iter().map(Part::new).collect(),
         store,
         opts,
@@ -224,6 +236,7 @@ impl Part {
             changed: false,
             states: Vec::new(),
             running: None,
+            keeper: None,
         }
     }
 
@@ -251,6 +264,7 @@ impl Transaction<'_> {
         }
         self.running = Some(self.started.elapsed());
         self.step("apply");
+        crate::fault::hold("applied").await;
         self.check_interrupt(true)?;
         if self.opts.verify || self.kind == Kind::Rollback {
             self.verify().await?;
@@ -283,7 +297,11 @@ impl Transaction<'_> {
                 let answers = join_all(flights.into_iter().map(|(_, answer)| answer)).await;
                 (answers, written.is_ok())
             }
-            false => self.gather(flights, go, written.is_ok()).await,
+            false => {
+                let steps = flights.into_iter().map(Some).collect();
+                let (answers, said_go) = self.gather(steps, go, written.is_ok()).await;
+                (answers.into_iter().flatten().collect(), said_go)
+            }
         };
         for (p, answer) in self.parts.iter_mut().zip(&answers) {
             p.locked = !matches!(answer, Ok(Flight::Locked(_)));
@@ -321,9 +339,10 @@ impl Transaction<'_> {
         beliefs: &[Vec<State>],
         go: Awaiting,
         telling: bool,
-    ) -> Vec<(Option<Listener>, Answer)> {
+    ) -> Vec<(Option<Listener>, Answer<Flight>)> {
         let mut loads: HashMap<PlanKey, Encoded> = HashMap::new();
         let known = self.known_md5s();
+        let migrate = self.migration.term(self.parts[0].remote.timeout);
         self.parts
             .iter()
             .zip(beliefs)
@@ -341,57 +360,70 @@ impl Transaction<'_> {
                     steps: &steps,
                     load,
                     force: self.opts.force,
+                    migrate: &migrate,
                 };
                 if !telling {
-                    return (None, Box::pin(p.remote.fly(&ticket, go)) as Answer);
+                    return (None, Box::pin(p.remote.fly(&ticket, go)) as Answer<Flight>);
                 }
                 match p.remote.fly_telling(&ticket, go) {
-                    Ok((prepared, answer)) => (Some(prepared), Box::pin(answer) as Answer),
-                    Err(e) => (None, Box::pin(std::future::ready(Err(e))) as Answer),
+                    Ok((prepared, answer)) => (Some(prepared), Box::pin(answer) as Answer<Flight>),
+                    Err(e) => (None, Box::pin(std::future::ready(Err(e))) as Answer<Flight>),
                 }
             })
             .collect()
     }
 
-    /// Waits until every node has prepared or answered; then says go to
-    /// every node if all of them prepared, `written` (the snapshot is on
-    /// disk) and no Ctrl-C came, else abort to those that prepared. Every
-    /// node's answer, and whether the word was go.
-    async fn gather(
+    /// Waits until every node sent a step (`steps`, in the order of the
+    /// parts; `None` for a node sent nothing) has prepared or answered;
+    /// then says go to every node if all of them prepared, `written` (the
+    /// snapshot is on disk) and no Ctrl-C came, else abort to those that
+    /// prepared. Every node's answer, and whether the word was go.
+    async fn gather<T: Send + 'static>(
         &self,
-        flights: Vec<(Option<Listener>, Answer)>,
+        steps: Vec<Option<(Option<Listener>, Answer<T>)>>,
         go: Awaiting,
         written: bool,
-    ) -> (Vec<Result<Flight, CallError>>, bool) {
+    ) -> (Vec<Option<Result<T, CallError>>>, bool) {
         let limit = self.parts[0].remote.timeout;
-        let heard = join_all(flights.into_iter().map(|(prepared, answer)| async move {
+        let heard = join_all(steps.into_iter().map(|step| async move {
+            let (prepared, answer) = step?;
             let Some(prepared) = prepared else {
-                return Heard::Answered(answer.await);
+                return Some(Heard::Answered(answer.await));
             };
             // A node tells before it answers, on the same connection:
             // looked at first, its telling is never missed.
-            let told = Box::pin(prepared.message(limit, "the flight"));
-            match futures::future::select(told, answer).await {
+            let told = Box::pin(prepared.message(limit, go.step));
+            Some(match futures::future::select(told, answer).await {
                 Either::Left((Ok(_), answer)) => Heard::Prepared(answer),
                 Either::Left((Err(_), answer)) => Heard::Answered(answer.await),
                 Either::Right((answered, _)) => Heard::Answered(answered),
-            }
+            })
         }))
         .await;
-        crate::fault::hold("flight_prepared").await;
+        crate::fault::hold(match go.step {
+            "flight" => "flight_prepared",
+            _ => "apply_prepared",
+        })
+        .await;
         let said_go = written
-            && heard.iter().all(|h| matches!(h, Heard::Prepared(_)))
+            && heard
+                .iter()
+                .flatten()
+                .all(|h| matches!(h, Heard::Prepared(_)))
             && !self.opts.interrupted();
         for (p, h) in self.parts.iter().zip(&heard) {
-            if let Heard::Prepared(_) = h {
-                tracing::debug!("flight to {}: {PREPARED}", p.node());
+            if let Some(Heard::Prepared(_)) = h {
+                match go.step {
+                    "flight" => tracing::debug!("flight to {}: {PREPARED}", p.node()),
+                    _ => tracing::debug!("apply to {}: the node prepared the changes", p.node()),
+                }
                 p.remote.say_to_holder(go, said_go);
             }
         }
         let answers = join_all(heard.into_iter().map(|h| async move {
-            match h {
-                Heard::Prepared(answer) => answer.await,
-                Heard::Answered(answered) => answered,
+            match h? {
+                Heard::Prepared(answer) => Some(answer.await),
+                Heard::Answered(answered) => Some(answered),
             }
         }))
         .await;
@@ -594,57 +626,97 @@ impl Transaction<'_> {
 
     /// Loads every node's changes, all nodes at once, each atomically. The
     /// snapshot is written while the nodes prepare: they change nothing
-    /// before the word that it is on disk, and are told to abort if it
-    /// could not be written or the run was interrupted.
+    /// before the word that it is on disk and, with several nodes, that
+    /// every node has prepared (found its processes to migrate idle, for
+    /// one); they are told to abort if not, or if the run was interrupted.
     async fn apply(&mut self) -> Result<(), Stop> {
-        let answers = self.ask_apply();
+        let go = awaiting(&self.lock, "apply");
+        let telling = self.parts.iter().filter(|p| !p.changes.is_empty()).count() > 1;
+        let steps = self.ask_apply(go, telling);
         let written = self.snapshot().and_then(|()| self.check_interrupt(false));
         crate::fault::hold("apply_before_word").await;
-        for p in self.parts.iter().filter(|p| !p.changes.is_empty()) {
-            p.remote.say(awaiting(&self.lock, "apply"), written.is_ok());
-        }
         self.step("snapshot");
-        if let Err(stop) = written {
-            // Each node answers once it has dropped what it prepared.
-            join_all(answers.into_iter().flatten()).await;
-            return Err(stop);
-        }
-        let answers = join_all(answers.into_iter().map(|a| async move {
-            match a {
-                Some(answer) => Some(answer.await),
-                None => None,
+        let (answers, said_go) = match telling {
+            true => self.gather(steps, go, written.is_ok()).await,
+            false => {
+                for p in self.parts.iter().filter(|p| !p.changes.is_empty()) {
+                    p.remote.say(go, written.is_ok());
+                }
+                let answers = join_all(steps.into_iter().map(|step| async move {
+                    match step {
+                        Some((_, answer)) => Some(answer.await),
+                        None => None,
+                    }
+                }))
+                .await;
+                (answers, written.is_ok())
             }
-        }))
-        .await;
-        let mut failed = false;
+        };
+        // Told to abort, the nodes changed nothing.
+        written?;
+        if !said_go {
+            self.check_interrupt(false)?;
+        }
+        let mut failures = Vec::new();
         for (p, answer) in self.parts.iter_mut().zip(answers) {
-            let Some(answer) = answer else { continue };
-            failed |= !applied(p, answer, self.kind, self.ui);
+            match answer {
+                None => {}
+                // Another node did not prepare: this one changed nothing.
+                Some(Ok(Applied::Aborted)) if !said_go => {}
+                // Never told go, the node changed nothing.
+                Some(Err(e)) if !said_go => {
+                    p.report.fail(None, e.to_string());
+                    failures.push(Outcome::Failed);
+                }
+                Some(answer) => failures.extend(applied(p, answer, self.kind, self.ui).err()),
+            }
         }
-        if failed {
-            return Err(Stop::after_change(Outcome::Failed));
+        match stopping(failures) {
+            Some(outcome) => Err(Stop::after_change(outcome)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Sends every node with changes its apply step, which waits for the
-    /// word before changing anything; the futures wait for the answers.
+    /// word before changing anything (`telling`: and says when it has
+    /// prepared, for a run to several nodes); the futures wait for the
+    /// answers.
     fn ask_apply(
         &self,
-    ) -> Vec<Option<impl std::future::Future<Output = Result<Applied, CallError>> + 'static>> {
-        let (force, lock) = (self.opts.force, &self.lock);
-        let go = Some(awaiting(lock, "apply"));
-        let mut payloads: HashMap<PlanKey, EvalArgs> = HashMap::new();
+        go: Awaiting,
+        telling: bool,
+    ) -> Vec<Option<(Option<Listener>, Answer<Applied>)>> {
+        let (force, owner) = (self.opts.force, &self.lock.owner);
+        let migrate = self.migration.term(self.opts.timeout);
+        let mut loads: HashMap<PlanKey, Encoded> = HashMap::new();
         self.parts
             .iter()
             .map(|p| {
                 if p.changes.is_empty() {
                     return None;
                 }
-                let payload = payloads.entry(plan_key(p)).or_insert_with(|| {
-                    super::remote::apply_payload(&steps(p), force, &lock.owner, go)
-                });
-                Some(p.remote.apply_step(payload))
+                let steps = steps(p);
+                let load = loads
+                    .entry(plan_key(p))
+                    .or_insert_with(|| super::remote::loads_payload(&steps));
+                let payload = |go: Term| {
+                    let bindings = Bindings::new().set("Migrate", &migrate);
+                    super::remote::apply_bindings(bindings, &steps, force, owner, go, load)
+                };
+                if !telling {
+                    let answer = p.remote.apply_step(&payload(go.term()));
+                    return Some((None, Box::pin(answer) as Answer<Applied>));
+                }
+                Some(match p.remote.conn.listen() {
+                    Ok((address, prepared)) => {
+                        let answer = p.remote.apply_step(&payload(go.telling(address)));
+                        (Some(prepared), Box::pin(answer) as Answer<Applied>)
+                    }
+                    Err(e) => (
+                        None,
+                        Box::pin(std::future::ready(Err(e))) as Answer<Applied>,
+                    ),
+                })
             })
             .collect()
     }
@@ -735,12 +807,15 @@ impl Transaction<'_> {
     async fn undo(&mut self) {
         let (force, ui) = (self.opts.force, self.ui);
         let store = self.store;
-        join_all(
-            self.parts
-                .iter_mut()
-                .filter(|p| p.changed)
-                .map(|p| super::undo::undo(p.remote.clone(), undo_view(p), store, force, ui)),
-        )
+        let back = self.migration.reversed();
+        join_all(self.parts.iter_mut().filter(|p| p.changed).map(|p| {
+            let migration = match p.keeper.take() {
+                Some(keeper) => Migration::Release(keeper),
+                None => back.clone(),
+            };
+            let remote = p.remote.clone();
+            super::undo::undo(remote, undo_view(p, migration), store, force, ui)
+        }))
         .await;
     }
 
@@ -962,7 +1037,7 @@ fn take_in(
 const LOCK_WENT: &str =
     "the node's deploy lock went before the word to load came; nothing changed there";
 
-/// Logged for a node of a flight to several nodes that says it prepared.
+/// Logged for a node of a step to several nodes that says it prepared.
 const PREPARED: &str = "the node runs what was believed; it prepared the changes";
 
 fn flight_text(answer: &Result<Flight, CallError>) -> &'static str {
@@ -975,6 +1050,10 @@ fn flight_text(answer: &Result<Flight, CallError>) -> &'static str {
         Ok(Flight::Landed(_, Applied::Stuck(_))) => {
             "old code came into use after the check; nothing changed"
         }
+        Ok(Flight::Landed(_, Applied::Busy(_))) => {
+            "processes to migrate did not answer in time; nothing changed"
+        }
+        Ok(Flight::Landed(_, Applied::MigrationFailed { .. })) => "a code_change failed",
         Ok(Flight::Inspected(_)) => {
             "the node runs other code than believed; nothing was prepared, and the deploy goes on as after an inspect"
         }
@@ -1010,10 +1089,7 @@ async fn land(
                 // Believed as wanted already: the node only held still.
                 return Ok(Flew::Landed);
             }
-            match applied(p, Ok(answer), kind, ui) {
-                true => Ok(Flew::Landed),
-                false => Err(Outcome::Failed),
-            }
+            applied(p, Ok(answer), kind, ui).map(|()| Flew::Landed)
         }
         Ok(Flight::Inspected(found)) => inspected(p, found, kind, opts, ui),
         Ok(Flight::Locked(held)) => {
@@ -1055,18 +1131,20 @@ fn plan_key(p: &Part) -> PlanKey {
         .collect()
 }
 
-/// Takes in one node's apply answer; false when it failed.
+/// Takes in one node's apply answer; the outcome that stops the run if
+/// it failed.
 fn applied(
     p: &mut Part,
     answer: Result<Applied, crate::dist::CallError>,
     kind: Kind,
     ui: &Ui,
-) -> bool {
+) -> Result<(), Outcome> {
     match answer {
         Ok(Applied::Done {
             killed,
             lingering,
             running,
+            migrated,
         }) => {
             p.changed = true;
             p.running = Some(running);
@@ -1083,9 +1161,13 @@ fn applied(
                 ui.line(&done_line(kind, goal, c.was, p.node()));
                 p.report.loaded.push(goal.module.clone());
             }
+            for line in super::migrate::lines(&migrated, p.node()) {
+                ui.line(&line);
+            }
+            p.report.took_in(migrated);
             warn_lingering(&lingering, p.node(), ui);
             p.report.lingering.extend(lingering);
-            true
+            Ok(())
         }
         Ok(Applied::Stuck(stuck)) => {
             p.report.fail(
@@ -1093,24 +1175,64 @@ fn applied(
                 "processes took up old code after the check; nothing was changed",
             );
             p.report.lingering = stuck;
-            false
+            Err(Outcome::Failed)
+        }
+        Ok(Applied::Busy(busy)) => {
+            for b in busy {
+                p.report.fail(
+                    Some(&b.module),
+                    format!(
+                        "{} did not answer to be suspended for its code_change: it is running {}; nothing was changed (`--no-code-change` loads without migrating)",
+                        super::report::describe_process(&b.pid, b.name.as_deref()),
+                        b.detail
+                    ),
+                );
+            }
+            Err(Outcome::Busy)
+        }
+        Ok(Applied::MigrationFailed {
+            causes,
+            left,
+            changed,
+            keeper,
+        }) => {
+            p.changed = changed;
+            p.keeper = keeper;
+            for c in causes {
+                p.report.fail(
+                    Some(&c.module),
+                    format!(
+                        "code_change of {} failed: {}; its state was kept",
+                        super::report::describe_process(&c.pid, c.name.as_deref()),
+                        c.detail
+                    ),
+                );
+            }
+            for l in left {
+                p.report.not_restored.push(format!(
+                    "{} (its code_change did not come back: {}; its state may be in the new shape)",
+                    l.describe(),
+                    l.detail
+                ));
+            }
+            Err(Outcome::Failed)
         }
         Ok(Applied::Aborted) => {
             p.report.fail(None, LOCK_WENT);
-            false
+            Err(Outcome::Failed)
         }
         Ok(Applied::Refused { reasons, changed }) => {
             p.changed = changed;
             for (m, why) in reasons {
                 p.report.fail(Some(&m), format!("not loaded: {why}"));
             }
-            false
+            Err(Outcome::Failed)
         }
         Err(e) => {
             // Whether the node got to load is unknown: undo to be safe.
             p.changed = true;
             p.report.fail(None, e.to_string());
-            false
+            Err(Outcome::Failed)
         }
     }
 }
@@ -1214,8 +1336,9 @@ fn node_outcome(p: &Part, outcome: Outcome) -> NodeOutcome {
     }
 }
 
-fn undo_view(p: &mut Part) -> super::undo::UndoPart<'_> {
+fn undo_view(p: &mut Part, migration: Migration) -> super::undo::UndoPart<'_> {
     super::undo::UndoPart {
+        migration,
         report: &mut p.report,
         priors: p
             .changes

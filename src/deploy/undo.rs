@@ -1,6 +1,7 @@
 //! Undoing one node: the apply step run on its priors. Used when a run
 //! fails after a node changed; kills processes only with `--force`, and
-//! names every module it could not put back.
+//! names every module it could not put back. The processes the run
+//! migrated are migrated back ([`super::migrate`]).
 
 use super::remote::{Applied, Remote, Step};
 use super::report::NodeReport;
@@ -10,6 +11,9 @@ use crate::store::{Prior, Store};
 
 /// One changed node's priors and its report.
 pub struct UndoPart<'a> {
+    /// What the processes of the changed modules go through on the way
+    /// back.
+    pub migration: super::migrate::Migration,
     pub report: &'a mut NodeReport,
     pub priors: Vec<(String, Prior)>,
 }
@@ -17,7 +21,11 @@ pub struct UndoPart<'a> {
 /// Brings the node back to `part.priors`; what does not come back is
 /// listed in the report's `not_restored`.
 pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool, ui: &Ui) {
-    let UndoPart { report, priors } = part;
+    let UndoPart {
+        migration,
+        report,
+        priors,
+    } = part;
     let mut binaries: Vec<(usize, Module)> = Vec::new();
     let mut lost = Vec::new();
     for (i, (module, prior)) in priors.iter().enumerate() {
@@ -39,7 +47,9 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
                 .map(|(_, m)| Step::Load(m)),
         })
         .collect();
-    let payload = super::remote::apply_payload(&steps, force, remote.conn.local_node(), None);
+    let migrate = migration.term(remote.timeout);
+    let payload =
+        super::remote::apply_payload(&steps, force, remote.conn.local_node(), None, &migrate);
     match remote.apply(&payload).await {
         Ok(Applied::Stuck(stuck)) => {
             lost.push(format!(
@@ -56,12 +66,28 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
             lost.extend(reasons.into_iter().map(|(m, why)| format!("`{m}`: {why}")))
         }
         Ok(Applied::Done { killed, .. }) => report.killed += killed,
+        Ok(Applied::Busy(busy)) => lost.extend(busy.iter().map(|b| {
+            format!(
+                "{} did not answer to be suspended for its code_change (running {})",
+                b.describe(),
+                b.detail
+            )
+        })),
+        Ok(Applied::MigrationFailed { causes, left, .. }) => {
+            lost.extend(causes.iter().chain(&left).map(|c| {
+                format!(
+                    "{}: its code_change failed on the way back ({}); the prior code was not loaded",
+                    c.describe(),
+                    c.detail
+                )
+            }))
+        }
         // Only a step that waits for a word aborts, and an undo waits for none.
         Ok(Applied::Aborted) => lost.push("the node aborted the undo".into()),
         Err(e) => lost.push(e.to_string()),
     }
     let missing = read_back(&remote, &priors).await;
-    report.not_restored = missing;
+    report.not_restored.extend(missing);
     if report.not_restored.is_empty() {
         report.rolled_back = true;
         report.loaded.clear();

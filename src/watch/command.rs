@@ -50,6 +50,7 @@ pub async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
     let options = Options {
         verify: args.verify,
         force: args.force,
+        code_change: settings.code_change && !args.no_code_change,
         timeout: settings.timeout,
         keep: settings.keep_snapshots,
         interrupted: interrupt.flag(),

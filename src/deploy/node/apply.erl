@@ -1,7 +1,7 @@
 %% A script's functions (see src/dist/script.rs), after prelude.erl and
-%% load.erl: apply_now(Load, Remove, Force, Owner, Go) makes the node run
-%% what it is given, all of it or nothing (apply_main.erl calls it; so does
-%% flight_main.erl).
+%% load.erl and migrate.erl: apply_now(Load, Remove, Force, Owner, Go,
+%% Migrate) makes the node run what it is given, all of it or nothing
+%% (apply_main.erl calls it; so does flight_main.erl).
 %% The replaced code is purged where nobody runs it any more by a process
 %% that goes on after the answer, once the tool has let go of the node (its
 %% node went down) or after a quarter of a second (a held session, such as
@@ -22,6 +22,10 @@
 %%            Tell = {Pid, Ref}: the same, once the node has told the tool
 %%            it prepared ({Ref, prepared} to Pid). A deploy to several
 %%            nodes says go once every node has prepared.
+%%   Migrate = how the processes whose callback module changes are
+%%            migrated (migrate.erl): none, or their code_change as a
+%%            release upgrade calls it. They are found, and asked whether
+%%            they answer, before the word; suspended only after it.
 %% Value:
 %%   {stuck, [{Module, Pid, Name}]}: old code in use and Force is false;
 %%       nothing was changed.
@@ -29,11 +33,16 @@
 %%       whether anything was loaded before it did.
 %%   aborted: the word was abort, or the lock went before it came; nothing
 %%       was changed.
-%%   {ok, Killed, Lingering, Running}: done; Lingering = [{Module, Pid, Name}]
-%%       still run a module that was removed; Running = [{Module, Md5 | false}],
-%%       what the node runs of each changed module right after (the read-back
-%%       of --verify, in the same round trip).
-apply_now(Load, Remove, Force, Owner, Go) ->
+%%   {busy, [{Module, Pid, Name, Running}]}: processes to migrate did not
+%%       answer in time (busy in a long call); nothing was changed.
+%%   {migrate_failed, Causes, Left, Changed, Keeper}: a code_change failed;
+%%       see migrate.erl's swap_up and swap_down.
+%%   {ok, Killed, Lingering, Running, Migrated}: done; Lingering =
+%%       [{Module, Pid, Name}] still run a module that was removed; Running =
+%%       [{Module, Md5 | false}], what the node runs of each changed module
+%%       right after (the read-back of --verify, in the same round trip);
+%%       Migrated = {[{Module, Pid, Name}], SuspendedUs}.
+apply_now(Load, Remove, Force, Owner, Go, Migrate) ->
     Loading = column(1, Load),
     Blocking = [M || M <- lists:filter(fun erlang:check_old_code/1, Loading ++ Remove),
                      not code:soft_purge(M)],
@@ -44,30 +53,37 @@ apply_now(Load, Remove, Force, Owner, Go) ->
             case prepare(Load) of
                 {error, Errors} -> {error, Errors, false};
                 {ok, Prepared} ->
-                    case await_go(Go) of
-                        go -> commit(Prepared, {Loading, Remove}, {Force, Blocking, InUse}, Owner);
-                        abort -> aborted
+                    Moving = moving(Load, Migrate),
+                    case busy(Moving, Migrate) of
+                        [] ->
+                            case await_go(Go) of
+                                go -> commit({Prepared, Moving, Migrate}, {Loading, Remove},
+                                             {Force, Blocking, InUse}, Owner);
+                                abort -> aborted
+                            end;
+                        Busy -> {busy, Busy}
                     end
             end
     end.
-%% commit(Prepared, {Loading, Remove}, {Force, Blocking, InUse}, Owner):
-%% kills what is in the way if forced, loads, unloads Remove; apply_now's
-%% value.
-commit(Prepared, {Loading, Remove}, {Force, Blocking, InUse}, Owner) ->
+%% commit({Prepared, Moving, Migrate}, {Loading, Remove},
+%%        {Force, Blocking, InUse}, Owner):
+%% kills what is in the way if forced, loads (migrating Moving), unloads
+%% Remove; apply_now's value.
+commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, Blocking, InUse}, Owner) ->
     Killed = case Force of
         true -> [code:purge(M) || M <- Blocking], length(InUse);
         false -> 0
     end,
-    case finish(Prepared) of
-        ok ->
+    case swap(Prepared, Moving, Migrate, Owner) of
+        {ok, Migrated} ->
             Removed = lists:append([unload(M, Force) || M <- Remove]),
             spawn(fun() -> purge_later(Owner, Loading) end),
             %% All loaded, unless something else changed them since.
             Loaded = try lists:zip(Loading, current_md5s(Loading))
                      catch error:badarg -> [running(M) || M <- Loading]
                      end,
-            {ok, Killed, Removed, Loaded ++ [running(M) || M <- Remove]};
-        Failed -> Failed
+            {ok, Killed, Removed, Loaded ++ [running(M) || M <- Remove], Migrated};
+        {Failed, _} -> Failed
     end.
 %% purge_later(Owner, Loading): the replaced code's purge, once the tool's
 %% node has let go or after a quarter of a second.

@@ -18,7 +18,7 @@ case take(Lock, 3) of
         {States, Stuck, Copies, InTheWay} = inspect(Mods, Check, All),
         Found = {States, Stuck, Copies},
         case States =:= Believed andalso (Force orelse InTheWay =:= []) of
-            true -> {landed, Found, apply_now(Load, Remove, Force, Owner, Go)};
+            true -> {landed, Found, apply_now(Load, Remove, Force, Owner, Go, Migrate)};
             false -> {inspected, Found}
         end;
     Locked -> Locked

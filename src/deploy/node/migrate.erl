@@ -1,0 +1,247 @@
+%% Migrating the processes whose callback module changes (functions, after
+%% prelude.erl and load.erl; apply.erl calls them): suspended, code_change,
+%% resumed, as a release upgrade's {update, Mod, {advanced, Extra}} does
+%% (sasl's release_handler_1 and systools_rc), from a plain deploy.
+%%
+%%   Migrate = none
+%%           | {Dir, Extra, StepMs, LeaseMs}
+%%           | {release, Keeper}
+%%     Dir = up: a deploy. Suspend, load, the new code's code_change(Vsn,
+%%           State, Extra) with Vsn the vsn attribute of the code that ran
+%%           before, resume.
+%%     Dir = down: a rollback, or the undo of a deploy. Suspend, the code
+%%           running now converts its state back, code_change({down, Vsn},
+%%           State, Extra) with Vsn that of the code about to load, then
+%%           load, resume.
+%%     StepMs bounds each of suspend, code_change and resume (all
+%%     processes at once); LeaseMs is how long processes are held
+%%     suspended for the tool's undo after a failed code_change (Keeper).
+%%     {release, Keeper}: the undo of a node whose code_change failed:
+%%     load, then Keeper resumes the processes it holds.
+%%
+%% Which processes: those whose callback module is a changing module that
+%% is loaded now and whose code on the far side of the change exports
+%% code_change/3 or /4. gen_server, gen_statem and Elixir's GenServer are
+%% found by proc_lib's initial call ({Module, init, 1}, whoever started
+%% them, supervisor or not); gen_event managers (a supervisor's dynamic
+%% children) by their handlers.
+%%
+%% moving(Load, Migrate) -> [{Module, Vsn, [Pid]}]
+moving(_, none) -> [];
+moving(_, {release, _}) -> [];
+moving(Load, {Dir, _, _, _}) ->
+    Loaded = lists:filter(fun erlang:module_loaded/1, column(1, Load)),
+    Running = maps:to_list(maps:merge(handlers(Loaded), callbacks(Loaded))),
+    [{M, vsn_for(Dir, M, Bin), Ps} || {M, Ps} <- Running, {_, _, Bin} <- [lists:keyfind(M, 1, Load)],
+                                      migrates(Dir, M, Bin)].
+%% callbacks(Modules) -> #{Module => [Pid]}: processes started by proc_lib
+%% with one of Modules as callback module.
+callbacks([]) -> #{};
+callbacks(Ms) ->
+    Wanted = maps:from_list(lists:zip(Ms, Ms)),
+    Ps = processes(),
+    Dicts = lists:zipwith(fun erlang:process_info/2, Ps, repeat(dictionary, Ps)),
+    Found = [{M, P} || {P, {dictionary, D}} <- lists:zip(Ps, Dicts),
+                       {'$initial_call', {M, _, _}} <- [lists:keyfind('$initial_call', 1, D)],
+                       is_map_key(M, Wanted)],
+    group(Found).
+%% handlers(Modules) -> #{Module => [Pid]}: gen_event managers running one
+%% of Modules (those declaring the gen_event behaviour) as a handler.
+handlers(Ms) ->
+    case [M || M <- Ms, is_handler(M)] of
+        [] -> #{};
+        Hs ->
+            Managers = [P || P <- processes(),
+                             {dictionary, D} <- [process_info(P, dictionary)],
+                             {'$initial_call', {gen_event, _, _}} <- [lists:keyfind('$initial_call', 1, D)]],
+            group([{M, P} || P <- Managers, H <- catch_handlers(P), M <- [handler_module(H)],
+                             lists:member(M, Hs)])
+    end.
+is_handler(M) ->
+    As = erlang:get_module_info(M, attributes),
+    lists:member(gen_event, proplists:get_value(behaviour, As, []) ++ proplists:get_value(behavior, As, [])).
+catch_handlers(P) ->
+    case catch gen_event:which_handlers(P) of
+        Hs when is_list(Hs) -> lists:usort(Hs);
+        _ -> []
+    end.
+handler_module({M, _}) -> M;
+handler_module(M) -> M.
+%% group([{Key, Value}]) -> #{Key => [Value]}.
+group(Pairs) ->
+    lists:foldl(fun({K, V}, Acc) -> Acc#{K => [V | maps:get(K, Acc, [])]} end, #{}, Pairs).
+%% migrates(Dir, Module, Binary): whether the code on the far side of the
+%% change (the binary's going up, the loaded module's going down) exports
+%% code_change.
+migrates(up, _, Bin) ->
+    case beam_lib:chunks(Bin, [exports]) of
+        {ok, {_, [{exports, Es}]}} ->
+            lists:member({code_change, 3}, Es) orelse lists:member({code_change, 4}, Es);
+        _ -> false
+    end;
+migrates(down, M, _) ->
+    erlang:function_exported(M, code_change, 3) orelse erlang:function_exported(M, code_change, 4).
+%% vsn_for(Dir, Module, Binary): code_change's first argument, as
+%% release_handler passes it.
+vsn_for(up, M, _) -> vsn(erlang:get_module_info(M, attributes));
+vsn_for(down, _, Bin) ->
+    case beam_lib:chunks(Bin, [attributes]) of
+        {ok, {_, [{attributes, As}]}} -> {down, vsn(As)};
+        _ -> {down, undefined}
+    end.
+vsn(Attributes) ->
+    case proplists:get_value(vsn, Attributes, undefined) of
+        [V] = Vsn -> case io_lib:printable_unicode_list(Vsn) of true -> Vsn; false -> V end;
+        Vsn -> Vsn
+    end.
+%% owners(Moving) -> [{Module, Pid}].
+owners(Moving) -> lists:append([lists:zip(repeat(M, Ps), Ps) || {M, _, Ps} <- Moving]).
+%% deadline(Ms): an absolute time for gen:receive_response/2, Ms from now.
+deadline(Ms) -> {abs, erlang:monotonic_time(millisecond) + Ms}.
+%% ask_all(Pids, Requests, Deadline) -> [Response], one per pid: every
+%% system message sent before the first answer is awaited.
+%%   Response = {reply, Reply} | timeout | {error, {Why, Pid}}
+ask_all(Ps, Reqs, Deadline) ->
+    Ids = lists:zipwith3(fun gen:send_request/3, Ps, repeat(system, Ps), Reqs),
+    lists:zipwith(fun gen:receive_response/2, Ids, repeat(Deadline, Ids)).
+%% all_ok(Responses): whether every one is {reply, ok}.
+all_ok([]) -> true;
+all_ok(Rs) -> lists:usort(Rs) =:= [{reply, ok}].
+%% busy(Moving, Migrate) -> [{Module, Pid, Name, Running}]: the processes
+%% that do not answer a system message in time (in a long call), asked
+%% while the node waits for the word: then nothing changes anywhere.
+busy([], _) -> [];
+busy(Moving, {_, _, StepMs, _}) ->
+    Owners = owners(Moving),
+    Ps = column(2, Owners),
+    Rs = ask_all(Ps, repeat({debug, {statistics, get}}, Ps), deadline(StepMs)),
+    case lists:member(timeout, Rs) of
+        false -> [];
+        true -> [{M, P, name_of(P), doing(P)} || {{M, P}, timeout} <- lists:zip(Owners, Rs)]
+    end.
+%% doing(Pid): the function a process runs, for the user.
+doing(P) ->
+    case process_info(P, current_function) of
+        {current_function, {M, F, A}} -> unicode:characters_to_binary(io_lib:format("~0tp:~0tp/~b", [M, F, A]));
+        _ -> <<"nothing (it has exited)">>
+    end.
+%% swap(Prepared, Moving, Migrate, Owner) -> {Loaded, Migrated}
+%%   Loaded = finish's value, or {busy, Busy} (nothing loaded), or
+%%            swap_up's or swap_down's {migrate_failed, ...};
+%%   Migrated = {[{Module, Pid, Name}], SuspendedUs}.
+%% No process is left suspended by an error of this script.
+swap(Prepared, [], {release, Keeper}, _) ->
+    Loaded = finish(Prepared),
+    resume_kept(Keeper),
+    {Loaded, {[], 0}};
+swap(Prepared, [], _, _) -> {finish(Prepared), {[], 0}};
+swap(Prepared, Moving, {Dir, Extra, StepMs, LeaseMs}, Owner) ->
+    Owners = owners(Moving),
+    Ps = column(2, Owners),
+    Started = erlang:monotonic_time(microsecond),
+    Rs = ask_all(Ps, repeat(suspend, Ps), deadline(StepMs)),
+    case all_ok(Rs) of
+        false ->
+            resume(Ps, StepMs),
+            {{busy, [{M, P, name_of(P), doing(P)} || {{M, P}, timeout} <- lists:zip(Owners, Rs)]}, {[], 0}};
+        true ->
+            Steps = {Prepared, Moving, Extra, StepMs},
+            try
+                Loaded = case Dir of
+                    up -> swap_up(Steps, Owner, LeaseMs);
+                    down -> swap_down(Steps)
+                end,
+                {Loaded, {[{M, P, name_of(P)} || {M, P} <- Owners],
+                          erlang:monotonic_time(microsecond) - Started}}
+            catch C:E:S -> resume(Ps, StepMs), erlang:raise(C, E, S)
+            end
+    end.
+%% swap_up({Prepared, Moving, Extra, StepMs}, Owner, LeaseMs): load, then
+%% code_change; finish's value, or {migrate_failed, Causes, Left, true,
+%% Keeper}. A failed code_change takes those migrated back down ({down,
+%% Vsn}, in the new code) and leaves every process suspended, held by
+%% Keeper, for the tool's undo to load the prior code ({release, Keeper}).
+%% Left: the processes whose state is not the prior shape (their way back
+%% failed, or their code_change did not end in time).
+swap_up({Prepared, Moving, Extra, StepMs}, Owner, LeaseMs) ->
+    Ps = column(2, owners(Moving)),
+    case finish(Prepared) of
+        ok ->
+            case change_code(Moving, Extra, StepMs) of
+                [] -> resume(Ps, StepMs), ok;
+                Failed ->
+                    Back = [{M, {down, V}, [P || {M2, P, ok} <- Failed, M2 =:= M]} || {M, V, _} <- Moving],
+                    {Causes, Left} = went_wrong(Failed, change_code(Back, Extra, StepMs)),
+                    {migrate_failed, Causes, Left, true, keep(Ps, Owner, LeaseMs, StepMs)}
+            end;
+        Refused -> resume(Ps, StepMs), Refused
+    end.
+%% swap_down({Prepared, Moving, Extra, StepMs}): code_change down in the
+%% code running now, then load the prior code; finish's value, or
+%% {migrate_failed, Causes, Left, false, none}: a failed code_change takes
+%% those migrated back up, and nothing loads.
+swap_down({Prepared, Moving, Extra, StepMs}) ->
+    Ps = column(2, owners(Moving)),
+    Failed = change_code(Moving, Extra, StepMs),
+    Again = [{M, V, [P || {M2, P, ok} <- Failed, M2 =:= M]} || {M, {down, V}, _} <- Moving],
+    Loaded = case Failed of
+        [] ->
+            case finish(Prepared) of
+                ok -> ok;
+                Refused -> change_code([{M, V, Pids} || {M, {down, V}, Pids} <- Moving], Extra, StepMs), Refused
+            end;
+        _ ->
+            {Causes, Left} = went_wrong(Failed, change_code(Again, Extra, StepMs)),
+            {migrate_failed, Causes, Left, false, none}
+    end,
+    resume(Ps, StepMs),
+    Loaded.
+%% went_wrong(Failed, Back) -> {Causes, Left}: the processes whose
+%% code_change failed, and those left in neither shape for sure (their
+%% way back failed too, or their code_change did not end in time), each
+%% {Module, Pid, Name, Why}.
+went_wrong(Failed, Back) ->
+    Causes = [F || {_, _, Why} = F <- Failed, Why =/= ok],
+    Left = [F || {_, _, Why} = F <- Back, Why =/= ok] ++ [F || {_, _, timeout} = F <- Causes],
+    {failures(Causes), failures(Left)}.
+%% change_code(Moving, Extra, StepMs) -> [] when every process migrated,
+%% else [{Module, Pid, ok | Why}] for every process.
+change_code(Moving, Extra, StepMs) ->
+    Owners = owners(Moving),
+    Reqs = lists:append([repeat({change_code, M, V, Extra}, Ps) || {M, V, Ps} <- Moving]),
+    Rs = ask_all(column(2, Owners), Reqs, deadline(StepMs)),
+    case all_ok(Rs) of
+        true -> [];
+        false -> [{M, P, outcome(R)} || {{M, P}, R} <- lists:zip(Owners, Rs)]
+    end.
+outcome({reply, ok}) -> ok;
+outcome({reply, {error, Why}}) -> Why;
+outcome({error, {Why, _}}) -> {exited, Why};
+outcome(timeout) -> timeout.
+%% failures([{Module, Pid, Why}]) -> [{Module, Pid, Name, Text}].
+failures(Fs) ->
+    [{M, P, name_of(P), unicode:characters_to_binary(io_lib:format("~0tP", [Why, 12]))} || {M, P, Why} <- Fs].
+%% resume(Pids, StepMs): every one resumed, answered or not (a process
+%% still in its code_change resumes once it is done).
+resume([], _) -> ok;
+resume(Ps, StepMs) -> ask_all(Ps, repeat(resume, Ps), deadline(StepMs)), ok.
+%% keep(Pids, Owner, LeaseMs, StepMs) -> Keeper: a process that resumes
+%% Pids when told ({resume, From, Ref}, answered {Ref, resumed}), when the
+%% tool's node goes, or after LeaseMs, whichever comes first.
+keep(Ps, Owner, LeaseMs, StepMs) ->
+    spawn(fun() ->
+        monitor_node(Owner, true),
+        receive
+            {resume, From, Ref} -> resume(Ps, StepMs), From ! {Ref, resumed};
+            {nodedown, Owner} -> resume(Ps, StepMs)
+        after LeaseMs -> resume(Ps, StepMs)
+        end
+    end).
+%% resume_kept(Keeper): its processes resumed (it may be gone already).
+resume_kept(Keeper) ->
+    Ref = monitor(process, Keeper),
+    Keeper ! {resume, self(), Ref},
+    receive
+        {Ref, resumed} -> demonitor(Ref, [flush]), ok;
+        {'DOWN', Ref, _, _, _} -> ok
+    end.

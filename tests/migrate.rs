@@ -1,0 +1,258 @@
+//! A deploy migrates the processes whose callback module changes, as a
+//! release upgrade does: suspended, loaded, `code_change`, resumed. The
+//! fixtures' state changes shape with every version and is answered only
+//! in the running version's shape, so a process left unmigrated crashes on
+//! its next call. Every outcome is read back from the nodes: the same
+//! pid, its count, the shape of its state, that nobody is left suspended.
+
+mod common;
+
+use common::project::{node_json, start_node, Project};
+use common::ErlNode;
+use std::path::Path;
+
+fn ebin(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// The counter's pid, count and state, as the node shows them.
+fn counter(node: &mut ErlNode) -> (String, String, String) {
+    let pid = node.eval("whereis(hs_counter).");
+    let count = node.eval("hs_counter:count().");
+    let state = node.eval("sys:get_state(hs_counter).");
+    (pid, count, state)
+}
+
+/// Whether the process is running (not suspended), as sys reports it.
+fn running(node: &mut ErlNode, name: &str) -> bool {
+    let status = node.eval(&format!(
+        "lists:nth(2, element(4, sys:get_status({name}, 1000)))."
+    ));
+    status == "running"
+}
+
+#[test]
+fn a_deploy_migrates_a_gen_server_up_and_a_rollback_migrates_it_down() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_counter"]), p.build(2, &["hs_counter"]));
+    let cookie = common::random_cookie();
+    let mut node = start_node("mig_up", &v1, &cookie, &["hs_counter"]);
+    node.eval("{ok, _} = hs_counter:start().");
+    node.eval("[hs_counter:bump() || _ <- [1, 2, 3]].");
+    let (pid, count, state) = counter(&mut node);
+    assert_eq!(count, "3");
+    assert_eq!(state, "#{count => 3,vsn => 1}");
+
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v2), "--verify"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    let report = node_json(&json, &node);
+    assert_eq!(report["migrated"][0]["module"], "hs_counter", "{json}");
+    assert_eq!(report["migrated"][0]["name"], "hs_counter", "{json}");
+    assert!(report["suspended_ms"].as_f64().is_some(), "{json}");
+    assert!(
+        stderr.contains("Migrated 1 process of `hs_counter`"),
+        "{stderr}"
+    );
+    assert_eq!(
+        counter(&mut node),
+        (pid.clone(), "3".into(), "{counter,2,3}".into()),
+        "the same process, its count, in the new shape"
+    );
+    assert_eq!(node.eval("hs_counter:bump()."), "4");
+    assert!(running(&mut node, "hs_counter"));
+
+    let (code, json, stderr) = p.deploy(&[&node], &["--rollback"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(node.loaded_md5("hs_counter"), p.md5(&v1, "hs_counter"));
+    assert_eq!(
+        counter(&mut node),
+        (pid, "4".into(), "#{count => 4,vsn => 1}".into()),
+        "back in the old shape through {{down, Vsn}}"
+    );
+    assert!(running(&mut node, "hs_counter"));
+}
+
+#[test]
+fn a_gen_statem_is_migrated_through_its_code_change_4() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_machine"]), p.build(2, &["hs_machine"]));
+    let cookie = common::random_cookie();
+    let mut node = start_node("mig_statem", &v1, &cookie, &["hs_machine"]);
+    node.eval("{ok, _} = hs_machine:start().");
+    node.eval("[hs_machine:push() || _ <- [1, 2]].");
+    let pid = node.eval("whereis(hs_machine).");
+
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v2)]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(node.eval("whereis(hs_machine)."), pid);
+    assert_eq!(node.eval("hs_machine:count()."), "2");
+    assert_eq!(node.eval("sys:get_state(hs_machine)."), "{busy,{data,2,2}}");
+}
+
+#[test]
+fn without_code_change_the_process_keeps_its_state_as_it_was() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_counter"]), p.build(2, &["hs_counter"]));
+    let cookie = common::random_cookie();
+    let mut node = start_node("mig_off", &v1, &cookie, &["hs_counter"]);
+    node.eval("{ok, _} = hs_counter:start().");
+    node.eval("hs_counter:bump().");
+
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v2), "--no-code-change"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert!(node_json(&json, &node).get("migrated").is_none(), "{json}");
+    assert_eq!(
+        node.eval("sys:get_state(hs_counter)."),
+        "#{count => 1,vsn => 1}",
+        "loaded, not migrated"
+    );
+}
+
+/// Waits, on the node, until the process registered as `name` runs
+/// `function` (`Module:Function/Arity`): a node-side trigger reached.
+fn wait_in(node: &mut ErlNode, name: &str, function: &str) {
+    let (m, rest) = function.split_once(':').expect("M:F/A");
+    let (f, a) = rest.split_once('/').expect("F/A");
+    let reached = node.eval(&format!(
+        "(fun W(0) -> timeout; W(N) -> \
+           case catch process_info(whereis({name}), current_function) of \
+             {{current_function, {{{m}, {f}, {a}}}}} -> reached; \
+             _ -> timer:sleep(5), W(N - 1) end end)(6000)."
+    ));
+    assert_eq!(reached, "reached", "{name} never ran {function}");
+}
+
+/// Two nodes running v1 with a counter counted to 1; the project built
+/// at v1 and v2.
+fn two_counters(
+    tag: &str,
+) -> (
+    Project,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    ErlNode,
+    ErlNode,
+) {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_counter"]), p.build(2, &["hs_counter"]));
+    let cookie = common::random_cookie();
+    let mut a = start_node(&format!("{tag}_a"), &v1, &cookie, &["hs_counter"]);
+    let mut b = start_node(&format!("{tag}_b"), &v1, &cookie, &["hs_counter"]);
+    for n in [&mut a, &mut b] {
+        n.eval("{ok, _} = hs_counter:start().");
+        n.eval("hs_counter:bump().");
+    }
+    (p, v1, v2, a, b)
+}
+
+/// The node runs v1, its counter in v1's shape, running, the same pid.
+fn untouched(p: &Project, v1: &Path, node: &mut ErlNode, pid: &str) {
+    assert_eq!(node.loaded_md5("hs_counter"), p.md5(v1, "hs_counter"));
+    assert_eq!(node.eval("whereis(hs_counter)."), pid);
+    assert!(running(node, "hs_counter"), "left suspended");
+    assert_eq!(
+        node.eval("sys:get_state(hs_counter)."),
+        "#{count => 1,vsn => 1}"
+    );
+}
+
+#[test]
+fn a_busy_process_refuses_the_deploy_on_every_node_with_exit_5() {
+    let (p, v1, v2, mut a, mut b) = two_counters("mig_busy");
+    let (pid_a, pid_b) = (
+        a.eval("whereis(hs_counter)."),
+        b.eval("whereis(hs_counter)."),
+    );
+    b.eval("spawn(fun() -> gen_server:call(hs_counter, block, infinity) end).");
+    wait_in(&mut b, "hs_counter", "hs_counter:handle_call/3");
+
+    let (code, json, stderr) = p.deploy(&[&a, &b], &["--ebin", &ebin(&v2), "--timeout", "3"]);
+    assert_eq!(code, 5, "{json}\n{stderr}");
+    let failed = node_json(&json, &b)["failed"].to_string();
+    assert!(failed.contains("hs_counter:handle_call/3"), "{failed}");
+    assert!(failed.contains("(hs_counter)"), "named: {failed}");
+    assert_eq!(
+        node_json(&json, &a)["rolled_back"],
+        false,
+        "a never changed: {json}"
+    );
+    untouched(&p, &v1, &mut a, &pid_a);
+    assert_eq!(b.loaded_md5("hs_counter"), p.md5(&v1, "hs_counter"));
+
+    // Once the call is over, the same deploy goes through.
+    b.eval("hs_counter ! hs_unblock.");
+    untouched(&p, &v1, &mut b, &pid_b);
+    let (code, json, stderr) = p.deploy(&[&a, &b], &["--ebin", &ebin(&v2)]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(b.eval("sys:get_state(hs_counter)."), "{counter,2,1}");
+}
+
+#[test]
+fn a_busy_process_refuses_a_flight_before_any_node_changes() {
+    let (p, v1, v2, mut a, mut b) = two_counters("mig_busyfl");
+    // Deployed and rolled back by the tool: the store holds both builds
+    // and believes it knows what the nodes run, so the next deploy flies.
+    p.deploy_ok(&[&a, &b], &["--ebin", &ebin(&v2)]);
+    p.deploy_ok(&[&a, &b], &["--rollback"]);
+    let pid_a = a.eval("whereis(hs_counter).");
+    b.eval("spawn(fun() -> gen_server:call(hs_counter, block, infinity) end).");
+    wait_in(&mut b, "hs_counter", "hs_counter:handle_call/3");
+
+    let (code, json, stderr) = p.deploy(&[&a, &b], &["--ebin", &ebin(&v2), "--timeout", "3"]);
+    assert_eq!(code, 5, "{json}\n{stderr}");
+    assert_eq!(
+        node_json(&json, &a)["rolled_back"],
+        false,
+        "a never changed: {json}"
+    );
+    untouched(&p, &v1, &mut a, &pid_a);
+    assert_eq!(b.loaded_md5("hs_counter"), p.md5(&v1, "hs_counter"));
+    b.eval("hs_counter ! hs_unblock.");
+}
+
+#[test]
+fn a_code_change_that_crashes_on_one_node_puts_both_back_and_nobody_dies() {
+    let (p, v1, v2, mut a, mut b) = two_counters("mig_crash");
+    let (pid_a, pid_b) = (
+        a.eval("whereis(hs_counter)."),
+        b.eval("whereis(hs_counter)."),
+    );
+    b.eval("persistent_term:put({hs_counter, code_change}, crash).");
+
+    let (code, json, stderr) = p.deploy(&[&a, &b], &["--ebin", &ebin(&v2)]);
+    assert_eq!(code, 1, "{json}\n{stderr}");
+    let failed = node_json(&json, &b)["failed"].to_string();
+    assert!(failed.contains("refused_to_migrate"), "{failed}");
+    // a was migrated up, then down with the undo; b was held suspended
+    // until the undo brought v1 back.
+    assert_eq!(node_json(&json, &a)["rolled_back"], true, "{json}");
+    assert_eq!(node_json(&json, &b)["rolled_back"], true, "{json}");
+    untouched(&p, &v1, &mut a, &pid_a);
+    untouched(&p, &v1, &mut b, &pid_b);
+    assert_eq!(a.eval("hs_counter:bump()."), "2");
+    assert_eq!(b.eval("hs_counter:bump()."), "2");
+}
+
+#[test]
+fn a_tool_killed_during_a_code_change_leaves_no_process_suspended() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_counter"]), p.build(2, &["hs_counter"]));
+    let cookie = common::random_cookie();
+    let mut node = start_node("mig_kill", &v1, &cookie, &["hs_counter"]);
+    node.eval("{ok, _} = hs_counter:start().");
+    node.eval("hs_counter:bump().");
+    let pid = node.eval("whereis(hs_counter).");
+    node.eval("persistent_term:put({hs_counter, code_change}, hold).");
+
+    let deploy = p.spawn_deploy(&[&node], &["--ebin", &ebin(&v2)], &[]);
+    // Suspended, loaded, in its code_change: the tool goes, hard.
+    wait_in(&mut node, "hs_counter", "hs_counter:code_change/3");
+    deploy.kill();
+    node.eval("hs_counter ! hs_release.");
+
+    node.eval("timer:sleep(100).");
+    assert!(running(&mut node, "hs_counter"), "left suspended");
+    assert_eq!(node.eval("whereis(hs_counter)."), pid);
+    assert_eq!(node.eval("sys:get_state(hs_counter)."), "{counter,2,1}");
+    assert_eq!(node.eval("hs_counter:bump()."), "2");
+}
