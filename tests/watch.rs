@@ -446,3 +446,89 @@ fn a_restarted_node_is_reconnected_and_caught_up() {
     assert_eq!(node.eval("hs_greet:hello()."), "{hello,3}");
     assert_stopped_cleanly(w);
 }
+
+/// `Example.Counter` at each save of
+/// [`a_genserver_whose_state_changes_shape_keeps_its_pid_and_count`]: its
+/// state an integer (as built), then a map, a map with one more field, a
+/// tuple; each version's `code_change` converts the one before.
+const COUNTER_SAVES: [&str; 3] = [
+    r#"defmodule Example.Counter do
+  use GenServer
+  def start_link(opts \\ []),
+    do: GenServer.start_link(__MODULE__, Keyword.get(opts, :initial, 0), name: __MODULE__)
+  def increment, do: GenServer.call(__MODULE__, :increment)
+  def value, do: GenServer.call(__MODULE__, :value)
+  @impl true
+  def init(n), do: {:ok, %{count: n}}
+  @impl true
+  def handle_call(:increment, _from, %{count: n} = s), do: {:reply, n + 1, %{s | count: n + 1}}
+  def handle_call(:value, _from, %{count: n} = s), do: {:reply, n, s}
+  @impl true
+  def code_change(_old, n, _extra) when is_integer(n), do: {:ok, %{count: n}}
+end
+"#,
+    r#"defmodule Example.Counter do
+  use GenServer
+  def start_link(opts \\ []),
+    do: GenServer.start_link(__MODULE__, Keyword.get(opts, :initial, 0), name: __MODULE__)
+  def increment, do: GenServer.call(__MODULE__, :increment)
+  def value, do: GenServer.call(__MODULE__, :value)
+  @impl true
+  def init(n), do: {:ok, %{count: n, step: 10}}
+  @impl true
+  def handle_call(:increment, _from, %{count: n, step: d} = s), do: {:reply, n + d, %{s | count: n + d}}
+  def handle_call(:value, _from, %{count: n, step: _} = s), do: {:reply, n, s}
+  @impl true
+  def code_change(_old, %{count: _} = s, _extra), do: {:ok, Map.put_new(s, :step, 10)}
+end
+"#,
+    r#"defmodule Example.Counter do
+  use GenServer
+  def start_link(opts \\ []),
+    do: GenServer.start_link(__MODULE__, Keyword.get(opts, :initial, 0), name: __MODULE__)
+  def increment, do: GenServer.call(__MODULE__, :increment)
+  def value, do: GenServer.call(__MODULE__, :value)
+  @impl true
+  def init(n), do: {:ok, {:counter, n, 100}}
+  @impl true
+  def handle_call(:increment, _from, {:counter, n, d}), do: {:reply, n + d, {:counter, n + d, d}}
+  def handle_call(:value, _from, {:counter, n, _} = s), do: {:reply, n, s}
+  @impl true
+  def code_change(_old, %{count: n, step: _}, _extra), do: {:ok, {:counter, n, 100}}
+end
+"#,
+];
+
+/// A supervised Elixir GenServer of a Mix app (its `config.exs` as the
+/// seed's users have it) whose state changes shape across three saves:
+/// each save migrates it, and the same process keeps counting. (With
+/// `--no-code-change` the first call after the first save crashes it.)
+#[test]
+fn a_genserver_whose_state_changes_shape_keeps_its_pid_and_count() {
+    let mut d = MixDevice::start(&common::fixture("example"), &["example"]);
+    let counter = "'Elixir.Example.Counter'";
+    d.node
+        .eval(&format!("{counter}:increment(), {counter}:increment()."));
+    let pid = d.node.eval("whereis('Elixir.Example.Counter').");
+    let mut w = d.watch(&[]);
+    let steps: [(&str, &str, &str); 3] = [
+        ("2", "3", "#{count => 3}"),
+        ("3", "13", "#{count => 13,step => 10}"),
+        ("13", "113", "{counter,113,100}"),
+    ];
+    for (save, (before, after, state)) in COUNTER_SAVES.iter().zip(steps) {
+        std::fs::write(d.dev.join("lib/example/counter.ex"), save).expect("write");
+        let event = w.wait_loaded("Elixir.Example.Counter");
+        assert_eq!(event["ok"], true, "{event}");
+        let migrated = &event["report"]["nodes"][0]["migrated"];
+        assert_eq!(migrated[0]["module"], "Elixir.Example.Counter", "{event}");
+        assert_eq!(d.node.eval("whereis('Elixir.Example.Counter')."), pid);
+        assert_eq!(d.node.eval(&format!("{counter}:value().")), before);
+        assert_eq!(d.node.eval(&format!("{counter}:increment().")), after);
+        assert_eq!(
+            d.node.eval("sys:get_state('Elixir.Example.Counter')."),
+            state
+        );
+    }
+    assert_stopped_cleanly(w);
+}

@@ -85,10 +85,19 @@ pub fn change(ui: &Ui, mode: Mode, report: Option<&Report>, build: Duration, cau
     } else {
         modules.into_iter().collect::<Vec<_>>().join(", ")
     };
-    let took = match cause {
+    let mut took = match cause {
         Cause::CatchUp => format!("deploy {:.0} ms", report.elapsed_ms),
         _ => format!("build {build_ms:.0} ms, deploy {:.0} ms", report.elapsed_ms),
     };
+    let migrated: usize = report.nodes.iter().map(|n| n.migrated.len()).sum();
+    if migrated > 0 {
+        let suspended = report.nodes.iter().filter_map(|n| n.suspended_ms);
+        took.push_str(&format!(
+            "; migrated {}, suspended {:.1} ms",
+            crate::deploy::report::count(migrated, "process"),
+            suspended.fold(0.0, f64::max)
+        ));
+    }
     let label = match cause {
         Cause::Change => "",
         Cause::Start | Cause::CatchUp => "caught up: ",
