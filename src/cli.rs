@@ -564,6 +564,13 @@ async fn status_command(args: StatusArgs) -> Result<i32, CliError> {
                 println!("  {label}: {}", list.join(", "));
             }
         }
+        for l in &s.would_migrate {
+            println!(
+                "  would migrate: {} of `{}`",
+                deploy::report::describe_process(&l.pid, l.name.as_deref()),
+                l.module
+            );
+        }
     }
     Ok(0)
 }

@@ -110,6 +110,56 @@ fn names_and_md5s_match_beam_lib_and_the_loaded_module() {
     assert!(otp.iter().any(|(m, _, _)| m == "Elixir.Enumerable"));
 }
 
+/// Whether each file exports code_change/3 or /4, as beam_lib reads it.
+fn otp_code_change(files: &[PathBuf]) -> Vec<bool> {
+    let list = files
+        .iter()
+        .map(|f| format!("\"{}\"", f.display()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let script = format!(
+        "lists:foreach(fun(F) ->
+             {{ok, {{_, [{{exports, Es}}]}}}} = beam_lib:chunks(F, [exports]),
+             io:format(\"~p~n\", [lists:member({{code_change, 3}}, Es) orelse lists:member({{code_change, 4}}, Es)])
+         end, [{list}]),
+         halt()."
+    );
+    let out = Command::new("erl")
+        .args(["-noshell", "-eval", &script])
+        .output()
+        .expect("erl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l == "true")
+        .collect()
+}
+
+#[test]
+fn code_change_exports_are_read_as_beam_lib_reads_them() {
+    let mut files = compiled().clone();
+    let root = common::scratch("code_change");
+    let sources = ["hs_counter", "hs_machine"].map(|m| fixture(&format!("deploy/{m}.erl")));
+    erlc(&sources, &root, &[]);
+    files.extend(beams(&root));
+    let otp = otp_code_change(&files);
+    assert_eq!(otp.len(), files.len());
+    for (file, exports) in files.iter().zip(&otp) {
+        let ours = Module::read(file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ours.code_change, *exports, "{}", file.display());
+    }
+    let counter = files
+        .iter()
+        .find(|f| f.ends_with("Elixir.Example.Counter.beam"));
+    let counter = Module::read(counter.expect("the example's counter")).expect("module");
+    assert!(counter.code_change, "`use GenServer` defines code_change/3");
+    assert!(otp.iter().filter(|e| **e).count() >= 3 && otp.contains(&false));
+}
+
 #[test]
 fn compressed_beams_are_gzip_and_read_the_same() {
     let files = compiled();

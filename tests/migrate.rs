@@ -256,3 +256,87 @@ fn a_tool_killed_during_a_code_change_leaves_no_process_suspended() {
     assert_eq!(node.eval("sys:get_state(hs_counter)."), "{counter,2,1}");
     assert_eq!(node.eval("hs_counter:bump()."), "2");
 }
+
+#[test]
+fn a_rollback_whose_code_change_crashes_on_one_node_leaves_both_on_the_deploy() {
+    let (p, _v1, v2, mut a, mut b) = two_counters("mig_down");
+    p.deploy_ok(&[&a, &b], &["--ebin", &ebin(&v2)]);
+    let (pid_a, pid_b) = (
+        a.eval("whereis(hs_counter)."),
+        b.eval("whereis(hs_counter)."),
+    );
+    b.eval("persistent_term:put({hs_counter, code_change}, crash).");
+
+    let (code, json, stderr) = p.deploy(&[&a, &b], &["--rollback"]);
+    assert_eq!(code, 1, "{json}\n{stderr}");
+    assert!(
+        node_json(&json, &b)["failed"]
+            .to_string()
+            .contains("refused_to_migrate"),
+        "{json}"
+    );
+    // a was rolled back and migrated down, then brought back up to the
+    // deploy with the undo; b's counter never left the deploy's shape.
+    for (n, pid) in [(&mut a, &pid_a), (&mut b, &pid_b)] {
+        assert_eq!(n.loaded_md5("hs_counter"), p.md5(&v2, "hs_counter"));
+        assert_eq!(n.eval("whereis(hs_counter)."), *pid);
+        assert!(running(n, "hs_counter"), "left suspended");
+        assert_eq!(n.eval("sys:get_state(hs_counter)."), "{counter,2,1}");
+    }
+    // Once b's code_change works, the rollback goes through.
+    b.eval("persistent_term:erase({hs_counter, code_change}).");
+    let (code, json, stderr) = p.deploy(&[&a, &b], &["--rollback"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(
+        b.eval("sys:get_state(hs_counter)."),
+        "#{count => 1,vsn => 1}"
+    );
+}
+
+#[test]
+fn status_and_dry_run_name_the_processes_a_deploy_would_migrate() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_counter"]), p.build(2, &["hs_counter"]));
+    let cookie = common::random_cookie();
+    let mut node = start_node("mig_plan", &v1, &cookie, &["hs_counter"]);
+    node.eval("{ok, _} = hs_counter:start().");
+    let pid = node.eval("whereis(hs_counter).");
+    let shown = pid.trim_start_matches('<').trim_end_matches('>');
+
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v2), "--dry-run"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(
+        node_json(&json, &node)["migrated"][0]["name"],
+        "hs_counter",
+        "{json}"
+    );
+    assert!(stderr.contains("Would migrate process <"), "{stderr}");
+    assert!(stderr.contains(shown), "{stderr}");
+    assert_eq!(
+        node.eval("sys:get_state(hs_counter)."),
+        "#{count => 0,vsn => 1}"
+    );
+
+    let out = p.run(&[
+        "status",
+        "--json",
+        "--node",
+        &node.name,
+        "--cookie",
+        &cookie,
+        "--ebin",
+        &ebin(&v2),
+        "--name",
+        &common::unique("hs"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let status = &json["nodes"][0];
+    assert_eq!(status["would_migrate"][0]["module"], "hs_counter", "{json}");
+    assert_eq!(status["would_migrate"][0]["name"], "hs_counter", "{json}");
+}

@@ -134,6 +134,9 @@ pub struct Module {
     pub loadable: Arc<Vec<u8>>,
     /// Where it was read from, or a name for it when it came from elsewhere.
     pub path: PathBuf,
+    /// It exports `code_change/3` or `/4`: loaded over a running version,
+    /// the processes it is the callback module of are migrated.
+    pub code_change: bool,
 }
 
 /// A file that could not be read as a module, naming the file.
@@ -211,6 +214,7 @@ impl Module {
             bytes,
             loadable,
             path,
+            code_change: parsed.code_change,
         })
     }
 }
@@ -222,6 +226,8 @@ pub struct Parsed {
     pub md5: Md5,
     /// Chunk ids in file order, with their data lengths.
     pub chunks: Vec<([u8; 4], usize)>,
+    /// It exports `code_change/3` or `/4`.
+    pub code_change: bool,
 }
 
 /// Parses a BEAM file (plain or gzip'ed). Safe on any input.
@@ -249,11 +255,13 @@ fn parsed_from(chunks: &[Chunk<'_>]) -> Result<Parsed, BeamError> {
             return Err(BeamError::MissingChunk(mandatory_name(id)));
         }
     }
-    let name = match (find(b"AtU8"), find(b"Atom")) {
-        (Some(atoms), _) => first_atom(atoms, true)?,
-        (None, Some(atoms)) => first_atom(atoms, false)?,
+    let (atoms, utf8) = match (find(b"AtU8"), find(b"Atom")) {
+        (Some(atoms), _) => (atoms, true),
+        (None, Some(atoms)) => (atoms, false),
         (None, None) => return Err(BeamError::MissingAtoms),
     };
+    let name = first_atom(atoms, utf8)?;
+    let code_change = find(b"ExpT").is_some_and(|exports| exports_code_change(exports, atoms));
     let mut md5 = md5::Context::new();
     for id in MD5_CHUNKS {
         if let Some(data) = find(id) {
@@ -268,7 +276,58 @@ fn parsed_from(chunks: &[Chunk<'_>]) -> Result<Parsed, BeamError> {
         name,
         md5: Md5(md5.finalize().0),
         chunks: chunks.iter().map(|(id, d)| (*id, d.len())).collect(),
+        code_change,
     })
+}
+
+/// Whether the export table `exports` (ExpT: a count, then function atom
+/// index, arity and label, each 4 bytes) has `code_change/3` or `/4`,
+/// names from the atom table `atoms`. A table it cannot read has none.
+fn exports_code_change(exports: &[u8], atoms: &[u8]) -> bool {
+    let count = exports.get(0..4).map_or(0, be32) as usize;
+    let wanted: Vec<usize> = exports
+        .get(4..)
+        .unwrap_or_default()
+        .chunks_exact(12)
+        .take(count)
+        .filter(|e| matches!(be32(&e[4..8]), 3 | 4))
+        .map(|e| be32(&e[0..4]) as usize)
+        .collect();
+    !wanted.is_empty()
+        && atom_names(atoms)
+            .enumerate()
+            .any(|(i, name)| name == b"code_change" && wanted.contains(&(i + 1)))
+}
+
+/// The atoms of an atom table (AtU8 or Atom), in order, up to the first
+/// that cannot be read.
+fn atom_names(table: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let count = table.get(0..4).map_or(0, |b| be32(b) as i32);
+    let mut pos = 4;
+    (0..count.unsigned_abs()).map_while(move |_| {
+        let (len, start) = atom_length(table, pos, count < 0)?;
+        let name = table.get(start..start.checked_add(len)?)?;
+        pos = start + len;
+        Some(name)
+    })
+}
+
+/// The length of the atom at `pos` and where its name starts: one byte
+/// before OTP 28; in its compact encoding (`compact`, a negative count)
+/// one or two.
+fn atom_length(table: &[u8], pos: usize, compact: bool) -> Option<(usize, usize)> {
+    let b = *table.get(pos)?;
+    if !compact {
+        return Some((usize::from(b), pos + 1));
+    }
+    if b & 0x08 == 0 {
+        Some((usize::from(b >> 4), pos + 1))
+    } else if b & 0x10 == 0 {
+        let low = *table.get(pos + 1)?;
+        Some(((usize::from(b & 0xe0) << 3) | usize::from(low), pos + 2))
+    } else {
+        None
+    }
 }
 
 /// A chunk's id and data.
@@ -376,19 +435,7 @@ fn first_atom(table: &[u8], utf8: bool) -> Result<String, BeamError> {
     if count == 0 {
         return Err(BeamError::BadAtoms);
     }
-    let (len, start) = if count > 0 {
-        (usize::from(*table.get(4).ok_or(BeamError::BadAtoms)?), 5)
-    } else {
-        let b = *table.get(4).ok_or(BeamError::BadAtoms)?;
-        if b & 0x08 == 0 {
-            (usize::from(b >> 4), 5)
-        } else if b & 0x10 == 0 {
-            let low = *table.get(5).ok_or(BeamError::BadAtoms)?;
-            ((usize::from(b & 0xe0) << 3) | usize::from(low), 6)
-        } else {
-            return Err(BeamError::BadAtoms);
-        }
-    };
+    let (len, start) = atom_length(table, 4, count < 0).ok_or(BeamError::BadAtoms)?;
     let raw = table.get(start..start + len).ok_or(BeamError::BadAtoms)?;
     if raw.is_empty() {
         return Err(BeamError::BadAtoms);

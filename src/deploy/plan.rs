@@ -91,6 +91,7 @@ mod tests {
             bytes: Arc::new(Vec::new()),
             loadable: Arc::new(Vec::new()),
             path: name.into(),
+            code_change: false,
         }
     }
 

@@ -26,6 +26,14 @@ pub(super) static APPLY: Script = Script::with_functions(
     include_str!("node/apply_main.erl"),
 );
 
+pub(super) static CALLBACKS: Script = Script::with_functions(
+    concat!(
+        include_str!("node/prelude.erl"),
+        include_str!("node/migrate.erl")
+    ),
+    include_str!("node/callbacks_main.erl"),
+);
+
 /// A step of the run holding a node's lock that waits for the tool's word
 /// before changing anything: its snapshot is written meanwhile.
 #[derive(Debug, Clone, Copy)]
@@ -378,6 +386,22 @@ impl Remote {
         let message = tuple(vec![atom_term("release"), term::int(lock.token as i64)]);
         if let Err(e) = self.conn.send("hotswap_deploy_lock", message) {
             tracing::debug!("the lock of {} was not released: {e}", self.node());
+        }
+    }
+
+    /// The processes whose callback module is one of `modules`: those a
+    /// deploy of them would migrate (if their new code exports
+    /// `code_change`). Read-only; no lock.
+    pub async fn callback_processes(&self, modules: &[&str]) -> Result<Vec<Lingering>, CallError> {
+        if modules.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mods = list(modules.iter().map(|m| atom_term(m)).collect());
+        let bindings = Bindings::new().set("Mods", &mods).encode();
+        let answer = self.conn.eval(&CALLBACKS, &bindings, self.timeout).await?;
+        match term::as_list(&answer) {
+            Ok(_) => Ok(processes(&answer)),
+            Err(e) => Err(self.unexpected("callbacks", &e.to_string(), &answer)),
         }
     }
 

@@ -20,6 +20,9 @@ pub struct NodeStatus {
     pub on_disk: Vec<String>,
     /// Loaded modules of the app that have no local file.
     pub absent_locally: Vec<String>,
+    /// The processes a deploy would migrate through `code_change`: those
+    /// of changed modules whose local build exports it.
+    pub would_migrate: Vec<super::remote::Lingering>,
 }
 
 /// Compares without touching anything.
@@ -72,6 +75,7 @@ async fn node_status(
         unchanged: vec![],
         on_disk: vec![],
         absent_locally: vec![],
+        would_migrate: vec![],
     };
     for (m, state) in modules.iter().zip(found) {
         let list = match state {
@@ -82,6 +86,12 @@ async fn node_status(
         };
         list.push(m.name.clone());
     }
+    let migrating: Vec<&str> = modules
+        .iter()
+        .filter(|m| m.code_change && s.changed.contains(&m.name))
+        .map(|m| m.name.as_str())
+        .collect();
+    s.would_migrate = r.callback_processes(&migrating).await.map_err(fail)?;
     let local: BTreeSet<&str> = want.iter().map(|(m, _)| *m).collect();
     let mut extra = BTreeSet::new();
     for app in apps {

@@ -254,6 +254,7 @@ impl Transaction<'_> {
             }
             self.step("inspect");
             if self.opts.dry_run {
+                self.plan_migrations().await;
                 return self.show_plan();
             }
             if self.parts.iter().all(|p| p.changes.is_empty()) {
@@ -516,6 +517,37 @@ impl Transaction<'_> {
         known
     }
 
+    /// For `--dry-run`: asks each node which processes the deploy would
+    /// migrate (those of changed modules whose new code exports
+    /// `code_change`), into its report.
+    async fn plan_migrations(&mut self) {
+        if self.migration != Migration::Up {
+            return;
+        }
+        let asked = join_all(self.parts.iter().map(|p| {
+            let modules: Vec<&str> = p
+                .changes
+                .iter()
+                .filter(|c| matches!(c.was, State::Loaded(_)))
+                .filter_map(|c| match &p.goals[c.goal].target {
+                    Target::Load(m) if m.code_change => Some(m.name.as_str()),
+                    _ => None,
+                })
+                .collect();
+            async move { p.remote.callback_processes(&modules).await }
+        }))
+        .await;
+        for (p, answer) in self.parts.iter_mut().zip(asked) {
+            match answer {
+                Ok(processes) => p.report.migrated = processes,
+                Err(e) => self.ui.warn(&format!(
+                    "which processes {} would migrate is unknown: {e}",
+                    p.node()
+                )),
+            }
+        }
+    }
+
     fn show_plan(&mut self) -> Result<(), Stop> {
         for p in &mut self.parts {
             for c in &p.changes {
@@ -527,6 +559,14 @@ impl Transaction<'_> {
                     p.report.node
                 ));
                 p.report.loaded.push(goal.module.clone());
+            }
+            for l in &p.report.migrated {
+                self.ui.line(&format!(
+                    "Would migrate {} of `{}` on {}",
+                    describe_process(&l.pid, l.name.as_deref()),
+                    l.module,
+                    p.report.node
+                ));
             }
         }
         Ok(())
