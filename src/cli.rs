@@ -126,6 +126,10 @@ pub struct DeployArgs {
     /// modules (they keep their state as it is).
     #[arg(long)]
     pub no_code_change: bool,
+    /// Call this function on each node once its change runs, with the
+    /// changed modules: `Module.function` (Elixir) or `module:function`.
+    #[arg(long, value_name = "MOD:FUN")]
+    pub after: Option<String>,
     /// Skip the build step.
     #[arg(long)]
     pub no_build: bool,
@@ -160,6 +164,10 @@ pub struct WatchArgs {
     /// modules (they keep their state as it is).
     #[arg(long)]
     pub no_code_change: bool,
+    /// Call this function on each node once its change runs, with the
+    /// changed modules: `Module.function` (Elixir) or `module:function`.
+    #[arg(long, value_name = "MOD:FUN")]
+    pub after: Option<String>,
     /// Do not build: follow the build output (or --ebin folders) instead.
     #[arg(long)]
     pub no_build: bool,
@@ -230,6 +238,8 @@ pub enum CliError {
     Watch { path: PathBuf, detail: String },
     #[error("interrupted during the build; nothing was deployed")]
     Interrupted,
+    #[error("{0}")]
+    Hook(String),
 }
 
 impl CliError {
@@ -240,6 +250,7 @@ impl CliError {
             | CliError::Modules(_)
             | CliError::NoModules(_)
             | CliError::Cwd(_)
+            | CliError::Hook(_)
             | CliError::Watch { .. } => 2,
             CliError::Start(StartError::Register(RegisterError::NameTaken { .. }))
             | CliError::Start(StartError::Name(_)) => 2,
@@ -295,6 +306,18 @@ pub(crate) fn settings(target: &Target) -> Result<Settings, CliError> {
     Ok(Settings::load(&project, &flags)?)
 }
 
+/// The after-deploy call: `--after`, else `after_deploy` in the
+/// configuration.
+pub(crate) fn after_hook(
+    settings: &Settings,
+    flag: &Option<String>,
+) -> Result<Option<deploy::after::Hook>, CliError> {
+    flag.as_ref()
+        .or(settings.after_deploy.as_ref())
+        .map(|text| text.parse().map_err(CliError::Hook))
+        .transpose()
+}
+
 pub(crate) async fn start_peer(settings: &Settings) -> Result<Peer, CliError> {
     Ok(Peer::launch(peer_options(settings)?, &settings.nodes).await?)
 }
@@ -345,6 +368,7 @@ async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
         dry_run: args.dry_run,
         cluster: args.cluster,
         code_change: settings.code_change && !args.no_code_change,
+        after: after_hook(&settings, &args.after)?,
         timeout: settings.timeout,
         keep: settings.keep_snapshots,
         interrupted: interrupt.flag(),

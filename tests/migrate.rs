@@ -340,3 +340,43 @@ fn status_and_dry_run_name_the_processes_a_deploy_would_migrate() {
     assert_eq!(status["would_migrate"][0]["module"], "hs_counter", "{json}");
     assert_eq!(status["would_migrate"][0]["name"], "hs_counter", "{json}");
 }
+
+#[test]
+fn the_after_deploy_call_runs_in_the_new_code_and_its_failure_is_named_not_undone() {
+    let p = Project::new();
+    let (v1, v2, v3) = (
+        p.build(1, &["hs_counter"]),
+        p.build(2, &["hs_counter"]),
+        p.build(3, &["hs_counter"]),
+    );
+    let cookie = common::random_cookie();
+    let mut node = start_node("mig_after", &v1, &cookie, &["hs_counter"]);
+
+    let args = ["--ebin", &ebin(&v2), "--after", "hs_counter:reloaded"];
+    let (code, json, stderr) = p.deploy(&[&node], &args);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(
+        node.eval("persistent_term:get(hs_reloaded)."),
+        "{2,[hs_counter]}",
+        "called once the new code runs, with what changed"
+    );
+
+    // Nothing changed: nothing to call.
+    node.eval("persistent_term:erase(hs_reloaded).");
+    let (code, json, _) = p.deploy(&[&node], &args);
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(node.eval("persistent_term:get(hs_reloaded, none)."), "none");
+
+    let args = ["--ebin", &ebin(&v3), "--after", "hs_counter:broken_hook"];
+    let (code, json, stderr) = p.deploy(&[&node], &args);
+    assert_eq!(code, 1, "{json}\n{stderr}");
+    let failed = node_json(&json, &node)["failed"].to_string();
+    assert!(failed.contains("hs_counter:broken_hook"), "{failed}");
+    assert!(failed.contains("not_today"), "{failed}");
+    assert_eq!(node_json(&json, &node)["rolled_back"], false, "not undone: {json}");
+    assert_eq!(node.loaded_md5("hs_counter"), p.md5(&v3, "hs_counter"));
+
+    let (code, _, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v3), "--after", "redraw"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("`redraw` is not a function"), "{stderr}");
+}

@@ -31,6 +31,7 @@ pub struct FileConfig {
     pub keep_snapshots: Option<usize>,
     pub name: Option<String>,
     pub code_change: Option<bool>,
+    pub after_deploy: Option<String>,
 }
 
 /// What the command line adds on top.
@@ -98,6 +99,8 @@ pub struct Settings {
     pub keep_snapshots: usize,
     /// Migrate the processes of changed modules through `code_change`.
     pub code_change: bool,
+    /// Called on each node once its change runs (`Module.function`).
+    pub after_deploy: Option<String>,
     pub name: Option<String>,
     /// Where the settings came from, for messages.
     pub sources: Vec<String>,
@@ -246,6 +249,7 @@ impl Settings {
             ),
             keep_snapshots: file.keep_snapshots.unwrap_or(crate::store::DEFAULT_KEEP),
             code_change: file.code_change.unwrap_or(true),
+            after_deploy: file.after_deploy.clone(),
             name: flags.name.clone().or(file.name.clone()),
             sources,
             warnings,

@@ -15,7 +15,9 @@
 //! - [`flight`]: inspect and apply in one round trip, for one node.
 //! - [`migrate`]: `code_change` for the processes of a changed module.
 //! - [`report`]: what the user and scripts are told.
+//! - [`after`]: the function called on each node once its change runs.
 
+pub mod after;
 pub mod belief;
 pub mod flight;
 pub mod migrate;
@@ -56,6 +58,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Snapshots kept per node (0: never prune).
     pub keep: usize,
+    /// Called on each node once its change runs.
+    pub after: Option<after::Hook>,
     /// Set (by Ctrl-C) to stop between steps; the run then undoes what it
     /// changed.
     pub interrupted: Arc<AtomicBool>,
@@ -78,6 +82,7 @@ impl Default for Options {
             code_change: true,
             timeout: Duration::from_secs(30),
             keep: crate::store::DEFAULT_KEEP,
+            after: None,
             interrupted: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -106,6 +111,7 @@ pub async fn deploy_each(
     opts: &Options,
     ui: &crate::output::Ui,
 ) -> Report {
+    let remotes: Vec<Remote> = each.iter().map(|(r, _)| r.clone()).collect();
     let work = each
         .into_iter()
         .map(|(remote, modules)| Work {
@@ -122,7 +128,12 @@ pub async fn deploy_each(
         })
         .collect();
     let lock = session.lock_request();
-    transaction::run(Kind::Deploy, work, session.store(), lock, opts, ui)
-        .await
-        .report
+    let finished = transaction::run(Kind::Deploy, work, session.store(), lock, opts, ui).await;
+    let mut report = finished.report;
+    if let (Some(hook), true) = (&opts.after, finished.reached) {
+        if !after::call(hook, &remotes, &mut report.nodes).await {
+            report.fail_after();
+        }
+    }
+    report
 }

@@ -25,6 +25,9 @@ pub enum Outcome {
     /// A process to migrate could not be suspended in time (busy in a
     /// long call); nothing was changed.
     Busy,
+    /// Every node runs the new code, but the after-deploy call failed on
+    /// some (not undone).
+    AfterFailed,
     /// A rollback or an undo left modules not restored: nodes may run
     /// mixed versions.
     NotRestored,
@@ -37,7 +40,7 @@ impl Outcome {
     pub fn exit_code(self) -> i32 {
         match self {
             Outcome::Success => 0,
-            Outcome::Failed | Outcome::Unrecorded => 1,
+            Outcome::Failed | Outcome::Unrecorded | Outcome::AfterFailed => 1,
             Outcome::Unreachable | Outcome::Locked => 3,
             Outcome::VerifyMismatch => 4,
             Outcome::Refused | Outcome::Busy => 5,
@@ -142,6 +145,14 @@ impl Report {
         }
     }
 
+    /// The run reached its goals, but the after-deploy call failed.
+    pub fn fail_after(&mut self) {
+        self.ok = false;
+        if self.outcome == Outcome::Success {
+            self.outcome = Outcome::AfterFailed;
+        }
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self)
             .unwrap_or_else(|e| format!("{{\"ok\": false, \"error\": \"{e}\"}}"))
@@ -210,6 +221,7 @@ impl Report {
             Outcome::Interrupted => "interrupted; nodes changed in this run were rolled back".into(),
             Outcome::Refused => "refused (see above); nothing was changed. Pass `--force` to kill processes in old code or overwrite changed modules".into(),
             Outcome::Busy => "refused: processes to migrate were busy (see above); no node was left changed. Try again once they are idle, or pass `--no-code-change` to load without migrating".into(),
+            Outcome::AfterFailed => "every node runs the new code, but the after-deploy call failed where named above (nothing was undone)".into(),
             Outcome::NotRestored => "NOT RESTORED: the modules named above could not be put back; nodes may run mixed versions".into(),
             Outcome::Unrecorded => format!(
                 "every node above runs what it was brought to, but the snapshot store could not record it: {}",

@@ -51,6 +51,7 @@ pub async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
         verify: args.verify,
         force: args.force,
         code_change: settings.code_change && !args.no_code_change,
+        after: crate::cli::after_hook(&settings, &args.after)?,
         timeout: settings.timeout,
         keep: settings.keep_snapshots,
         interrupted: interrupt.flag(),
