@@ -373,10 +373,45 @@ fn the_after_deploy_call_runs_in_the_new_code_and_its_failure_is_named_not_undon
     let failed = node_json(&json, &node)["failed"].to_string();
     assert!(failed.contains("hs_counter:broken_hook"), "{failed}");
     assert!(failed.contains("not_today"), "{failed}");
-    assert_eq!(node_json(&json, &node)["rolled_back"], false, "not undone: {json}");
+    assert_eq!(
+        node_json(&json, &node)["rolled_back"],
+        false,
+        "not undone: {json}"
+    );
     assert_eq!(node.loaded_md5("hs_counter"), p.md5(&v3, "hs_counter"));
 
     let (code, _, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v3), "--after", "redraw"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("`redraw` is not a function"), "{stderr}");
+}
+
+#[test]
+fn a_gen_event_handler_under_a_dynamic_child_is_migrated_up_and_down() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_handler"]), p.build(2, &["hs_handler"]));
+    let cookie = common::random_cookie();
+    let mut node = start_node("mig_event", &v1, &cookie, &["hs_handler"]);
+    node.eval("hs_handler:start_sup().");
+    node.eval("gen_event:sync_notify(hs_events, tick), gen_event:sync_notify(hs_events, tick).");
+    let manager = node.eval("whereis(hs_events).");
+
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v2)]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(
+        node_json(&json, &node)["migrated"][0]["name"],
+        "hs_events",
+        "{json}"
+    );
+    assert_eq!(node.eval("whereis(hs_events)."), manager);
+    assert_eq!(node.eval("hs_handler:count()."), "2");
+    assert_eq!(
+        node.eval("gen_event:sync_notify(hs_events, tick), hs_handler:count()."),
+        "3"
+    );
+    assert!(running(&mut node, "hs_events"));
+
+    let (code, json, stderr) = p.deploy(&[&node], &["--rollback"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(node.eval("whereis(hs_events)."), manager);
+    assert_eq!(node.eval("hs_handler:count()."), "3");
 }
