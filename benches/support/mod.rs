@@ -77,6 +77,20 @@ pub fn hotswap_timed(
     extra: &[&str],
     env: &[(&str, String)],
 ) -> (Duration, Duration) {
+    let (took, json) = hotswap_json(ebins, nodes, cookie, extra, env);
+    let in_flight = json["running_ms"].as_f64().unwrap_or(0.0);
+    (took, Duration::from_secs_f64(in_flight / 1e3))
+}
+
+/// Runs `hotswap-node deploy --json` on `ebins`, which must succeed; its
+/// wall time and its report.
+pub fn hotswap_json(
+    ebins: &[&Path],
+    nodes: &[String],
+    cookie: &str,
+    extra: &[&str],
+    env: &[(&str, String)],
+) -> (Duration, serde_json::Value) {
     let ebin = ebins[0];
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/hotswap-node");
     let mut cmd = Command::new(bin);
@@ -109,9 +123,8 @@ pub fn hotswap_timed(
         "hotswap-node failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
-    let in_flight = json["running_ms"].as_f64().unwrap_or(0.0);
-    (took, Duration::from_secs_f64(in_flight / 1e3))
+    let json = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    (took, json)
 }
 
 /// An operator node connected to the targets: Erlang's best way to load

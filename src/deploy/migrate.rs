@@ -140,8 +140,14 @@ pub fn migrated(t: &Term) -> Option<Migrated> {
     })
 }
 
+/// A registered name: an atom, or `process_info/2`'s `{registered_name,
+/// Name}`; `undefined`, `[]` (none) and anything else are no name.
 fn name_of(t: &Term) -> Option<String> {
-    term::as_atom(t)
+    let name = match term::as_tuple_n::<2>(t) {
+        Ok([tag, name]) if term::is_atom(tag, "registered_name") => name,
+        _ => t,
+    };
+    term::as_atom(name)
         .ok()
         .filter(|n| *n != "undefined")
         .map(str::to_owned)

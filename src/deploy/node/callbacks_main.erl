@@ -4,6 +4,5 @@
 %%
 %% Bindings: Mods = [Module], each loaded or not.
 %% Value: [{Module, Pid, Name}].
-Loaded = lists:filter(fun erlang:module_loaded/1, Mods),
-Running = maps:to_list(maps:merge(handlers(Loaded), callbacks(Loaded))),
-[{M, P, name_of(P)} || {M, Ps} <- Running, P <- Ps].
+Running = running_as_callback(lists:filter(fun erlang:module_loaded/1, Mods)),
+[{M, P, name_of(P)} || {M, Ps} <- maps:to_list(Running), P <- Ps].

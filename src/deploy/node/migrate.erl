@@ -30,30 +30,28 @@
 moving(_, none) -> [];
 moving(_, {release, _}) -> [];
 moving(Load, {Dir, _, _, _}) ->
-    Loaded = lists:filter(fun erlang:module_loaded/1, column(1, Load)),
-    Running = maps:to_list(maps:merge(handlers(Loaded), callbacks(Loaded))),
+    Running = maps:to_list(running_as_callback(lists:filter(fun erlang:module_loaded/1, column(1, Load)))),
     [{M, vsn_for(Dir, M, Bin), Ps} || {M, Ps} <- Running, {_, _, Bin} <- [lists:keyfind(M, 1, Load)],
                                       migrates(Dir, M, Bin)].
-%% callbacks(Modules) -> #{Module => [Pid]}: processes started by proc_lib
-%% with one of Modules as callback module.
-callbacks([]) -> #{};
-callbacks(Ms) ->
-    Wanted = maps:from_list(lists:zip(Ms, Ms)),
+%% running_as_callback(Modules) -> #{Module => [Pid]}: the processes with
+%% one of Modules as callback module. Compiled code looks at every
+%% process; interpreted code only at the modules (on a node of thousands
+%% of processes, interpreting per process would cost milliseconds).
+running_as_callback([]) -> #{};
+running_as_callback(Ms) ->
     Ps = processes(),
-    Dicts = lists:zipwith(fun erlang:process_info/2, Ps, repeat(dictionary, Ps)),
-    Found = [{M, P} || {P, {dictionary, D}} <- lists:zip(Ps, Dicts),
-                       {'$initial_call', {M, _, _}} <- [lists:keyfind('$initial_call', 1, D)],
-                       is_map_key(M, Wanted)],
-    group(Found).
-%% handlers(Modules) -> #{Module => [Pid]}: gen_event managers running one
-%% of Modules (those declaring the gen_event behaviour) as a handler.
-handlers(Ms) ->
+    Starts = lists:map(fun proc_lib:translate_initial_call/1, Ps),
+    Started = lists:zip(lists:zipwith(fun erlang:element/2, repeat(1, Starts), Starts), Ps),
+    maps:merge(handlers(Ms, proplists:get_all_values(gen_event, Started)),
+               maps:from_list([{M, Found} || M <- Ms, Found <- [proplists:get_all_values(M, Started)],
+                                             Found =/= []])).
+%% handlers(Modules, Managers) -> #{Module => [Pid]}: the gen_event
+%% managers running one of Modules (those declaring the gen_event
+%% behaviour) as a handler.
+handlers(Ms, Managers) ->
     case [M || M <- Ms, is_handler(M)] of
         [] -> #{};
         Hs ->
-            Managers = [P || P <- processes(),
-                             {dictionary, D} <- [process_info(P, dictionary)],
-                             {'$initial_call', {gen_event, _, _}} <- [lists:keyfind('$initial_call', 1, D)]],
             group([{M, P} || P <- Managers, H <- catch_handlers(P), M <- [handler_module(H)],
                              lists:member(M, Hs)])
     end.
@@ -128,7 +126,8 @@ doing(P) ->
 %% swap(Prepared, Moving, Migrate, Owner) -> {Loaded, Migrated}
 %%   Loaded = finish's value, or {busy, Busy} (nothing loaded), or
 %%            swap_up's or swap_down's {migrate_failed, ...};
-%%   Migrated = {[{Module, Pid, Name}], SuspendedUs}.
+%%   Migrated = {[{Module, Pid, Name}], SuspendedUs}, Name as
+%%              process_info(Pid, registered_name) gives it.
 %% No process is left suspended by an error of this script.
 swap(Prepared, [], {release, Keeper}, _) ->
     Loaded = finish(Prepared),
@@ -151,8 +150,9 @@ swap(Prepared, Moving, {Dir, Extra, StepMs, LeaseMs}, Owner) ->
                     up -> swap_up(Steps, Owner, LeaseMs);
                     down -> swap_down(Steps)
                 end,
-                {Loaded, {[{M, P, name_of(P)} || {M, P} <- Owners],
-                          erlang:monotonic_time(microsecond) - Started}}
+                Suspended = erlang:monotonic_time(microsecond) - Started,
+                Names = lists:zipwith(fun erlang:process_info/2, Ps, repeat(registered_name, Ps)),
+                {Loaded, {lists:zip3(column(1, Owners), Ps, Names), Suspended}}
             catch C:E:S -> resume(Ps, StepMs), erlang:raise(C, E, S)
             end
     end.
