@@ -34,37 +34,28 @@ moving(Load, {Dir, _, _, _}) ->
     [{M, vsn_for(Dir, M, Bin), Ps} || {M, Ps} <- Running, {_, _, Bin} <- [lists:keyfind(M, 1, Load)],
                                       migrates(Dir, M, Bin)].
 %% running_as_callback(Modules) -> #{Module => [Pid]}: the processes with
-%% one of Modules as callback module. Compiled code looks at every
-%% process; interpreted code only at the modules (on a node of thousands
-%% of processes, interpreting per process would cost milliseconds).
+%% one of Modules as callback module. Compiled code looks at every process
+%% and every module; interpreted code only at the modules some process
+%% runs and at the event managers' handlers (interpreting per process or
+%% per module would cost milliseconds on a node of thousands of processes,
+%% or a deploy of hundreds of modules).
 running_as_callback([]) -> #{};
 running_as_callback(Ms) ->
     Ps = processes(),
     Starts = lists:map(fun proc_lib:translate_initial_call/1, Ps),
     Started = lists:zip(lists:zipwith(fun erlang:element/2, repeat(1, Starts), Starts), Ps),
-    maps:merge(handlers(Ms, proplists:get_all_values(gen_event, Started)),
-               maps:from_list([{M, Found} || M <- Ms, Found <- [proplists:get_all_values(M, Started)],
-                                             Found =/= []])).
-%% handlers(Modules, Managers) -> #{Module => [Pid]}: the gen_event
-%% managers running one of Modules (those declaring the gen_event
-%% behaviour) as a handler.
-handlers(Ms, Managers) ->
-    case [M || M <- Ms, is_handler(M)] of
-        [] -> #{};
-        Hs ->
-            group([{M, P} || P <- Managers, H <- catch_handlers(P), M <- [handler_module(H)],
-                             lists:member(M, Hs)])
-    end.
-is_handler(M) ->
-    As = erlang:get_module_info(M, attributes),
-    lists:member(gen_event, proplists:get_value(behaviour, As, []) ++ proplists:get_value(behavior, As, [])).
-catch_handlers(P) ->
-    case catch gen_event:which_handlers(P) of
-        Hs when is_list(Hs) -> lists:usort(Hs);
-        _ -> []
-    end.
-handler_module({M, _}) -> M;
-handler_module(M) -> M.
+    Set = lists:usort(Ms),
+    Callbacks = ordsets:intersection(lists:usort(column(1, Started)), Set),
+    maps:merge(handlers(Set, proplists:get_all_values(gen_event, Started)),
+               maps:from_list([{M, proplists:get_all_values(M, Started)} || M <- Callbacks])).
+%% handlers(Set, Managers) -> #{Module => [Pid]}: the gen_event managers
+%% running a module of the ordset Set as a handler, asked as
+%% release_handler asks a supervisor's dynamic child (get_modules); one
+%% that does not answer within a second is left out.
+handlers(_, []) -> #{};
+handlers(Set, Managers) ->
+    group([{M, P} || P <- Managers, {ok, Mods} <- [catch gen:call(P, self(), get_modules, 1000)],
+                     M <- Mods, ordsets:is_element(M, Set)]).
 %% group([{Key, Value}]) -> #{Key => [Value]}.
 group(Pairs) ->
     lists:foldl(fun({K, V}, Acc) -> Acc#{K => [V | maps:get(K, Acc, [])]} end, #{}, Pairs).
