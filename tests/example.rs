@@ -77,7 +77,61 @@ fn deploy_with_no_flags_from_a_mix_project_reads_config_exs() {
     assert_eq!(node.eval("'Elixir.Example':hello()."), "'new world'");
     // The counter process kept its state through the deploy.
     assert_eq!(node.eval("'Elixir.Example.Counter':increment()."), "2");
+
+    // Its state goes from an integer to a struct with one more field: the
+    // next plain deploy migrates the same process through code_change.
+    let pid = node.eval("whereis('Elixir.Example.Counter').");
+    std::fs::write(dev.join("lib/example/counter.ex"), COUNTER_AS_STRUCT).expect("edit");
+    let out = Command::new(env!("CARGO_BIN_EXE_hotswap-node"))
+        .args(["deploy", "--name", &unique("hs")])
+        .current_dir(&dev)
+        .env("HOME", root.path())
+        .env("PATH", common::tool_path())
+        .env_remove("HOTSWAP_NODES")
+        .env_remove("HOTSWAP_COOKIE")
+        .env_remove("MIX_TARGET")
+        .output()
+        .expect("binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Migrated 1 process of `Elixir.Example.Counter`"),
+        "{stdout}"
+    );
+    assert_eq!(node.eval("whereis('Elixir.Example.Counter')."), pid);
+    assert_eq!(node.eval("'Elixir.Example.Counter':increment()."), "12");
+    let shape = "case sys:get_state('Elixir.Example.Counter') of \
+        #{'__struct__' := 'Elixir.Example.Counter', count := 12, step := 10} -> struct; \
+        Other -> Other end.";
+    assert_eq!(node.eval(shape), "struct");
 }
+
+/// The example's counter with its state a struct of two fields, and the
+/// code_change that makes one of the integer it was.
+const COUNTER_AS_STRUCT: &str = r#"defmodule Example.Counter do
+  use GenServer
+  defstruct count: 0, step: 10
+
+  def start_link(opts \\ []),
+    do: GenServer.start_link(__MODULE__, Keyword.get(opts, :initial, 0), name: __MODULE__)
+
+  def increment, do: GenServer.call(__MODULE__, :increment)
+  def value, do: GenServer.call(__MODULE__, :value)
+
+  @impl true
+  def init(initial), do: {:ok, %__MODULE__{count: initial}}
+
+  @impl true
+  def handle_call(:increment, _from, %__MODULE__{count: n, step: d} = s),
+    do: {:reply, n + d, %{s | count: n + d}}
+
+  def handle_call(:value, _from, %__MODULE__{count: n} = s), do: {:reply, n, s}
+
+  @impl true
+  def code_change(_old, n, _extra) when is_integer(n), do: {:ok, %__MODULE__{count: n}}
+end
+"#;
 
 #[test]
 fn a_failed_build_stops_before_connecting() {
