@@ -303,7 +303,11 @@ pub(crate) fn settings(target: &Target) -> Result<Settings, CliError> {
         timeout: target.timeout,
         name: target.name.clone(),
     };
-    Ok(Settings::load(&project, &flags)?)
+    let settings = Settings::load(&project, &flags)?;
+    if !settings.cookie_source.is_empty() {
+        tracing::debug!("the cookie comes from {}", settings.cookie_source);
+    }
+    Ok(settings)
 }
 
 /// The after-deploy call: `--after`, else `after_deploy` in the

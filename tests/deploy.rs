@@ -446,3 +446,41 @@ fn cluster_reaches_connected_nodes_and_status_reports_per_node() {
         );
     }
 }
+
+/// A node started from a Mix release has the release's cookie: with none
+/// configured, the tool takes it from `_build/<env>/rel/<app>/releases/
+/// COOKIE`, and says where with `-v`, never what it is.
+#[test]
+fn a_mix_release_s_cookie_is_used_when_none_is_configured() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_greet"]), p.build(2, &["hs_greet"]));
+    let cookie = common::random_cookie();
+    let mut node = start_node("relcookie", &v1, &cookie, &["hs_greet"]);
+    std::fs::write(p.path().join("mix.exs"), "").expect("mix.exs");
+    let file = p.path().join("_build/prod/rel/example/releases/COOKIE");
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&file, &cookie).expect("cookie");
+    let out = p.run_with(
+        &[
+            "deploy",
+            "-v",
+            "--no-build",
+            "--node",
+            &node.name,
+            "--ebin",
+            &arg(&v2),
+            "--name",
+            &unique("hs"),
+        ],
+        &[("MIX_ENV", "prod".to_owned())],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("the cookie comes from") && stderr.contains("releases/COOKIE"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains(&cookie) && !stderr.contains(&cookie));
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+}

@@ -8,6 +8,7 @@
 //! The cookie never appears in an error, a log line or `Debug` output.
 
 pub mod exs;
+mod release_cookie;
 
 use crate::dist::{Cookie, NodeName};
 use serde::Deserialize;
@@ -65,7 +66,7 @@ pub enum ConfigError {
     Node { source_name: String, detail: String },
     #[error("no nodes to deploy to: pass `--node NAME@HOST`, set HOTSWAP_NODES, or put `nodes = [\"app@host\"]` in hotswap.toml")]
     NoNodes,
-    #[error("no cookie: pass `--cookie`, set HOTSWAP_COOKIE, put `cookie` or `cookie_file` in hotswap.toml, or create ~/.erlang.cookie")]
+    #[error("no cookie: pass `--cookie`, set HOTSWAP_COOKIE, put `cookie` or `cookie_file` in hotswap.toml, build the project's release, or create ~/.erlang.cookie")]
     NoCookie,
     #[error("cookie file `{}` cannot be read: {source}", path.display())]
     CookieFile {
@@ -104,6 +105,8 @@ pub struct Settings {
     pub name: Option<String>,
     /// Where the settings came from, for messages.
     pub sources: Vec<String>,
+    /// Where the cookie came from (never the cookie), for `-v`.
+    pub cookie_source: String,
     /// Things the user should know (loose file permissions).
     pub warnings: Vec<String>,
 }
@@ -189,18 +192,31 @@ impl Settings {
             }
         }
 
-        // Cookie: flag, environment, `cookie`, `cookie_file`, ~/.erlang.cookie.
+        // Cookie: flag, environment, `cookie`, `cookie_file`, the
+        // project's release, ~/.erlang.cookie.
+        let mut cookie_source = String::new();
         let cookie = if let Some(c) = &flags.cookie {
+            cookie_source = "`--cookie`".into();
             Some(Cookie::new(c.clone()))
         } else if let Some(c) = env("HOTSWAP_COOKIE").filter(|c| !c.is_empty()) {
+            cookie_source = "HOTSWAP_COOKIE".into();
             Some(Cookie::new(c))
         } else if let Some(c) = &file.cookie {
             warnings.extend(cookie_readable(cookie_origin.as_deref()));
+            cookie_source = format!(
+                "`cookie` in `{}`",
+                sources.last().map_or(FILE_NAME, String::as_str)
+            );
             Some(Cookie::new(c.clone()))
         } else if let Some(path) = &file.cookie_file {
             let path = project.join(path);
             warnings.extend(cookie_readable(Some(&path)));
+            cookie_source = format!("`{}` (`cookie_file`)", path.display());
             Some(read_cookie_file(&path)?)
+        } else if let Some((path, c)) = release_cookie(project, &env, app_name.as_deref()) {
+            warnings.extend(cookie_readable(Some(&path)));
+            cookie_source = format!("`{}` (the project's release)", path.display());
+            Some(Cookie::new(c))
         } else {
             match env("HOME").map(|h| PathBuf::from(h).join(".erlang.cookie")) {
                 Some(path) if path.is_file() => {
@@ -210,6 +226,7 @@ impl Settings {
                             path.display()
                         ));
                     }
+                    cookie_source = format!("`{}`", path.display());
                     Some(read_cookie_file(&path)?)
                 }
                 _ => None,
@@ -252,6 +269,7 @@ impl Settings {
             after_deploy: file.after_deploy.clone(),
             name: flags.name.clone().or(file.name.clone()),
             sources,
+            cookie_source,
             warnings,
         })
     }
@@ -300,6 +318,23 @@ fn scrub(message: &str) -> String {
         .collect()
 }
 
+/// The cookie of the project's own release ([`release_cookie::find`]), in
+/// the build folder `MIX_ENV` and `MIX_TARGET` (or `REBAR_PROFILE`) pick.
+fn release_cookie(
+    project: &Path,
+    env: &impl Fn(&str) -> Option<String>,
+    app: Option<&str>,
+) -> Option<(PathBuf, String)> {
+    let var = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+    let mix_env = var("MIX_ENV").unwrap_or_else(|| "dev".into());
+    let mix_build = match var("MIX_TARGET").filter(|t| t != "host") {
+        Some(target) => format!("{target}_{mix_env}"),
+        None => mix_env,
+    };
+    let profile = var("REBAR_PROFILE").unwrap_or_else(|| "default".into());
+    release_cookie::find(project, &mix_build, &profile, app)
+}
+
 fn read_cookie_file(path: &Path) -> Result<Cookie, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::CookieFile {
         path: path.to_owned(),
@@ -346,6 +381,45 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn the_releases_cookie_comes_before_the_home_cookie_and_says_where_it_is() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let home = tempfile::tempdir().expect("home");
+        std::fs::write(dir.path().join("mix.exs"), "").expect("mix.exs");
+        std::fs::write(home.path().join(".erlang.cookie"), "HOMECOOKIE").expect("home");
+        let home_text = home.path().to_string_lossy().into_owned();
+        let env = |k: &str| match k {
+            "HOME" => Some(home_text.clone()),
+            "MIX_ENV" => Some("prod".to_owned()),
+            _ => None,
+        };
+        let s = Settings::load_with_env(dir.path(), &Flags::default(), env).expect("load");
+        assert_eq!(s.cookie().expect("cookie").expose(), "HOMECOOKIE");
+        let file = dir.path().join("_build/prod/rel/example/releases/COOKIE");
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&file, "RELEASECOOKIE\n").expect("cookie");
+        let s = Settings::load_with_env(dir.path(), &Flags::default(), env).expect("load");
+        assert_eq!(s.cookie().expect("cookie").expose(), "RELEASECOOKIE");
+        assert!(
+            s.cookie_source.contains("releases/COOKIE"),
+            "{}",
+            s.cookie_source
+        );
+        assert!(!s.cookie_source.contains("RELEASECOOKIE"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::Permissions::from_mode(0o644);
+            std::fs::set_permissions(&file, mode).expect("chmod");
+            let s = Settings::load_with_env(dir.path(), &Flags::default(), env).expect("load");
+            assert!(
+                s.warnings.iter().any(|w| w.contains("releases/COOKIE")),
+                "{:?}",
+                s.warnings
+            );
+        }
     }
 
     #[test]
