@@ -94,6 +94,10 @@ pub struct Target {
     /// Seconds to wait for a node's answer.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
+    /// Connect to the nodes' distribution port directly, without EPMD (nodes
+    /// started with `-erl_epmd_port N -start_epmd false`, or ERL_DIST_PORT).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub dist_port: Option<u16>,
     /// The project folder (default: the current one).
     #[arg(short = 'C', long, value_name = "DIR")]
     pub project: Option<PathBuf>,
@@ -302,6 +306,7 @@ pub(crate) fn settings(target: &Target) -> Result<Settings, CliError> {
         ebin: target.ebin.clone(),
         timeout: target.timeout,
         name: target.name.clone(),
+        dist_port: target.dist_port,
     };
     let settings = Settings::load(&project, &flags)?;
     if !settings.cookie_source.is_empty() {
@@ -332,6 +337,7 @@ pub(crate) fn peer_options(settings: &Settings) -> Result<PeerOptions, CliError>
     let mut options = PeerOptions::new(settings.cookie()?.clone());
     options.name = settings.name.clone();
     options.connect_timeout = settings.timeout.min(std::time::Duration::from_secs(10));
+    options.dist_port = settings.dist_port;
     Ok(options)
 }
 

@@ -484,3 +484,57 @@ fn a_mix_release_s_cookie_is_used_when_none_is_configured() {
     assert!(!stdout.contains(&cookie) && !stderr.contains(&cookie));
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
 }
+
+/// A free TCP port on this machine (bound, then let go).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// A node without EPMD (`-erl_epmd_port N -start_epmd false`) is reached at
+/// its distribution port, from `--dist-port` or ERL_DIST_PORT, by a tool
+/// that has no EPMD either: none answers at the port it would use, and
+/// none is started there.
+#[test]
+fn a_node_without_epmd_is_reached_at_its_distribution_port() {
+    let p = Project::new();
+    let (v1, v2, v3) = (
+        p.build(1, &["hs_greet"]),
+        p.build(2, &["hs_greet"]),
+        p.build(3, &["hs_greet"]),
+    );
+    let cookie = common::random_cookie();
+    let port = free_port().to_string();
+    let spec = NodeSpec::new("noepmd")
+        .cookie(&cookie)
+        .code_path(&v1)
+        .arg("-start_epmd")
+        .arg("false")
+        .arg("-erl_epmd_port")
+        .arg(&port);
+    let mut node = start_node_with(spec, &["hs_greet"]);
+    let no_epmd = free_port();
+    let env = [("ERL_EPMD_PORT", no_epmd.to_string())];
+
+    let (code, json, stderr) =
+        p.deploy_with(&[&node], &["--ebin", &arg(&v2), "--dist-port", &port], &env);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+
+    let env = [
+        ("ERL_EPMD_PORT", no_epmd.to_string()),
+        ("ERL_DIST_PORT", port.clone()),
+    ];
+    let (code, json, stderr) = p.deploy_with(&[&node], &["--ebin", &arg(&v3)], &env);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v3, "hs_greet"));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", no_epmd)).is_err(),
+        "an EPMD was started"
+    );
+
+    let env = [("ERL_DIST_PORT", "4369x".to_owned())];
+    let (code, json, stderr) = p.deploy_with(&[&node], &["--ebin", &arg(&v3)], &env);
+    assert_eq!(code, 2, "{json}\n{stderr}");
+    assert!(stderr.contains("ERL_DIST_PORT"), "{stderr}");
+}

@@ -33,6 +33,7 @@ pub struct FileConfig {
     pub name: Option<String>,
     pub code_change: Option<bool>,
     pub after_deploy: Option<String>,
+    pub dist_port: Option<u16>,
 }
 
 /// What the command line adds on top.
@@ -44,6 +45,7 @@ pub struct Flags {
     pub ebin: Vec<PathBuf>,
     pub timeout: Option<f64>,
     pub name: Option<String>,
+    pub dist_port: Option<u16>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,8 @@ pub enum ConfigError {
     NoNodes,
     #[error("no cookie: pass `--cookie`, set HOTSWAP_COOKIE, put `cookie` or `cookie_file` in hotswap.toml, build the project's release, or create ~/.erlang.cookie")]
     NoCookie,
+    #[error("ERL_DIST_PORT (or `dist_port`) is `{0}`, not a port number from 1 to 65535")]
+    DistPort(String),
     #[error("cookie file `{}` cannot be read: {source}", path.display())]
     CookieFile {
         path: PathBuf,
@@ -102,6 +106,8 @@ pub struct Settings {
     pub code_change: bool,
     /// Called on each node once its change runs (`Module.function`).
     pub after_deploy: Option<String>,
+    /// The nodes' distribution port, to connect without EPMD.
+    pub dist_port: Option<u16>,
     pub name: Option<String>,
     /// Where the settings came from, for messages.
     pub sources: Vec<String>,
@@ -233,6 +239,22 @@ impl Settings {
             }
         };
 
+        let dist_port = match flags.dist_port.or(file.dist_port) {
+            Some(port) => Some(port),
+            None => match env("ERL_DIST_PORT").filter(|p| !p.trim().is_empty()) {
+                Some(text) => Some(
+                    text.trim()
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|p| *p > 0)
+                        .ok_or(ConfigError::DistPort(text))?,
+                ),
+                None => None,
+            },
+        };
+        if dist_port == Some(0) {
+            return Err(ConfigError::DistPort("0".into()));
+        }
         let timeout = match flags.timeout.or(file.timeout) {
             Some(t) if (TIMEOUT_RANGE.0..=TIMEOUT_RANGE.1).contains(&t) => {
                 Duration::from_secs_f64(t)
@@ -267,6 +289,7 @@ impl Settings {
             keep_snapshots: file.keep_snapshots.unwrap_or(crate::store::DEFAULT_KEEP),
             code_change: file.code_change.unwrap_or(true),
             after_deploy: file.after_deploy.clone(),
+            dist_port,
             name: flags.name.clone().or(file.name.clone()),
             sources,
             cookie_source,

@@ -80,6 +80,9 @@ pub struct PeerOptions {
     /// Limit for TCP connect plus handshake with one node.
     pub connect_timeout: Duration,
     pub ticks: Ticks,
+    /// The targets' distribution port: connect there without asking EPMD,
+    /// and register with none (nodes without EPMD).
+    pub dist_port: Option<u16>,
 }
 
 impl PeerOptions {
@@ -89,6 +92,7 @@ impl PeerOptions {
             cookie,
             connect_timeout: Duration::from_secs(5),
             ticks: Ticks::default(),
+            dist_port: None,
         }
     }
 
@@ -155,7 +159,11 @@ impl Peer {
             .map_err(StartError::Listen)?;
         let port = listener.local_addr().map_err(StartError::Listen)?.port();
         let alive = name.name().to_owned();
-        let pending = tokio::spawn(async move { epmd::register(&alive, port).await });
+        // Without EPMD (a distribution port given), nothing is registered.
+        let pending = options
+            .dist_port
+            .is_none()
+            .then(|| tokio::spawn(async move { epmd::register(&alive, port).await }));
         // Peers learn our creation from the handshake, not from EPMD.
         let identity = Identity {
             name,
@@ -171,7 +179,7 @@ impl Peer {
         Ok(Peer {
             identity,
             options,
-            pending: Mutex::new(Some(pending)),
+            pending: Mutex::new(pending),
             registered: tokio::sync::OnceCell::new(),
             registration: Mutex::new(None),
             listener: Mutex::new(Some(accepting)),
@@ -249,6 +257,13 @@ impl Peer {
         target: &NodeName,
         remembered: Option<u16>,
     ) -> Result<(Connection, u16), ConnectError> {
+        if let Some(port) = self.options.dist_port {
+            let limit = self.options.connect_timeout;
+            let conn = self
+                .connect_at(target, port, limit, true, &self.options.cookie)
+                .await?;
+            return Ok((conn, port));
+        }
         if let Some(port) = remembered {
             let limit = self.options.connect_timeout.min(Duration::from_secs(2));
             match self
