@@ -538,3 +538,65 @@ fn a_node_without_epmd_is_reached_at_its_distribution_port() {
     assert_eq!(code, 2, "{json}\n{stderr}");
     assert!(stderr.contains("ERL_DIST_PORT"), "{stderr}");
 }
+
+/// A node whose distribution runs over IPv6 only (`-proto_dist
+/// inet6_tcp`), named by its IPv6 address: EPMD is asked and the node
+/// reached over IPv6, and `--verify` and a rollback work as over IPv4. It
+/// can also reach this tool back (`net_adm:ping`): the tool listens on
+/// both.
+#[test]
+fn a_node_on_ipv6_only_is_deployed_to_verified_and_rolled_back() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    }
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_greet"]), p.build(2, &["hs_greet"]));
+    let cookie = common::random_cookie();
+    let spec = NodeSpec::new("ipsix")
+        .cookie(&cookie)
+        .code_path(&v1)
+        .long_name("::1")
+        .arg("-proto_dist")
+        .arg("inet6_tcp");
+    let mut node = start_node_with(spec, &["hs_greet"]);
+    assert!(node.name.ends_with("@::1"), "{}", node.name);
+    let name = unique("hs6");
+    let (code, json, stderr) = p.deploy(
+        &[&node],
+        &["--ebin", &arg(&v2), "--verify", "--name", &name],
+    );
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+    let (code, json, stderr) = p.deploy(&[&node], &["--rollback"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+
+    // Another node pings a held session of the tool (watch) over IPv6.
+    let mut w = common::watcher::Watcher::start(
+        p.path(),
+        p.path(),
+        &[
+            "--no-build",
+            "--ebin",
+            &arg(&v1),
+            "--node",
+            &node.name,
+            "--cookie",
+            &cookie,
+            "--name",
+            &name,
+        ],
+    );
+    w.wait_stderr("Watching");
+    // A node the tool is not connected to must connect to its listener.
+    let other = NodeSpec::new("ipsix_other")
+        .cookie(&cookie)
+        .long_name("::1")
+        .arg("-proto_dist")
+        .arg("inet6_tcp");
+    let mut other = common::ErlNode::start(other);
+    let pong = other.eval(&format!("net_adm:ping('{name}@::1')."));
+    assert_eq!(pong, "pong", "{}", w.everything_said());
+    assert_eq!(w.interrupt(), 0);
+}

@@ -154,9 +154,7 @@ impl Peer {
     /// [`Peer::registration`] tells how it went.
     pub async fn launch(options: PeerOptions, targets: &[NodeName]) -> Result<Peer, StartError> {
         let name = names::local_name(options.name.as_deref(), targets)?;
-        let listener = TcpListener::bind(("0.0.0.0", 0))
-            .await
-            .map_err(StartError::Listen)?;
+        let listener = listen().await.map_err(StartError::Listen)?;
         let port = listener.local_addr().map_err(StartError::Listen)?.port();
         let alive = name.name().to_owned();
         // Without EPMD (a distribution port given), nothing is registered.
@@ -357,6 +355,23 @@ impl Peer {
         let mut list = self.incoming.lock().unwrap_or_else(|p| p.into_inner());
         list.retain(|c| c.closed_reason().is_none());
         list.len()
+    }
+}
+
+/// The listener nodes connect back on (`net_adm:ping`): one socket on
+/// IPv6 and IPv4 at once (`[::]`, not IPv6-only whatever the system's
+/// default), so that nodes on either reach it; IPv4 only on a machine
+/// without IPv6.
+async fn listen() -> std::io::Result<TcpListener> {
+    let dual = || -> std::io::Result<TcpListener> {
+        let socket = tokio::net::TcpSocket::new_v6()?;
+        socket2::SockRef::from(&socket).set_only_v6(false)?;
+        socket.bind((std::net::Ipv6Addr::UNSPECIFIED, 0).into())?;
+        socket.listen(128)
+    };
+    match dual() {
+        Ok(listener) => Ok(listener),
+        Err(_) => TcpListener::bind(("0.0.0.0", 0)).await,
     }
 }
 
