@@ -44,16 +44,7 @@ fn deploy_with_no_flags_from_a_mix_project_reads_config_exs() {
     let text = std::fs::read_to_string(&source).expect("read");
     std::fs::write(&source, text.replace(":world", ":\"new world\"")).expect("edit");
 
-    let out = Command::new(env!("CARGO_BIN_EXE_hotswap-node"))
-        .args(["deploy", "--name", &unique("hs")])
-        .current_dir(&dev)
-        .env("HOME", root.path())
-        .env("PATH", common::tool_path())
-        .env_remove("HOTSWAP_NODES")
-        .env_remove("HOTSWAP_COOKIE")
-        .env_remove("MIX_TARGET")
-        .output()
-        .expect("binary runs");
+    let out = deploy_with_no_flags(&dev, root.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -82,16 +73,7 @@ fn deploy_with_no_flags_from_a_mix_project_reads_config_exs() {
     // next plain deploy migrates the same process through code_change.
     let pid = node.eval("whereis('Elixir.Example.Counter').");
     std::fs::write(dev.join("lib/example/counter.ex"), COUNTER_AS_STRUCT).expect("edit");
-    let out = Command::new(env!("CARGO_BIN_EXE_hotswap-node"))
-        .args(["deploy", "--name", &unique("hs")])
-        .current_dir(&dev)
-        .env("HOME", root.path())
-        .env("PATH", common::tool_path())
-        .env_remove("HOTSWAP_NODES")
-        .env_remove("HOTSWAP_COOKIE")
-        .env_remove("MIX_TARGET")
-        .output()
-        .expect("binary runs");
+    let out = deploy_with_no_flags(&dev, root.path());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
@@ -105,6 +87,21 @@ fn deploy_with_no_flags_from_a_mix_project_reads_config_exs() {
         #{'__struct__' := 'Elixir.Example.Counter', count := 12, step := 10} -> struct; \
         Other -> Other end.";
     assert_eq!(node.eval(shape), "struct");
+}
+
+/// `hotswap-node deploy` with no flags in the project `dev`, `home` its
+/// HOME, no HOTSWAP_* or MIX_TARGET from the test's environment.
+fn deploy_with_no_flags(dev: &std::path::Path, home: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hotswap-node"))
+        .args(["deploy", "--name", &unique("hs")])
+        .current_dir(dev)
+        .env("HOME", home)
+        .env("PATH", common::tool_path())
+        .env_remove("HOTSWAP_NODES")
+        .env_remove("HOTSWAP_COOKIE")
+        .env_remove("MIX_TARGET")
+        .output()
+        .expect("binary runs")
 }
 
 /// The example's counter with its state a struct of two fields, and the

@@ -9,10 +9,24 @@ mod common;
 
 use common::project::{node_json, start_node, Project};
 use common::ErlNode;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn ebin(p: &Path) -> String {
     p.to_string_lossy().into_owned()
+}
+
+/// A node running v1 of the counter, counted to `bumps`; the project built
+/// at v1 and v2.
+fn one_counter(tag: &str, bumps: usize) -> (Project, PathBuf, PathBuf, ErlNode) {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_counter"]), p.build(2, &["hs_counter"]));
+    let cookie = common::random_cookie();
+    let mut node = start_node(tag, &v1, &cookie, &["hs_counter"]);
+    node.eval("{ok, _} = hs_counter:start().");
+    node.eval(&format!(
+        "[hs_counter:bump() || _ <- lists:seq(1, {bumps})]."
+    ));
+    (p, v1, v2, node)
 }
 
 /// The counter's pid, count and state, as the node shows them.
@@ -33,12 +47,7 @@ fn running(node: &mut ErlNode, name: &str) -> bool {
 
 #[test]
 fn a_deploy_migrates_a_gen_server_up_and_a_rollback_migrates_it_down() {
-    let p = Project::new();
-    let (v1, v2) = (p.build(1, &["hs_counter"]), p.build(2, &["hs_counter"]));
-    let cookie = common::random_cookie();
-    let mut node = start_node("mig_up", &v1, &cookie, &["hs_counter"]);
-    node.eval("{ok, _} = hs_counter:start().");
-    node.eval("[hs_counter:bump() || _ <- [1, 2, 3]].");
+    let (p, v1, v2, mut node) = one_counter("mig_up", 3);
     let (pid, count, state) = counter(&mut node);
     assert_eq!(count, "3");
     assert_eq!(state, "#{count => 3,vsn => 1}");
@@ -91,12 +100,7 @@ fn a_gen_statem_is_migrated_through_its_code_change_4() {
 
 #[test]
 fn without_code_change_the_process_keeps_its_state_as_it_was() {
-    let p = Project::new();
-    let (v1, v2) = (p.build(1, &["hs_counter"]), p.build(2, &["hs_counter"]));
-    let cookie = common::random_cookie();
-    let mut node = start_node("mig_off", &v1, &cookie, &["hs_counter"]);
-    node.eval("{ok, _} = hs_counter:start().");
-    node.eval("hs_counter:bump().");
+    let (p, _v1, v2, mut node) = one_counter("mig_off", 1);
 
     let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v2), "--no-code-change"]);
     assert_eq!(code, 0, "{json}\n{stderr}");
@@ -235,12 +239,7 @@ fn a_code_change_that_crashes_on_one_node_puts_both_back_and_nobody_dies() {
 
 #[test]
 fn a_tool_killed_during_a_code_change_leaves_no_process_suspended() {
-    let p = Project::new();
-    let (v1, v2) = (p.build(1, &["hs_counter"]), p.build(2, &["hs_counter"]));
-    let cookie = common::random_cookie();
-    let mut node = start_node("mig_kill", &v1, &cookie, &["hs_counter"]);
-    node.eval("{ok, _} = hs_counter:start().");
-    node.eval("hs_counter:bump().");
+    let (p, _v1, v2, mut node) = one_counter("mig_kill", 1);
     let pid = node.eval("whereis(hs_counter).");
     node.eval("persistent_term:put({hs_counter, code_change}, hold).");
 
@@ -295,11 +294,8 @@ fn a_rollback_whose_code_change_crashes_on_one_node_leaves_both_on_the_deploy() 
 
 #[test]
 fn status_and_dry_run_name_the_processes_a_deploy_would_migrate() {
-    let p = Project::new();
-    let (v1, v2) = (p.build(1, &["hs_counter"]), p.build(2, &["hs_counter"]));
-    let cookie = common::random_cookie();
-    let mut node = start_node("mig_plan", &v1, &cookie, &["hs_counter"]);
-    node.eval("{ok, _} = hs_counter:start().");
+    let (p, _v1, v2, mut node) = one_counter("mig_plan", 0);
+    let cookie = node.cookie.clone();
     let pid = node.eval("whereis(hs_counter).");
     let shown = pid.trim_start_matches('<').trim_end_matches('>');
 
