@@ -11,6 +11,7 @@
 //! them go ([`Migration::Release`]); if the tool goes away first, the node
 //! lets them go itself.
 
+use super::process::{describe_process, name_of, show_pid, Lingering};
 use crate::dist::term::{self, atom_term, list, tuple, Term};
 use std::time::Duration;
 
@@ -87,7 +88,7 @@ impl ProcessNote {
     pub fn describe(&self) -> String {
         format!(
             "{} of `{}`",
-            super::report::describe_process(&self.pid, self.name.as_deref()),
+            describe_process(&self.pid, self.name.as_deref()),
             self.module
         )
     }
@@ -102,7 +103,7 @@ pub fn notes(t: &Term) -> Vec<ProcessNote> {
             let [m, pid, name, detail] = term::as_tuple_n::<4>(item).ok()?;
             Some(ProcessNote {
                 module: term::as_atom(m).ok()?.to_owned(),
-                pid: super::remote::show_pid(pid),
+                pid: show_pid(pid),
                 name: name_of(name),
                 detail: term::as_text(detail).unwrap_or_else(|_| term::show(detail)),
             })
@@ -114,7 +115,7 @@ pub fn notes(t: &Term) -> Vec<ProcessNote> {
 /// suspended.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Migrated {
-    pub processes: Vec<super::remote::Lingering>,
+    pub processes: Vec<Lingering>,
     pub suspended: Duration,
 }
 
@@ -122,57 +123,11 @@ pub struct Migrated {
 pub fn migrated(t: &Term) -> Option<Migrated> {
     let [processes, us] = term::as_tuple_n::<2>(t).ok()?;
     let us = u64::try_from(term::as_int(us).ok()?).ok()?;
-    let processes = term::as_list(processes)
-        .ok()?
-        .iter()
-        .filter_map(|item| {
-            let [m, pid, name] = term::as_tuple_n::<3>(item).ok()?;
-            Some(super::remote::Lingering {
-                module: term::as_atom(m).ok()?.to_owned(),
-                pid: super::remote::show_pid(pid),
-                name: name_of(name),
-            })
-        })
-        .collect();
+    term::as_list(processes).ok()?;
     Some(Migrated {
-        processes,
+        processes: super::process::processes(processes),
         suspended: Duration::from_micros(us),
     })
-}
-
-/// A registered name: an atom, or `process_info/2`'s `{registered_name,
-/// Name}`; `undefined`, `[]` (none) and anything else are no name.
-fn name_of(t: &Term) -> Option<String> {
-    let name = match term::as_tuple_n::<2>(t) {
-        Ok([tag, name]) if term::is_atom(tag, "registered_name") => name,
-        _ => t,
-    };
-    term::as_atom(name)
-        .ok()
-        .filter(|n| *n != "undefined")
-        .map(str::to_owned)
-}
-
-/// One line per module: `Migrated 3 processes of `Sensor` on node
-/// (suspended 0.8 ms)`.
-pub fn lines(migrated: &Migrated, node: &str) -> Vec<String> {
-    let mut per_module: Vec<(&str, usize)> = Vec::new();
-    for p in &migrated.processes {
-        match per_module.iter_mut().find(|(m, _)| *m == p.module) {
-            Some((_, n)) => *n += 1,
-            None => per_module.push((&p.module, 1)),
-        }
-    }
-    per_module
-        .into_iter()
-        .map(|(module, n)| {
-            format!(
-                "Migrated {} of `{module}` on {node} (suspended {:.1} ms)",
-                super::report::count(n, "process"),
-                migrated.suspended.as_secs_f64() * 1e3
-            )
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -9,20 +9,24 @@
 //!
 //! - [`session`]: the peer, connections to the targets, the run's lock.
 //! - [`remote`]: what the engine asks one node (scripts in `node/`).
+//! - [`goal`]: what a run is asked of each node.
 //! - [`plan`]: which goals change a node, from what it runs.
 //! - [`priors`]: the snapshot step. [`undo`]: putting one node back.
 //! - [`belief`]: what the store believes each node runs.
 //! - [`flight`]: inspect and apply in one round trip, for one node.
 //! - [`migrate`]: `code_change` for the processes of a changed module.
+//! - [`process`]: a process on a node, as the user is told of it.
 //! - [`report`]: what the user and scripts are told.
 //! - [`after`]: the function called on each node once its change runs.
 
 pub mod after;
 pub mod belief;
 pub mod flight;
+pub mod goal;
 pub mod migrate;
 pub mod plan;
 pub mod priors;
+pub mod process;
 pub mod remote;
 pub mod report;
 pub mod rollback;

@@ -2,8 +2,8 @@
 //! and rollback differ (what counts as already there, drift), decided
 //! without a node, so that it is tested in-process.
 
+use super::goal::{Goal, Kind, Target};
 use super::remote::{Found, Lingering, State};
-use super::transaction::{Goal, Kind, Target};
 use crate::beam::Md5;
 
 /// One goal that changes the node.

@@ -4,6 +4,8 @@
 //! turns the answers into plain Rust values.
 
 use super::migrate::{Migrated, ProcessNote};
+use super::process::processes;
+pub use super::process::{show_pid, Lingering};
 use crate::beam::{Md5, Module};
 use crate::dist::term::{self, atom_term, binary, charlist, list, tuple, Encoded, EtfWriter, Term};
 use crate::dist::{Bindings, CallError, Connection, EvalArgs, Script};
@@ -57,14 +59,6 @@ impl Awaiting {
             tell,
         ])
     }
-}
-
-/// A process still running a module's old code.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Lingering {
-    pub module: String,
-    pub pid: String,
-    pub name: Option<String>,
 }
 
 /// What a node has of a module.
@@ -618,7 +612,6 @@ fn parse_running(t: &Term) -> Option<Vec<(String, Option<Md5>)>> {
         .collect()
 }
 
-/// `[{Module, Pid, Name}]`.
 /// `[{Index, Value}]` with 1-based indexes below `asked`, as 0-based.
 fn indexed(list: &Term, asked: usize) -> Option<Vec<(usize, Term)>> {
     term::as_list(list)
@@ -628,24 +621,6 @@ fn indexed(list: &Term, asked: usize) -> Option<Vec<(usize, Term)>> {
             let [index, value] = term::as_tuple_n::<2>(&item).ok()?;
             let i = usize::try_from(term::as_int(index).ok()?).ok()?;
             (1..=asked).contains(&i).then(|| (i - 1, value.clone()))
-        })
-        .collect()
-}
-
-fn processes(t: &Term) -> Vec<Lingering> {
-    term::as_list(t)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|item| {
-            let [m, pid, name] = term::as_tuple_n::<3>(item).ok()?;
-            Some(Lingering {
-                module: term::as_atom(m).ok()?.to_owned(),
-                pid: show_pid(pid),
-                name: term::as_atom(name)
-                    .ok()
-                    .filter(|n| *n != "undefined")
-                    .map(str::to_owned),
-            })
         })
         .collect()
 }
@@ -687,14 +662,6 @@ fn explain(why: &Term) -> String {
         }
         Ok("on_load_failure") => "its -on_load function failed".into(),
         _ => raw,
-    }
-}
-
-/// A pid as the node's own shell prints it.
-pub fn show_pid(pid: &Term) -> String {
-    match pid {
-        Term::Pid(p) => format!("<0.{}.{}>", p.id, p.serial),
-        other => term::show(other),
     }
 }
 

@@ -1,7 +1,9 @@
 //! What a deploy, rollback or status run tells its user: the JSON document
 //! scripts rely on, the exit code, and the readable summary.
 
-use super::remote::Lingering;
+use super::migrate::Migrated;
+pub use super::process::describe_process;
+use super::process::Lingering;
 use serde::Serialize;
 
 /// How a run ended; each maps to one exit code.
@@ -91,7 +93,7 @@ impl NodeReport {
     }
 
     /// Records what the node migrated in its apply step.
-    pub fn took_in(&mut self, migrated: super::migrate::Migrated) {
+    pub fn took_in(&mut self, migrated: Migrated) {
         if migrated.processes.is_empty() {
             return;
         }
@@ -239,9 +241,24 @@ pub fn count(n: usize, what: &str) -> String {
     }
 }
 
-pub fn describe_process(pid: &str, name: Option<&str>) -> String {
-    match name {
-        Some(n) => format!("process {pid} ({n})"),
-        None => format!("process {pid}"),
+/// One line per module a node migrated: `Migrated 3 processes of
+/// `Sensor` on node (suspended 0.8 ms)`.
+pub fn migrated_lines(migrated: &Migrated, node: &str) -> Vec<String> {
+    let mut per_module: Vec<(&str, usize)> = Vec::new();
+    for p in &migrated.processes {
+        match per_module.iter_mut().find(|(m, _)| *m == p.module) {
+            Some((_, n)) => *n += 1,
+            None => per_module.push((&p.module, 1)),
+        }
     }
+    per_module
+        .into_iter()
+        .map(|(module, n)| {
+            format!(
+                "Migrated {} of `{module}` on {node} (suspended {:.1} ms)",
+                count(n, "process"),
+                migrated.suspended.as_secs_f64() * 1e3
+            )
+        })
+        .collect()
 }

@@ -21,6 +21,7 @@
 
 use super::belief::Beliefs;
 use super::flight::{Flight, Ticket};
+pub use super::goal::{Goal, Kind, Target, Work};
 use super::migrate::Migration;
 use super::remote::{
     Applied, Awaiting, Found, Held, Inspected, Lingering, LockRequest, Remote, State, Step,
@@ -35,57 +36,6 @@ use crate::store::{Manifest, ModuleRecord, NodeOutcome, NodeRecord, Prior, Snaps
 use futures::future::{join_all, BoxFuture, Either};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
-
-/// Deploy, or the rollback of one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Deploy,
-    Rollback,
-}
-
-/// What a module must come to on a node.
-#[derive(Debug, Clone)]
-pub enum Target {
-    Load(Module),
-    /// Unloaded: it was neither loaded nor on the node's code path.
-    Remove,
-}
-
-impl Target {
-    fn md5(&self) -> Option<Md5> {
-        match self {
-            Target::Load(m) => Some(m.md5),
-            Target::Remove => None,
-        }
-    }
-
-    fn step<'a>(&'a self, module: &'a str) -> Step<'a> {
-        match self {
-            Target::Load(m) => Step::Load(m),
-            Target::Remove => Step::Remove(module),
-        }
-    }
-}
-
-/// One module's goal on one node.
-#[derive(Debug, Clone)]
-pub struct Goal {
-    pub module: String,
-    pub target: Target,
-    /// For a rollback: the MD5 the deploy loaded. A node running anything
-    /// else has drifted, and the goal is refused without `--force`.
-    pub expect: Option<Md5>,
-}
-
-/// One node and what it must come to.
-#[derive(Debug, Clone)]
-pub struct Work {
-    pub remote: Remote,
-    pub goals: Vec<Goal>,
-    /// Modules the run cannot bring back (a rollback whose prior binary was
-    /// never had): reported as not restored.
-    pub unrestorable: Vec<String>,
-}
 
 /// A goal that changes the node, with what the node had before.
 #[derive(Debug, Clone)]
@@ -1201,7 +1151,7 @@ fn applied(
                 ui.line(&done_line(kind, goal, c.was, p.node()));
                 p.report.loaded.push(goal.module.clone());
             }
-            for line in super::migrate::lines(&migrated, p.node()) {
+            for line in super::report::migrated_lines(&migrated, p.node()) {
                 ui.line(&line);
             }
             p.report.took_in(migrated);
