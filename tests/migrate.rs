@@ -411,3 +411,31 @@ fn a_gen_event_handler_under_a_dynamic_child_is_migrated_up_and_down() {
     assert_eq!(node.eval("whereis(hs_events)."), manager);
     assert_eq!(node.eval("hs_handler:count()."), "3");
 }
+
+/// A code_change that does not come back in time: the node is put back
+/// to v1 and the process named (exit 6), its state possibly in the new
+/// shape; once its code_change ends, it is resumed, never left suspended.
+#[test]
+fn a_code_change_that_does_not_come_back_is_named_with_exit_6_and_resumed_later() {
+    let (p, v1, v2, mut node) = one_counter("mig_slow", 1);
+    let pid = node.eval("whereis(hs_counter).");
+    node.eval("persistent_term:put({hs_counter, code_change}, hold).");
+
+    // Each migration step may take a sixth of the 3 s timeout.
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v2), "--timeout", "3"]);
+    assert_eq!(code, 6, "{json}\n{stderr}");
+    let report = node_json(&json, &node);
+    let failed = report["failed"].to_string();
+    assert!(failed.contains("code_change of process"), "{failed}");
+    assert!(failed.contains("timeout"), "{failed}");
+    let left = report["not_restored"].to_string();
+    assert!(
+        left.contains("did not come back") && left.contains("(hs_counter)"),
+        "{left}"
+    );
+    assert_eq!(node.loaded_md5("hs_counter"), p.md5(&v1, "hs_counter"));
+
+    node.eval("persistent_term:erase({hs_counter, code_change}), hs_counter ! hs_release.");
+    assert_eq!(node.eval("whereis(hs_counter)."), pid);
+    assert!(running(&mut node, "hs_counter"), "left suspended");
+}
