@@ -235,15 +235,21 @@ fn flight_module() -> String {
     let read = |f: &str| std::fs::read_to_string(node.join(f)).expect("node script");
     let main = read("flight_main.erl");
     let main: Vec<&str> = main.lines().filter(|l| !l.starts_with("%%")).collect();
-    let functions: String = ["prelude.erl", "load.erl", "apply.erl", "inspect.erl"]
-        .iter()
-        .map(|f| read(f))
-        .collect();
+    let functions: String = [
+        "prelude.erl",
+        "load.erl",
+        "migrate.erl",
+        "apply.erl",
+        "inspect.erl",
+    ]
+    .iter()
+    .map(|f| read(f))
+    .collect();
     format!(
         "-module(hotswap_flight).\n-export([flight/1]).\n\
          flight(#{{'Lock' := Lock, 'Mods' := Mods, 'Check' := Check, 'All' := All, \
          'Believed' := Believed, 'Load' := Load, 'Remove' := Remove, 'Force' := Force, \
-         'Owner' := Owner, 'Go' := Go}}) ->\n{}\n{functions}",
+         'Owner' := Owner, 'Go' := Go, 'Migrate' := Migrate}}) ->\n{}\n{functions}",
         main.join("\n")
     )
 }

@@ -12,6 +12,7 @@
 //! lets them go itself.
 
 use super::process::{describe_process, name_of, show_pid, Lingering};
+use crate::beam::Module;
 use crate::dist::term::{self, atom_term, list, tuple, Term};
 use std::time::Duration;
 
@@ -35,6 +36,17 @@ pub enum Migration {
 }
 
 impl Migration {
+    /// This migration for a node loading `loads`: none going up when no
+    /// module loaded exports `code_change` (most deploys), so the node
+    /// does not even look for processes. Going down, the code that
+    /// decides is the node's, and the node looks.
+    pub fn for_loads<'a>(&self, mut loads: impl Iterator<Item = &'a Module>) -> Migration {
+        match self {
+            Migration::Up if !loads.any(|m| m.code_change) => Migration::Off,
+            other => other.clone(),
+        }
+    }
+
     /// The way back from this migration, for an undo.
     pub fn reversed(&self) -> Migration {
         match self {
@@ -139,6 +151,31 @@ mod tests {
         assert_eq!(step(Duration::from_secs(30)), Duration::from_secs(5));
         assert_eq!(step(Duration::from_secs(3)), Duration::from_millis(500));
         assert!(step(Duration::from_millis(1)) > Duration::ZERO);
+    }
+
+    #[test]
+    fn going_up_without_a_code_change_among_the_loads_the_node_is_not_asked_to_look() {
+        let module = |code_change: bool| Module {
+            name: "m".into(),
+            md5: crate::beam::Md5([0; 16]),
+            bytes: Default::default(),
+            loadable: Default::default(),
+            path: "m.beam".into(),
+            code_change,
+        };
+        let (plain, server) = (module(false), module(true));
+        assert_eq!(
+            Migration::Up.for_loads([&plain].into_iter()),
+            Migration::Off
+        );
+        assert_eq!(
+            Migration::Up.for_loads([&plain, &server].into_iter()),
+            Migration::Up
+        );
+        assert_eq!(
+            Migration::Down.for_loads([&plain].into_iter()),
+            Migration::Down
+        );
     }
 
     #[test]

@@ -293,7 +293,7 @@ impl Transaction<'_> {
     ) -> Vec<(Option<Listener>, Answer<Flight>)> {
         let mut loads: HashMap<PlanKey, Encoded> = HashMap::new();
         let known = self.known_md5s();
-        let migrate = self.migration.term(self.parts[0].remote.timeout);
+        let timeout = self.parts[0].remote.timeout;
         self.parts
             .iter()
             .zip(beliefs)
@@ -303,6 +303,7 @@ impl Transaction<'_> {
                 let load = loads
                     .entry(plan_key(p))
                     .or_insert_with(|| super::remote::loads_payload(&steps));
+                let migrate = self.migration.for_loads(loaded(&steps)).term(timeout);
                 let ticket = Ticket {
                     lock: &self.lock,
                     want: &want,
@@ -677,7 +678,6 @@ impl Transaction<'_> {
         telling: bool,
     ) -> Vec<Option<(Option<Listener>, Answer<Applied>)>> {
         let (force, owner) = (self.opts.force, &self.lock.owner);
-        let migrate = self.migration.term(self.opts.timeout);
         let mut loads: HashMap<PlanKey, Encoded> = HashMap::new();
         self.parts
             .iter()
@@ -689,6 +689,10 @@ impl Transaction<'_> {
                 let load = loads
                     .entry(plan_key(p))
                     .or_insert_with(|| super::remote::loads_payload(&steps));
+                let migrate = self
+                    .migration
+                    .for_loads(loaded(&steps))
+                    .term(self.opts.timeout);
                 let payload = |go: Term| {
                     let bindings = Bindings::new().set("Migrate", &migrate);
                     super::remote::apply_bindings(bindings, &steps, force, owner, go, load)
@@ -986,6 +990,14 @@ fn wanted<'a>(p: &'a Part, known: &HashMap<&str, Vec<Md5>>) -> (Goals<'a>, Vec<V
         .map(|(m, _)| known.get(m).cloned().unwrap_or_default())
         .collect();
     (want, held)
+}
+
+/// The modules `steps` load.
+fn loaded<'a>(steps: &'a [Step<'a>]) -> impl Iterator<Item = &'a Module> {
+    steps.iter().filter_map(|s| match s {
+        Step::Load(m) => Some(*m),
+        Step::Remove(_) => None,
+    })
 }
 
 fn steps(p: &Part) -> Vec<Step<'_>> {

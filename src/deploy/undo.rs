@@ -47,7 +47,11 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
                 .map(|(_, m)| Step::Load(m)),
         })
         .collect();
-    let migrate = migration.term(remote.timeout);
+    let loads = steps.iter().filter_map(|s| match s {
+        Step::Load(m) => Some(*m),
+        Step::Remove(_) => None,
+    });
+    let migrate = migration.for_loads(loads).term(remote.timeout);
     let payload =
         super::remote::apply_payload(&steps, force, remote.conn.local_node(), None, &migrate);
     match remote.apply(&payload).await {
