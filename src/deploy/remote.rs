@@ -508,7 +508,8 @@ pub fn apply_payload(
     apply_bindings(bindings, steps, force, owner, go, &load)
 }
 
-fn loads_of<'a>(steps: &[Step<'a>]) -> Vec<&'a Module> {
+/// The modules `steps` load.
+pub(super) fn loads_of<'a>(steps: &[Step<'a>]) -> Vec<&'a Module> {
     steps
         .iter()
         .filter_map(|s| match s {

@@ -303,7 +303,10 @@ impl Transaction<'_> {
                 let load = loads
                     .entry(plan_key(p))
                     .or_insert_with(|| super::remote::loads_payload(&steps));
-                let migrate = self.migration.for_loads(loaded(&steps)).term(timeout);
+                let migrate = self
+                    .migration
+                    .for_loads(super::remote::loads_of(&steps).into_iter())
+                    .term(timeout);
                 let ticket = Ticket {
                     lock: &self.lock,
                     want: &want,
@@ -691,7 +694,7 @@ impl Transaction<'_> {
                     .or_insert_with(|| super::remote::loads_payload(&steps));
                 let migrate = self
                     .migration
-                    .for_loads(loaded(&steps))
+                    .for_loads(super::remote::loads_of(&steps).into_iter())
                     .term(self.opts.timeout);
                 let payload = |go: Term| {
                     let bindings = Bindings::new().set("Migrate", &migrate);
@@ -990,14 +993,6 @@ fn wanted<'a>(p: &'a Part, known: &HashMap<&str, Vec<Md5>>) -> (Goals<'a>, Vec<V
         .map(|(m, _)| known.get(m).cloned().unwrap_or_default())
         .collect();
     (want, held)
-}
-
-/// The modules `steps` load.
-fn loaded<'a>(steps: &'a [Step<'a>]) -> impl Iterator<Item = &'a Module> {
-    steps.iter().filter_map(|s| match s {
-        Step::Load(m) => Some(*m),
-        Step::Remove(_) => None,
-    })
 }
 
 fn steps(p: &Part) -> Vec<Step<'_>> {

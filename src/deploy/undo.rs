@@ -47,10 +47,7 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
                 .map(|(_, m)| Step::Load(m)),
         })
         .collect();
-    let loads = steps.iter().filter_map(|s| match s {
-        Step::Load(m) => Some(*m),
-        Step::Remove(_) => None,
-    });
+    let loads = super::remote::loads_of(&steps).into_iter();
     let migrate = migration.for_loads(loads).term(remote.timeout);
     let payload =
         super::remote::apply_payload(&steps, force, remote.conn.local_node(), None, &migrate);
