@@ -6,12 +6,13 @@ use crate::beam::discover::{self, DiscoverError, ProjectKind, Search};
 use crate::beam::stale;
 use crate::beam::{Module, ModuleError};
 use crate::build_command::{self, BuildError};
-use crate::config::{ConfigError, Flags, Settings};
+use crate::config::{ConfigError, Flags, Settings, TlsFlags};
 use crate::deploy::rollback::Plan;
 use crate::deploy::session::OpenError;
 use crate::deploy::{self, Options, Outcome, Report, RollbackError, Session};
 use crate::dist::epmd::RegisterError;
-use crate::dist::{Peer, PeerOptions, StartError};
+use crate::dist::tls::TlsError;
+use crate::dist::{Peer, PeerOptions, StartError, Tls};
 use crate::interrupt::Interrupt;
 use crate::output::{Mode, Ui};
 use crate::store::{SnapshotError, Store, StoreLock};
@@ -98,6 +99,20 @@ pub struct Target {
     /// started with `-erl_epmd_port N -start_epmd false`, or ERL_DIST_PORT).
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub dist_port: Option<u16>,
+    /// TLS distribution (`-proto_dist inet_tls`): the PEM file of the CAs
+    /// that sign the nodes' certificates.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// TLS: this tool's certificate (PEM), for nodes that require one.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: the private key of `--tls-cert` (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// TLS: verify the node's certificate chain but not that it names the
+    /// node's host.
+    #[arg(long)]
+    pub tls_skip_host_check: bool,
     /// The project folder (default: the current one).
     #[arg(short = 'C', long, value_name = "DIR")]
     pub project: Option<PathBuf>,
@@ -244,6 +259,8 @@ pub enum CliError {
     Interrupted,
     #[error("{0}")]
     Hook(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 impl CliError {
@@ -255,6 +272,7 @@ impl CliError {
             | CliError::NoModules(_)
             | CliError::Cwd(_)
             | CliError::Hook(_)
+            | CliError::Tls(_)
             | CliError::Watch { .. } => 2,
             CliError::Start(StartError::Register(RegisterError::NameTaken { .. }))
             | CliError::Start(StartError::Name(_)) => 2,
@@ -307,6 +325,12 @@ pub(crate) fn settings(target: &Target) -> Result<Settings, CliError> {
         timeout: target.timeout,
         name: target.name.clone(),
         dist_port: target.dist_port,
+        tls: TlsFlags {
+            ca: target.tls_ca.clone(),
+            cert: target.tls_cert.clone(),
+            key: target.tls_key.clone(),
+            skip_host_check: target.tls_skip_host_check,
+        },
     };
     let settings = Settings::load(&project, &flags)?;
     if !settings.cookie_source.is_empty() {
@@ -338,6 +362,7 @@ pub(crate) fn peer_options(settings: &Settings) -> Result<PeerOptions, CliError>
     options.name = settings.name.clone();
     options.connect_timeout = settings.timeout.min(std::time::Duration::from_secs(10));
     options.dist_port = settings.dist_port;
+    options.tls = settings.tls.as_ref().map(Tls::load).transpose()?;
     Ok(options)
 }
 

@@ -10,7 +10,7 @@
 pub mod exs;
 mod release_cookie;
 
-use crate::dist::{Cookie, NodeName};
+use crate::dist::{Cookie, NodeName, TlsFiles};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +34,10 @@ pub struct FileConfig {
     pub code_change: Option<bool>,
     pub after_deploy: Option<String>,
     pub dist_port: Option<u16>,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_skip_host_check: Option<bool>,
 }
 
 /// What the command line adds on top.
@@ -46,6 +50,16 @@ pub struct Flags {
     pub timeout: Option<f64>,
     pub name: Option<String>,
     pub dist_port: Option<u16>,
+    pub tls: TlsFlags,
+}
+
+/// `--tls-ca`, `--tls-cert`, `--tls-key`, `--tls-skip-host-check`.
+#[derive(Debug, Default, Clone)]
+pub struct TlsFlags {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub skip_host_check: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +86,8 @@ pub enum ConfigError {
     NoCookie,
     #[error("ERL_DIST_PORT (or `dist_port`) is `{0}`, not a port number from 1 to 65535")]
     DistPort(String),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("cookie file `{}` cannot be read: {source}", path.display())]
     CookieFile {
         path: PathBuf,
@@ -81,6 +97,60 @@ pub enum ConfigError {
     EmptyCookie(PathBuf),
     #[error("`timeout` must be from {min} to {max} seconds, got {0}", min = TIMEOUT_RANGE.0, max = TIMEOUT_RANGE.1)]
     Timeout(f64),
+}
+
+/// The TLS settings, each from the flag, else `HOTSWAP_TLS_*`, else
+/// `tls_*` in the file (a path there is relative to the project). Any of
+/// the CA, the certificate and the key turns TLS on; the CA is then
+/// needed, and a certificate needs its key.
+fn tls_files(
+    project: &Path,
+    flags: &TlsFlags,
+    file: &FileConfig,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<TlsFiles>, ConfigError> {
+    let path = |flag: &Option<PathBuf>, var: &str, key: &Option<PathBuf>| {
+        flag.clone()
+            .or_else(|| env(var).filter(|v| !v.is_empty()).map(PathBuf::from))
+            .or_else(|| key.as_ref().map(|p| project.join(p)))
+    };
+    let ca = path(&flags.ca, "HOTSWAP_TLS_CA", &file.tls_ca);
+    let cert = path(&flags.cert, "HOTSWAP_TLS_CERT", &file.tls_cert);
+    let key = path(&flags.key, "HOTSWAP_TLS_KEY", &file.tls_key);
+    let skip_host_check = match env("HOTSWAP_TLS_SKIP_HOST_CHECK").filter(|v| !v.is_empty()) {
+        _ if flags.skip_host_check => true,
+        Some(v) => match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" => true,
+            "0" | "false" | "no" => false,
+            _ => {
+                return Err(ConfigError::Tls(format!(
+                    "HOTSWAP_TLS_SKIP_HOST_CHECK is `{v}`, not true or false"
+                )))
+            }
+        },
+        None => file.tls_skip_host_check.unwrap_or(false),
+    };
+    match (ca, cert, key) {
+        (None, None, None) if skip_host_check => Err(ConfigError::Tls(
+            "--tls-skip-host-check without --tls-ca: TLS is off".into(),
+        )),
+        (None, None, None) => Ok(None),
+        (None, _, _) => Err(ConfigError::Tls(
+            "a client certificate or key without --tls-ca (`tls_ca`): give the CA that signs the nodes' certificates".into(),
+        )),
+        (Some(_), Some(_), None) => Err(ConfigError::Tls(
+            "--tls-cert without --tls-key (`tls_key`)".into(),
+        )),
+        (Some(_), None, Some(_)) => Err(ConfigError::Tls(
+            "--tls-key without --tls-cert (`tls_cert`)".into(),
+        )),
+        (Some(ca), cert, key) => Ok(Some(TlsFiles {
+            ca,
+            cert,
+            key,
+            skip_host_check,
+        })),
+    }
 }
 
 /// The seconds `timeout` may take: below a hundredth no node answers; a
@@ -108,6 +178,8 @@ pub struct Settings {
     pub after_deploy: Option<String>,
     /// The nodes' distribution port, to connect without EPMD.
     pub dist_port: Option<u16>,
+    /// TLS distribution: where its files are.
+    pub tls: Option<TlsFiles>,
     pub name: Option<String>,
     /// Where the settings came from, for messages.
     pub sources: Vec<String>,
@@ -255,6 +327,7 @@ impl Settings {
         if dist_port == Some(0) {
             return Err(ConfigError::DistPort("0".into()));
         }
+        let tls = tls_files(project, &flags.tls, &file, &env)?;
         let timeout = match flags.timeout.or(file.timeout) {
             Some(t) if (TIMEOUT_RANGE.0..=TIMEOUT_RANGE.1).contains(&t) => {
                 Duration::from_secs_f64(t)
@@ -290,6 +363,7 @@ impl Settings {
             code_change: file.code_change.unwrap_or(true),
             after_deploy: file.after_deploy.clone(),
             dist_port,
+            tls,
             name: flags.name.clone().or(file.name.clone()),
             sources,
             cookie_source,
@@ -472,6 +546,64 @@ mod tests {
         let s = Settings::load_with_env(dir.path(), &flags, env).expect("load");
         assert_eq!(s.nodes[0].to_string(), "d@h");
         assert_eq!(s.cookie().expect("cookie").expose(), "from-flag");
+    }
+
+    #[test]
+    fn tls_settings_layer_and_incomplete_ones_are_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let toml = "tls_ca = \"pki/ca.pem\"\ntls_cert = \"pki/me.pem\"\ntls_key = \"pki/me.key\"\n";
+        std::fs::write(dir.path().join(FILE_NAME), toml).expect("write");
+        let s = Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect("load");
+        let tls = s.tls.expect("TLS on");
+        assert_eq!(tls.ca, dir.path().join("pki/ca.pem"));
+        assert_eq!(tls.key, Some(dir.path().join("pki/me.key")));
+        assert!(!tls.skip_host_check);
+        let env = |k: &str| match k {
+            "HOTSWAP_TLS_CA" => Some("/env/ca.pem".to_owned()),
+            "HOTSWAP_TLS_SKIP_HOST_CHECK" => Some("true".to_owned()),
+            _ => None,
+        };
+        let s = Settings::load_with_env(dir.path(), &Flags::default(), env).expect("load");
+        let tls = s.tls.expect("TLS on");
+        assert_eq!(tls.ca, PathBuf::from("/env/ca.pem"));
+        assert!(tls.skip_host_check);
+        let flags = Flags {
+            tls: TlsFlags {
+                ca: Some("/flag/ca.pem".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let s = Settings::load_with_env(dir.path(), &flags, env).expect("load");
+        assert_eq!(s.tls.expect("TLS on").ca, PathBuf::from("/flag/ca.pem"));
+
+        for (toml, words) in [
+            (
+                "tls_cert = \"a.pem\"\ntls_key = \"a.key\"\n",
+                "without --tls-ca",
+            ),
+            (
+                "tls_ca = \"ca.pem\"\ntls_cert = \"a.pem\"\n",
+                "without --tls-key",
+            ),
+            (
+                "tls_ca = \"ca.pem\"\ntls_key = \"a.key\"\n",
+                "without --tls-cert",
+            ),
+            ("tls_skip_host_check = true\n", "TLS is off"),
+        ] {
+            std::fs::write(dir.path().join(FILE_NAME), toml).expect("write");
+            let err =
+                Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect_err(toml);
+            assert!(err.to_string().contains(words), "{toml}: {err}");
+        }
+        std::fs::write(dir.path().join(FILE_NAME), "tls_ca = \"ca.pem\"\n").expect("write");
+        let env = |k: &str| (k == "HOTSWAP_TLS_SKIP_HOST_CHECK").then(|| "maybe".to_owned());
+        let err = Settings::load_with_env(dir.path(), &Flags::default(), env).expect_err("bad");
+        assert!(
+            err.to_string().contains("HOTSWAP_TLS_SKIP_HOST_CHECK"),
+            "{err}"
+        );
     }
 
     #[test]

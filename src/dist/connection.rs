@@ -10,14 +10,14 @@
 
 use super::frame::{encode_frame, read_frame, Frame, TICK};
 use super::names::NodeName;
+use super::stream::DistStream;
 use super::term::{self, atom_term, tuple, Encoded, Pid, Reference, Term};
 use erl_dist::message::Message;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::{mpsc, oneshot};
 
 /// Settings for a connection's background tasks.
@@ -32,6 +32,39 @@ impl Default for Ticks {
         Ticks {
             ticktime: Duration::from_secs(60),
         }
+    }
+}
+
+/// What a connection's two tasks need besides the socket's halves.
+struct Tasks {
+    inner: Arc<Inner>,
+    to_write: mpsc::UnboundedReceiver<Outgoing>,
+    stop: oneshot::Receiver<()>,
+    ticks: Ticks,
+}
+
+impl Tasks {
+    fn spawn<R, W>(self, read_half: R, write_half: W)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let (answers_tx, answers_rx) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_loop(
+            BufReader::with_capacity(256 * 1024, read_half),
+            self.inner.clone(),
+            answers_tx,
+            self.ticks.ticktime,
+        ));
+        tokio::spawn(write_loop(
+            BufWriter::with_capacity(256 * 1024, write_half),
+            self.inner,
+            self.to_write,
+            answers_rx,
+            self.stop,
+            self.ticks,
+            reader,
+        ));
     }
 }
 
@@ -91,13 +124,12 @@ impl Drop for Closer {
 impl Connection {
     /// Takes over a socket that has completed the handshake with `node`.
     pub(crate) fn start(
-        stream: TcpStream,
+        stream: DistStream,
         node: NodeName,
         me: &NodeName,
         creation: u32,
         ticks: Ticks,
     ) -> Self {
-        let _ = stream.set_nodelay(true);
         let (outgoing, to_write) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = oneshot::channel();
         let inner = Arc::new(Inner {
@@ -111,23 +143,25 @@ impl Connection {
             pending: Mutex::new(Pending::default()),
             down: tokio::sync::watch::Sender::new(false),
         });
-        let (read_half, write_half) = stream.into_split();
-        let (answers_tx, answers_rx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_loop(
-            BufReader::with_capacity(256 * 1024, read_half),
-            inner.clone(),
-            answers_tx,
-            ticks.ticktime,
-        ));
-        tokio::spawn(write_loop(
-            BufWriter::with_capacity(256 * 1024, write_half),
-            inner.clone(),
+        let tasks = Tasks {
+            inner: inner.clone(),
             to_write,
-            answers_rx,
-            stop_rx,
+            stop: stop_rx,
             ticks,
-            reader,
-        ));
+        };
+        match stream {
+            // TCP splits into halves with no lock between them.
+            DistStream::Plain(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                let (read_half, write_half) = tcp.into_split();
+                tasks.spawn(read_half, write_half);
+            }
+            DistStream::Tls(tls) => {
+                let _ = tls.get_ref().0.set_nodelay(true);
+                let (read_half, write_half) = tokio::io::split(*tls);
+                tasks.spawn(read_half, write_half);
+            }
+        }
         Connection {
             inner,
             _closer: Arc::new(Closer {
@@ -382,8 +416,8 @@ impl Inner {
     }
 }
 
-async fn read_loop(
-    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut reader: BufReader<R>,
     inner: Arc<Inner>,
     answers: mpsc::UnboundedSender<Vec<u8>>,
     ticktime: Duration,
@@ -452,8 +486,8 @@ fn answer_net_kernel(message: &Term) -> Option<Vec<u8>> {
     encode_frame(Message::send(pid, tuple(vec![tag.clone(), answer]))).ok()
 }
 
-async fn write_loop(
-    mut writer: BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: BufWriter<W>,
     inner: Arc<Inner>,
     mut requests: mpsc::UnboundedReceiver<Outgoing>,
     mut answers: mpsc::UnboundedReceiver<Vec<u8>>,
@@ -522,8 +556,8 @@ enum Ending {
 }
 
 /// Writes `frame`; `true` if it was the goodbye, which ends the writing.
-async fn write_out(
-    writer: &mut BufWriter<tokio::net::tcp::OwnedWriteHalf>,
+async fn write_out<W: AsyncWrite + Unpin>(
+    writer: &mut BufWriter<W>,
     frame: &Outgoing,
 ) -> std::io::Result<bool> {
     match frame {

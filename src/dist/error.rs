@@ -38,6 +38,10 @@ pub enum ConnectError {
     Refused { node: String, reason: String },
     #[error("handshake with `{node}` failed: {detail}")]
     Handshake { node: String, detail: String },
+    #[error("TLS with `{node}` failed: {detail}")]
+    Tls { node: String, detail: String },
+    #[error("node `{node}` speaks TLS distribution (`-proto_dist inet_tls`); give `--tls-ca`, `--tls-cert` and `--tls-key` (or `tls_ca`, `tls_cert`, `tls_key` in hotswap.toml)")]
+    SpeaksTls { node: String },
     #[error("connection to `{node}` failed during the handshake: {source}")]
     Io {
         node: String,

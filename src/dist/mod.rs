@@ -2,7 +2,8 @@
 //!
 //! It owns everything about talking to BEAM nodes and nothing about
 //! deploying: names ([`names`]), the port mapper ([`epmd`]), the handshake
-//! ([`handshake`]), framing ([`frame`]), a live connection with its ticks
+//! ([`handshake`], with [`reframe`]), over TCP or TLS ([`stream`],
+//! [`tls`]), framing ([`frame`]), a live connection with its ticks
 //! ([`connection`]), calls through `rex` ([`rpc`]), expressions
 //! evaluated there ([`eval`]), packed for the wire ([`script`]), and plain
 //! messages to and from the node's processes ([`message`]).
@@ -25,9 +26,12 @@ pub mod frame;
 pub mod handshake;
 pub mod message;
 pub mod names;
+pub mod reframe;
 pub mod rpc;
 pub mod script;
+pub mod stream;
 pub mod term;
+pub mod tls;
 
 pub use connection::{Connection, Ticks};
 pub use error::{CallError, ConnectError, StartError};
@@ -36,11 +40,13 @@ pub use message::Listener;
 pub use names::NodeName;
 pub use rpc::Call;
 pub use script::Script;
+pub use tls::{Tls, TlsFiles};
 
 use handshake::Identity;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use stream::DistStream;
 use tokio::net::{TcpListener, TcpStream};
 
 /// The shared secret. Its `Debug` and `Display` never show it.
@@ -83,6 +89,9 @@ pub struct PeerOptions {
     /// The targets' distribution port: connect there without asking EPMD,
     /// and register with none (nodes without EPMD).
     pub dist_port: Option<u16>,
+    /// TLS distribution to the targets. The peer then neither listens
+    /// nor registers: nodes cannot connect back to it.
+    pub tls: Option<Tls>,
 }
 
 impl PeerOptions {
@@ -93,6 +102,7 @@ impl PeerOptions {
             connect_timeout: Duration::from_secs(5),
             ticks: Ticks::default(),
             dist_port: None,
+            tls: None,
         }
     }
 
@@ -154,33 +164,42 @@ impl Peer {
     /// [`Peer::registration`] tells how it went.
     pub async fn launch(options: PeerOptions, targets: &[NodeName]) -> Result<Peer, StartError> {
         let name = names::local_name(options.name.as_deref(), targets)?;
-        let listener = listen().await.map_err(StartError::Listen)?;
-        let port = listener.local_addr().map_err(StartError::Listen)?.port();
+        // Under TLS nodes could connect back only over TLS, which this
+        // listener does not speak: no listener, no name in EPMD.
+        let listener = match options.tls {
+            None => Some(listen().await.map_err(StartError::Listen)?),
+            Some(_) => None,
+        };
+        let port = match &listener {
+            Some(l) => Some(l.local_addr().map_err(StartError::Listen)?.port()),
+            None => None,
+        };
         let alive = name.name().to_owned();
         // Without EPMD (a distribution port given), nothing is registered.
-        let pending = options
-            .dist_port
-            .is_none()
-            .then(|| tokio::spawn(async move { epmd::register(&alive, port).await }));
+        let pending = port
+            .filter(|_| options.dist_port.is_none())
+            .map(|port| tokio::spawn(async move { epmd::register(&alive, port).await }));
         // Peers learn our creation from the handshake, not from EPMD.
         let identity = Identity {
             name,
             creation: random_creation(),
         };
         let incoming = Arc::new(Mutex::new(Vec::new()));
-        let accepting = tokio::spawn(accept_loop(
-            listener,
-            identity.clone(),
-            options.clone(),
-            incoming.clone(),
-        ));
+        let accepting = listener.map(|listener| {
+            tokio::spawn(accept_loop(
+                listener,
+                identity.clone(),
+                options.clone(),
+                incoming.clone(),
+            ))
+        });
         Ok(Peer {
             identity,
             options,
             pending: Mutex::new(pending),
             registered: tokio::sync::OnceCell::new(),
             registration: Mutex::new(None),
-            listener: Mutex::new(Some(accepting)),
+            listener: Mutex::new(accepting),
             incoming,
         })
     }
@@ -255,17 +274,18 @@ impl Peer {
         target: &NodeName,
         remembered: Option<u16>,
     ) -> Result<(Connection, u16), ConnectError> {
+        let tls = self.options.tls.as_ref();
         if let Some(port) = self.options.dist_port {
             let limit = self.options.connect_timeout;
             let conn = self
-                .connect_at(target, port, limit, true, &self.options.cookie)
+                .connect_at(target, port, limit, true, &self.options.cookie, tls)
                 .await?;
             return Ok((conn, port));
         }
         if let Some(port) = remembered {
             let limit = self.options.connect_timeout.min(Duration::from_secs(2));
             match self
-                .connect_at(target, port, limit, true, &self.options.cookie)
+                .connect_at(target, port, limit, true, &self.options.cookie, tls)
                 .await
             {
                 Ok(conn) => return Ok((conn, port)),
@@ -284,13 +304,14 @@ impl Peer {
                 self.options.connect_timeout,
                 false,
                 &self.options.cookie,
+                tls,
             )
             .await?;
         Ok((conn, port))
     }
 
     /// Connects to a node of our own making that has a cookie of its own
-    /// (the watch mode's build node), found through EPMD.
+    /// (the watch mode's build node), found through EPMD, over plain TCP.
     pub async fn connect_private(
         &self,
         target: &NodeName,
@@ -298,12 +319,20 @@ impl Peer {
     ) -> Result<Connection, ConnectError> {
         let _ = self.registration().await;
         let port = epmd::lookup(target.host(), target.name()).await?;
-        self.connect_at(target, port, self.options.connect_timeout, true, cookie)
-            .await
+        self.connect_at(
+            target,
+            port,
+            self.options.connect_timeout,
+            true,
+            cookie,
+            None,
+        )
+        .await
     }
 
-    /// Connects to `target` at `port` and shakes hands within `limit`;
-    /// with `same_name`, refuses a node of another name there.
+    /// Connects to `target` at `port` (over `tls` if given) and shakes
+    /// hands within `limit`; with `same_name`, refuses a node of another
+    /// name there.
     async fn connect_at(
         &self,
         target: &NodeName,
@@ -311,6 +340,7 @@ impl Peer {
         limit: Duration,
         same_name: bool,
         cookie: &Cookie,
+        tls: Option<&Tls>,
     ) -> Result<Connection, ConnectError> {
         let addr = format!("{}:{port}", target.host());
         let stream = tokio::time::timeout(limit, TcpStream::connect((target.host(), port)))
@@ -332,8 +362,24 @@ impl Peer {
                 node: target.to_string(),
                 reason: e.to_string(),
             })?;
+        let stream = match tls {
+            Some(tls) => tls.connect(stream, target, limit).await?,
+            None => DistStream::Plain(stream),
+        };
         let (stream, peer) =
-            handshake::client(stream, &self.identity, cookie.expose(), target, limit).await?;
+            handshake::client(stream, &self.identity, cookie.expose(), target, limit)
+                .await
+                .map_err(|e| match (tls, e) {
+                    // Under TLS 1.3 a node refuses our certificate after the
+                    // TLS handshake: the refusal comes as the first read.
+                    (Some(tls), ConnectError::Io { node, source }) => {
+                        match tls.explain_io(&source, target) {
+                            Some(detail) => ConnectError::Tls { node, detail },
+                            None => ConnectError::Io { node, source },
+                        }
+                    }
+                    (_, e) => e,
+                })?;
         if same_name && peer.name != target.to_string() {
             return Err(ConnectError::Handshake {
                 node: target.to_string(),
@@ -414,7 +460,7 @@ async fn accept_loop(
                         return;
                     };
                     let connection = Connection::start(
-                        stream,
+                        DistStream::Plain(stream),
                         name,
                         &identity.name,
                         identity.creation,
