@@ -13,6 +13,7 @@ pub mod fault;
 pub mod netns;
 pub mod project;
 pub mod slowlink;
+pub mod tls;
 pub mod watcher;
 
 use std::io::{BufRead, BufReader, Write};

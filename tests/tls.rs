@@ -1,0 +1,299 @@
+//! TLS distribution (`-proto_dist inet_tls`): real nodes that require a
+//! client certificate (`verify_peer`, `fail_if_no_peer_cert`), with
+//! certificates the test makes. Deploy, verify, status, rollback and watch
+//! work over TLS 1.2 and 1.3; every way TLS goes wrong gets its own words
+//! and exit code, and leaves the node as it was.
+
+mod common;
+
+use common::project::{arg, node_json, start_node_with, Project};
+use common::tls::Pki;
+use common::watcher::Watcher;
+use common::{unique, ErlNode, NodeSpec};
+use serde_json::Value;
+
+fn tls_node(tag: &str, optfile: &std::path::Path, ebin: &std::path::Path) -> ErlNode {
+    start_node_with(
+        NodeSpec::new(tag).code_path(ebin).tls(optfile),
+        &["hs_greet"],
+    )
+}
+
+/// Runs the binary; its exit code, and what it said on stdout and stderr.
+fn run(p: &Project, args: &[String]) -> (i32, String) {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = p.run(&refs);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), said)
+}
+
+/// `deploy` of `ebin` to `node` with `tls` flags, not as JSON.
+fn deploy_args(node: &ErlNode, ebin: &std::path::Path, tls: &[String]) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "deploy".into(),
+        "--name".into(),
+        unique("hs"),
+        "--node".into(),
+        node.name.clone(),
+        "--cookie".into(),
+        node.cookie.clone(),
+        "--ebin".into(),
+        arg(ebin),
+        "--timeout".into(),
+        "3".into(),
+    ];
+    args.extend(tls.iter().cloned());
+    args
+}
+
+#[test]
+fn deploy_verify_status_and_rollback_over_tls_1_3_and_1_2() {
+    let pki = Pki::new("tls_ok");
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet"]);
+    let v2 = p.build(2, &["hs_greet", "hs_extra"]);
+    let cookie = common::random_cookie();
+    let spec = |tag: &str, version: &str| {
+        NodeSpec::new(tag)
+            .cookie(&cookie)
+            .code_path(&v1)
+            .tls(&pki.dist_optfile(&pki.node, version))
+    };
+    let mut a = start_node_with(spec("tls13", "tlsv1.3"), &["hs_greet"]);
+    let mut b = start_node_with(spec("tls12", "tlsv1.2"), &["hs_greet"]);
+    let tls = pki.tool_args();
+    let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+
+    // Flags: deploy and verify, both nodes at once.
+    let mut extra = vec!["--ebin", v2.to_str().expect("utf-8"), "--verify"];
+    extra.extend(&tls);
+    let (json, stderr) = p.deploy_ok(&[&a, &b], &extra);
+    for n in [&a, &b] {
+        assert_eq!(node_json(&json, n)["ok"], true, "{json}\n{stderr}");
+    }
+    for n in [&mut a, &mut b] {
+        assert_eq!(n.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+        assert_eq!(n.eval("hs_extra:extra()."), "only_in_v2");
+        // The node holds the tool's connection no longer, and it never
+        // offered a plain one: its distribution is TLS only.
+        assert_eq!(
+            n.eval("init:get_argument(proto_dist)."),
+            "{ok,[[\"inet_tls\"]]}"
+        );
+    }
+
+    // The environment: status, which says the nodes run v2.
+    let env = [
+        ("HOTSWAP_TLS_CA", arg(&pki.ca)),
+        ("HOTSWAP_TLS_CERT", pki.client.cert_arg()),
+        ("HOTSWAP_TLS_KEY", pki.client.key_arg()),
+    ];
+    let out = p.run_with(
+        &[
+            "status",
+            "--json",
+            "--name",
+            &unique("hs"),
+            "--node",
+            &a.name,
+            "--node",
+            &b.name,
+            "--cookie",
+            &cookie,
+            "--ebin",
+            &arg(&v2),
+        ],
+        &env,
+    );
+    let status: Value = serde_json::from_slice(&out.stdout).expect("status json");
+    assert_eq!(out.status.code(), Some(0), "{status}");
+    for n in status["nodes"].as_array().expect("nodes") {
+        assert_eq!(n["changed"], serde_json::json!([]), "{status}");
+        assert_eq!(n["new"], serde_json::json!([]), "{status}");
+    }
+
+    // hotswap.toml, paths relative to the project: the rollback.
+    std::fs::copy(&pki.ca, p.path().join("ca.pem")).expect("copy");
+    std::fs::write(
+        p.path().join("hotswap.toml"),
+        format!(
+            "tls_ca = \"ca.pem\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            pki.client.cert.display(),
+            pki.client.key.display()
+        ),
+    )
+    .expect("write toml");
+    let (code, json, stderr) = p.deploy(&[&a, &b], &["--rollback"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    for n in [&mut a, &mut b] {
+        assert_eq!(n.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+        assert_eq!(n.loaded_md5("hs_extra"), "none");
+    }
+}
+
+#[test]
+fn each_tls_fault_has_its_own_words_and_exit_code_and_changes_nothing() {
+    let pki = Pki::new("tls_bad");
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet"]);
+    let v2 = p.build(2, &["hs_greet"]);
+    let ca = arg(&pki.ca);
+    let good13 = tls_node("bad13", &pki.dist_optfile(&pki.node, "tlsv1.3"), &v1);
+    let good12 = tls_node("bad12", &pki.dist_optfile(&pki.node, "tlsv1.2"), &v1);
+    let expired = tls_node(
+        "expired",
+        &pki.dist_optfile(&pki.node_expired, "tlsv1.3"),
+        &v1,
+    );
+    let elsewhere = tls_node(
+        "elsewhere",
+        &pki.dist_optfile(&pki.elsewhere, "tlsv1.3"),
+        &v1,
+    );
+    let plain = start_node_with(NodeSpec::new("plain").code_path(&v1), &["hs_greet"]);
+    let with = |files: &[&str]| files.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let client = (pki.client.cert_arg(), pki.client.key_arg());
+    let full = with(&[
+        "--tls-ca",
+        &ca,
+        "--tls-cert",
+        &client.0,
+        "--tls-key",
+        &client.1,
+    ]);
+    let mut nodes = [good13, good12, expired, elsewhere, plain];
+    let [good13, good12, expired, elsewhere, plain] = [0, 1, 2, 3, 4];
+
+    // (node, TLS flags, exit code, words the error must hold)
+    let cases: Vec<(usize, Vec<String>, i32, &str)> = vec![
+        (good13, vec![], 3, "speaks TLS distribution"),
+        (plain, full.clone(), 3, "run TLS distribution"),
+        (
+            good12,
+            with(&[
+                "--tls-ca",
+                &arg(&pki.other_ca),
+                "--tls-cert",
+                &client.0,
+                "--tls-key",
+                &client.1,
+            ]),
+            3,
+            "not signed by a CA in",
+        ),
+        (expired, full.clone(), 3, "certificate has expired"),
+        (elsewhere, full.clone(), 3, "--tls-skip-host-check"),
+        (
+            good13,
+            with(&["--tls-ca", &ca]),
+            3,
+            "requires a client certificate",
+        ),
+        (
+            good12,
+            with(&["--tls-ca", &ca]),
+            3,
+            "may require a client certificate",
+        ),
+        (
+            good13,
+            with(&[
+                "--tls-ca",
+                &ca,
+                "--tls-cert",
+                &client.0,
+                "--tls-key",
+                &pki.node.key_arg(),
+            ]),
+            2,
+            "does not match the certificate",
+        ),
+        (
+            good13,
+            with(&[
+                "--tls-ca",
+                &ca,
+                "--tls-cert",
+                &pki.client_expired.cert_arg(),
+                "--tls-key",
+                &pki.client_expired.key_arg(),
+            ]),
+            2,
+            "has expired",
+        ),
+        (
+            good12,
+            with(&[
+                "--tls-ca",
+                &ca,
+                "--tls-cert",
+                &pki.stranger.cert_arg(),
+                "--tls-key",
+                &pki.stranger.key_arg(),
+            ]),
+            3,
+            "refused our certificate",
+        ),
+        (
+            good13,
+            with(&["--tls-ca", &ca, "--tls-cert", &client.0]),
+            2,
+            "--tls-cert without --tls-key",
+        ),
+    ];
+    for (node, tls, code, words) in cases {
+        let node = &mut nodes[node];
+        let (got, stderr) = run(&p, &deploy_args(node, &v2, &tls));
+        assert_eq!(got, code, "{tls:?} to {}: {stderr}", node.name);
+        assert!(stderr.contains(words), "{tls:?} to {}: {stderr}", node.name);
+        assert!(!stderr.contains(&node.cookie), "the cookie leaked");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+    }
+
+    // With the host check skipped, the chain alone is verified.
+    let mut tls = full.clone();
+    tls.push("--tls-skip-host-check".into());
+    let elsewhere = &mut nodes[elsewhere];
+    let (got, stderr) = run(&p, &deploy_args(elsewhere, &v2, &tls));
+    assert_eq!(got, 0, "{stderr}");
+    assert_eq!(elsewhere.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+}
+
+#[test]
+fn watch_follows_saves_over_tls() {
+    let pki = Pki::new("tls_watch");
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet"]);
+    let v2 = p.build(2, &["hs_greet"]);
+    let watched = p.path().join("watched");
+    common::copy_dir(&v1, &watched);
+    let mut node = tls_node("tlsw", &pki.dist_optfile(&pki.node, "tlsv1.3"), &v1);
+    let name = unique("hsw");
+    let mut args = vec![
+        "--no-build".to_owned(),
+        "--ebin".into(),
+        "watched".into(),
+        "--name".into(),
+        name,
+        "--node".into(),
+        node.name.clone(),
+        "--cookie".into(),
+        node.cookie.clone(),
+    ];
+    args.extend(pki.tool_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut w = Watcher::start(p.path(), p.path(), &args);
+    w.wait_stderr("Watching");
+    let tmp = watched.join(".hs_greet.beam.tmp");
+    std::fs::copy(v2.join("hs_greet.beam"), &tmp).expect("copy");
+    std::fs::rename(&tmp, watched.join("hs_greet.beam")).expect("rename");
+    let event = w.wait_event("a deploy", |e| e["event"] == "change");
+    assert_eq!(event["ok"], true, "{event}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+    assert_eq!(w.interrupt(), 0);
+}
