@@ -113,6 +113,10 @@ pub struct Target {
     /// node's host.
     #[arg(long)]
     pub tls_skip_host_check: bool,
+    /// TLS: the nodes' own `-ssl_dist_optfile`, for the CA, certificate and
+    /// key (client side first) the flags above do not give.
+    #[arg(long, value_name = "FILE")]
+    pub tls_optfile: Option<PathBuf>,
     /// The project folder (default: the current one).
     #[arg(short = 'C', long, value_name = "DIR")]
     pub project: Option<PathBuf>,
@@ -330,6 +334,7 @@ pub(crate) fn settings(target: &Target) -> Result<Settings, CliError> {
             cert: target.tls_cert.clone(),
             key: target.tls_key.clone(),
             skip_host_check: target.tls_skip_host_check,
+            optfile: target.tls_optfile.clone(),
         },
     };
     let settings = Settings::load(&project, &flags)?;

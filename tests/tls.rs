@@ -1,8 +1,10 @@
 //! TLS distribution (`-proto_dist inet_tls`): real nodes that require a
 //! client certificate (`verify_peer`, `fail_if_no_peer_cert`), with
 //! certificates the test makes. Deploy, verify, status, rollback and watch
-//! work over TLS 1.2 and 1.3; every way TLS goes wrong gets its own words
-//! and exit code, and leaves the node as it was.
+//! work over TLS 1.2 and 1.3 and `inet6_tls`, configured by flags, the
+//! environment, hotswap.toml or the node's own option file; every way TLS
+//! goes wrong gets its own words and exit code, and leaves the node as it
+//! was.
 
 mod common;
 
@@ -115,6 +117,29 @@ fn deploy_verify_status_and_rollback_over_tls_1_3_and_1_2() {
         assert_eq!(n["changed"], serde_json::json!([]), "{status}");
         assert_eq!(n["new"], serde_json::json!([]), "{status}");
     }
+
+    // The node's own -ssl_dist_optfile, one file for both sides.
+    let out = p.run(&[
+        "status",
+        "--json",
+        "--name",
+        &unique("hs"),
+        "--node",
+        &a.name,
+        "--cookie",
+        &cookie,
+        "--ebin",
+        &arg(&v2),
+        "--tls-optfile",
+        &arg(&pki.dist_optfile(&pki.node, "tlsv1.3")),
+    ]);
+    let status: Value = serde_json::from_slice(&out.stdout).expect("status json");
+    assert_eq!(out.status.code(), Some(0), "{status}");
+    assert_eq!(
+        status["nodes"][0]["changed"],
+        serde_json::json!([]),
+        "{status}"
+    );
 
     // hotswap.toml, paths relative to the project: the rollback.
     std::fs::copy(&pki.ca, p.path().join("ca.pem")).expect("copy");
@@ -296,4 +321,38 @@ fn watch_follows_saves_over_tls() {
     assert_eq!(event["ok"], true, "{event}");
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
     assert_eq!(w.interrupt(), 0);
+}
+
+/// `-proto_dist inet6_tls`: a node named by its IPv6 address, reached over
+/// IPv6 inside TLS, its certificate checked against that address.
+#[test]
+fn a_node_on_inet6_tls_is_deployed_to_verified_and_rolled_back() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    }
+    let pki = Pki::new("tls_six");
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_greet"]), p.build(2, &["hs_greet"]));
+    let optfile = pki.dist_optfile(&pki.node, "tlsv1.3");
+    let spec = NodeSpec::new("tlssix")
+        .code_path(&v1)
+        .long_name("::1")
+        .arg("-proto_dist")
+        .arg("inet6_tls")
+        .arg("-ssl_dist_optfile")
+        .arg(&arg(&optfile));
+    let mut node = start_node_with(spec, &["hs_greet"]);
+    let tls = pki.tool_args();
+    let mut extra: Vec<&str> = tls.iter().map(String::as_str).collect();
+    let v2_arg = arg(&v2);
+    extra.extend(["--ebin", &v2_arg, "--verify"]);
+    let (code, json, stderr) = p.deploy(&[&node], &extra);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+    let mut extra: Vec<&str> = tls.iter().map(String::as_str).collect();
+    extra.push("--rollback");
+    let (code, json, stderr) = p.deploy(&[&node], &extra);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
 }

@@ -9,6 +9,7 @@
 
 pub mod exs;
 mod release_cookie;
+pub mod ssl_dist_optfile;
 
 use crate::dist::{Cookie, NodeName, TlsFiles};
 use serde::Deserialize;
@@ -38,6 +39,7 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub tls_skip_host_check: Option<bool>,
+    pub tls_optfile: Option<PathBuf>,
 }
 
 /// What the command line adds on top.
@@ -60,6 +62,8 @@ pub struct TlsFlags {
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub skip_host_check: bool,
+    /// The node's `-ssl_dist_optfile`, for what the flags above leave out.
+    pub optfile: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +104,8 @@ pub enum ConfigError {
 }
 
 /// The TLS settings, each from the flag, else `HOTSWAP_TLS_*`, else
-/// `tls_*` in the file (a path there is relative to the project). Any of
+/// `tls_*` in the file (a path there is relative to the project), else the
+/// node's own `-ssl_dist_optfile` if one is given (`--tls-optfile`). Any of
 /// the CA, the certificate and the key turns TLS on; the CA is then
 /// needed, and a certificate needs its key.
 fn tls_files(
@@ -114,9 +119,20 @@ fn tls_files(
             .or_else(|| env(var).filter(|v| !v.is_empty()).map(PathBuf::from))
             .or_else(|| key.as_ref().map(|p| project.join(p)))
     };
-    let ca = path(&flags.ca, "HOTSWAP_TLS_CA", &file.tls_ca);
-    let cert = path(&flags.cert, "HOTSWAP_TLS_CERT", &file.tls_cert);
-    let key = path(&flags.key, "HOTSWAP_TLS_KEY", &file.tls_key);
+    let optfile = path(&flags.optfile, "HOTSWAP_TLS_OPTFILE", &file.tls_optfile);
+    let node_side = match &optfile {
+        Some(optfile) => ssl_dist_optfile::read(optfile).map_err(ConfigError::Tls)?,
+        None => ssl_dist_optfile::DistOptions::default(),
+    };
+    let ca = path(&flags.ca, "HOTSWAP_TLS_CA", &file.tls_ca).or(node_side.cacertfile);
+    if let (Some(optfile), None) = (&optfile, &ca) {
+        return Err(ConfigError::Tls(format!(
+            "`{}` names no `cacertfile`; give --tls-ca",
+            optfile.display()
+        )));
+    }
+    let cert = path(&flags.cert, "HOTSWAP_TLS_CERT", &file.tls_cert).or(node_side.certfile);
+    let key = path(&flags.key, "HOTSWAP_TLS_KEY", &file.tls_key).or(node_side.keyfile);
     let skip_host_check = match env("HOTSWAP_TLS_SKIP_HOST_CHECK").filter(|v| !v.is_empty()) {
         _ if flags.skip_host_check => true,
         Some(v) => match v.to_ascii_lowercase().as_str() {
@@ -128,7 +144,7 @@ fn tls_files(
                 )))
             }
         },
-        None => file.tls_skip_host_check.unwrap_or(false),
+        None => file.tls_skip_host_check.unwrap_or(node_side.no_host_check),
     };
     match (ca, cert, key) {
         (None, None, None) if skip_host_check => Err(ConfigError::Tls(
@@ -597,6 +613,30 @@ mod tests {
                 Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect_err(toml);
             assert!(err.to_string().contains(words), "{toml}: {err}");
         }
+        // The node's option file fills what nothing else gives.
+        let optfile = dir.path().join("ssl_dist.conf");
+        std::fs::write(
+            &optfile,
+            "[{server, [{certfile, \"node.pem\"}, {keyfile, \"node.key\"}, {cacertfile, \"ca.pem\"}]},\n {client, [{server_name_indication, disable}]}].\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "tls_optfile = \"ssl_dist.conf\"\n",
+        )
+        .expect("write");
+        let s = Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect("load");
+        let tls = s.tls.expect("TLS on");
+        assert_eq!(tls.ca, dir.path().join("ca.pem"));
+        assert_eq!(tls.cert, Some(dir.path().join("node.pem")));
+        assert!(tls.skip_host_check);
+        let s = Settings::load_with_env(dir.path(), &flags, no_env).expect("load");
+        assert_eq!(s.tls.expect("TLS on").ca, PathBuf::from("/flag/ca.pem"));
+        std::fs::write(&optfile, "[{client, [{verify, verify_peer}]}].\n").expect("write");
+        let err =
+            Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect_err("no CA");
+        assert!(err.to_string().contains("no `cacertfile`"), "{err}");
+
         std::fs::write(dir.path().join(FILE_NAME), "tls_ca = \"ca.pem\"\n").expect("write");
         let env = |k: &str| (k == "HOTSWAP_TLS_SKIP_HOST_CHECK").then(|| "maybe".to_owned());
         let err = Settings::load_with_env(dir.path(), &Flags::default(), env).expect_err("bad");

@@ -33,7 +33,7 @@ pub struct Pki {
     pub ca: PathBuf,
     /// Another CA, which signed nothing the nodes know.
     pub other_ca: PathBuf,
-    /// For this machine's host name (and `localhost`).
+    /// For this machine's host name (and `localhost`, and `::1`).
     pub node: Pair,
     /// For a host that is not this one.
     pub elsewhere: Pair,
@@ -99,7 +99,7 @@ impl Pki {
         let dir = scratch(tag);
         let ca = Authority::new("hotswap test CA");
         let other = Authority::new("another CA");
-        let here = vec![short_host(), "localhost".to_owned()];
+        let here = vec![short_host(), "localhost".to_owned(), "::1".to_owned()];
         let there = vec!["elsewhere.invalid".to_owned()];
         let pki = Pki {
             ca: dir.join("ca.pem"),
