@@ -182,23 +182,7 @@ fn vm_floor(node: &ErlNode, v1: &Path, v2: &Path) -> String {
 /// them into target/bench-beams) to 2 fresh nodes with --verify, against an
 /// operator node's erpc:multicall of atomic_load on 2 other fresh nodes.
 fn real_world() -> Option<(String, String)> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-beams");
-    let ebins: Vec<PathBuf> = [
-        "usr/lib/erlang/lib/jose-1.11.5/ebin",
-        "usr/lib/erlang/lib/luerl-1/ebin",
-        "usr/lib/erlang/lib/cowlib-1.3.0/ebin",
-        "usr/lib/x86_64-linux-gnu/ejabberd-23.01-1/ebin",
-    ]
-    .iter()
-    .map(|d| root.join(d))
-    .collect();
-    if !ebins.iter().all(|d| d.is_dir()) {
-        eprintln!(
-            "real-world beams: not in {} (scripts/bench unpacks them); skipped",
-            root.display()
-        );
-        return None;
-    }
+    let ebins = support::real_world_ebins()?;
     let dirs: Vec<&Path> = ebins.iter().map(PathBuf::as_path).collect();
     let count: usize = dirs.iter().map(|d| support::beams(d).len()).sum();
     let size: u64 = dirs

@@ -46,6 +46,30 @@ pub fn generate(dir: &Path, n: usize, vsn: u32) -> PathBuf {
     dir.to_owned()
 }
 
+/// The ebin folders of Debian's ejabberd, jose, luerl and cowlib, which
+/// scripts/bench unpacks into target/bench-beams; `None` (and a word on
+/// stderr) when they are not there.
+pub fn real_world_ebins() -> Option<Vec<PathBuf>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-beams");
+    let ebins: Vec<PathBuf> = [
+        "usr/lib/erlang/lib/jose-1.11.5/ebin",
+        "usr/lib/erlang/lib/luerl-1/ebin",
+        "usr/lib/erlang/lib/cowlib-1.3.0/ebin",
+        "usr/lib/x86_64-linux-gnu/ejabberd-23.01-1/ebin",
+    ]
+    .iter()
+    .map(|d| root.join(d))
+    .collect();
+    if !ebins.iter().all(|d| d.is_dir()) {
+        eprintln!(
+            "real-world beams: not in {} (scripts/bench unpacks them); skipped",
+            root.display()
+        );
+        return None;
+    }
+    Some(ebins)
+}
+
 pub fn beams(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("dir")
@@ -137,11 +161,15 @@ pub struct Operator {
 
 impl Operator {
     pub fn start(nodes: &[String], cookie: &str) -> Operator {
-        let mut node = super::common::ErlNode::start(
-            super::common::NodeSpec::new("operator")
-                .cookie(cookie)
-                .code_path(compiled_flight_ebin()),
-        );
+        Operator::start_as(
+            super::common::NodeSpec::new("operator").cookie(cookie),
+            nodes,
+        )
+    }
+
+    /// [`Operator::start`] as the node `spec` describes (a TLS node).
+    pub fn start_as(spec: super::common::NodeSpec, nodes: &[String]) -> Operator {
+        let mut node = super::common::ErlNode::start(spec.code_path(compiled_flight_ebin()));
         let targets = nodes
             .iter()
             .map(|n| format!("'{n}'"))
