@@ -9,7 +9,7 @@
 mod common;
 
 use common::project::{arg, node_json, start_node_with, Project};
-use common::tls::Pki;
+use common::tls::{Pair, Pki};
 use common::watcher::Watcher;
 use common::{unique, ErlNode, NodeSpec};
 use serde_json::Value;
@@ -50,6 +50,29 @@ fn deploy_args(node: &ErlNode, ebin: &std::path::Path, tls: &[String]) -> Vec<St
     ];
     args.extend(tls.iter().cloned());
     args
+}
+
+/// `status --json` of `nodes` (one cookie) against `ebin`, which must
+/// succeed.
+fn status_of(
+    p: &Project,
+    nodes: &[&ErlNode],
+    ebin: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, String)],
+) -> Value {
+    let name = unique("hs");
+    let ebin = arg(ebin);
+    let mut args = vec!["status", "--json", "--name", &name, "--ebin", &ebin];
+    for n in nodes {
+        args.extend(["--node", n.name.as_str()]);
+    }
+    args.extend(["--cookie", nodes[0].cookie.as_str()]);
+    args.extend(extra);
+    let out = p.run_with(&args, env);
+    let status: Value = serde_json::from_slice(&out.stdout).expect("status json");
+    assert_eq!(out.status.code(), Some(0), "{status}");
+    status
 }
 
 #[test]
@@ -94,47 +117,15 @@ fn deploy_verify_status_and_rollback_over_tls_1_3_and_1_2() {
         ("HOTSWAP_TLS_CERT", pki.client.cert_arg()),
         ("HOTSWAP_TLS_KEY", pki.client.key_arg()),
     ];
-    let out = p.run_with(
-        &[
-            "status",
-            "--json",
-            "--name",
-            &unique("hs"),
-            "--node",
-            &a.name,
-            "--node",
-            &b.name,
-            "--cookie",
-            &cookie,
-            "--ebin",
-            &arg(&v2),
-        ],
-        &env,
-    );
-    let status: Value = serde_json::from_slice(&out.stdout).expect("status json");
-    assert_eq!(out.status.code(), Some(0), "{status}");
+    let status = status_of(&p, &[&a, &b], &v2, &[], &env);
     for n in status["nodes"].as_array().expect("nodes") {
         assert_eq!(n["changed"], serde_json::json!([]), "{status}");
         assert_eq!(n["new"], serde_json::json!([]), "{status}");
     }
 
     // The node's own -ssl_dist_optfile, one file for both sides.
-    let out = p.run(&[
-        "status",
-        "--json",
-        "--name",
-        &unique("hs"),
-        "--node",
-        &a.name,
-        "--cookie",
-        &cookie,
-        "--ebin",
-        &arg(&v2),
-        "--tls-optfile",
-        &arg(&pki.dist_optfile(&pki.node, "tlsv1.3")),
-    ]);
-    let status: Value = serde_json::from_slice(&out.stdout).expect("status json");
-    assert_eq!(out.status.code(), Some(0), "{status}");
+    let optfile = arg(&pki.dist_optfile(&pki.node, "tlsv1.3"));
+    let status = status_of(&p, &[&a], &v2, &["--tls-optfile", &optfile], &[]);
     assert_eq!(
         status["nodes"][0]["changed"],
         serde_json::json!([]),
@@ -182,14 +173,18 @@ fn each_tls_fault_has_its_own_words_and_exit_code_and_changes_nothing() {
     let plain = start_node_with(NodeSpec::new("plain").code_path(&v1), &["hs_greet"]);
     let with = |files: &[&str]| files.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let client = (pki.client.cert_arg(), pki.client.key_arg());
-    let full = with(&[
-        "--tls-ca",
-        &ca,
-        "--tls-cert",
-        &client.0,
-        "--tls-key",
-        &client.1,
-    ]);
+    // The CA, and `pair` as this tool's certificate.
+    let presenting = |pair: &Pair| {
+        with(&[
+            "--tls-ca",
+            &ca,
+            "--tls-cert",
+            &pair.cert_arg(),
+            "--tls-key",
+            &pair.key_arg(),
+        ])
+    };
+    let full = presenting(&pki.client);
     let mut nodes = [good13, good12, expired, elsewhere, plain];
     let [good13, good12, expired, elsewhere, plain] = [0, 1, 2, 3, 4];
 
@@ -237,29 +232,10 @@ fn each_tls_fault_has_its_own_words_and_exit_code_and_changes_nothing() {
             2,
             "does not match the certificate",
         ),
-        (
-            good13,
-            with(&[
-                "--tls-ca",
-                &ca,
-                "--tls-cert",
-                &pki.client_expired.cert_arg(),
-                "--tls-key",
-                &pki.client_expired.key_arg(),
-            ]),
-            2,
-            "has expired",
-        ),
+        (good13, presenting(&pki.client_expired), 2, "has expired"),
         (
             good12,
-            with(&[
-                "--tls-ca",
-                &ca,
-                "--tls-cert",
-                &pki.stranger.cert_arg(),
-                "--tls-key",
-                &pki.stranger.key_arg(),
-            ]),
+            presenting(&pki.stranger),
             3,
             "refused our certificate",
         ),
