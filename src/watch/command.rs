@@ -5,7 +5,9 @@ use super::build::Builder;
 use super::sources::{self, Kind, Root, Sources};
 use super::{FindModules, Watch, WatchOptions};
 use crate::beam::discover::{self, Search};
-use crate::cli::{local_modules, peer_options, settings, CliError, WatchArgs};
+use crate::cli::args::WatchArgs;
+use crate::cli::error::CliError;
+use crate::cli::setup::{after_hook, local_modules, peer_options, settings};
 use crate::config::Settings;
 use crate::deploy::{Options, Session};
 use crate::dist::{Peer, Ticks};
@@ -51,7 +53,7 @@ pub async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
         verify: args.verify,
         force: args.force,
         code_change: settings.code_change && !args.no_code_change,
-        after: crate::cli::after_hook(&settings, &args.after)?,
+        after: after_hook(&settings, &args.after)?,
         timeout: settings.timeout,
         keep: settings.keep_snapshots,
         interrupted: interrupt.flag(),

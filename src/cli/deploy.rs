@@ -1,0 +1,181 @@
+//! `deploy`: the build, the run against the nodes, and `--rollback`.
+
+use super::args::DeployArgs;
+use super::error::CliError;
+use super::setup::{after_hook, local_modules, lock_store, open_session, settings};
+use crate::beam::discover::{self, ProjectKind, Search};
+use crate::beam::stale;
+use crate::beam::Module;
+use crate::build_command::{self, BuildError};
+use crate::config::Settings;
+use crate::deploy::rollback::Plan;
+use crate::deploy::{self, Options, Outcome, Report, Session};
+use crate::interrupt::Interrupt;
+use crate::output::{Mode, Ui};
+use crate::store::Store;
+use std::path::PathBuf;
+
+pub(super) async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
+    let mode = Mode::from_flags(args.json, args.quiet);
+    let ui = Ui::new(mode);
+    let settings = settings(&args.target)?;
+    for w in &settings.warnings {
+        ui.warn(w);
+    }
+    settings.require_nodes()?;
+    settings.cookie()?;
+    let store = Store::new(settings.snapshot_dir.clone());
+    let interrupt = Interrupt::listen(
+        "interrupted: finishing the step in flight, then undoing this run's changes",
+    );
+    let options = Options {
+        verify: args.verify,
+        all: args.all,
+        force: args.force,
+        dry_run: args.dry_run,
+        cluster: args.cluster,
+        code_change: settings.code_change && !args.no_code_change,
+        after: after_hook(&settings, &args.after)?,
+        timeout: settings.timeout,
+        keep: settings.keep_snapshots,
+        interrupted: interrupt.flag(),
+    };
+    if args.rollback {
+        return rollback_command(&settings, store, &options, &ui, mode).await;
+    }
+    if !args.no_build && args.paths.is_empty() && settings.ebin.is_empty() {
+        if let Some(command) = &settings.build {
+            date_back_for_rebar3(&settings);
+            build(command, &settings, mode, &interrupt).await?;
+        }
+    }
+    let _lock = lock_store(&store, &ui)?;
+    let (modules, session) =
+        read_while_connecting(&settings, &args.paths, store, &options, &ui).await?;
+    let session = match session {
+        Ok(session) => session,
+        Err(report) => return Ok(print_report(&report, mode)),
+    };
+    let report = deploy::deploy(&session, &modules, &options, &ui).await;
+    let code = print_report(&report, mode);
+    session.goodbye(GOODBYE_LIMIT.min(settings.timeout)).await;
+    Ok(code)
+}
+
+/// How long a run that is done waits for its nodes to have had its last
+/// words (the release of their locks) before it exits.
+const GOODBYE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and hashes the modules while the nodes are reached (three round
+/// trips on a device's link). A bad file is the error reported, whichever
+/// finishes first, and stops the run before anything is asked of a node.
+async fn read_while_connecting(
+    settings: &Settings,
+    paths: &[PathBuf],
+    store: Store,
+    options: &Options,
+    ui: &Ui,
+) -> Result<(Vec<Module>, Result<Session, Report>), CliError> {
+    let reading = {
+        let (settings, paths) = (settings.clone(), paths.to_vec());
+        tokio::task::spawn_blocking(move || local_modules(&settings, &paths))
+    };
+    let read = async {
+        match reading.await {
+            Ok(read) => read.map(|(modules, _apps)| modules),
+            // As if it had been read here: its panic is this thread's.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    };
+    let connecting = open_session(settings, store, &settings.nodes, options, ui);
+    tokio::pin!(read, connecting);
+    tokio::select! {
+        read = &mut read => {
+            let modules = read?;
+            Ok((modules, connecting.await?))
+        }
+        session = &mut connecting => Ok((read.await?, session?)),
+    }
+}
+
+async fn rollback_command(
+    settings: &Settings,
+    store: Store,
+    options: &Options,
+    ui: &Ui,
+    mode: Mode,
+) -> Result<i32, CliError> {
+    let _lock = lock_store(&store, ui)?;
+    let names: Vec<String> = settings.nodes.iter().map(ToString::to_string).collect();
+    let plan = Plan::read(&store, &names)?;
+    let with_work = plan.nodes();
+    let mut nodes = Vec::new();
+    for node in &settings.nodes {
+        if with_work.contains(&node.to_string()) {
+            nodes.push(node.clone());
+        } else {
+            ui.line(&format!("Nothing to roll back on {node}"));
+        }
+    }
+    let session = match open_session(settings, store, &nodes, options, ui).await? {
+        Ok(session) => session,
+        Err(report) => return Ok(print_report(&report, mode)),
+    };
+    let report = deploy::rollback(&session, plan, options, ui).await?;
+    let code = print_report(&report, mode);
+    session.goodbye(GOODBYE_LIMIT.min(settings.timeout)).await;
+    Ok(code)
+}
+
+pub(super) fn print_report(report: &Report, mode: Mode) -> i32 {
+    match mode {
+        Mode::Json => println!("{}", report.to_json()),
+        Mode::Text => println!("{}", report.summary()),
+        Mode::Quiet => {
+            if report.outcome != Outcome::Success {
+                eprintln!("{}", report.summary());
+            }
+        }
+    }
+    report.outcome.exit_code()
+}
+
+/// rebar3 tells what to rebuild by file times, to the second: before it
+/// builds, the beams of sources saved in their own second are dated back
+/// ([`stale`]), so a save made just after the last build is not skipped.
+/// Before the first build there is nothing to date back.
+fn date_back_for_rebar3(settings: &Settings) {
+    let mut search = Search::from_env(settings.project.clone());
+    search.app_name = settings.app_name.clone();
+    let Ok(found) = discover::find(&search) else {
+        return;
+    };
+    if found.kind != ProjectKind::Rebar3 {
+        return;
+    }
+    if let Ok(dirs) = discover::rebar_source_dirs(&settings.project) {
+        stale::date_back_ambiguous(&stale::erl_sources(&dirs), &found.files);
+    }
+}
+
+/// Runs the build command in the project, its output shown (on stderr in
+/// JSON mode, so stdout stays one document); Ctrl-C stops it.
+async fn build(
+    command: &str,
+    settings: &Settings,
+    mode: Mode,
+    interrupt: &Interrupt,
+) -> Result<(), CliError> {
+    if mode == Mode::Text {
+        println!("Building with `{command}`");
+    }
+    let built = build_command::run(command, &settings.project, mode, interrupt.wait()).await;
+    match built {
+        Ok(()) => Ok(()),
+        Err(BuildError::Failed(detail)) => Err(CliError::Build {
+            command: command.to_owned(),
+            detail,
+        }),
+        Err(BuildError::Interrupted) => Err(CliError::Interrupted),
+    }
+}

@@ -1,0 +1,44 @@
+//! The command line: arguments (clap), and each command wired from
+//! configuration through discovery to the deploy. Errors come back to
+//! `main` as [`CliError`], which knows its exit code.
+//!
+//! One file per concern: the arguments ([`args`]), the errors and their
+//! exit codes ([`error`]), what commands set up ([`setup`]), and each
+//! command ([`deploy`], [`status`], [`snapshots`]; `watch` lives in
+//! `crate::watch::command`).
+
+pub(crate) mod args;
+mod deploy;
+pub(crate) mod error;
+pub(crate) mod setup;
+mod snapshots;
+mod status;
+
+pub use args::{Cli, Command, DeployArgs, SnapshotsArgs, StatusArgs, Target, WatchArgs};
+pub use error::CliError;
+
+use deploy::deploy_command;
+use snapshots::snapshots_command;
+use status::status_command;
+
+/// Runs a parsed command line; returns the exit code of a completed run.
+pub async fn run(cli: Cli, json_requested: &mut bool) -> Result<i32, CliError> {
+    match cli.command {
+        Command::Deploy(args) => {
+            *json_requested = args.json;
+            deploy_command(args).await
+        }
+        Command::Status(args) => {
+            *json_requested = args.json;
+            status_command(args).await
+        }
+        Command::Snapshots(args) => {
+            *json_requested = args.json;
+            snapshots_command(args)
+        }
+        Command::Watch(args) => {
+            *json_requested = args.json;
+            crate::watch::command::watch_command(args).await
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! What the commands that talk to nodes set up from their flags: the
+//! settings, the after-deploy call, this tool's peer, the local modules,
+//! the store's lock and a session with the nodes.
+
+use super::args::Target;
+use super::error::CliError;
+use crate::beam::discover::{self, Search};
+use crate::beam::Module;
+use crate::config::{Flags, Settings, TlsFlags};
+use crate::deploy::session::OpenError;
+use crate::deploy::{self, Options, Outcome, Report, Session};
+use crate::dist::{Peer, PeerOptions, Tls};
+use crate::output::Ui;
+use crate::store::{Store, StoreLock};
+use std::path::PathBuf;
+
+/// The settings of a command's `Target` flags, every layer resolved.
+pub(crate) fn settings(target: &Target) -> Result<Settings, CliError> {
+    let project = match &target.project {
+        Some(p) => p.clone(),
+        None => std::env::current_dir().map_err(CliError::Cwd)?,
+    };
+    let flags = Flags {
+        config: target.config.clone(),
+        nodes: target.nodes.clone(),
+        cookie: target.cookie.clone(),
+        ebin: target.ebin.clone(),
+        timeout: target.timeout,
+        name: target.name.clone(),
+        dist_port: target.dist_port,
+        tls: TlsFlags {
+            ca: target.tls_ca.clone(),
+            cert: target.tls_cert.clone(),
+            key: target.tls_key.clone(),
+            skip_host_check: target.tls_skip_host_check,
+            optfile: target.tls_optfile.clone(),
+        },
+    };
+    let settings = Settings::load(&project, &flags)?;
+    if !settings.cookie_source.is_empty() {
+        tracing::debug!("the cookie comes from {}", settings.cookie_source);
+    }
+    Ok(settings)
+}
+
+/// The after-deploy call: `--after`, else `after_deploy` in the
+/// configuration.
+pub(crate) fn after_hook(
+    settings: &Settings,
+    flag: &Option<String>,
+) -> Result<Option<deploy::after::Hook>, CliError> {
+    flag.as_ref()
+        .or(settings.after_deploy.as_ref())
+        .map(|text| text.parse().map_err(CliError::Hook))
+        .transpose()
+}
+
+pub(crate) async fn start_peer(settings: &Settings) -> Result<Peer, CliError> {
+    Ok(Peer::launch(peer_options(settings)?, &settings.nodes).await?)
+}
+
+/// How the peer starts: our name, the cookie, how long a connection may
+/// take.
+pub(crate) fn peer_options(settings: &Settings) -> Result<PeerOptions, CliError> {
+    let mut options = PeerOptions::new(settings.cookie()?.clone());
+    options.name = settings.name.clone();
+    options.connect_timeout = settings.timeout.min(std::time::Duration::from_secs(10));
+    options.dist_port = settings.dist_port;
+    options.tls = settings.tls.as_ref().map(Tls::load).transpose()?;
+    Ok(options)
+}
+
+/// Finds and validates every module; any invalid file refuses the whole run.
+pub(crate) fn local_modules(
+    settings: &Settings,
+    paths: &[PathBuf],
+) -> Result<(Vec<Module>, Vec<String>), CliError> {
+    let mut search = Search::from_env(settings.project.clone());
+    search.app_name = settings.app_name.clone();
+    search.ebin = settings.ebin.clone();
+    search.files = paths.to_vec();
+    let found = discover::find(&search)?;
+    let modules = discover::read_modules(&found.files).map_err(CliError::Modules)?;
+    if modules.is_empty() {
+        return Err(CliError::NoModules(settings.project.display().to_string()));
+    }
+    Ok((modules, found.apps))
+}
+
+/// Takes the snapshot store's lock for this run, waiting (and saying so)
+/// while another run in this project holds it.
+pub(crate) fn lock_store(store: &Store, ui: &Ui) -> Result<StoreLock, CliError> {
+    Ok(store.lock(|| {
+        ui.warn(&format!(
+            "waiting for another hotswap-node run using `{}` to finish",
+            store.root().display()
+        ))
+    })?)
+}
+
+/// Starts the peer and connects to `nodes`; a node that cannot be reached
+/// gives the report to print instead.
+pub(crate) async fn open_session(
+    settings: &Settings,
+    store: Store,
+    nodes: &[crate::dist::NodeName],
+    options: &Options,
+    ui: &Ui,
+) -> Result<Result<Session, Report>, CliError> {
+    let peer = start_peer(settings).await?;
+    match Session::connect(peer, store, nodes, options, ui).await {
+        Ok(session) => Ok(Ok(session)),
+        Err(OpenError::Start(e)) => Err(e.into()),
+        Err(OpenError::Unreachable(reports)) => {
+            Ok(Err(Report::new(reports, Outcome::Unreachable, None)))
+        }
+    }
+}
