@@ -16,6 +16,9 @@
 /// Every point, in the order a run meets them. A name not listed here is a
 /// test's mistake, refused at once.
 pub const POINTS: &[&str] = &[
+    // A node answered `nok` to our handshake (it still sets up an earlier
+    // one from our name), before the tool waits and tries again.
+    "connect_pending",
     // A flight (to one node or several): every node has been sent its
     // request and the snapshot is written (or failed); before the word.
     "flight_sent",

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::fault::FaultPoints;
 use common::project::{arg, names, node_json, start_node, start_node_with, Project};
 use common::slowlink::SlowLink;
 use common::{erlc, fixture, unique, ErlNode, NodeSpec};
@@ -599,4 +600,73 @@ fn a_node_on_ipv6_only_is_deployed_to_verified_and_rolled_back() {
     let pong = other.eval(&format!("net_adm:ping('{name}@::1')."));
     assert_eq!(pong, "pong", "{}", w.everything_said());
     assert_eq!(w.interrupt(), 0);
+}
+
+/// Opens a distribution handshake with `node` as `me` and stops after the
+/// node's status: the node then holds a pending connection from `me`, as
+/// it does after an attempt of ours timed out over a lossy link. Dropping
+/// the handshake closes its socket.
+fn half_done_handshake(runtime: &tokio::runtime::Runtime, node: &ErlNode, me: &str) -> impl Drop {
+    use erl_dist::handshake::{ClientSideHandshake, HandshakeStatus};
+    use erl_dist::node::{Creation, LocalNode};
+    use hotswap_node::dist::reframe::{Outbox, Reframe};
+    runtime.block_on(async {
+        let target = node.node_name();
+        let port = hotswap_node::dist::epmd::lookup(target.host(), target.name())
+            .await
+            .expect("port");
+        let tcp = tokio::net::TcpStream::connect((target.host(), port))
+            .await
+            .expect("tcp");
+        let name = format!("{me}@{}", target.host()).parse().expect("name");
+        let mut local = LocalNode::new(name, Creation::new(7));
+        local.flags = hotswap_node::dist::handshake::local_flags();
+        let framed = Reframe::new(tcp, 2, Outbox::default());
+        let mut handshake = ClientSideHandshake::new(framed, local, &node.cookie);
+        let status = handshake.execute_send_name(6).await.expect("status");
+        assert!(matches!(status, HandshakeStatus::Ok), "{status:?}");
+        Held(Some(handshake))
+    })
+}
+
+/// Holds a value until dropped.
+struct Held<T>(Option<T>);
+
+impl<T> Drop for Held<T> {
+    fn drop(&mut self) {
+        self.0.take();
+    }
+}
+
+/// A node that still sets up an earlier handshake from the tool's name
+/// (after an attempt timed out over a lossy link) answers the next one
+/// `nok`. Once that earlier socket is gone, the tool gets in: it waits and
+/// tries again within its connect timeout instead of giving up at once.
+/// Written first, this failed with exit 3 (CI saw it on a lossy link).
+#[test]
+fn a_node_still_holding_an_earlier_handshake_of_ours_is_waited_for() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_greet"]), p.build(2, &["hs_greet"]));
+    let cookie = common::random_cookie();
+    // The node's name sorts after ours: it keeps its pending handshake and
+    // answers `nok` (before ours, it would drop its own and go on).
+    let mut node = start_node("zz_pending", &v1, &cookie, &["hs_greet"]);
+    let me = unique("aa_hs");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let stale = half_done_handshake(&runtime, &node, &me);
+    let faults = FaultPoints::new();
+    faults.arm("connect_pending");
+    let mut run = p.spawn_deploy(
+        &[&node],
+        &["--ebin", &arg(&v2), "--name", &me],
+        &faults.env(&[]),
+    );
+    run.hold_at(&faults, "connect_pending");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+    // The earlier attempt's socket closes, as a timed-out one's does.
+    drop(stale);
+    faults.release("connect_pending");
+    let (code, json, stderr) = run.finish();
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
 }

@@ -36,6 +36,8 @@ pub enum ConnectError {
     HandshakeTimeout { node: String, secs: f64 },
     #[error("node `{node}` refused the connection: {reason}")]
     Refused { node: String, reason: String },
+    #[error("node `{node}` is still setting up an earlier connection from this tool's name (it answered `nok`) and did not let it go within {secs} s; try again")]
+    Pending { node: String, secs: f64 },
     #[error("handshake with `{node}` failed: {detail}")]
     Handshake { node: String, detail: String },
     #[error("TLS with `{node}` failed: {detail}")]

@@ -97,11 +97,14 @@ async fn client_steps(
             outbox.push(&[0, 5, b's', b't', b'r', b'u', b'e']);
         }
         HandshakeStatus::Nok => {
-            return Err(ConnectError::Refused {
+            // It holds a handshake from our name still pending: an earlier
+            // attempt of ours that timed out over a slow or lossy link
+            // (nodes never connect to us first). The caller waits for it
+            // to go away.
+            return Err(ConnectError::Pending {
                 node: node(),
-                reason: "it is already connecting to this node (simultaneous connect); try again"
-                    .into(),
-            })
+                secs: 0.0,
+            });
         }
         HandshakeStatus::NotAllowed => {
             return Err(ConnectError::Refused {

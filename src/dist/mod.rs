@@ -330,10 +330,50 @@ impl Peer {
         .await
     }
 
+    /// [`Peer::connect_at`], tried again while the node answers `nok`:
+    /// it still holds a handshake of an earlier attempt from our name
+    /// (one that timed out over a slow or lossy link) and drops it once
+    /// that socket's close reaches it, or at its own setup time. Waits
+    /// 50 ms, doubling up to 1 s, within `limit` in all.
+    async fn connect_at(
+        &self,
+        target: &NodeName,
+        port: u16,
+        limit: Duration,
+        same_name: bool,
+        cookie: &Cookie,
+        tls: Option<&Tls>,
+    ) -> Result<Connection, ConnectError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self
+                .connect_once(target, port, left, same_name, cookie, tls)
+                .await
+            {
+                Err(ConnectError::Pending { node, .. }) => {
+                    crate::fault::hold("connect_pending").await;
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if left <= pause {
+                        return Err(ConnectError::Pending {
+                            node,
+                            secs: limit.as_secs_f64(),
+                        });
+                    }
+                    tracing::debug!(%node, "the node still sets up an earlier connection; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Connects to `target` at `port` (over `tls` if given) and shakes
     /// hands within `limit`; with `same_name`, refuses a node of another
     /// name there.
-    async fn connect_at(
+    async fn connect_once(
         &self,
         target: &NodeName,
         port: u16,
