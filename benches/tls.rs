@@ -45,15 +45,20 @@ fn main() {
     }
 }
 
+/// A node `tag`, plain or on TLS `version` with the node certificate.
+fn spec(pki: &Pki, tag: &str, tls: Option<&str>, cookie: &str) -> NodeSpec {
+    let spec = NodeSpec::new(tag).cookie(cookie);
+    match tls {
+        Some(version) => spec.tls(&pki.dist_optfile(&pki.node, version)),
+        None => spec,
+    }
+}
+
 /// Two nodes, plain or TLS, holding the 30 modules of `ebin` loaded.
 fn pair(pki: &Pki, tls: Option<&str>, cookie: &str, ebin: &Path) -> Vec<ErlNode> {
     (0..2)
         .map(|_| {
-            let mut spec = NodeSpec::new("bench_tls").cookie(cookie).code_path(ebin);
-            if let Some(version) = tls {
-                spec = spec.tls(&pki.dist_optfile(&pki.node, version));
-            }
-            let mut node = ErlNode::start(spec);
+            let mut node = ErlNode::start(spec(pki, "bench_tls", tls, cookie).code_path(ebin));
             node.eval("[code:ensure_loaded(list_to_atom(\"hs_bench_\" ++ integer_to_list(I))) || I <- lists:seq(1, 30)].");
             node
         })
@@ -114,11 +119,7 @@ fn erlang_connect(pki: &Pki) -> String {
     let time_pings = |tls: Option<&str>| {
         let empty = tempfile::tempdir().expect("tmp");
         let target = &fresh(pki, tls, &cookie, empty.path())[0];
-        let mut spec = NodeSpec::new("bench_pinger").cookie(&cookie);
-        if let Some(version) = tls {
-            spec = spec.tls(&pki.dist_optfile(&pki.node, version));
-        }
-        let mut pinger = ErlNode::start(spec);
+        let mut pinger = ErlNode::start(spec(pki, "bench_pinger", tls, &cookie));
         let micros = pinger.eval(&format!(
             "T = lists:map(fun(_) -> {{U, pong}} = timer:tc(net_adm, ping, ['{0}']), true = erlang:disconnect_node('{0}'), timer:sleep(100), U end, lists:seq(1, {1})), lists:nth({1} div 2 + 1, lists:sort(T)).",
             target.name,
@@ -150,22 +151,21 @@ fn real_world(pki: &Pki) -> Option<Vec<String>> {
     tls_args.push("--verify");
     let (mut plain, mut tls, mut best_plain, mut best_tls) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let operator = |version: Option<&str>| {
-        let spec = NodeSpec::new("operator").cookie(&cookie);
-        match version {
-            Some(v) => spec.tls(&pki.dist_optfile(&pki.node, v)),
-            None => spec,
-        }
-    };
     for _ in 0..runs() {
         let nodes = fresh(pki, None, &cookie, empty.path());
         plain.push(hotswap_timed(&dirs, &names(&nodes), &cookie, &["--verify"], &[]).0);
         let nodes = fresh(pki, Some("tlsv1.3"), &cookie, empty.path());
         tls.push(hotswap_timed(&dirs, &names(&nodes), &cookie, &tls_args, &[]).0);
         let nodes = fresh(pki, None, &cookie, empty.path());
-        best_plain.push(Operator::start_as(operator(None), &names(&nodes)).erlang_best(&dirs));
+        best_plain.push(
+            Operator::start_as(spec(pki, "operator", None, &cookie), &names(&nodes))
+                .erlang_best(&dirs),
+        );
         let nodes = fresh(pki, Some("tlsv1.3"), &cookie, empty.path());
-        let mut op = Operator::start_as(operator(Some("tlsv1.3")), &names(&nodes));
+        let mut op = Operator::start_as(
+            spec(pki, "operator", Some("tlsv1.3"), &cookie),
+            &names(&nodes),
+        );
         best_tls.push(op.erlang_best(&dirs));
     }
     Some(vec![
@@ -186,13 +186,7 @@ fn real_world(pki: &Pki) -> Option<Vec<String>> {
 /// nodes that are up.
 fn fresh(pki: &Pki, tls: Option<&str>, cookie: &str, empty: &Path) -> Vec<ErlNode> {
     let nodes = (0..2)
-        .map(|_| {
-            let mut spec = NodeSpec::new("bench_fresh").cookie(cookie).code_path(empty);
-            if let Some(version) = tls {
-                spec = spec.tls(&pki.dist_optfile(&pki.node, version));
-            }
-            ErlNode::start(spec)
-        })
+        .map(|_| ErlNode::start(spec(pki, "bench_fresh", tls, cookie).code_path(empty)))
         .collect();
     std::thread::sleep(Duration::from_secs(1));
     nodes

@@ -53,8 +53,10 @@ pub struct Reframe<S> {
     /// The length prefix being read, `have` bytes of it so far.
     header: [u8; 4],
     have: usize,
-    /// The body being read, once its length is known.
+    /// The body being read, once its length is known, `got` bytes of it
+    /// so far.
     body: Option<Vec<u8>>,
+    got: usize,
     /// The last message read, in 2-byte framing, `served` bytes handed on.
     inbound: Vec<u8>,
     served: usize,
@@ -74,6 +76,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Reframe<S> {
             header: [0; 4],
             have: 0,
             body: None,
+            got: 0,
             inbound: Vec::new(),
             served: 0,
             first: true,
@@ -157,18 +160,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Reframe<S> {
                 format!("a handshake message of {len} bytes"),
             )
         })?;
-        let body = self.body.get_or_insert_with(|| Vec::with_capacity(len));
-        while body.len() < len {
-            let mut chunk = vec![0u8; len - body.len()];
-            let mut buf = ReadBuf::new(&mut chunk);
+        let body = self.body.get_or_insert_with(|| vec![0; len]);
+        while self.got < len {
+            let mut buf = ReadBuf::new(&mut body[self.got..]);
             ready!(Pin::new(&mut self.stream).poll_read(cx, &mut buf))?;
             let n = buf.filled().len();
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
             }
-            body.extend_from_slice(&chunk[..n]);
+            self.got += n;
         }
         let body = self.body.take().unwrap_or_default();
+        self.got = 0;
         self.inbound.clear();
         self.inbound.extend_from_slice(&short.to_be_bytes());
         self.inbound.extend(body);
