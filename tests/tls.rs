@@ -332,3 +332,35 @@ fn a_node_on_inet6_tls_is_deployed_to_verified_and_rolled_back() {
     assert_eq!(code, 0, "{json}\n{stderr}");
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
 }
+
+/// Two TLS nodes, one whose certificate has expired: the run stops before
+/// any node changes (exit 3), and the good node still runs what it ran.
+#[test]
+fn one_of_two_tls_nodes_failing_its_check_changes_neither() {
+    let pki = Pki::new("tls_two");
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_greet"]), p.build(2, &["hs_greet"]));
+    let cookie = common::random_cookie();
+    let spec = |tag: &str, cert: &common::tls::Pair| {
+        NodeSpec::new(tag)
+            .cookie(&cookie)
+            .code_path(&v1)
+            .tls(&pki.dist_optfile(cert, "tlsv1.3"))
+    };
+    let mut good = start_node_with(spec("tlsgood", &pki.node), &["hs_greet"]);
+    let mut bad = start_node_with(spec("tlsbad", &pki.node_expired), &["hs_greet"]);
+    let tls = pki.tool_args();
+    let mut extra: Vec<&str> = tls.iter().map(String::as_str).collect();
+    let v2_arg = arg(&v2);
+    extra.extend(["--ebin", &v2_arg, "--verify"]);
+    let (code, json, stderr) = p.deploy(&[&good, &bad], &extra);
+    assert_eq!(code, 3, "{json}\n{stderr}");
+    assert!(
+        node_json(&json, &bad)["failed"]
+            .to_string()
+            .contains("expired"),
+        "{json}"
+    );
+    assert_eq!(good.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+    assert_eq!(bad.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+}
