@@ -87,6 +87,12 @@ pub struct Target {
     /// started with `-erl_epmd_port N -start_epmd false`, or ERL_DIST_PORT).
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub dist_port: Option<u16>,
+    /// Reach the targets through this node only (`name@host`): the tool
+    /// connects to it alone, sends each module once, and the cluster's own
+    /// connections carry it to every target (`--node`s, or `--cluster`: the
+    /// node's whole cluster, itself included).
+    #[arg(long, value_name = "NODE")]
+    pub via: Option<String>,
     /// TLS distribution (`-proto_dist inet_tls`): the PEM file of the CAs
     /// that sign the nodes' certificates.
     #[arg(long, value_name = "FILE")]
@@ -144,7 +150,8 @@ pub struct DeployArgs {
     /// Skip the build step.
     #[arg(long)]
     pub no_build: bool,
-    /// Also deploy to every node the targets are connected to.
+    /// Also deploy to every node the targets are connected to (with
+    /// `--via`: to the gateway and every node it is connected to).
     #[arg(long)]
     pub cluster: bool,
     /// Print one JSON document on stdout; progress goes to stderr.

@@ -22,7 +22,9 @@ pub(super) async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
     for w in &settings.warnings {
         ui.warn(w);
     }
-    settings.require_nodes()?;
+    if !(args.cluster && settings.via.is_some()) {
+        settings.require_nodes()?;
+    }
     settings.cookie()?;
     let store = Store::new(settings.snapshot_dir.clone());
     let interrupt = Interrupt::listen(
@@ -34,6 +36,7 @@ pub(super) async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
         force: args.force,
         dry_run: args.dry_run,
         cluster: args.cluster,
+        via: settings.via.clone(),
         code_change: settings.code_change && !args.no_code_change,
         after: after_hook(&settings, &args.after)?,
         timeout: settings.timeout,

@@ -28,6 +28,7 @@ pub(crate) fn settings(target: &Target) -> Result<Settings, CliError> {
         timeout: target.timeout,
         name: target.name.clone(),
         dist_port: target.dist_port,
+        via: target.via.clone(),
         tls: TlsFlags {
             ca: target.tls_ca.clone(),
             cert: target.tls_cert.clone(),
@@ -56,7 +57,16 @@ pub(crate) fn after_hook(
 }
 
 pub(crate) async fn start_peer(settings: &Settings) -> Result<Peer, CliError> {
-    Ok(Peer::launch(peer_options(settings)?, &settings.nodes).await?)
+    Ok(Peer::launch(peer_options(settings)?, &reached(settings)).await?)
+}
+
+/// The nodes this tool connects to: the gateway alone with `--via`, else
+/// the targets.
+pub(crate) fn reached(settings: &Settings) -> Vec<crate::dist::NodeName> {
+    match &settings.via {
+        Some(via) => vec![via.clone()],
+        None => settings.nodes.clone(),
+    }
 }
 
 /// How the peer starts: our name, the cookie, how long a connection may

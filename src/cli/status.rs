@@ -18,6 +18,7 @@ pub(super) async fn status_command(args: StatusArgs) -> Result<i32, CliError> {
     let (modules, apps) = local_modules(&settings, &[])?;
     let options = Options {
         timeout: settings.timeout,
+        via: settings.via.clone(),
         ..Default::default()
     };
     let store = Store::new(settings.snapshot_dir.clone());

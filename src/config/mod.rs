@@ -35,6 +35,7 @@ pub struct FileConfig {
     pub code_change: Option<bool>,
     pub after_deploy: Option<String>,
     pub dist_port: Option<u16>,
+    pub via: Option<String>,
     pub tls_ca: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -52,6 +53,7 @@ pub struct Flags {
     pub timeout: Option<f64>,
     pub name: Option<String>,
     pub dist_port: Option<u16>,
+    pub via: Option<String>,
     pub tls: TlsFlags,
 }
 
@@ -194,6 +196,8 @@ pub struct Settings {
     pub after_deploy: Option<String>,
     /// The nodes' distribution port, to connect without EPMD.
     pub dist_port: Option<u16>,
+    /// The gateway every target is reached through (`--via`).
+    pub via: Option<NodeName>,
     /// TLS distribution: where its files are.
     pub tls: Option<TlsFiles>,
     pub name: Option<String>,
@@ -344,6 +348,20 @@ impl Settings {
             return Err(ConfigError::DistPort("0".into()));
         }
         let tls = tls_files(project, &flags.tls, &file, &env)?;
+        let via = match (&flags.via, &file.via, env("HOTSWAP_VIA")) {
+            (Some(text), _, _) => Some((text.clone(), "`--via`")),
+            (None, _, Some(text)) if !text.trim().is_empty() => Some((text, "HOTSWAP_VIA")),
+            (None, Some(text), _) => Some((text.clone(), "`via` in hotswap.toml")),
+            _ => None,
+        };
+        let via = via
+            .map(|(text, source_name)| {
+                text.trim().parse::<NodeName>().map_err(|e| ConfigError::Node {
+                    source_name: source_name.into(),
+                    detail: e.to_string(),
+                })
+            })
+            .transpose()?;
         let timeout = match flags.timeout.or(file.timeout) {
             Some(t) if (TIMEOUT_RANGE.0..=TIMEOUT_RANGE.1).contains(&t) => {
                 Duration::from_secs_f64(t)
@@ -379,6 +397,7 @@ impl Settings {
             code_change: file.code_change.unwrap_or(true),
             after_deploy: file.after_deploy.clone(),
             dist_port,
+            via,
             tls,
             name: flags.name.clone().or(file.name.clone()),
             sources,

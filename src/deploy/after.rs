@@ -71,7 +71,7 @@ pub async fn call(hook: &Hook, remotes: &[Remote], reports: &mut [NodeReport]) -
                 return Ok(());
             }
             let value = r
-                .conn
+                .link
                 .call(&hook.module, &hook.function, vec![changed], r.timeout)
                 .await
                 .map_err(|e| e.to_string())?;

@@ -83,7 +83,7 @@ impl Remote {
         ),
         CallError,
     > {
-        let (address, prepared) = self.conn.listen()?;
+        let (address, prepared) = self.link.listen()?;
         Ok((prepared, self.send_flight(ticket, go.telling(address))))
     }
 
@@ -100,11 +100,11 @@ impl Remote {
             bindings,
             ticket.steps,
             ticket.force,
-            &ticket.lock.owner,
+            &ticket.lock.watched,
             go,
             ticket.load,
         );
-        let answer = self.conn.eval(&FLIGHT, &bindings, self.timeout);
+        let answer = self.link.eval(&FLIGHT, &bindings, self.timeout);
         let (me, asked) = (self.clone(), ticket.want.len());
         async move { me.landing(&answer.await?, asked) }
     }

@@ -56,6 +56,8 @@ pub struct Options {
     pub force: bool,
     pub dry_run: bool,
     pub cluster: bool,
+    /// Reach every target through this gateway node (`--via`).
+    pub via: Option<crate::dist::NodeName>,
     /// Migrate the processes of a changed module through its
     /// `code_change` (`--no-code-change` turns it off).
     pub code_change: bool,
@@ -83,6 +85,7 @@ impl Default for Options {
             force: false,
             dry_run: false,
             cluster: false,
+            via: None,
             code_change: true,
             timeout: Duration::from_secs(30),
             keep: crate::store::DEFAULT_KEEP,

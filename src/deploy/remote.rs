@@ -8,7 +8,7 @@ use super::process::processes;
 pub use super::process::{show_pid, Lingering};
 use crate::beam::{Md5, Module};
 use crate::dist::term::{self, atom_term, binary, charlist, list, tuple, Encoded, EtfWriter, Term};
-use crate::dist::{Bindings, CallError, Connection, EvalArgs, Script};
+use crate::dist::{Bindings, CallError, EvalArgs, Link, Script};
 use std::time::Duration;
 
 pub(super) static INSPECT: Script = Script::with_functions(
@@ -95,7 +95,12 @@ pub struct Found {
 #[derive(Debug, Clone)]
 pub struct LockRequest {
     pub token: u64,
+    /// This tool's node, as the snapshot names it.
     pub owner: String,
+    /// What a node's lock holder watches, to let go when this tool goes:
+    /// this tool's node, or under `--via` the gateway's relay
+    /// ([`Link::owner`]).
+    pub watched: Term,
     pub info: Vec<(String, String)>,
     pub lease: Duration,
 }
@@ -156,13 +161,13 @@ pub enum Applied {
 /// One node, as the deploy sees it.
 #[derive(Debug, Clone)]
 pub struct Remote {
-    pub conn: Connection,
+    pub link: Link,
     pub timeout: Duration,
 }
 
 impl Remote {
     pub fn node(&self) -> String {
-        self.conn.node().to_string()
+        self.link.node().to_string()
     }
 
     /// Takes the lock (if `lock` is given), then reports each module's
@@ -200,7 +205,7 @@ impl Remote {
         bindings: &EvalArgs,
         asked: usize,
     ) -> impl std::future::Future<Output = Result<Inspected, CallError>> + Send + 'static {
-        let answer = self.conn.eval(&INSPECT, bindings, self.timeout);
+        let answer = self.link.eval(&INSPECT, bindings, self.timeout);
         let me = self.clone();
         async move {
             let answer = answer.await?;
@@ -289,7 +294,7 @@ impl Remote {
         &self,
         payload: &EvalArgs,
     ) -> impl std::future::Future<Output = Result<Applied, CallError>> + Send + 'static {
-        let answer = self.conn.eval(&APPLY, payload, self.timeout);
+        let answer = self.link.eval(&APPLY, payload, self.timeout);
         let me = self.clone();
         async move {
             let answer = answer.await?;
@@ -306,9 +311,9 @@ impl Remote {
         let word = if go { "go" } else { "abort" };
         let tries = self.timeout.as_millis().min(3_600_000) as u64;
         let args = super::word::say_args(step.term(), word, tries);
-        let conn = self.conn.clone();
+        let link = self.link.clone();
         let timeout = self.timeout;
-        tokio::spawn(async move { conn.call("erl_eval", "exprs", args, timeout).await });
+        tokio::spawn(async move { link.call("erl_eval", "exprs", args, timeout).await });
     }
 
     /// Gives the flight `step`, which has told the tool it prepared (so
@@ -317,11 +322,11 @@ impl Remote {
     /// as with [`Remote::say`].
     pub fn say_to_holder(&self, step: Awaiting, go: bool) {
         let word = if go { "go" } else { "abort" };
-        let (conn, timeout) = (self.conn.clone(), self.timeout);
-        let sent = conn.listen().and_then(|(address, taken)| {
+        let (link, timeout) = (&self.link, self.timeout);
+        let sent = link.listen().and_then(|(address, taken)| {
             let message = super::word::message(step.term(), word, &address)
                 .ok_or_else(|| self.unexpected("word", "{Pid, Ref}", &address))?;
-            conn.send("hotswap_deploy_lock", message)?;
+            link.send("hotswap_deploy_lock", message)?;
             Ok(taken)
         });
         match sent {
@@ -378,7 +383,7 @@ impl Remote {
     /// call. If it is lost, the lock still goes when this connection does.
     pub fn release(&self, lock: &LockRequest) {
         let message = tuple(vec![atom_term("release"), term::int(lock.token as i64)]);
-        if let Err(e) = self.conn.send("hotswap_deploy_lock", message) {
+        if let Err(e) = self.link.send("hotswap_deploy_lock", message) {
             tracing::debug!("the lock of {} was not released: {e}", self.node());
         }
     }
@@ -392,7 +397,7 @@ impl Remote {
         }
         let mods = list(modules.iter().map(|m| atom_term(m)).collect());
         let bindings = Bindings::new().set("Mods", &mods).encode();
-        let answer = self.conn.eval(&CALLBACKS, &bindings, self.timeout).await?;
+        let answer = self.link.eval(&CALLBACKS, &bindings, self.timeout).await?;
         match term::as_list(&answer) {
             Ok(_) => Ok(processes(&answer)),
             Err(e) => Err(self.unexpected("callbacks", &e.to_string(), &answer)),
@@ -402,7 +407,7 @@ impl Remote {
     /// The nodes this node is connected to (visible ones).
     pub async fn connected_nodes(&self) -> Result<Vec<String>, CallError> {
         let t = self
-            .conn
+            .link
             .call("erlang", "nodes", vec![], self.timeout)
             .await?;
         Ok(term::as_list(&t)
@@ -415,7 +420,7 @@ impl Remote {
     /// The modules the node's application `app` declares, if it has it.
     pub async fn app_modules(&self, app: &str) -> Result<Option<Vec<String>>, CallError> {
         let t = self
-            .conn
+            .link
             .call(
                 "application",
                 "get_key",
@@ -498,7 +503,7 @@ fn mods_term(want: &[(&str, Option<Md5>)], known: &[Vec<Md5>]) -> Term {
 pub fn apply_payload(
     steps: &[Step<'_>],
     force: bool,
-    owner: &str,
+    owner: &Term,
     go: Option<Awaiting>,
     migrate: &Term,
 ) -> EvalArgs {
@@ -535,13 +540,13 @@ pub(super) fn apply_bindings(
     bindings: Bindings,
     steps: &[Step<'_>],
     force: bool,
-    owner: &str,
+    owner: &Term,
     go: Term,
     load: &Encoded,
 ) -> EvalArgs {
     bindings
         .set("Go", &go)
-        .set("Owner", &atom_term(owner))
+        .set("Owner", owner)
         .set("Force", &boolean(force))
         .set("Remove", &list(removes_of(steps)))
         .with_shared("Load", load)
@@ -574,7 +579,7 @@ fn lock_term(lock: &LockRequest) -> Term {
         .collect();
     tuple(vec![
         term::int(lock.token as i64),
-        atom_term(&lock.owner),
+        lock.watched.clone(),
         list(info),
         term::int(lock.lease.as_millis().min(u128::from(u32::MAX)) as i64),
     ])

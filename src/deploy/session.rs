@@ -6,7 +6,8 @@
 use super::remote::{LockRequest, Remote};
 use super::report::NodeReport;
 use super::Options;
-use crate::dist::{ConnectError, NodeName, Peer};
+use crate::dist::{ConnectError, Gateway, Link, NodeName, Peer, Targets};
+use std::sync::Arc;
 use crate::output::Ui;
 use crate::store::Store;
 use futures::future::join_all;
@@ -27,6 +28,9 @@ pub struct Session {
     peer: Peer,
     store: Store,
     remotes: Mutex<Vec<Remote>>,
+    /// With `--via`: the gateway every target is reached through.
+    gateway: Mutex<Option<Arc<Gateway>>>,
+    via: Option<NodeName>,
     timeout: Duration,
 }
 
@@ -48,11 +52,13 @@ impl Session {
             connect_all(&peer, &store, nodes, opts, ui)
         );
         registered.map_err(OpenError::Start)?;
-        let remotes = remotes.map_err(OpenError::Unreachable)?;
+        let (remotes, gateway) = remotes.map_err(OpenError::Unreachable)?;
         Ok(Session {
             peer,
             store,
             remotes: Mutex::new(remotes),
+            gateway: Mutex::new(gateway),
+            via: opts.via.clone(),
             timeout: opts.timeout,
         })
     }
@@ -72,6 +78,8 @@ impl Session {
             peer,
             store,
             remotes: Mutex::new(Vec::new()),
+            gateway: Mutex::new(None),
+            via: opts.via.clone(),
             timeout: opts.timeout,
         };
         let tried = join_all(nodes.iter().map(|n| session.reconnect(n))).await;
@@ -86,11 +94,14 @@ impl Session {
     /// Connects to `node` (again), trying the port it had last time first,
     /// and puts the new connection in place of any old one.
     pub async fn reconnect(&self, node: &NodeName) -> Result<Remote, ConnectError> {
+        if let Some(via) = &self.via {
+            return self.reach_via(via, node).await;
+        }
         let key = node.to_string();
         let remembered = self.store.ports().get(&key).copied();
         let (conn, port) = self.peer.connect_via(node, remembered).await?;
         let remote = Remote {
-            conn,
+            link: Link::Direct(conn),
             timeout: self.timeout,
         };
         // Under the connections' lock: nodes connecting at once must not
@@ -106,12 +117,62 @@ impl Session {
         Ok(remote)
     }
 
+    /// `node` reached through the gateway `via` (connected again if its
+    /// connection is gone), in place of any old way to it.
+    async fn reach_via(&self, via: &NodeName, node: &NodeName) -> Result<Remote, ConnectError> {
+        let held = self.gateway().filter(|g| g.closed_reason().is_none());
+        let gateway = match held {
+            Some(gateway) => gateway,
+            None => {
+                let remembered = self.store.ports().get(&via.to_string()).copied();
+                let (conn, _) = self.peer.connect_via(via, remembered).await?;
+                let (gateway, _) = Gateway::open(conn, &Targets::Named(Vec::new()), self.timeout)
+                    .await
+                    .map_err(|e| ConnectError::Handshake {
+                        node: via.to_string(),
+                        detail: format!("the relay did not start: {e}"),
+                    })?;
+                *self.gateway.lock().unwrap_or_else(|p| p.into_inner()) = Some(gateway.clone());
+                gateway
+            }
+        };
+        let link = Link::Via {
+            gateway,
+            target: node.clone(),
+        };
+        // Whether the gateway reaches it (connecting if it must).
+        link.call("erlang", "node", Vec::new(), self.timeout)
+            .await
+            .map_err(|e| ConnectError::Refused {
+                node: node.to_string(),
+                reason: format!("the gateway `{via}` cannot reach it: {e}"),
+            })?;
+        let remote = Remote {
+            link,
+            timeout: self.timeout,
+        };
+        let mut remotes = self.connections();
+        remotes.retain(|r| r.node() != node.to_string());
+        remotes.push(remote.clone());
+        Ok(remote)
+    }
+
+    /// The gateway of `--via`, once connected.
+    pub fn gateway(&self) -> Option<Arc<Gateway>> {
+        self.gateway.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Closes every connection once what was sent on it (a lock's
     /// release) has reached its node, or after `limit`: a run that exits
     /// at once could lose it, and leave the node locked for the next run.
     pub async fn goodbye(&self, limit: std::time::Duration) {
         let remotes = self.remotes();
-        futures::future::join_all(remotes.iter().map(|r| r.conn.goodbye(limit))).await;
+        match self.gateway() {
+            Some(gateway) => gateway.connection().goodbye(limit).await,
+            None => {
+                futures::future::join_all(remotes.iter().map(|r| r.link.goodbye(limit))).await;
+            }
+        }
     }
 
     /// Whether `node` has no live connection.
@@ -119,7 +180,7 @@ impl Session {
         !self
             .connections()
             .iter()
-            .any(|r| r.node() == node && r.conn.closed_reason().is_none())
+            .any(|r| r.node() == node && r.link.closed_reason().is_none())
     }
 
     /// Forgets the connection to `node` (it went away).
@@ -155,9 +216,14 @@ impl Session {
             .or_else(|_| std::env::var("LOGNAME"))
             .unwrap_or_else(|_| "unknown".into());
         let host = gethostname::gethostname().to_string_lossy().into_owned();
+        let watched = match self.gateway() {
+            Some(gateway) => gateway.relay(),
+            None => crate::dist::term::atom_term(&self.peer.name().to_string()),
+        };
         LockRequest {
             token: crate::random::u64(),
             owner: self.peer.name().to_string(),
+            watched,
             info: vec![
                 ("node".into(), self.peer.name().to_string()),
                 ("user".into(), user),
@@ -177,7 +243,84 @@ fn pack_scripts_ahead() {
     crate::dist::script::pack_ahead(&[&FLIGHT, &remote::INSPECT, &remote::APPLY]);
 }
 
+/// Every target's way, and the gateway if there is one; or a report for
+/// every node, some failed.
+type Connected = Result<(Vec<Remote>, Option<Arc<Gateway>>), Vec<NodeReport>>;
+
 async fn connect_all(
+    peer: &Peer,
+    store: &Store,
+    nodes: &[NodeName],
+    opts: &Options,
+    ui: &Ui,
+) -> Connected {
+    match &opts.via {
+        Some(via) => connect_via(peer, store, via, nodes, opts, ui).await,
+        None => connect_each(peer, store, nodes, opts, ui)
+            .await
+            .map(|remotes| (remotes, None)),
+    }
+}
+
+/// Connects to the gateway `via` alone, and starts its relay, which finds
+/// the targets: `nodes`, or with `--cluster` the gateway's cluster.
+async fn connect_via(
+    peer: &Peer,
+    store: &Store,
+    via: &NodeName,
+    nodes: &[NodeName],
+    opts: &Options,
+    ui: &Ui,
+) -> Connected {
+    let fail = |detail: String| {
+        let mut r = NodeReport::new(&via.to_string());
+        r.fail(None, detail);
+        vec![r]
+    };
+    let remembered = store.ports();
+    let (conn, port) = peer
+        .connect_via(via, remembered.get(&via.to_string()).copied())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if remembered.get(&via.to_string()) != Some(&port) {
+        let mut ports = remembered.clone();
+        ports.insert(via.to_string(), port);
+        store.remember_ports(&ports);
+    }
+    ui.line(&format!("Connected to {via} (the gateway)"));
+    let targets = match opts.cluster {
+        true => Targets::Cluster,
+        false => Targets::Named(nodes.to_vec()),
+    };
+    let (gateway, reached) = Gateway::open(conn, &targets, opts.timeout)
+        .await
+        .map_err(|e| fail(format!("the relay did not start on the gateway: {e}")))?;
+    let mut remotes = Vec::new();
+    let mut reports = Vec::new();
+    for (node, ok) in reached {
+        let mut report = NodeReport::new(&node.to_string());
+        if !ok {
+            report.fail(
+                None,
+                format!("the gateway `{via}` cannot reach it (is it up, with the cluster's cookie?)"),
+            );
+        }
+        reports.push(report);
+        remotes.push(Remote {
+            link: Link::Via {
+                gateway: gateway.clone(),
+                target: node,
+            },
+            timeout: opts.timeout,
+        });
+    }
+    if reports.iter().any(|r| !r.ok) {
+        return Err(reports);
+    }
+    Ok((remotes, Some(gateway)))
+}
+
+async fn connect_each(
     peer: &Peer,
     store: &Store,
     nodes: &[NodeName],
@@ -208,7 +351,7 @@ async fn connect_all(
                     ports.insert(name.to_string(), port);
                     ui.line(&format!("Connected to {name}"));
                     remotes.push(Remote {
-                        conn,
+                        link: Link::Direct(conn),
                         timeout: opts.timeout,
                     });
                 }

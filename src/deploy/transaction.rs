@@ -239,6 +239,7 @@ impl Transaction<'_> {
         let go = awaiting(&self.lock, "flight");
         let lone = self.parts.len() == 1;
         let flights = self.send_flights(&beliefs, go, !lone);
+        self.send_queued();
         let written = self.snapshot().and_then(|()| self.check_interrupt(false));
         self.step("snapshot");
         crate::fault::hold("flight_sent").await;
@@ -409,6 +410,14 @@ impl Transaction<'_> {
 
     fn may_believe(&self) -> bool {
         self.kind == Kind::Deploy && !self.opts.dry_run && !self.opts.all
+    }
+
+    /// Sends what gateways queued for their targets (`--via`): one
+    /// message for every target of a step.
+    fn send_queued(&self) {
+        for p in &self.parts {
+            p.remote.link.flush();
+        }
     }
 
     /// Logs how long a step took, for `-v`.
@@ -627,6 +636,7 @@ impl Transaction<'_> {
         let go = awaiting(&self.lock, "apply");
         let telling = self.parts.iter().filter(|p| !p.changes.is_empty()).count() > 1;
         let steps = self.ask_apply(go, telling);
+        self.send_queued();
         let written = self.snapshot().and_then(|()| self.check_interrupt(false));
         crate::fault::hold("apply_before_word").await;
         self.step("snapshot");
@@ -680,7 +690,7 @@ impl Transaction<'_> {
         go: Awaiting,
         telling: bool,
     ) -> Vec<Option<(Option<Listener>, Answer<Applied>)>> {
-        let (force, owner) = (self.opts.force, &self.lock.owner);
+        let (force, owner) = (self.opts.force, &self.lock.watched);
         let mut loads: HashMap<PlanKey, Encoded> = HashMap::new();
         self.parts
             .iter()
@@ -704,7 +714,7 @@ impl Transaction<'_> {
                     let answer = p.remote.apply_step(&payload(go.term()));
                     return Some((None, Box::pin(answer) as Answer<Applied>));
                 }
-                Some(match p.remote.conn.listen() {
+                Some(match p.remote.link.listen() {
                     Ok((address, prepared)) => {
                         let answer = p.remote.apply_step(&payload(go.telling(address)));
                         (Some(prepared), Box::pin(answer) as Answer<Applied>)

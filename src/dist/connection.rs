@@ -276,6 +276,43 @@ impl Connection {
             })
     }
 
+    /// This end's process, as the node's processes may send to it.
+    pub(crate) fn self_pid(&self) -> Term {
+        Term::Pid(self.inner.self_pid.clone())
+    }
+
+    /// Sends the message `head ++ shared ++ tail` (external format, no
+    /// version byte) to the process `to` of the node: the shared middle
+    /// is sent as it is, not copied.
+    pub(crate) fn send_parts(
+        &self,
+        to: &Pid,
+        head: &[u8],
+        shared: &Encoded,
+        tail: &[u8],
+    ) -> Result<(), String> {
+        let control = tuple(vec![
+            Term::FixInteger(2.into()),
+            atom_term(""),
+            Term::Pid(to.clone()),
+        ]);
+        let mut front = vec![0, 0, 0, 0, 112, 131];
+        front.extend(term::encode_bare(&control));
+        front.push(131);
+        front.extend_from_slice(head);
+        let total = front.len() - 4 + shared.len() + tail.len();
+        let total = u32::try_from(total)
+            .map_err(|_| format!("a message of {total} bytes is over 4 GiB"))?;
+        front[..4].copy_from_slice(&total.to_be_bytes());
+        self.inner
+            .outgoing
+            .send(Outgoing::Parts(front, shared.clone(), tail.to_vec()))
+            .map_err(|_| {
+                self.closed_reason()
+                    .unwrap_or_else(|| "connection closed".into())
+            })
+    }
+
     /// Makes room for one message `{Ref, Term}` a process of the node sends
     /// to `Pid`: returns `{Pid, Ref}`, to hand the node, and the reply that
     /// waits for it.

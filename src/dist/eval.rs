@@ -41,13 +41,10 @@ impl Bindings {
     /// over every binding that looks each up in the other (quadratic: on
     /// the node scripts' thirty-odd variables, five times the time).
     pub fn encode(self) -> EvalArgs {
-        let size = self.values.values().map(|v| v.len() + 32).sum::<usize>() + 8;
-        let mut w = EtfWriter::with_capacity(size);
-        w.map_header(self.values.len() as u32);
-        for (name, value) in &self.values {
-            w.term(&atom_term(name)).raw(value);
+        EvalArgs {
+            values: self.values,
+            shared: None,
         }
-        w.finish().into()
     }
 
     /// These bindings plus `name` bound to `shared`, a value encoded once
@@ -55,33 +52,43 @@ impl Bindings {
     /// into each one's bindings.
     pub fn with_shared(self, name: &str, shared: &Encoded) -> EvalArgs {
         debug_assert!(!self.values.contains_key(name), "{name} bound twice");
-        let mut front = EtfWriter::default();
-        front.map_header(self.values.len() as u32 + 1);
-        for (own, value) in &self.values {
-            front.term(&atom_term(own)).raw(value);
-        }
-        front.term(&atom_term(name));
         EvalArgs {
-            front: front.into_bytes(),
-            shared: shared.clone(),
+            values: self.values,
+            shared: Some((name.to_owned(), shared.clone())),
         }
     }
 }
 
-/// Encoded bindings, as [`Connection::eval`] sends them: `front`, then
-/// `shared`, which may be shared with other calls.
+/// Bindings ready to send ([`Connection::eval`]): each value encoded, and
+/// the shared one (if any) kept apart, to be sent as it is.
 #[derive(Debug, Clone)]
 pub struct EvalArgs {
-    front: Vec<u8>,
-    shared: Encoded,
+    pub(super) values: BTreeMap<String, Vec<u8>>,
+    pub(super) shared: Option<(String, Encoded)>,
 }
 
-impl From<Encoded> for EvalArgs {
-    fn from(whole: Encoded) -> Self {
-        EvalArgs {
-            front: Vec::new(),
-            shared: whole,
+impl EvalArgs {
+    /// The map's header and every binding but the shared one's value:
+    /// `front`, then the shared value, completes the map.
+    pub(super) fn front(&self) -> Vec<u8> {
+        let size = self.values.values().map(|v| v.len() + 32).sum::<usize>() + 40;
+        let mut w = EtfWriter::with_capacity(size);
+        let count = self.values.len() + usize::from(self.shared.is_some());
+        w.map_header(count as u32);
+        for (name, value) in &self.values {
+            w.term(&atom_term(name)).raw(value);
         }
+        if let Some((name, _)) = &self.shared {
+            w.term(&atom_term(name));
+        }
+        w.into_bytes()
+    }
+
+    /// The shared value, or nothing.
+    pub(super) fn shared(&self) -> Encoded {
+        self.shared
+            .as_ref()
+            .map_or_else(Encoded::default, |(_, v)| v.clone())
     }
 }
 
@@ -105,7 +112,7 @@ impl Connection {
         head.extend_from_slice(encoded_bootstrap());
         head.extend_from_slice(&[108, 0, 0, 0, 2, 104, 2]);
         head.extend(encode_bare(&atom_term("B")));
-        head.extend_from_slice(&bindings.front);
+        head.extend(bindings.front());
         let mut tail = vec![104, 2];
         tail.extend(encode_bare(&atom_term("S")));
         // A binary, not a charlist: a list of that many integers would be
@@ -117,13 +124,13 @@ impl Connection {
         }
         tail.push(106);
         tail.extend(encode_bare(&atom_term("user")));
-        let reply = self.gen_call_shared("rex", &head, &bindings.shared, &tail);
+        let reply = self.gen_call_shared("rex", &head, &bindings.shared(), &tail);
         async move { outcome(reply, timeout, &node, "erl_eval:expr/5", timeout).await }
     }
 }
 
 /// [`bootstrap`], encoded once per process.
-fn encoded_bootstrap() -> &'static [u8] {
+pub(super) fn encoded_bootstrap() -> &'static [u8] {
     static ENCODED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     ENCODED.get_or_init(|| encode_bare(&bootstrap()))
 }

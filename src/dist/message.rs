@@ -40,6 +40,12 @@ impl Connection {
 }
 
 impl Listener {
+    /// The same listener, naming `node` in its errors.
+    pub(crate) fn naming(mut self, node: &str) -> Self {
+        self.node = node.to_owned();
+        self
+    }
+
     /// The message's `Term`, if it comes within `limit`; `what` names, in
     /// a timeout's error, what was to send it.
     pub async fn message(self, limit: Duration, what: &str) -> Result<Term, CallError> {

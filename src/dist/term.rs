@@ -283,7 +283,7 @@ fn int_field(buf: &[u8], at: usize) -> Result<usize, TermError> {
 /// its pieces, in order. Big binaries stay the shared buffers they came in
 /// ([`EtfWriter::shared_binary`]), so megabytes of modules are never
 /// copied into one more buffer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Encoded(pub(crate) Arc<Vec<Arc<Vec<u8>>>>);
 
 impl Encoded {

@@ -7,7 +7,7 @@ use super::{FindModules, Watch, WatchOptions};
 use crate::beam::discover::{self, Search};
 use crate::cli::args::WatchArgs;
 use crate::cli::error::CliError;
-use crate::cli::setup::{after_hook, local_modules, peer_options, settings};
+use crate::cli::setup::{after_hook, local_modules, peer_options, reached, settings};
 use crate::config::Settings;
 use crate::deploy::{Options, Session};
 use crate::dist::{Peer, Ticks};
@@ -56,13 +56,14 @@ pub async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
         after: after_hook(&settings, &args.after)?,
         timeout: settings.timeout,
         keep: settings.keep_snapshots,
+        via: settings.via.clone(),
         interrupted: interrupt.flag(),
         ..Default::default()
     };
     let store = Store::new(settings.snapshot_dir.clone());
     let mut peer_options = peer_options(&settings)?;
     peer_options.ticks = HELD_TICKS;
-    let peer = Peer::launch(peer_options, &settings.nodes)
+    let peer = Peer::launch(peer_options, &reached(&settings))
         .await
         .map_err(CliError::from)?;
     let (session, missing) = Session::hold(peer, store, &settings.nodes, &options).await?;

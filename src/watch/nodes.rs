@@ -25,7 +25,7 @@ const LONGEST_RETRY: Duration = Duration::from_secs(5);
 /// Tells `events` when `remote`'s connection ends.
 pub fn follow(remote: Remote, events: mpsc::UnboundedSender<NodeEvent>) {
     tokio::spawn(async move {
-        let reason = remote.conn.closed().await;
+        let reason = remote.link.closed().await;
         let _ = events.send(NodeEvent::Down {
             node: remote.node(),
             reason,

@@ -113,6 +113,18 @@ impl Link {
         Ok(link)
     }
 
+    /// Bytes this machine has sent to the device's end so far (IP packets
+    /// and their Ethernet headers, as the kernel counts them).
+    #[allow(dead_code)]
+    pub fn sent_bytes(&self) -> u64 {
+        let path = format!("/sys/class/net/{}/statistics/tx_bytes", self.host_if);
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .trim()
+            .parse()
+            .expect("a byte count")
+    }
+
     /// The namespace the device runs in now.
     pub fn ns(&self) -> String {
         self.ns.borrow().clone()

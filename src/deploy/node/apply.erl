@@ -13,7 +13,7 @@
 %%   Load   = [{Module, File, Binary}] to load, all at once.
 %%   Remove = [Module] to unload (they were not there before).
 %%   Force  = true to kill processes that keep old code in the way.
-%%   Owner  = the tool's node.
+%%   Owner  = the tool's node, or its relay (watch_owner in prelude.erl).
 %%   Go     = none, or {Token, Step}: the tool writes its snapshot while
 %%            the node prepares, and nothing changes (no process killed,
 %%            nothing loaded) until the lock's holder has its word for this
@@ -88,8 +88,8 @@ commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, Blocking, InUse},
 %% purge_later(Owner, Loading): the replaced code's purge, once the tool's
 %% node has let go or after a quarter of a second.
 purge_later(Owner, Loading) ->
-    monitor_node(Owner, true),
-    receive {nodedown, Owner} -> ok after 250 -> ok end,
+    watch_owner(Owner),
+    receive {nodedown, Owner} -> ok; {'DOWN', _, process, Owner, _} -> ok after 250 -> ok end,
     [code:soft_purge(M) || M <- Loading].
 %% unload(Module, Force) -> [{Module, Pid, Name}] still running it.
 unload(M, Force) ->

@@ -5,7 +5,8 @@
 %% which only drop old code nobody runs.
 %%
 %% take({Token, Owner, Info, LeaseMs}, Tries) -> ok | {locked, Info}
-%%   Owner is this tool's node, Info what a refused run is told about the
+%%   Owner is this tool's node (under --via, its relay process on the
+%%   gateway: watch_owner in prelude.erl), Info what a refused run is told about the
 %%   holder.
 take(_, 0) -> {locked, []};
 take({_, Owner, Info, _} = Lock, Tries) ->
@@ -30,7 +31,7 @@ take({_, Owner, Info, _} = Lock, Tries) ->
 hold_if_free({Token, Owner, Info, Lease}, Parent, Ref) ->
     case catch register(hotswap_deploy_lock, self()) of
         true ->
-            monitor_node(Owner, true),
+            watch_owner(Owner),
             Parent ! {Ref, ok},
             hold(Token, Owner, Info, Lease, #{});
         _ -> Parent ! {Ref, taken}
@@ -43,6 +44,7 @@ hold(Token, Owner, Info, Lease, Words) ->
     receive
         {release, Token} -> ok;
         {nodedown, Owner} -> ok;
+        {'DOWN', _, process, Owner, _} -> ok;
         {who, From, Ref} -> From ! {Ref, Owner, Info}, hold(Token, Owner, Info, Lease, Words);
         {say, {Token, _} = Key, Word, From, Ref} ->
             From ! {Ref, taken},

@@ -221,10 +221,11 @@ resume(Ps, StepMs) -> ask_all(Ps, repeat(resume, Ps), deadline(StepMs)), ok.
 %% tool's node goes, or after LeaseMs, whichever comes first.
 keep(Ps, Owner, LeaseMs, StepMs) ->
     spawn(fun() ->
-        monitor_node(Owner, true),
+        watch_owner(Owner),
         receive
             {resume, From, Ref} -> resume(Ps, StepMs), From ! {Ref, resumed};
-            {nodedown, Owner} -> resume(Ps, StepMs)
+            {nodedown, Owner} -> resume(Ps, StepMs);
+            {'DOWN', _, process, Owner, _} -> resume(Ps, StepMs)
         after LeaseMs -> resume(Ps, StepMs)
         end
     end).

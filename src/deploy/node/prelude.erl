@@ -5,6 +5,11 @@ name_of(P) ->
         {registered_name, N} -> N;
         _ -> undefined
     end.
+%% watch_owner(Owner): Owner's going away (the tool's node, or under --via
+%% its relay process on the gateway, src/dist/relay.erl) will come as
+%% {nodedown, Owner} or {'DOWN', _, process, Owner, _}.
+watch_owner(O) when is_pid(O) -> monitor(process, O);
+watch_owner(O) -> monitor_node(O, true).
 %% in_old(Module): [{Module, Pid, Name}] of processes still running the
 %% module's old code.
 in_old(M) -> [{M, P, name_of(P)} || P <- processes(), erlang:check_process_code(P, M)].

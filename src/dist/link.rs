@@ -1,0 +1,127 @@
+//! The way to one target node: a connection of its own, or through a
+//! gateway's relay ([`super::relay`]). Everything the deploy engine says to
+//! a node goes through this, so that a node reached through a gateway is
+//! treated as one reached directly.
+
+use super::connection::Connection;
+use super::error::CallError;
+use super::eval::EvalArgs;
+use super::message::Listener;
+use super::names::NodeName;
+use super::relay::Gateway;
+use super::script::Script;
+use super::term::{atom_term, Term};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A target node and the way to it.
+#[derive(Debug, Clone)]
+pub enum Link {
+    Direct(Connection),
+    Via { gateway: Arc<Gateway>, target: NodeName },
+}
+
+type Answer = Pin<Box<dyn Future<Output = Result<Term, CallError>> + Send + 'static>>;
+
+impl Link {
+    /// The target node.
+    pub fn node(&self) -> &NodeName {
+        match self {
+            Link::Direct(conn) => conn.node(),
+            Link::Via { target, .. } => target,
+        }
+    }
+
+    /// The gateway, for a target reached through one.
+    pub fn gateway(&self) -> Option<&Arc<Gateway>> {
+        match self {
+            Link::Direct(_) => None,
+            Link::Via { gateway, .. } => Some(gateway),
+        }
+    }
+
+    /// What the node's processes watch to see this tool go (a lock's
+    /// holder): this tool's node, or the gateway's relay.
+    pub fn owner(&self) -> Term {
+        match self {
+            Link::Direct(conn) => atom_term(conn.local_node()),
+            Link::Via { gateway, .. } => gateway.relay(),
+        }
+    }
+
+    /// [`Connection::eval`]: the request leaves now (through a gateway:
+    /// with the requests made alongside it); the future waits for its
+    /// value.
+    pub fn eval(&self, script: &'static Script, args: &EvalArgs, timeout: Duration) -> Answer {
+        match self {
+            Link::Direct(conn) => Box::pin(conn.eval(script, args, timeout)),
+            Link::Via { gateway, target } => Box::pin(gateway.eval(target, script, args, timeout)),
+        }
+    }
+
+    /// `module:function(args...)` on the node.
+    pub async fn call(
+        &self,
+        module: &str,
+        function: &str,
+        args: Vec<Term>,
+        timeout: Duration,
+    ) -> Result<Term, CallError> {
+        match self {
+            Link::Direct(conn) => conn.call(module, function, args, timeout).await,
+            Link::Via { gateway, target } => {
+                gateway.call(target, module, function, args, timeout).await
+            }
+        }
+    }
+
+    /// An address `{Pid, Ref}` a process of the node may send one
+    /// `{Ref, Term}` to, and the listener that waits for it.
+    pub fn listen(&self) -> Result<(Term, Listener), CallError> {
+        match self {
+            Link::Direct(conn) => conn.listen(),
+            Link::Via { gateway, target } => gateway.listen(target),
+        }
+    }
+
+    /// `message` to the process registered as `name` on the node.
+    pub fn send(&self, name: &str, message: Term) -> Result<(), CallError> {
+        match self {
+            Link::Direct(conn) => conn.send(name, message),
+            Link::Via { gateway, target } => gateway.send(target, name, message),
+        }
+    }
+
+    /// Sends what a gateway has queued for its targets.
+    pub fn flush(&self) {
+        if let Link::Via { gateway, .. } = self {
+            gateway.flush();
+        }
+    }
+
+    /// Why the way to the node is gone, or `None` while it is up.
+    pub fn closed_reason(&self) -> Option<String> {
+        match self {
+            Link::Direct(conn) => conn.closed_reason(),
+            Link::Via { gateway, .. } => gateway.closed_reason(),
+        }
+    }
+
+    /// Waits until the way to the node is gone; says why.
+    pub async fn closed(&self) -> String {
+        match self {
+            Link::Direct(conn) => conn.closed().await,
+            Link::Via { gateway, target } => gateway.departure(target).await,
+        }
+    }
+
+    /// [`Connection::goodbye`] of the connection this way uses.
+    pub async fn goodbye(&self, limit: Duration) {
+        match self {
+            Link::Direct(conn) => conn.goodbye(limit).await,
+            Link::Via { gateway, .. } => gateway.connection().goodbye(limit).await,
+        }
+    }
+}
