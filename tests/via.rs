@@ -12,9 +12,29 @@ mod common;
 use common::fault::FaultPoints;
 use common::netns::{Link, Shape};
 use common::project::{arg, start_node_with, Project};
-use common::{ErlNode, NodeSpec};
+use common::watcher::Watcher;
+use common::{copy_dir, unique, ErlNode, NodeSpec};
 use serde_json::Value;
 use std::path::Path;
+
+/// A target `alive@127.0.0.1` in `link`'s namespace, running `code`.
+fn target_spec(link: &Link, cookie: &str, code: &Path, alive: &str) -> NodeSpec {
+    let mut spec = NodeSpec::new("via_t")
+        .alive(alive)
+        .cookie(cookie)
+        .code_path(code)
+        .long_name("127.0.0.1");
+    spec.netns = Some(link.ns());
+    spec
+}
+
+/// Moves `module`'s beam from `from` into `dir` as a build tool would.
+fn move_beam(from: &Path, dir: &Path, module: &str) {
+    let name = format!("{module}.beam");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::copy(from.join(&name), &tmp).expect("copy");
+    std::fs::rename(&tmp, dir.join(&name)).expect("rename");
+}
 
 /// A gateway and its targets, in one namespace.
 struct Fleet {
@@ -36,18 +56,14 @@ impl Fleet {
         };
         let cookie = common::random_cookie();
         let gateway = start_node_with(
-            NodeSpec::new("via_gw").cookie(&cookie).code_path(code).behind(&link),
+            NodeSpec::new("via_gw")
+                .cookie(&cookie)
+                .code_path(code)
+                .behind(&link),
             load,
         );
         let targets: Vec<ErlNode> = (0..n)
-            .map(|_| {
-                let mut spec = NodeSpec::new("via_t")
-                    .cookie(&cookie)
-                    .code_path(code)
-                    .long_name("127.0.0.1");
-                spec.netns = Some(link.ns());
-                start_node_with(spec, load)
-            })
+            .map(|_| start_node_with(target_spec(&link, &cookie, code, &unique("via_t")), load))
             .collect();
         let mut fleet = Fleet {
             link,
@@ -79,7 +95,12 @@ impl Fleet {
         self.deploy_with(p, extra, &[])
     }
 
-    fn deploy_with(&self, p: &Project, extra: &[&str], env: &[(&str, String)]) -> (i32, Value, String) {
+    fn deploy_with(
+        &self,
+        p: &Project,
+        extra: &[&str],
+        env: &[(&str, String)],
+    ) -> (i32, Value, String) {
         let targets: Vec<&ErlNode> = self.targets.iter().collect();
         let mut args = vec!["--via", self.gateway.name.as_str()];
         args.extend(extra);
@@ -88,7 +109,10 @@ impl Fleet {
 
     /// The MD5 each target runs of `module`, from its own shell.
     fn running(&mut self, module: &str) -> Vec<String> {
-        self.targets.iter_mut().map(|t| t.loaded_md5(module)).collect()
+        self.targets
+            .iter_mut()
+            .map(|t| t.loaded_md5(module))
+            .collect()
     }
 
     /// Bytes this machine has sent into the namespace so far.
@@ -106,14 +130,21 @@ fn deploy_verify_status_and_rollback_reach_three_targets_through_the_gateway() {
         return;
     };
     // The targets are out of the tool's reach but for the gateway.
-    let (code, json, _) = p.deploy(&[&fleet.targets[0]], &["--ebin", &arg(&v2), "--timeout", "3"]);
+    let (code, json, _) = p.deploy(
+        &[&fleet.targets[0]],
+        &["--ebin", &arg(&v2), "--timeout", "3"],
+    );
     assert_eq!(code, 3, "a target reached directly: {json}");
 
     let (code, json, stderr) = fleet.deploy(&p, &["--ebin", &arg(&v2), "--verify"]);
     assert_eq!(code, 0, "{json}\n{stderr}");
     let want = p.md5(&v2, "hs_greet");
     assert_eq!(fleet.running("hs_greet"), vec![want.clone(); 3]);
-    assert_eq!(fleet.gateway.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"), "the gateway is no target");
+    assert_eq!(
+        fleet.gateway.loaded_md5("hs_greet"),
+        p.md5(&v1, "hs_greet"),
+        "the gateway is no target"
+    );
     let reported: Vec<&str> = json["nodes"]
         .as_array()
         .expect("nodes")
@@ -127,7 +158,13 @@ fn deploy_verify_status_and_rollback_reach_three_targets_through_the_gateway() {
     assert_eq!(seen, names, "one entry per target");
 
     // status, through the gateway.
-    let mut args = vec!["status", "--json", "--via", fleet.gateway.name.as_str(), "--ebin"];
+    let mut args = vec![
+        "status",
+        "--json",
+        "--via",
+        fleet.gateway.name.as_str(),
+        "--ebin",
+    ];
     let v2_arg = arg(&v2);
     args.push(&v2_arg);
     let names = fleet.names();
@@ -138,7 +175,11 @@ fn deploy_verify_status_and_rollback_reach_three_targets_through_the_gateway() {
     args.extend(["--cookie", cookie.as_str()]);
     let out = p.run(&args);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let status: Value = serde_json::from_str(&text).expect("json");
     for node in status["nodes"].as_array().expect("nodes") {
         assert_eq!(node["unchanged"], serde_json::json!(["hs_greet"]), "{node}");
@@ -204,7 +245,15 @@ fn big_modules(p: &Project, vsn: u32) -> std::path::PathBuf {
 
 /// A fleet at v2 of `hs_greet` (v1 before), deployed by the tool, and a
 /// deploy of v3 to it held at `point`.
-fn held_at(point: &str) -> Option<(Project, Fleet, [std::path::PathBuf; 3], FaultPoints, common::project::Running)> {
+fn held_at(
+    point: &str,
+) -> Option<(
+    Project,
+    Fleet,
+    [std::path::PathBuf; 3],
+    FaultPoints,
+    common::project::Running,
+)> {
     let p = Project::new();
     let v = [1, 2, 3].map(|i| p.build(i, &["hs_greet"]));
     let fleet = Fleet::start(3, &v[0], &["hs_greet"])?;
@@ -214,7 +263,13 @@ fn held_at(point: &str) -> Option<(Project, Fleet, [std::path::PathBuf; 3], Faul
     let env = faults.env(&[point]);
     let targets: Vec<&ErlNode> = fleet.targets.iter().collect();
     let v3 = arg(&v[2]);
-    let args = ["--via", fleet.gateway.name.as_str(), "--ebin", v3.as_str(), "-v"];
+    let args = [
+        "--via",
+        fleet.gateway.name.as_str(),
+        "--ebin",
+        v3.as_str(),
+        "-v",
+    ];
     let mut run = p.spawn_deploy(&targets, &args, &env);
     run.hold_at(&faults, point);
     Some((p, fleet, v, faults, run))
@@ -240,8 +295,15 @@ fn a_target_lost_between_prepare_and_go_is_named_and_the_others_are_put_back() {
         .iter()
         .find(|n| n["node"] == lost.name.as_str())
         .expect("the lost target is reported");
-    assert!(report["failed"].to_string().contains("left the cluster"), "{report}");
-    assert_eq!(report["not_restored"], serde_json::json!(["hs_greet"]), "{report}");
+    assert!(
+        report["failed"].to_string().contains("left the cluster"),
+        "{report}"
+    );
+    assert_eq!(
+        report["not_restored"],
+        serde_json::json!(["hs_greet"]),
+        "{report}"
+    );
     for t in &fleet.targets {
         let r = common::project::node_json(&json, t);
         assert_eq!(r["rolled_back"], true, "{r}");
@@ -268,6 +330,64 @@ fn the_gateway_lost_before_the_word_changes_no_target() {
     }
     assert_eq!(fleet.running("hs_greet"), vec![p.md5(&v[1], "hs_greet"); 3]);
     for t in &mut fleet.targets {
-        assert_eq!(t.eval("whereis(hotswap_deploy_lock)."), "undefined", "{}", t.name);
+        assert_eq!(
+            t.eval("whereis(hotswap_deploy_lock)."),
+            "undefined",
+            "{}",
+            t.name
+        );
     }
+}
+
+#[test]
+fn watch_through_the_gateway_follows_a_target_that_leaves_and_rejoins() {
+    let p = Project::new();
+    let v = [1, 2, 3].map(|i| p.build(i, &["hs_greet"]));
+    let Some(mut fleet) = Fleet::start(2, &v[0], &["hs_greet"]) else {
+        return;
+    };
+    let watched = p.path().join("watched");
+    copy_dir(&v[0], &watched);
+    let name = unique("hsw");
+    let (gateway, cookie) = (fleet.gateway.name.clone(), fleet.gateway.cookie.clone());
+    let names = fleet.names();
+    let mut args = vec![
+        "--no-build",
+        "--ebin",
+        "watched",
+        "--name",
+        &name,
+        "--via",
+        &gateway,
+    ];
+    for n in &names {
+        args.extend(["--node", n.as_str()]);
+    }
+    args.extend(["--cookie", cookie.as_str(), "-v"]);
+    let mut w = Watcher::start_with(p.path(), p.path(), &args, &[]);
+    w.wait_stderr("Watching");
+    let md5 = |i: usize| p.md5(&v[i], "hs_greet");
+
+    move_beam(&v[1], &watched, "hs_greet");
+    w.wait_loaded("hs_greet");
+    assert_eq!(fleet.running("hs_greet"), vec![md5(1); 2]);
+
+    // One target leaves the cluster; a save lands on the other meanwhile.
+    let alive = fleet.targets[1].alive.clone();
+    fleet.targets[1].kill();
+    w.wait_stderr(&format!("{} is gone", names[1]));
+    move_beam(&v[2], &watched, "hs_greet");
+    w.wait_loaded("hs_greet");
+    assert_eq!(fleet.targets[0].loaded_md5("hs_greet"), md5(2));
+
+    // It comes back under its name, running v1: the watcher catches it up.
+    fleet.targets[1] = start_node_with(
+        target_spec(&fleet.link, &cookie, &v[0], &alive),
+        &["hs_greet"],
+    );
+    fleet.mesh();
+    w.wait_stderr(&format!("{} is back", names[1]));
+    w.wait_loaded("hs_greet");
+    assert_eq!(fleet.running("hs_greet"), vec![md5(2); 2]);
+    assert_eq!(w.interrupt(), 0);
 }

@@ -356,10 +356,12 @@ impl Settings {
         };
         let via = via
             .map(|(text, source_name)| {
-                text.trim().parse::<NodeName>().map_err(|e| ConfigError::Node {
-                    source_name: source_name.into(),
-                    detail: e.to_string(),
-                })
+                text.trim()
+                    .parse::<NodeName>()
+                    .map_err(|e| ConfigError::Node {
+                        source_name: source_name.into(),
+                        detail: e.to_string(),
+                    })
             })
             .transpose()?;
         let timeout = match flags.timeout.or(file.timeout) {

@@ -28,6 +28,15 @@ pub(super) static APPLY: Script = Script::with_functions(
     include_str!("node/apply_main.erl"),
 );
 
+pub(super) static STATUS: Script = Script::with_functions(
+    concat!(
+        include_str!("node/prelude.erl"),
+        include_str!("node/inspect.erl"),
+        include_str!("node/migrate.erl")
+    ),
+    include_str!("node/status_main.erl"),
+);
+
 pub(super) static CALLBACKS: Script = Script::with_functions(
     concat!(
         include_str!("node/prelude.erl"),
@@ -156,6 +165,17 @@ pub enum Applied {
         reasons: Vec<(String, String)>,
         changed: bool,
     },
+}
+
+/// What `status` learns of a node in its one request.
+#[derive(Debug, Clone)]
+pub struct StatusFound {
+    /// One per module asked about.
+    pub states: Vec<State>,
+    /// The processes a deploy would migrate through `code_change`.
+    pub callbacks: Vec<Lingering>,
+    /// Loaded modules of the node's applications that are not local.
+    pub extra: Vec<String>,
 }
 
 /// One node, as the deploy sees it.
@@ -404,6 +424,51 @@ impl Remote {
         }
     }
 
+    /// The status step ([`super::status`]): what the node runs of `want`,
+    /// the processes of `migrating` (those whose local build exports
+    /// `code_change`) a deploy would migrate, and the loaded modules of
+    /// `apps` not in `want`. The request leaves now; the future waits for
+    /// the answer.
+    pub fn status_step(
+        &self,
+        want: &[(&str, Option<Md5>)],
+        migrating: &[&str],
+        apps: &[String],
+    ) -> impl std::future::Future<Output = Result<StatusFound, CallError>> + Send + 'static {
+        let atoms = |names: &mut dyn Iterator<Item = &str>| list(names.map(atom_term).collect());
+        let bindings = Bindings::new()
+            .set("Mods", &mods_term(want, &[]))
+            .set("Migrating", &atoms(&mut migrating.iter().copied()))
+            .set("Apps", &atoms(&mut apps.iter().map(String::as_str)))
+            .encode();
+        let answer = self.link.eval(&STATUS, &bindings, self.timeout);
+        let (me, asked) = (self.clone(), want.len());
+        async move {
+            let answer = answer.await?;
+            let bad = |detail: &str| me.unexpected("status", detail, &answer);
+            let [states, callbacks, extra] =
+                term::as_tuple_n::<3>(&answer).map_err(|e| bad(&e.to_string()))?;
+            let states = term::as_list(states)
+                .map_err(|e| bad(&e.to_string()))?
+                .iter()
+                .map(parse_state)
+                .collect::<Option<Vec<State>>>()
+                .filter(|s| s.len() == asked)
+                .ok_or_else(|| bad("a state per module"))?;
+            let extra = term::as_list(extra)
+                .map_err(|e| bad(&e.to_string()))?
+                .iter()
+                .map(|m| term::as_atom(m).map(str::to_owned))
+                .collect::<Result<Vec<String>, _>>()
+                .map_err(|e| bad(&e.to_string()))?;
+            Ok(StatusFound {
+                states,
+                callbacks: processes(callbacks),
+                extra,
+            })
+        }
+    }
+
     /// The nodes this node is connected to (visible ones).
     pub async fn connected_nodes(&self) -> Result<Vec<String>, CallError> {
         let t = self
@@ -415,26 +480,6 @@ impl Remote {
             .iter()
             .filter_map(|n| term::as_atom(n).ok().map(str::to_owned))
             .collect())
-    }
-
-    /// The modules the node's application `app` declares, if it has it.
-    pub async fn app_modules(&self, app: &str) -> Result<Option<Vec<String>>, CallError> {
-        let t = self
-            .link
-            .call(
-                "application",
-                "get_key",
-                vec![atom_term(app), atom_term("modules")],
-                self.timeout,
-            )
-            .await?;
-        Ok(term::as_tuple_n::<2>(&t).ok().and_then(|[_, mods]| {
-            term::as_list(mods).ok().map(|l| {
-                l.iter()
-                    .filter_map(|m| term::as_atom(m).ok().map(str::to_owned))
-                    .collect()
-            })
-        }))
     }
 
     pub(super) fn unexpected(&self, script: &str, expected: &str, got: &Term) -> CallError {

@@ -7,10 +7,10 @@ use super::remote::{LockRequest, Remote};
 use super::report::NodeReport;
 use super::Options;
 use crate::dist::{ConnectError, Gateway, Link, NodeName, Peer, Targets};
-use std::sync::Arc;
 use crate::output::Ui;
 use crate::store::Store;
 use futures::future::join_all;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ pub struct Session {
     remotes: Mutex<Vec<Remote>>,
     /// With `--via`: the gateway every target is reached through.
     gateway: Mutex<Option<Arc<Gateway>>>,
+    /// Held while a new gateway connection opens: one at a time.
+    opening: tokio::sync::Mutex<()>,
     via: Option<NodeName>,
     timeout: Duration,
 }
@@ -58,6 +60,7 @@ impl Session {
             store,
             remotes: Mutex::new(remotes),
             gateway: Mutex::new(gateway),
+            opening: tokio::sync::Mutex::new(()),
             via: opts.via.clone(),
             timeout: opts.timeout,
         })
@@ -79,6 +82,7 @@ impl Session {
             store,
             remotes: Mutex::new(Vec::new()),
             gateway: Mutex::new(None),
+            opening: tokio::sync::Mutex::new(()),
             via: opts.via.clone(),
             timeout: opts.timeout,
         };
@@ -120,6 +124,7 @@ impl Session {
     /// `node` reached through the gateway `via` (connected again if its
     /// connection is gone), in place of any old way to it.
     async fn reach_via(&self, via: &NodeName, node: &NodeName) -> Result<Remote, ConnectError> {
+        let opening = self.opening.lock().await;
         let held = self.gateway().filter(|g| g.closed_reason().is_none());
         let gateway = match held {
             Some(gateway) => gateway,
@@ -136,10 +141,8 @@ impl Session {
                 gateway
             }
         };
-        let link = Link::Via {
-            gateway,
-            target: node.clone(),
-        };
+        drop(opening);
+        let link = Link::via(gateway, node.clone());
         // Whether the gateway reaches it (connecting if it must).
         link.call("erlang", "node", Vec::new(), self.timeout)
             .await
@@ -159,7 +162,10 @@ impl Session {
 
     /// The gateway of `--via`, once connected.
     pub fn gateway(&self) -> Option<Arc<Gateway>> {
-        self.gateway.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.gateway
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Closes every connection once what was sent on it (a lock's
@@ -302,15 +308,14 @@ async fn connect_via(
         if !ok {
             report.fail(
                 None,
-                format!("the gateway `{via}` cannot reach it (is it up, with the cluster's cookie?)"),
+                format!(
+                    "the gateway `{via}` cannot reach it (is it up, with the cluster's cookie?)"
+                ),
             );
         }
         reports.push(report);
         remotes.push(Remote {
-            link: Link::Via {
-                gateway: gateway.clone(),
-                target: node,
-            },
+            link: Link::via(gateway.clone(), node),
             timeout: opts.timeout,
         });
     }

@@ -1,13 +1,11 @@
 //! `status`: per node, how the local modules compare with what runs there.
 //! Changes nothing and takes no lock.
 
-use super::remote::State;
+use super::remote::{State, StatusFound};
 use super::report::NodeReport;
 use super::Session;
 use crate::beam::{Md5, Module};
-use crate::dist::CallError;
 use futures::future::join_all;
-use std::collections::BTreeSet;
 
 /// Per node, how the local modules compare with what runs there.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -25,26 +23,35 @@ pub struct NodeStatus {
     pub would_migrate: Vec<super::remote::Lingering>,
 }
 
-/// Compares without touching anything.
+/// Compares without touching anything: one request to every node at
+/// once (through a gateway, one for all of them).
 pub async fn status(
     session: &Session,
     modules: &[Module],
     apps: &[String],
 ) -> Result<Vec<NodeStatus>, Vec<NodeReport>> {
-    let results = join_all(
-        session
-            .remotes()
-            .iter()
-            .map(|r| node_status(r, modules, apps)),
-    )
-    .await;
+    let want: Vec<(&str, Option<Md5>)> = modules
+        .iter()
+        .map(|m| (m.name.as_str(), Some(m.md5)))
+        .collect();
+    let migrating: Vec<&str> = modules
+        .iter()
+        .filter(|m| m.code_change)
+        .map(|m| m.name.as_str())
+        .collect();
+    let remotes = session.remotes();
+    let asked: Vec<_> = remotes
+        .iter()
+        .map(|r| r.status_step(&want, &migrating, apps))
+        .collect();
+    let answers = join_all(asked).await;
     let mut out = Vec::new();
     let mut failed = Vec::new();
-    for r in results {
-        match r {
-            Ok(s) => out.push(s),
-            Err((node, e)) => {
-                let mut report = NodeReport::new(&node);
+    for (r, answer) in remotes.iter().zip(answers) {
+        match answer {
+            Ok(found) => out.push(node_status(r.node(), modules, found)),
+            Err(e) => {
+                let mut report = NodeReport::new(&r.node());
                 report.fail(None, e.to_string());
                 failed.push(report);
             }
@@ -57,27 +64,18 @@ pub async fn status(
     }
 }
 
-async fn node_status(
-    r: &super::remote::Remote,
-    modules: &[Module],
-    apps: &[String],
-) -> Result<NodeStatus, (String, CallError)> {
-    let fail = |e| (r.node(), e);
-    let want: Vec<(&str, Option<Md5>)> = modules
-        .iter()
-        .map(|m| (m.name.as_str(), Some(m.md5)))
-        .collect();
-    let found = states(r, &want).await.map_err(fail)?;
+/// One node's status, from its answer.
+fn node_status(node: String, modules: &[Module], found: StatusFound) -> NodeStatus {
     let mut s = NodeStatus {
-        node: r.node(),
+        node,
         changed: vec![],
         new: vec![],
         unchanged: vec![],
         on_disk: vec![],
-        absent_locally: vec![],
-        would_migrate: vec![],
+        absent_locally: found.extra,
+        would_migrate: found.callbacks,
     };
-    for (m, state) in modules.iter().zip(found) {
+    for (m, state) in modules.iter().zip(found.states) {
         let list = match state {
             State::Absent => &mut s.new,
             State::OnDisk(x) if x == m.md5 => &mut s.on_disk,
@@ -86,42 +84,5 @@ async fn node_status(
         };
         list.push(m.name.clone());
     }
-    let migrating: Vec<&str> = modules
-        .iter()
-        .filter(|m| m.code_change && s.changed.contains(&m.name))
-        .map(|m| m.name.as_str())
-        .collect();
-    s.would_migrate = r.callback_processes(&migrating).await.map_err(fail)?;
-    let local: BTreeSet<&str> = want.iter().map(|(m, _)| *m).collect();
-    let mut extra = BTreeSet::new();
-    for app in apps {
-        for m in r.app_modules(app).await.map_err(fail)?.unwrap_or_default() {
-            if !local.contains(m.as_str()) {
-                extra.insert(m);
-            }
-        }
-    }
-    let extra: Vec<String> = extra.into_iter().collect();
-    let want: Vec<(&str, Option<Md5>)> = extra.iter().map(|m| (m.as_str(), None)).collect();
-    let found = states(r, &want).await.map_err(fail)?;
-    s.absent_locally = extra
-        .iter()
-        .zip(found)
-        .filter(|(_, state)| matches!(state, State::Loaded(_)))
-        .map(|(m, _)| m.clone())
-        .collect();
-    Ok(s)
-}
-
-async fn states(
-    r: &super::remote::Remote,
-    want: &[(&str, Option<Md5>)],
-) -> Result<Vec<State>, CallError> {
-    if want.is_empty() {
-        return Ok(Vec::new());
-    }
-    match r.inspect(None, want, &[], false, false).await? {
-        Ok(found) => Ok(found.into_iter().map(|f| f.state).collect()),
-        Err(_) => Ok(Vec::new()),
-    }
+    s
 }

@@ -49,8 +49,7 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
         .collect();
     let loads = super::remote::loads_of(&steps).into_iter();
     let migrate = migration.for_loads(loads).term(remote.timeout);
-    let payload =
-        super::remote::apply_payload(&steps, force, &remote.link.owner(), None, &migrate);
+    let payload = super::remote::apply_payload(&steps, force, &remote.link.owner(), None, &migrate);
     match remote.apply(&payload).await {
         Ok(Applied::Stuck(stuck)) => {
             lost.push(format!(

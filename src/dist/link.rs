@@ -13,19 +13,33 @@ use super::script::Script;
 use super::term::{atom_term, Term};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A target node and the way to it.
 #[derive(Debug, Clone)]
 pub enum Link {
     Direct(Connection),
-    Via { gateway: Arc<Gateway>, target: NodeName },
+    Via {
+        gateway: Arc<Gateway>,
+        target: NodeName,
+        /// Why the target left the gateway's cluster, once it has.
+        left: Arc<Mutex<Option<String>>>,
+    },
 }
 
 type Answer = Pin<Box<dyn Future<Output = Result<Term, CallError>> + Send + 'static>>;
 
 impl Link {
+    /// `target`, reached through `gateway`.
+    pub fn via(gateway: Arc<Gateway>, target: NodeName) -> Link {
+        Link::Via {
+            gateway,
+            target,
+            left: Arc::new(Mutex::new(None)),
+        }
+    }
+
     /// The target node.
     pub fn node(&self) -> &NodeName {
         match self {
@@ -57,7 +71,9 @@ impl Link {
     pub fn eval(&self, script: &'static Script, args: &EvalArgs, timeout: Duration) -> Answer {
         match self {
             Link::Direct(conn) => Box::pin(conn.eval(script, args, timeout)),
-            Link::Via { gateway, target } => Box::pin(gateway.eval(target, script, args, timeout)),
+            Link::Via {
+                gateway, target, ..
+            } => Box::pin(gateway.eval(target, script, args, timeout)),
         }
     }
 
@@ -71,9 +87,9 @@ impl Link {
     ) -> Result<Term, CallError> {
         match self {
             Link::Direct(conn) => conn.call(module, function, args, timeout).await,
-            Link::Via { gateway, target } => {
-                gateway.call(target, module, function, args, timeout).await
-            }
+            Link::Via {
+                gateway, target, ..
+            } => gateway.call(target, module, function, args, timeout).await,
         }
     }
 
@@ -82,7 +98,9 @@ impl Link {
     pub fn listen(&self) -> Result<(Term, Listener), CallError> {
         match self {
             Link::Direct(conn) => conn.listen(),
-            Link::Via { gateway, target } => gateway.listen(target),
+            Link::Via {
+                gateway, target, ..
+            } => gateway.listen(target),
         }
     }
 
@@ -90,7 +108,9 @@ impl Link {
     pub fn send(&self, name: &str, message: Term) -> Result<(), CallError> {
         match self {
             Link::Direct(conn) => conn.send(name, message),
-            Link::Via { gateway, target } => gateway.send(target, name, message),
+            Link::Via {
+                gateway, target, ..
+            } => gateway.send(target, name, message),
         }
     }
 
@@ -105,7 +125,9 @@ impl Link {
     pub fn closed_reason(&self) -> Option<String> {
         match self {
             Link::Direct(conn) => conn.closed_reason(),
-            Link::Via { gateway, .. } => gateway.closed_reason(),
+            Link::Via { gateway, left, .. } => gateway
+                .closed_reason()
+                .or_else(|| left.lock().unwrap_or_else(|p| p.into_inner()).clone()),
         }
     }
 
@@ -113,7 +135,15 @@ impl Link {
     pub async fn closed(&self) -> String {
         match self {
             Link::Direct(conn) => conn.closed().await,
-            Link::Via { gateway, target } => gateway.departure(target).await,
+            Link::Via {
+                gateway,
+                target,
+                left,
+            } => {
+                let why = gateway.departure(target).await;
+                *left.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+                why
+            }
         }
     }
 

@@ -23,7 +23,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-static RELAY: Script = Script::with_functions(include_str!("relay.erl"), include_str!("relay_main.erl"));
+static RELAY: Script =
+    Script::with_functions(include_str!("relay.erl"), include_str!("relay_main.erl"));
 
 /// The gateway's connection and its relay.
 #[derive(Debug)]
@@ -63,7 +64,9 @@ impl Gateway {
         timeout: Duration,
     ) -> Result<(Arc<Gateway>, Vec<(NodeName, bool)>), CallError> {
         let asked = match targets {
-            Targets::Named(nodes) => list(nodes.iter().map(|n| atom_term(&n.to_string())).collect()),
+            Targets::Named(nodes) => {
+                list(nodes.iter().map(|n| atom_term(&n.to_string())).collect())
+            }
             Targets::Cluster => atom_term("cluster"),
         };
         let bindings = Bindings::new()
@@ -77,8 +80,11 @@ impl Gateway {
             function: "the relay script".into(),
             detail: format!("expected {detail}, but got {}", term::show(&answer)),
         };
-        let [relay, reached] = term::as_tuple_n::<2>(&answer).map_err(|_| bad("{Relay, Reached}"))?;
-        let relay = term::as_pid(relay).map_err(|_| bad("the relay's pid"))?.clone();
+        let [relay, reached] =
+            term::as_tuple_n::<2>(&answer).map_err(|_| bad("{Relay, Reached}"))?;
+        let relay = term::as_pid(relay)
+            .map_err(|_| bad("the relay's pid"))?
+            .clone();
         let reached = term::as_list(reached)
             .map_err(|_| bad("[{Node, Reached}]"))?
             .iter()
@@ -136,7 +142,14 @@ impl Gateway {
             // queue before it leaves.
             tokio::task::yield_now().await;
             me.flush();
-            let value = super::rpc::outcome(reply, timeout, &target.to_string(), "erl_eval:expr/5", timeout).await;
+            let value = super::rpc::outcome(
+                reply,
+                timeout,
+                &target.to_string(),
+                "erl_eval:expr/5",
+                timeout,
+            )
+            .await;
             me.answer(&target, value)
         }
     }
@@ -178,7 +191,8 @@ impl Gateway {
             atom_term(name),
             message,
         ]);
-        self.command(command).map_err(|detail| self.lost(target, detail))
+        self.command(command)
+            .map_err(|detail| self.lost(target, detail))
     }
 
     /// An address `{Relay, Ref}` a process of `target` may send one
@@ -186,7 +200,10 @@ impl Gateway {
     pub fn listen(&self, target: &NodeName) -> Result<(Term, Listener), CallError> {
         let (address, listener) = self.conn.listen()?;
         let reference = reference_of(&address).map_err(|detail| self.lost(target, detail))?;
-        Ok((tuple(vec![self.relay(), reference]), listener.naming(&target.to_string())))
+        Ok((
+            tuple(vec![self.relay(), reference]),
+            listener.naming(&target.to_string()),
+        ))
     }
 
     /// Waits until `target` leaves the cluster, or the gateway's
@@ -219,7 +236,10 @@ impl Gateway {
         let reason = reason
             .or_else(|| self.conn.closed_reason())
             .unwrap_or_else(|| "connection closed".into());
-        format!("the connection to the gateway `{}` was lost ({reason})", self.node())
+        format!(
+            "the connection to the gateway `{}` was lost ({reason})",
+            self.node()
+        )
     }
 
     /// Sends every queued request: one message per script and shared
@@ -238,17 +258,20 @@ impl Gateway {
     fn command(&self, command: Term) -> Result<(), String> {
         let message = tuple(vec![atom_term("$hotswap_relay"), command]);
         let bytes = term::encode_bare(&message);
-        self.conn.send_parts(&self.relay, &bytes, &Encoded::default(), &[])
+        self.conn
+            .send_parts(&self.relay, &bytes, &Encoded::default(), &[])
     }
 
     /// A target's answer in the target's terms: a target the gateway lost,
     /// or a gateway this tool lost, is a lost connection to the target.
     fn answer(&self, target: &NodeName, value: Result<Term, CallError>) -> Result<Term, CallError> {
         match value {
-            Err(CallError::BadRpc { reason, .. }) if is_noconnection(&reason) => Err(CallError::Disconnected {
-                node: target.to_string(),
-                detail: format!("it left the cluster of the gateway `{}`", self.node()),
-            }),
+            Err(CallError::BadRpc { reason, .. }) if is_noconnection(&reason) => {
+                Err(CallError::Disconnected {
+                    node: target.to_string(),
+                    detail: format!("it left the cluster of the gateway `{}`", self.node()),
+                })
+            }
             Err(CallError::Disconnected { detail, .. }) => Err(self.lost(target, detail)),
             other => other,
         }
@@ -317,17 +340,27 @@ fn eval_message(batch: &[Queued]) -> (Vec<u8>, Encoded) {
         .args
         .values
         .iter()
-        .filter(|(name, value)| batch.iter().all(|q| q.args.values.get(*name) == Some(value)))
+        .filter(|(name, value)| {
+            batch
+                .iter()
+                .all(|q| q.args.values.get(*name) == Some(value))
+        })
         .collect();
     let timeout = batch.iter().map(|q| q.timeout).max().unwrap_or_default();
     let mut w = EtfWriter::default();
     w.tuple_header(2).term(&atom_term("$hotswap_relay"));
-    w.tuple_header(6).term(&atom_term("eval")).raw(encoded_bootstrap());
+    w.tuple_header(6)
+        .term(&atom_term("eval"))
+        .raw(encoded_bootstrap());
     w.term(&binary(first.script.packed().to_vec()));
     w.list_header(batch.len() as u32);
     for q in batch {
-        let own: Vec<(&String, &Vec<u8>)> =
-            q.args.values.iter().filter(|(name, _)| !common.contains_key(name)).collect();
+        let own: Vec<(&String, &Vec<u8>)> = q
+            .args
+            .values
+            .iter()
+            .filter(|(name, _)| !common.contains_key(name))
+            .collect();
         w.tuple_header(3).term(&atom_term(&q.target.to_string()));
         w.map_header(own.len() as u32);
         for (name, value) in own {
