@@ -391,3 +391,55 @@ fn watch_through_the_gateway_follows_a_target_that_leaves_and_rejoins() {
     assert_eq!(fleet.running("hs_greet"), vec![md5(2); 2]);
     assert_eq!(w.interrupt(), 0);
 }
+
+#[test]
+fn a_target_still_held_by_a_finished_run_is_waited_for_not_refused() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_greet"]), p.build(2, &["hs_greet"]));
+    let Some(mut fleet) = Fleet::start(2, &v1, &["hs_greet"]) else {
+        return;
+    };
+    // The lock holder of a run that has just finished: its relay on the
+    // gateway is gone, and it has not heard yet (it goes 300 ms after it
+    // is asked who it is).
+    let gateway = fleet.gateway.name.clone();
+    let held = fleet.targets[1].eval(&format!(
+        "begin Shell = self(), Dead = rpc:call('{gateway}', erlang, spawn, [erlang, is_atom, [x]]), \
+         spawn(fun() -> true = register(hotswap_deploy_lock, self()), Shell ! held, \
+           receive {{who, From, Ref}} -> From ! {{Ref, Dead, [{{node, <<\"old@run\">>}}]}} \
+           after 20000 -> ok end, timer:sleep(300) end), \
+         receive held -> held end end."
+    ));
+    assert_eq!(held, "held");
+    let (code, json, stderr) = fleet.deploy(&p, &["--ebin", &arg(&v2)]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(fleet.running("hs_greet"), vec![p.md5(&v2, "hs_greet"); 2]);
+}
+
+#[test]
+fn a_target_locked_by_a_live_run_refuses_and_no_target_changes() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_greet"]), p.build(2, &["hs_greet"]));
+    let Some(mut fleet) = Fleet::start(3, &v1, &["hs_greet"]) else {
+        return;
+    };
+    // Another run, through the same gateway, holds one target's lock.
+    let gateway = fleet.gateway.name.clone();
+    let held = fleet.targets[2].eval(&format!(
+        "begin Shell = self(), Relay = rpc:call('{gateway}', erlang, spawn, [timer, sleep, [30000]]), \
+         spawn(fun() -> true = register(hotswap_deploy_lock, self()), Shell ! held, \
+           W = fun W() -> receive {{who, From, Ref}} -> \
+             From ! {{Ref, Relay, [{{node, <<\"other@laptop\">>}}]}}, W() \
+           after 20000 -> ok end end, W() end), \
+         receive held -> held end end."
+    ));
+    assert_eq!(held, "held");
+    let (code, json, stderr) = fleet.deploy(&p, &["--ebin", &arg(&v2)]);
+    assert_eq!(code, 3, "{json}\n{stderr}");
+    let locked = common::project::node_json(&json, &fleet.targets[2]);
+    assert!(
+        locked["failed"].to_string().contains("other@laptop"),
+        "{locked}"
+    );
+    assert_eq!(fleet.running("hs_greet"), vec![p.md5(&v1, "hs_greet"); 3]);
+}

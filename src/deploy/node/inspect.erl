@@ -20,12 +20,29 @@ take({_, Owner, Info, _} = Lock, Tries) ->
                 none -> take(Lock, Tries - 1);
                 {Holder, Owner, _} ->
                     %% Our own previous run, releasing: wait for it to go.
-                    M = monitor(process, Holder),
-                    receive {'DOWN', M, _, _, _} -> take(Lock, Tries - 1)
-                    after 5000 -> demonitor(M, [flush]), {locked, Info}
-                    end;
-                {_, _, Held} -> {locked, Held}
+                    await_release(Holder, Lock, Tries, Info);
+                {Holder, Other, Held} ->
+                    case is_pid(Other) andalso gone(Other) of
+                        %% A finished run's, through a gateway whose relay
+                        %% is gone: its holder goes as soon as it hears.
+                        true -> await_release(Holder, Lock, Tries, Held);
+                        false -> {locked, Held}
+                    end
             end
+    end.
+%% await_release(Holder, Lock, Tries, Info): take(Lock, Tries - 1) once
+%% Holder has gone, or {locked, Info} if it does not within 5 s.
+await_release(Holder, Lock, Tries, Info) ->
+    M = monitor(process, Holder),
+    receive {'DOWN', M, _, _, _} -> take(Lock, Tries - 1)
+    after 5000 -> demonitor(M, [flush]), {locked, Info}
+    end.
+%% gone(Pid): whether the process is gone (its node answers within half a
+%% second).
+gone(P) ->
+    M = monitor(process, P),
+    receive {'DOWN', M, _, _, _} -> true
+    after 500 -> demonitor(M, [flush]), false
     end.
 %% hold_if_free(Lock, Parent, Ref): the lock's holder, if the name is free.
 hold_if_free({Token, Owner, Info, Lease}, Parent, Ref) ->
