@@ -13,7 +13,7 @@ use common::fault::FaultPoints;
 use common::netns::{Link, Shape};
 use common::project::{arg, start_node_with, Project};
 use common::watcher::Watcher;
-use common::{copy_dir, unique, ErlNode, NodeSpec};
+use common::{copy_dir, unique, ErlNode, NodeSpec, Otp};
 use serde_json::Value;
 use std::path::Path;
 
@@ -47,6 +47,12 @@ impl Fleet {
     /// A gateway and `n` targets running `code`, with `load` loaded, all
     /// connected to each other; or `None` (the test skips) with the reason.
     fn start(n: usize, code: &Path, load: &[&str]) -> Option<Fleet> {
+        Fleet::start_on(Otp::UnderTest, &vec![Otp::UnderTest; n], code, load)
+    }
+
+    /// [`Fleet::start`] with the gateway on `gateway`'s OTP release, and a
+    /// target on each of `targets`'.
+    fn start_on(gateway: Otp, targets: &[Otp], code: &Path, load: &[&str]) -> Option<Fleet> {
         let link = match Link::new(Shape::delay_ms(0)) {
             Ok(link) => link,
             Err(why) => {
@@ -55,15 +61,19 @@ impl Fleet {
             }
         };
         let cookie = common::random_cookie();
-        let gateway = start_node_with(
-            NodeSpec::new("via_gw")
-                .cookie(&cookie)
-                .code_path(code)
-                .behind(&link),
-            load,
-        );
-        let targets: Vec<ErlNode> = (0..n)
-            .map(|_| start_node_with(target_spec(&link, &cookie, code, &unique("via_t")), load))
+        let mut spec = NodeSpec::new("via_gw")
+            .cookie(&cookie)
+            .code_path(code)
+            .behind(&link);
+        spec.otp = gateway;
+        let gateway = start_node_with(spec, load);
+        let targets: Vec<ErlNode> = targets
+            .iter()
+            .map(|otp| {
+                let mut spec = target_spec(&link, &cookie, code, &unique("via_t"));
+                spec.otp = *otp;
+                start_node_with(spec, load)
+            })
             .collect();
         let mut fleet = Fleet {
             link,
@@ -442,4 +452,133 @@ fn a_target_locked_by_a_live_run_refuses_and_no_target_changes() {
         "{locked}"
     );
     assert_eq!(fleet.running("hs_greet"), vec![p.md5(&v1, "hs_greet"); 3]);
+}
+
+#[test]
+fn cluster_through_the_gateway_reaches_every_node_it_is_connected_to_and_itself() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_greet"]), p.build(2, &["hs_greet"]));
+    let Some(mut fleet) = Fleet::start(2, &v1, &["hs_greet"]) else {
+        return;
+    };
+    let (gateway, cookie) = (fleet.gateway.name.clone(), fleet.gateway.cookie.clone());
+    let v2_arg = arg(&v2);
+    let name = unique("hs");
+    let args = [
+        "deploy",
+        "--json",
+        "--name",
+        &name,
+        "--via",
+        &gateway,
+        "--cluster",
+        "--ebin",
+        &v2_arg,
+        "--cookie",
+        &cookie,
+        "--verify",
+    ];
+    let out = p.run(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_str(&text).expect("json");
+    let mut reported: Vec<String> = json["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| n["node"].as_str().expect("name").to_owned())
+        .collect();
+    reported.sort();
+    let mut want = fleet.names();
+    want.push(gateway.clone());
+    want.sort();
+    assert_eq!(reported, want);
+    let md5 = p.md5(&v2, "hs_greet");
+    assert_eq!(fleet.running("hs_greet"), vec![md5.clone(); 2]);
+    assert_eq!(fleet.gateway.loaded_md5("hs_greet"), md5);
+}
+
+#[test]
+fn status_through_the_gateway_sends_its_question_once_for_every_target() {
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet"]);
+    let Some(fleet) = Fleet::start(3, &v1, &["hs_greet"]) else {
+        return;
+    };
+    let (gateway, cookie) = (fleet.gateway.name.clone(), fleet.gateway.cookie.clone());
+    let v1_arg = arg(&v1);
+    let names = fleet.names();
+    // What a status to `targets` sends into the namespace.
+    let sent_for = |targets: &[String]| {
+        let name = unique("hs");
+        let mut args = vec![
+            "status", "--json", "--name", &name, "--via", &gateway, "--ebin", &v1_arg, "--cookie",
+            &cookie,
+        ];
+        for t in targets {
+            args.extend(["--node", t.as_str()]);
+        }
+        let before = fleet.sent();
+        let out = p.run(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fleet.sent() - before
+    };
+    // The first run also asks EPMD for the gateway's port.
+    sent_for(&names[..1]);
+    let one = sent_for(&names[..1]);
+    let three = sent_for(&names);
+    // The script (kilobytes) goes once; each more target adds its name and
+    // the reference its answer comes back under.
+    assert!(
+        three < one + 2 * 400,
+        "status to 1 target sent {one} bytes, to 3 targets {three}"
+    );
+}
+
+#[test]
+fn a_cluster_mixing_two_otp_releases_takes_one_deploy_through_the_gateway() {
+    // Under scripts/test-otp: the gateway and one target on this machine's
+    // OTP, one target on the release under test (27 or 29); the modules
+    // built by the oldest. Under scripts/test, all on one release.
+    let p = Project::new();
+    let (v1, v2) = (
+        p.build_by(Otp::Host, 1, &["hs_greet"]),
+        p.build_by(Otp::Host, 2, &["hs_greet"]),
+    );
+    let Some(mut fleet) =
+        Fleet::start_on(Otp::Host, &[Otp::Host, Otp::UnderTest], &v1, &["hs_greet"])
+    else {
+        return;
+    };
+    let releases: Vec<String> = fleet
+        .targets
+        .iter_mut()
+        .map(|t| t.eval("erlang:system_info(otp_release)."))
+        .collect();
+    if common::otp_root().is_some() {
+        assert_ne!(releases[0], releases[1], "a mixed cluster");
+    }
+    let (code, json, stderr) = fleet.deploy(&p, &["--ebin", &arg(&v2), "--verify"]);
+    assert_eq!(code, 0, "{releases:?}: {json}\n{stderr}");
+    assert_eq!(
+        fleet.running("hs_greet"),
+        vec![p.md5(&v2, "hs_greet"); 2],
+        "{releases:?}"
+    );
+    let (code, json, stderr) = fleet.deploy(&p, &["--rollback"]);
+    assert_eq!(code, 0, "{releases:?}: {json}\n{stderr}");
+    assert_eq!(
+        fleet.running("hs_greet"),
+        vec![p.md5(&v1, "hs_greet"); 2],
+        "{releases:?}"
+    );
 }
