@@ -47,12 +47,18 @@ impl Fleet {
     /// A gateway and `n` targets running `code`, with `load` loaded, all
     /// connected to each other; or `None` (the test skips) with the reason.
     fn start(n: usize, code: &Path, load: &[&str]) -> Option<Fleet> {
-        Fleet::start_on(Otp::UnderTest, &vec![Otp::UnderTest; n], code, load)
+        Fleet::start_on(Otp::UnderTest, &vec![Otp::UnderTest; n], code, load, &|s| s)
     }
 
     /// [`Fleet::start`] with the gateway on `gateway`'s OTP release, and a
-    /// target on each of `targets`'.
-    fn start_on(gateway: Otp, targets: &[Otp], code: &Path, load: &[&str]) -> Option<Fleet> {
+    /// target on each of `targets`'; every node's spec finished by `dress`.
+    fn start_on(
+        gateway: Otp,
+        targets: &[Otp],
+        code: &Path,
+        load: &[&str],
+        dress: &dyn Fn(NodeSpec) -> NodeSpec,
+    ) -> Option<Fleet> {
         let link = match Link::new(Shape::delay_ms(0)) {
             Ok(link) => link,
             Err(why) => {
@@ -72,7 +78,7 @@ impl Fleet {
             .map(|otp| {
                 let mut spec = target_spec(&link, &cookie, code, &unique("via_t"));
                 spec.otp = *otp;
-                start_node_with(spec, load)
+                start_node_with(dress(spec), load)
             })
             .collect();
         let mut fleet = Fleet {
@@ -92,7 +98,13 @@ impl Fleet {
             let up = node.eval(&format!(
                 "lists:all(fun(N) -> net_kernel:connect_node(N) end, {names})."
             ));
-            assert_eq!(up, "true", "{} joins the mesh", node.name);
+            assert_eq!(
+                up,
+                "true",
+                "{} joins the mesh\n{}",
+                node.name,
+                node.log_text()
+            );
         }
     }
 
@@ -145,6 +157,14 @@ fn deploy_verify_status_and_rollback_reach_three_targets_through_the_gateway() {
         &["--ebin", &arg(&v2), "--timeout", "3"],
     );
     assert_eq!(code, 3, "a target reached directly: {json}");
+
+    // --dry-run says what would change, and changes nothing.
+    let (code, json, stderr) = fleet.deploy(&p, &["--ebin", &arg(&v2), "--dry-run"]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    for name in fleet.names() {
+        assert!(stderr.contains(&format!("on {name}")), "{name}: {stderr}");
+    }
+    assert_eq!(fleet.running("hs_greet"), vec![p.md5(&v1, "hs_greet"); 3]);
 
     let (code, json, stderr) = fleet.deploy(&p, &["--ebin", &arg(&v2), "--verify"]);
     assert_eq!(code, 0, "{json}\n{stderr}");
@@ -554,9 +574,8 @@ fn a_cluster_mixing_two_otp_releases_takes_one_deploy_through_the_gateway() {
         p.build_by(Otp::Host, 1, &["hs_greet"]),
         p.build_by(Otp::Host, 2, &["hs_greet"]),
     );
-    let Some(mut fleet) =
-        Fleet::start_on(Otp::Host, &[Otp::Host, Otp::UnderTest], &v1, &["hs_greet"])
-    else {
+    let mixed = [Otp::Host, Otp::UnderTest];
+    let Some(mut fleet) = Fleet::start_on(Otp::Host, &mixed, &v1, &["hs_greet"], &|s| s) else {
         return;
     };
     let releases: Vec<String> = fleet

@@ -8,6 +8,7 @@
 //! deploy, rollback and [`status`] borrow.
 //!
 //! - [`session`]: the peer, connections to the targets, the run's lock.
+//! - [`gateway`]: the targets reached through one node (`--via`).
 //! - [`remote`]: what the engine asks one node (scripts in `node/`).
 //! - [`goal`]: what a run is asked of each node.
 //! - [`plan`]: which goals change a node, from what it runs.
@@ -22,6 +23,7 @@
 pub mod after;
 pub mod belief;
 pub mod flight;
+pub mod gateway;
 pub mod goal;
 pub mod migrate;
 pub mod plan;

@@ -129,14 +129,17 @@ impl Session {
         let gateway = match held {
             Some(gateway) => gateway,
             None => {
-                let remembered = self.store.ports().get(&via.to_string()).copied();
-                let (conn, _) = self.peer.connect_via(via, remembered).await?;
-                let (gateway, _) = Gateway::open(conn, &Targets::Named(Vec::new()), self.timeout)
-                    .await
-                    .map_err(|e| ConnectError::Handshake {
-                        node: via.to_string(),
-                        detail: format!("the relay did not start: {e}"),
-                    })?;
+                let targets = Targets::Named(Vec::new());
+                let (gateway, _) =
+                    super::gateway::open(&self.peer, &self.store, via, &targets, self.timeout)
+                        .await
+                        .map_err(|e| match e {
+                            super::gateway::OpenError::Connect(e) => e,
+                            super::gateway::OpenError::Relay(e) => ConnectError::Handshake {
+                                node: via.to_string(),
+                                detail: format!("the relay did not start: {e}"),
+                            },
+                        })?;
                 *self.gateway.lock().unwrap_or_else(|p| p.into_inner()) = Some(gateway.clone());
                 gateway
             }
@@ -251,7 +254,7 @@ fn pack_scripts_ahead() {
 
 /// Every target's way, and the gateway if there is one; or a report for
 /// every node, some failed.
-type Connected = Result<(Vec<Remote>, Option<Arc<Gateway>>), Vec<NodeReport>>;
+pub(super) type Connected = Result<(Vec<Remote>, Option<Arc<Gateway>>), Vec<NodeReport>>;
 
 async fn connect_all(
     peer: &Peer,
@@ -261,68 +264,11 @@ async fn connect_all(
     ui: &Ui,
 ) -> Connected {
     match &opts.via {
-        Some(via) => connect_via(peer, store, via, nodes, opts, ui).await,
+        Some(via) => super::gateway::connect_targets(peer, store, via, nodes, opts, ui).await,
         None => connect_each(peer, store, nodes, opts, ui)
             .await
             .map(|remotes| (remotes, None)),
     }
-}
-
-/// Connects to the gateway `via` alone, and starts its relay, which finds
-/// the targets: `nodes`, or with `--cluster` the gateway's cluster.
-async fn connect_via(
-    peer: &Peer,
-    store: &Store,
-    via: &NodeName,
-    nodes: &[NodeName],
-    opts: &Options,
-    ui: &Ui,
-) -> Connected {
-    let fail = |detail: String| {
-        let mut r = NodeReport::new(&via.to_string());
-        r.fail(None, detail);
-        vec![r]
-    };
-    let remembered = store.ports();
-    let (conn, port) = peer
-        .connect_via(via, remembered.get(&via.to_string()).copied())
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    if remembered.get(&via.to_string()) != Some(&port) {
-        let mut ports = remembered.clone();
-        ports.insert(via.to_string(), port);
-        store.remember_ports(&ports);
-    }
-    ui.line(&format!("Connected to {via} (the gateway)"));
-    let targets = match opts.cluster {
-        true => Targets::Cluster,
-        false => Targets::Named(nodes.to_vec()),
-    };
-    let (gateway, reached) = Gateway::open(conn, &targets, opts.timeout)
-        .await
-        .map_err(|e| fail(format!("the relay did not start on the gateway: {e}")))?;
-    let mut remotes = Vec::new();
-    let mut reports = Vec::new();
-    for (node, ok) in reached {
-        let mut report = NodeReport::new(&node.to_string());
-        if !ok {
-            report.fail(
-                None,
-                format!(
-                    "the gateway `{via}` cannot reach it (is it up, with the cluster's cookie?)"
-                ),
-            );
-        }
-        reports.push(report);
-        remotes.push(Remote {
-            link: Link::via(gateway.clone(), node),
-            timeout: opts.timeout,
-        });
-    }
-    if reports.iter().any(|r| !r.ok) {
-        return Err(reports);
-    }
-    Ok((remotes, Some(gateway)))
 }
 
 async fn connect_each(

@@ -164,6 +164,7 @@ impl Gateway {
         timeout: Duration,
     ) -> Result<Term, CallError> {
         self.flush();
+        let label = format!("{module}:{function}/{}", args.len());
         let reply = self.conn.reserve_reply().and_then(|(address, reply)| {
             let command = tuple(vec![
                 atom_term("call"),
@@ -177,7 +178,6 @@ impl Gateway {
             self.command(command)?;
             Ok(reply)
         });
-        let label = format!("{module}:{function}/?");
         let value = super::rpc::outcome(reply, timeout, &target.to_string(), &label, timeout).await;
         self.answer(target, value)
     }

@@ -42,6 +42,8 @@ pub struct Shape {
     pub delay: Duration,
     /// Percent of packets lost, each way.
     pub loss: f32,
+    /// A rate cap each way, in Mbit/s (a token bucket, `tc tbf`).
+    pub rate_mbit: Option<u32>,
 }
 
 impl Shape {
@@ -49,7 +51,14 @@ impl Shape {
         Shape {
             delay: Duration::from_millis(each_way),
             loss: 0.0,
+            rate_mbit: None,
         }
+    }
+
+    #[allow(dead_code)]
+    pub fn rate_mbit(mut self, mbit: u32) -> Shape {
+        self.rate_mbit = Some(mbit);
+        self
     }
 
     pub fn loss(mut self, percent: f32) -> Shape {
@@ -138,6 +147,10 @@ impl Link {
         run("ip", &["link", "set", d, "netns", &ns])?;
         run("ip", &["addr", "add", &host_addr, "dev", h])?;
         run("ip", &["link", "set", h, "up"])?;
+        if let Some(mbit) = self.shape.rate_mbit {
+            let args = token_bucket(h, mbit);
+            run("tc", &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+        }
         self.bring_up_device()
     }
 
@@ -154,6 +167,12 @@ impl Link {
         inside(&["ip", "link", "set", "lo", "up"])?;
         inside(&["ip", "addr", "add", &device_addr, "dev", d])?;
         inside(&["ip", "link", "set", d, "up"])?;
+        if let Some(mbit) = self.shape.rate_mbit {
+            let args = token_bucket(d, mbit);
+            let mut tc = vec!["tc"];
+            tc.extend(args.iter().map(String::as_str));
+            inside(&tc)?;
+        }
         match self.cut.get() {
             true => self.device_rules("  drop\n"),
             false => self.device_rules(&self.loss_rules()),
@@ -288,6 +307,18 @@ impl Link {
         );
         nft(Some(&self.ns()), &text)
     }
+}
+
+/// `tc`'s arguments that cap what leaves `interface` at `mbit` Mbit/s.
+fn token_bucket(interface: &str, mbit: u32) -> Vec<String> {
+    let rate = format!("{mbit}mbit");
+    [
+        "qdisc", "add", "dev", interface, "root", "tbf", "rate", &rate,
+    ]
+    .iter()
+    .chain(&["burst", "64kb", "limit", "4mb"])
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// `command` (its program and arguments) run inside namespace `ns`.
