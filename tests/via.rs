@@ -47,18 +47,12 @@ impl Fleet {
     /// A gateway and `n` targets running `code`, with `load` loaded, all
     /// connected to each other; or `None` (the test skips) with the reason.
     fn start(n: usize, code: &Path, load: &[&str]) -> Option<Fleet> {
-        Fleet::start_on(Otp::UnderTest, &vec![Otp::UnderTest; n], code, load, &|s| s)
+        Fleet::start_on(Otp::UnderTest, &vec![Otp::UnderTest; n], code, load)
     }
 
     /// [`Fleet::start`] with the gateway on `gateway`'s OTP release, and a
-    /// target on each of `targets`'; every node's spec finished by `dress`.
-    fn start_on(
-        gateway: Otp,
-        targets: &[Otp],
-        code: &Path,
-        load: &[&str],
-        dress: &dyn Fn(NodeSpec) -> NodeSpec,
-    ) -> Option<Fleet> {
+    /// target on each of `targets`'.
+    fn start_on(gateway: Otp, targets: &[Otp], code: &Path, load: &[&str]) -> Option<Fleet> {
         let link = match Link::new(Shape::delay_ms(0)) {
             Ok(link) => link,
             Err(why) => {
@@ -78,7 +72,7 @@ impl Fleet {
             .map(|otp| {
                 let mut spec = target_spec(&link, &cookie, code, &unique("via_t"));
                 spec.otp = *otp;
-                start_node_with(dress(spec), load)
+                start_node_with(spec, load)
             })
             .collect();
         let mut fleet = Fleet {
@@ -575,7 +569,7 @@ fn a_cluster_mixing_two_otp_releases_takes_one_deploy_through_the_gateway() {
         p.build_by(Otp::Host, 2, &["hs_greet"]),
     );
     let mixed = [Otp::Host, Otp::UnderTest];
-    let Some(mut fleet) = Fleet::start_on(Otp::Host, &mixed, &v1, &["hs_greet"], &|s| s) else {
+    let Some(mut fleet) = Fleet::start_on(Otp::Host, &mixed, &v1, &["hs_greet"]) else {
         return;
     };
     let releases: Vec<String> = fleet
