@@ -595,3 +595,41 @@ fn a_cluster_mixing_two_otp_releases_takes_one_deploy_through_the_gateway() {
         "{releases:?}"
     );
 }
+
+#[test]
+fn a_gen_server_on_each_target_is_migrated_and_the_after_call_made_through_the_gateway() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_counter"]), p.build(2, &["hs_counter"]));
+    let Some(mut fleet) = Fleet::start(2, &v1, &["hs_counter"]) else {
+        return;
+    };
+    let mut pids = Vec::new();
+    for t in &mut fleet.targets {
+        t.eval("{ok, _} = hs_counter:start().");
+        t.eval("[hs_counter:bump() || _ <- lists:seq(1, 3)].");
+        pids.push(t.eval("whereis(hs_counter)."));
+    }
+    let (code, json, stderr) = fleet.deploy(
+        &p,
+        &[
+            "--ebin",
+            &arg(&v2),
+            "--verify",
+            "--after",
+            "hs_counter:reloaded",
+        ],
+    );
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    for (t, pid) in fleet.targets.iter_mut().zip(&pids) {
+        let report = common::project::node_json(&json, t);
+        assert_eq!(report["migrated"][0]["name"], "hs_counter", "{json}");
+        // The same process, its state in v2's shape, goes on counting.
+        assert_eq!(&t.eval("whereis(hs_counter)."), pid);
+        assert_eq!(t.eval("sys:get_state(hs_counter)."), "{counter,2,3}");
+        assert_eq!(t.eval("hs_counter:bump()."), "4");
+        assert_eq!(
+            t.eval("persistent_term:get(hs_reloaded)."),
+            "{2,[hs_counter]}"
+        );
+    }
+}
