@@ -353,13 +353,13 @@ fn the_gateway_lost_before_the_word_changes_no_target() {
         assert!(r["failed"].to_string().contains("gateway"), "{r}");
     }
     assert_eq!(fleet.running("hs_greet"), vec![p.md5(&v[1], "hs_greet"); 3]);
+    // Every lock goes with the relay: each holder hears its relay is gone.
     for t in &mut fleet.targets {
-        assert_eq!(
-            t.eval("whereis(hotswap_deploy_lock)."),
-            "undefined",
-            "{}",
-            t.name
+        let gone = t.eval(
+            "case whereis(hotswap_deploy_lock) of undefined -> gone; H -> \
+             M = monitor(process, H), receive {'DOWN', M, _, _, _} -> gone after 10000 -> held end end.",
         );
+        assert_eq!(gone, "gone", "{}", t.name);
     }
 }
 
@@ -553,7 +553,7 @@ fn status_through_the_gateway_sends_its_question_once_for_every_target() {
     // The script (kilobytes) goes once; each more target adds its name and
     // the reference its answer comes back under.
     assert!(
-        three < one + 2 * 400,
+        three < one + 2 * 1000,
         "status to 1 target sent {one} bytes, to 3 targets {three}"
     );
 }
