@@ -4,7 +4,6 @@
 
 use super::remote::Remote;
 use super::report::NodeReport;
-use super::session::Connected;
 use super::Options;
 use crate::dist::{CallError, ConnectError, Gateway, Link, NodeName, Peer, Targets};
 use crate::output::Ui;
@@ -56,7 +55,7 @@ pub async fn connect_targets(
     nodes: &[NodeName],
     opts: &Options,
     ui: &Ui,
-) -> Connected {
+) -> Result<(Vec<Remote>, Arc<Gateway>), Vec<NodeReport>> {
     let fail = |detail: String| {
         let mut r = NodeReport::new(&via.to_string());
         r.fail(None, detail);
@@ -95,5 +94,5 @@ pub async fn connect_targets(
     if reports.iter().any(|r| !r.ok) {
         return Err(reports);
     }
-    Ok((remotes, Some(gateway)))
+    Ok((remotes, gateway))
 }

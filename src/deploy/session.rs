@@ -254,7 +254,7 @@ fn pack_scripts_ahead() {
 
 /// Every target's way, and the gateway if there is one; or a report for
 /// every node, some failed.
-pub(super) type Connected = Result<(Vec<Remote>, Option<Arc<Gateway>>), Vec<NodeReport>>;
+type Connected = Result<(Vec<Remote>, Option<Arc<Gateway>>), Vec<NodeReport>>;
 
 async fn connect_all(
     peer: &Peer,
@@ -264,7 +264,9 @@ async fn connect_all(
     ui: &Ui,
 ) -> Connected {
     match &opts.via {
-        Some(via) => super::gateway::connect_targets(peer, store, via, nodes, opts, ui).await,
+        Some(via) => super::gateway::connect_targets(peer, store, via, nodes, opts, ui)
+            .await
+            .map(|(remotes, gateway)| (remotes, Some(gateway))),
         None => connect_each(peer, store, nodes, opts, ui)
             .await
             .map(|remotes| (remotes, None)),
