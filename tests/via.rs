@@ -633,3 +633,26 @@ fn a_gen_server_on_each_target_is_migrated_and_the_after_call_made_through_the_g
         );
     }
 }
+
+#[test]
+fn a_target_the_gateway_cannot_reach_is_named_and_nothing_changes() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_greet"]), p.build(2, &["hs_greet"]));
+    let Some(mut fleet) = Fleet::start(2, &v1, &["hs_greet"]) else {
+        return;
+    };
+    let missing = format!("{}@127.0.0.1", unique("nobody"));
+    let (code, json, stderr) = fleet.deploy(&p, &["--ebin", &arg(&v2), "--node", &missing]);
+    assert_eq!(code, 3, "{json}\n{stderr}");
+    let report = json["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["node"] == missing.as_str())
+        .expect("the missing target is reported");
+    assert!(
+        report["failed"].to_string().contains("cannot reach it"),
+        "{report}"
+    );
+    assert_eq!(fleet.running("hs_greet"), vec![p.md5(&v1, "hs_greet"); 2]);
+}
