@@ -350,7 +350,7 @@ async fn a_remembered_port_is_used_and_a_stale_one_falls_back_to_epmd() {
     );
     let peer = peer_for(&a).await;
     let (conn, port) = peer
-        .connect_via(&a.node_name(), Some(a_port))
+        .connect_remembered(&a.node_name(), Some(a_port))
         .await
         .expect("connect at the remembered port");
     assert_eq!(port, a_port);
@@ -362,7 +362,7 @@ async fn a_remembered_port_is_used_and_a_stale_one_falls_back_to_epmd() {
     // The remembered port now belongs to another node with the same cookie:
     // that node is not taken for `a`.
     let (conn, port) = peer
-        .connect_via(&a.node_name(), Some(b_port))
+        .connect_remembered(&a.node_name(), Some(b_port))
         .await
         .expect("falls back to EPMD");
     assert_eq!(port, a_port);
@@ -374,7 +374,7 @@ async fn a_remembered_port_is_used_and_a_stale_one_falls_back_to_epmd() {
     // Nothing listens there any more.
     drop(b);
     let (_, port) = peer
-        .connect_via(&a.node_name(), Some(b_port))
+        .connect_remembered(&a.node_name(), Some(b_port))
         .await
         .expect("falls back to EPMD");
     assert_eq!(port, a_port);

@@ -88,6 +88,8 @@ pub enum ConfigError {
     Node { source_name: String, detail: String },
     #[error("no nodes to deploy to: pass `--node NAME@HOST`, set HOTSWAP_NODES, or put `nodes = [\"app@host\"]` in hotswap.toml")]
     NoNodes,
+    #[error("no targets behind the gateway `{0}`: pass `--node NAME@HOST` (or HOTSWAP_NODES, or `nodes` in hotswap.toml), or `--cluster` to deploy to the gateway's whole cluster")]
+    NoTargets(String),
     #[error("no cookie: pass `--cookie`, set HOTSWAP_COOKIE, put `cookie` or `cookie_file` in hotswap.toml, build the project's release, or create ~/.erlang.cookie")]
     NoCookie,
     #[error("ERL_DIST_PORT (or `dist_port`) is `{0}`, not a port number from 1 to 65535")]
@@ -415,10 +417,10 @@ impl Settings {
 
     /// The target nodes, or the error telling where to name them.
     pub fn require_nodes(&self) -> Result<&[NodeName], ConfigError> {
-        if self.nodes.is_empty() {
-            Err(ConfigError::NoNodes)
-        } else {
-            Ok(&self.nodes)
+        match (&self.via, self.nodes.is_empty()) {
+            (_, false) => Ok(&self.nodes),
+            (Some(via), true) => Err(ConfigError::NoTargets(via.to_string())),
+            (None, true) => Err(ConfigError::NoNodes),
         }
     }
 }
@@ -583,6 +585,46 @@ mod tests {
         let s = Settings::load_with_env(dir.path(), &flags, env).expect("load");
         assert_eq!(s.nodes[0].to_string(), "d@h");
         assert_eq!(s.cookie().expect("cookie").expose(), "from-flag");
+    }
+
+    #[test]
+    fn the_gateway_layers_and_a_bad_name_is_refused_by_where_it_came_from() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "via = \"gw@file\"\ncookie = \"c\"\n",
+        )
+        .expect("write");
+        let s = Settings::load_with_env(dir.path(), &Flags::default(), no_env).expect("load");
+        assert_eq!(
+            s.via.as_ref().map(|v| v.to_string()).as_deref(),
+            Some("gw@file")
+        );
+        match s.require_nodes() {
+            Err(ConfigError::NoTargets(via)) => assert_eq!(via, "gw@file"),
+            other => panic!("no targets behind a gateway is an error, not {other:?}"),
+        }
+        let env = |k: &str| (k == "HOTSWAP_VIA").then(|| "gw@env".to_owned());
+        let s = Settings::load_with_env(dir.path(), &Flags::default(), env).expect("load");
+        assert_eq!(
+            s.via.as_ref().map(|v| v.to_string()).as_deref(),
+            Some("gw@env")
+        );
+        let flags = Flags {
+            via: Some("gw@flag".into()),
+            ..Default::default()
+        };
+        let s = Settings::load_with_env(dir.path(), &flags, env).expect("load");
+        assert_eq!(
+            s.via.as_ref().map(|v| v.to_string()).as_deref(),
+            Some("gw@flag")
+        );
+        let flags = Flags {
+            via: Some("no host".into()),
+            ..Default::default()
+        };
+        let e = Settings::load_with_env(dir.path(), &flags, no_env).expect_err("a bad name");
+        assert!(e.to_string().contains("`--via`"), "{e}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub async fn open(
 ) -> Result<(Arc<Gateway>, Vec<(NodeName, bool)>), OpenError> {
     let remembered = store.ports();
     let (conn, port) = peer
-        .connect_via(via, remembered.get(&via.to_string()).copied())
+        .connect_remembered(via, remembered.get(&via.to_string()).copied())
         .await
         .map_err(OpenError::Connect)?;
     if remembered.get(&via.to_string()) != Some(&port) {

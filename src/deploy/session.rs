@@ -103,7 +103,7 @@ impl Session {
         }
         let key = node.to_string();
         let remembered = self.store.ports().get(&key).copied();
-        let (conn, port) = self.peer.connect_via(node, remembered).await?;
+        let (conn, port) = self.peer.connect_remembered(node, remembered).await?;
         let remote = Remote {
             link: Link::Direct(conn),
             timeout: self.timeout,
@@ -295,7 +295,7 @@ async fn connect_each(
         let results = join_all(
             round
                 .iter()
-                .map(|n| peer.connect_via(n, remembered.get(&n.to_string()).copied())),
+                .map(|n| peer.connect_remembered(n, remembered.get(&n.to_string()).copied())),
         )
         .await;
         for (name, result) in round.iter().zip(results) {

@@ -163,7 +163,7 @@ impl Peer {
 
     /// As [`Peer::start`], but the EPMD registration goes on in the
     /// background, so that it is not a round trip on the way to the
-    /// targets: [`Peer::connect_via`] waits for it only before the
+    /// targets: [`Peer::connect_remembered`] waits for it only before the
     /// handshake (our name must be ours before a node hears it), and
     /// [`Peer::registration`] tells how it went.
     pub async fn launch(options: PeerOptions, targets: &[NodeName]) -> Result<Peer, StartError> {
@@ -266,14 +266,14 @@ impl Peer {
 
     /// Looks `target` up in its host's EPMD, connects and shakes hands.
     pub async fn connect(&self, target: &NodeName) -> Result<Connection, ConnectError> {
-        Ok(self.connect_via(target, None).await?.0)
+        Ok(self.connect_remembered(target, None).await?.0)
     }
 
     /// As [`Peer::connect`], trying `remembered` (the port `target` had
     /// last time) first: that saves the two round trips of the EPMD
     /// lookup. A port that no longer leads to `target` costs one failed
     /// attempt, then EPMD is asked. Returns the port that worked.
-    pub async fn connect_via(
+    pub async fn connect_remembered(
         &self,
         target: &NodeName,
         remembered: Option<u16>,
