@@ -47,12 +47,18 @@ impl Fleet {
     /// A gateway and `n` targets running `code`, with `load` loaded, all
     /// connected to each other; or `None` (the test skips) with the reason.
     fn start(n: usize, code: &Path, load: &[&str]) -> Option<Fleet> {
-        Fleet::start_on(Otp::UnderTest, &vec![Otp::UnderTest; n], code, load)
+        Fleet::start_on(Otp::UnderTest, &vec![Otp::UnderTest; n], code, load, &|s| s)
     }
 
     /// [`Fleet::start`] with the gateway on `gateway`'s OTP release, and a
-    /// target on each of `targets`'.
-    fn start_on(gateway: Otp, targets: &[Otp], code: &Path, load: &[&str]) -> Option<Fleet> {
+    /// target on each of `targets`'; every node's spec finished by `dress`.
+    fn start_on(
+        gateway: Otp,
+        targets: &[Otp],
+        code: &Path,
+        load: &[&str],
+        dress: &dyn Fn(NodeSpec) -> NodeSpec,
+    ) -> Option<Fleet> {
         let link = match Link::new(Shape::delay_ms(0)) {
             Ok(link) => link,
             Err(why) => {
@@ -66,13 +72,13 @@ impl Fleet {
             .code_path(code)
             .behind(&link);
         spec.otp = gateway;
-        let gateway = start_node_with(spec, load);
+        let gateway = start_node_with(dress(spec), load);
         let targets: Vec<ErlNode> = targets
             .iter()
             .map(|otp| {
                 let mut spec = target_spec(&link, &cookie, code, &unique("via_t"));
                 spec.otp = *otp;
-                start_node_with(spec, load)
+                start_node_with(dress(spec), load)
             })
             .collect();
         let mut fleet = Fleet {
@@ -569,7 +575,7 @@ fn a_cluster_mixing_two_otp_releases_takes_one_deploy_through_the_gateway() {
         p.build_by(Otp::Host, 2, &["hs_greet"]),
     );
     let mixed = [Otp::Host, Otp::UnderTest];
-    let Some(mut fleet) = Fleet::start_on(Otp::Host, &mixed, &v1, &["hs_greet"]) else {
+    let Some(mut fleet) = Fleet::start_on(Otp::Host, &mixed, &v1, &["hs_greet"], &|s| s) else {
         return;
     };
     let releases: Vec<String> = fleet
@@ -654,5 +660,48 @@ fn a_target_the_gateway_cannot_reach_is_named_and_nothing_changes() {
         report["failed"].to_string().contains("cannot reach it"),
         "{report}"
     );
+    assert_eq!(fleet.running("hs_greet"), vec![p.md5(&v1, "hs_greet"); 2]);
+}
+
+#[test]
+fn a_cluster_on_tls_distribution_takes_a_deploy_through_its_gateway() {
+    // Every node speaks TLS distribution, among themselves too. A node
+    // checks the nodes it connects to by their host as a DNS name, here
+    // an address: the namespace's loopback, or the gateway's address.
+    let pki = common::tls::Pki::new("via_tls");
+    let mut names = vec!["127.0.0.1".to_owned()];
+    names.extend((1..=250).map(|n| format!("10.231.{n}.2")));
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let node = pki.node_for_names("node_by_address", &names);
+    let optfile = pki.dist_optfile(&node, "tlsv1.3");
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_greet"]), p.build(2, &["hs_greet"]));
+    let tls = |spec: NodeSpec| spec.tls(&optfile);
+    let Some(mut fleet) = Fleet::start_on(
+        Otp::UnderTest,
+        &[Otp::UnderTest; 2],
+        &v1,
+        &["hs_greet"],
+        &tls,
+    ) else {
+        return;
+    };
+    let tool = pki.tool_args();
+    let mut args: Vec<&str> = tool.iter().map(String::as_str).collect();
+    let v2_arg = arg(&v2);
+    args.extend(["--ebin", &v2_arg, "--verify"]);
+    let (code, json, stderr) = fleet.deploy(&p, &args);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(fleet.running("hs_greet"), vec![p.md5(&v2, "hs_greet"); 2]);
+    for t in &mut fleet.targets {
+        assert_eq!(
+            t.eval("init:get_argument(proto_dist)."),
+            "{ok,[[\"inet_tls\"]]}"
+        );
+    }
+    let mut args: Vec<&str> = tool.iter().map(String::as_str).collect();
+    args.push("--rollback");
+    let (code, json, stderr) = fleet.deploy(&p, &args);
+    assert_eq!(code, 0, "{json}\n{stderr}");
     assert_eq!(fleet.running("hs_greet"), vec![p.md5(&v1, "hs_greet"); 2]);
 }

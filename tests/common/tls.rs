@@ -6,7 +6,7 @@
 use super::{scratch, short_host, NodeSpec};
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use std::path::{Path, PathBuf};
 
@@ -29,6 +29,8 @@ impl Pair {
 
 pub struct Pki {
     pub dir: PathBuf,
+    /// The CA's own key and parameters, for [`Pki::node_for_names`].
+    authority: Authority,
     /// The CA that signs every certificate below but `stranger`'s.
     pub ca: PathBuf,
     /// Another CA, which signed nothing the nodes know.
@@ -70,7 +72,12 @@ impl Authority {
 
     /// A leaf for `hosts`, valid now unless `expired`.
     fn issue(&self, dir: &Path, name: &str, hosts: &[String], expired: bool) -> Pair {
-        let mut params = CertificateParams::new(hosts.to_vec()).expect("params");
+        let params = CertificateParams::new(hosts.to_vec()).expect("params");
+        self.sign(dir, name, params, expired)
+    }
+
+    /// A leaf of `params`, valid now unless `expired`.
+    fn sign(&self, dir: &Path, name: &str, mut params: CertificateParams, expired: bool) -> Pair {
         params.distinguished_name.push(DnType::CommonName, name);
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
@@ -111,10 +118,29 @@ impl Pki {
             client_expired: ca.issue(&dir, "client_expired", &["hotswap".to_owned()], true),
             stranger: other.issue(&dir, "stranger", &["hotswap".to_owned()], false),
             dir,
+            authority: ca,
         };
-        ca.write(&pki.ca);
+        pki.authority.write(&pki.ca);
         other.write(&pki.other_ca);
         pki
+    }
+
+    /// A node certificate whose names are `names`, each as a DNS name and,
+    /// for an address, also as that address: a node named by an address
+    /// (`a@127.0.0.1`) is checked by the nodes it connects to against that
+    /// address as a DNS name (OTP's `inet_tls_dist` gives it as the server
+    /// name), and by this tool as an address.
+    #[allow(dead_code)]
+    pub fn node_for_names(&self, file: &str, names: &[&str]) -> Pair {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        for name in names {
+            let dns = rcgen::string::Ia5String::try_from(name.to_string()).expect("ASCII");
+            params.subject_alt_names.push(SanType::DnsName(dns));
+            if let Ok(ip) = name.parse() {
+                params.subject_alt_names.push(SanType::IpAddress(ip));
+            }
+        }
+        self.authority.sign(&self.dir, file, params, false)
     }
 
     /// The `-ssl_dist_optfile` of a node with certificate `node` that
