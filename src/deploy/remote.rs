@@ -435,11 +435,13 @@ impl Remote {
         migrating: &[&str],
         apps: &[String],
     ) -> impl std::future::Future<Output = Result<StatusFound, CallError>> + Send + 'static {
-        let atoms = |names: &mut dyn Iterator<Item = &str>| list(names.map(atom_term).collect());
         let bindings = Bindings::new()
             .set("Mods", &mods_term(want, &[]))
-            .set("Migrating", &atoms(&mut migrating.iter().copied()))
-            .set("Apps", &atoms(&mut apps.iter().map(String::as_str)))
+            .set(
+                "Migrating",
+                &list(migrating.iter().map(|m| atom_term(m)).collect()),
+            )
+            .set("Apps", &list(apps.iter().map(|a| atom_term(a)).collect()))
             .encode();
         let answer = self.link.eval(&STATUS, &bindings, self.timeout);
         let (me, asked) = (self.clone(), want.len());

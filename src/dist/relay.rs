@@ -11,7 +11,7 @@
 //! [`Gateway::flush`], or when any of its answers is first waited for,
 //! after every request made alongside it in the same task has joined it.
 
-use super::connection::Connection;
+use super::connection::{Connection, Reply};
 use super::error::CallError;
 use super::eval::{encoded_bootstrap, EvalArgs};
 use super::message::Listener;
@@ -165,18 +165,16 @@ impl Gateway {
     ) -> Result<Term, CallError> {
         self.flush();
         let label = format!("{module}:{function}/{}", args.len());
-        let reply = self.conn.reserve_reply().and_then(|(address, reply)| {
-            let command = tuple(vec![
+        let reply = self.ask(|reference| {
+            tuple(vec![
                 atom_term("call"),
                 atom_term(&target.to_string()),
                 atom_term(module),
                 atom_term(function),
                 list(args),
-                reference_of(&address)?,
+                reference,
                 millis(timeout),
-            ]);
-            self.command(command)?;
-            Ok(reply)
+            ])
         });
         let value = super::rpc::outcome(reply, timeout, &target.to_string(), &label, timeout).await;
         self.answer(target, value)
@@ -209,14 +207,12 @@ impl Gateway {
     /// Waits until `target` leaves the cluster, or the gateway's
     /// connection ends; says why.
     pub async fn departure(&self, target: &NodeName) -> String {
-        let watched = self.conn.reserve_reply().and_then(|(address, reply)| {
-            let command = tuple(vec![
+        let watched = self.ask(|reference| {
+            tuple(vec![
                 atom_term("watch"),
                 atom_term(&target.to_string()),
-                reference_of(&address)?,
-            ]);
-            self.command(command)?;
-            Ok(reply)
+                reference,
+            ])
         });
         let Ok(reply) = watched else {
             return self.gone(None);
@@ -253,6 +249,14 @@ impl Gateway {
                 tracing::debug!("a request to the relay was not sent: {e}");
             }
         }
+    }
+
+    /// Sends the relay `command(Ref)`, `Ref` the reference its answer
+    /// comes back under; the reply that waits for that answer.
+    fn ask(&self, command: impl FnOnce(Term) -> Term) -> Result<Reply, String> {
+        let (address, reply) = self.conn.reserve_reply()?;
+        self.command(command(reference_of(&address)?))?;
+        Ok(reply)
     }
 
     fn command(&self, command: Term) -> Result<(), String> {
