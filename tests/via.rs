@@ -430,14 +430,16 @@ fn a_target_still_held_by_a_finished_run_is_waited_for_not_refused() {
         return;
     };
     // The lock holder of a run that has just finished: its relay on the
-    // gateway is gone, and it has not heard yet (it goes 300 ms after it
-    // is asked who it is).
+    // gateway is gone, and it has not heard yet. It looks only once it
+    // has answered who it is, then goes when it hears, as a real holder
+    // does.
     let gateway = fleet.gateway.name.clone();
     let held = fleet.targets[1].eval(&format!(
         "begin Shell = self(), Dead = rpc:call('{gateway}', erlang, spawn, [erlang, is_atom, [x]]), \
          spawn(fun() -> true = register(hotswap_deploy_lock, self()), Shell ! held, \
            receive {{who, From, Ref}} -> From ! {{Ref, Dead, [{{node, <<\"old@run\">>}}]}} \
-           after 20000 -> ok end, timer:sleep(300) end), \
+           after 20000 -> ok end, \
+           M = monitor(process, Dead), receive {{'DOWN', M, _, _, _}} -> gone end end), \
          receive held -> held end end."
     ));
     assert_eq!(held, "held");
