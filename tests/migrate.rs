@@ -69,6 +69,9 @@ fn a_deploy_migrates_a_gen_server_up_and_a_rollback_migrates_it_down() {
     );
     assert_eq!(node.eval("hs_counter:bump()."), "4");
     assert!(running(&mut node, "hs_counter"));
+    assert_eq!(report["watched"], 1, "{json}");
+    assert!(report.get("died").is_none(), "{json}");
+    assert!(stderr.contains("after the change: none died"), "{stderr}");
 
     let (code, json, stderr) = p.deploy(&[&node], &["--rollback"]);
     assert_eq!(code, 0, "{json}\n{stderr}");
@@ -438,4 +441,67 @@ fn a_code_change_that_does_not_come_back_is_named_with_exit_6_and_resumed_later(
     node.eval("persistent_term:erase({hs_counter, code_change}), hs_counter ! hs_release.");
     assert_eq!(node.eval("whereis(hs_counter)."), pid);
     assert!(running(&mut node, "hs_counter"), "left suspended");
+}
+
+/// A node running v1 of hs_custom (a sys loop of its own), counted to 2;
+/// the project built at v1 and v2.
+fn one_custom(tag: &str) -> (Project, PathBuf, ErlNode, String) {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_custom"]), p.build(2, &["hs_custom"]));
+    let cookie = common::random_cookie();
+    let mut node = start_node(tag, &v1, &cookie, &["hs_custom"]);
+    node.eval("{ok, _} = hs_custom:start().");
+    node.eval("[hs_custom:bump() || _ <- [1, 2]].");
+    let pid = node.eval("whereis(hs_custom).");
+    (p, v2, node, pid)
+}
+
+#[test]
+fn a_process_under_a_sys_loop_of_its_own_loads_without_migrating_and_goes_on() {
+    let (p, v2, mut node, pid) = one_custom("mig_custom");
+
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v2)]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    let report = node_json(&json, &node);
+    assert_eq!(report["not_migrated"][0]["name"], "hs_custom", "{json}");
+    assert_eq!(report["not_migrated"][0]["detail"], "hs_custom", "{json}");
+    assert!(report.get("migrated").is_none(), "{json}");
+    assert!(stderr.contains("runs under `hs_custom`"), "{stderr}");
+    assert_eq!(node.eval("whereis(hs_custom)."), pid, "the same process");
+    assert_eq!(node.eval("hs_custom:bump()."), "3", "in the code it runs");
+}
+
+#[test]
+fn a_custom_loop_migrated_when_asked_dies_at_resume_and_the_run_says_so_with_exit_7() {
+    let (p, v2, mut node, pid) = one_custom("mig_custom_any");
+
+    let (code, json, stderr) =
+        p.deploy(&[&node], &["--ebin", &ebin(&v2), "--migrate-custom-loops"]);
+    assert_eq!(code, 7, "{json}\n{stderr}");
+    let report = node_json(&json, &node);
+    assert_eq!(report["died"][0]["name"], "hs_custom", "{json}");
+    assert_eq!(report["died"][0]["pid"], pid.as_str(), "{json}");
+    let why = report["died"][0]["detail"].to_string();
+    assert!(why.contains("hs_custom_cannot_continue"), "{why}");
+    assert!(stderr.contains("died right after the change"), "{stderr}");
+    assert_eq!(json["ok"], false, "{json}");
+    // The change stays: the node runs v2.
+    assert_eq!(node.loaded_md5("hs_custom"), p.md5(&v2, "hs_custom"));
+    assert_eq!(node.eval("whereis(hs_custom)."), "undefined");
+}
+
+#[test]
+fn a_gen_server_that_dies_right_after_its_code_change_is_named_with_exit_7() {
+    let (p, _v1, v2, mut node) = one_counter("mig_died", 1);
+    let pid = node.eval("whereis(hs_counter).");
+    node.eval("persistent_term:put({hs_counter, code_change}, exit_after).");
+
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v2)]);
+    assert_eq!(code, 7, "{json}\n{stderr}");
+    let report = node_json(&json, &node);
+    assert_eq!(report["migrated"][0]["pid"], pid.as_str(), "{json}");
+    assert_eq!(report["died"][0]["pid"], pid.as_str(), "{json}");
+    let why = report["died"][0]["detail"].to_string();
+    assert!(why.contains("hs_died_after_its_change"), "{why}");
+    assert_eq!(node.loaded_md5("hs_counter"), p.md5(&v2, "hs_counter"));
 }

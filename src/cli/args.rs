@@ -14,12 +14,15 @@ Exit codes:
   3    could not connect to or authenticate with a node (TLS included), or
        another run holds its lock (nothing was changed)
   4    --verify found a node running other code (the change was rolled back)
-  5    refused: processes run old code, or (rollback) a node no longer runs what
-       was deployed, pass --force to kill them or overwrite; or a process to
-       migrate was busy in a long call (nothing was changed)
+  5    refused: processes run old code or keep funs it made, or (rollback) a
+       node no longer runs what was deployed, pass --force to purge or
+       overwrite all the same; or a process to migrate was busy in a long
+       call (nothing was changed)
   6    a rollback or undo left modules not restored (named): nodes may run
        mixed versions; or a process whose code_change did not come back
        (named) may be left in its new state's shape
+  7    every node runs the new code, but processes the change migrated or
+       passed over died right after it (named; the change stays)
   130  interrupted by Ctrl-C or SIGTERM (nodes changed were rolled back; during
        the build, nothing was deployed); a second Ctrl-C quits at once";
 
@@ -132,8 +135,10 @@ pub struct DeployArgs {
     /// Send every module, even those the node already runs.
     #[arg(long)]
     pub all: bool,
-    /// Kill processes still running old code of a module being replaced;
-    /// with --rollback, also roll back modules changed since the deploy.
+    /// Purge old code of a module being replaced all the same: processes
+    /// running it are killed, those keeping its funs die when they call
+    /// them (named); with --rollback, also roll back modules changed since
+    /// the deploy.
     #[arg(long)]
     pub force: bool,
     /// Show what would be loaded; change nothing.
@@ -143,6 +148,15 @@ pub struct DeployArgs {
     /// modules (they keep their state as it is).
     #[arg(long)]
     pub no_code_change: bool,
+    /// Migrate processes whose `sys` loop is not OTP's own too (a fork of
+    /// gen_server, a hand-written loop); by default they load without
+    /// migrating, and are named.
+    #[arg(long)]
+    pub migrate_custom_loops: bool,
+    /// How long to watch the processes a change migrated or passed over for
+    /// dying, after it, in milliseconds (0: not at all; default 1000).
+    #[arg(long, value_name = "MS")]
+    pub observe: Option<u64>,
     /// Call this function on each node once its change runs, with the
     /// changed modules: `Module.function` (Elixir) or `module:function`.
     #[arg(long, value_name = "MOD:FUN")]
@@ -182,6 +196,15 @@ pub struct WatchArgs {
     /// modules (they keep their state as it is).
     #[arg(long)]
     pub no_code_change: bool,
+    /// Migrate processes whose `sys` loop is not OTP's own too (a fork of
+    /// gen_server, a hand-written loop); by default they load without
+    /// migrating, and are named.
+    #[arg(long)]
+    pub migrate_custom_loops: bool,
+    /// How long to watch the processes a change migrated or passed over for
+    /// dying, after it, in milliseconds (0: not at all; default 1000).
+    #[arg(long, value_name = "MS")]
+    pub observe: Option<u64>,
     /// Call this function on each node once its change runs, with the
     /// changed modules: `Module.function` (Elixir) or `module:function`.
     #[arg(long, value_name = "MOD:FUN")]

@@ -8,6 +8,7 @@ use crate::beam::stale;
 use crate::beam::Module;
 use crate::build_command::{self, BuildError};
 use crate::config::Settings;
+use crate::deploy::migrate::Care;
 use crate::deploy::rollback::Plan;
 use crate::deploy::{self, Options, Outcome, Report, Session};
 use crate::interrupt::Interrupt;
@@ -38,6 +39,12 @@ pub(super) async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
         cluster: args.cluster,
         via: settings.via.clone(),
         code_change: settings.code_change && !args.no_code_change,
+        care: Care {
+            any_loop: settings.migrate_custom_loops || args.migrate_custom_loops,
+            observe: args
+                .observe
+                .map_or(settings.observe, std::time::Duration::from_millis),
+        },
         after: after_hook(&settings, &args.after)?,
         timeout: settings.timeout,
         keep: settings.keep_snapshots,

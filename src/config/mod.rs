@@ -33,6 +33,8 @@ pub struct FileConfig {
     pub keep_snapshots: Option<usize>,
     pub name: Option<String>,
     pub code_change: Option<bool>,
+    pub migrate_custom_loops: Option<bool>,
+    pub observe_ms: Option<u64>,
     pub after_deploy: Option<String>,
     pub dist_port: Option<u16>,
     pub via: Option<String>,
@@ -194,6 +196,10 @@ pub struct Settings {
     pub keep_snapshots: usize,
     /// Migrate the processes of changed modules through `code_change`.
     pub code_change: bool,
+    /// Migrate processes whose `sys` loop is not OTP's own as well.
+    pub migrate_custom_loops: bool,
+    /// How long the processes a change touched are watched after it.
+    pub observe: Duration,
     /// Called on each node once its change runs (`Module.function`).
     pub after_deploy: Option<String>,
     /// The nodes' distribution port, to connect without EPMD.
@@ -399,6 +405,11 @@ impl Settings {
             ),
             keep_snapshots: file.keep_snapshots.unwrap_or(crate::store::DEFAULT_KEEP),
             code_change: file.code_change.unwrap_or(true),
+            migrate_custom_loops: file.migrate_custom_loops.unwrap_or(false),
+            observe: file.observe_ms.map_or(
+                crate::deploy::migrate::DEFAULT_OBSERVE,
+                Duration::from_millis,
+            ),
             after_deploy: file.after_deploy.clone(),
             dist_port,
             via,

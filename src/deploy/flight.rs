@@ -21,7 +21,8 @@ pub(super) static FLIGHT: Script = Script::with_functions(
         include_str!("node/load.erl"),
         include_str!("node/migrate.erl"),
         include_str!("node/apply.erl"),
-        include_str!("node/inspect.erl")
+        include_str!("node/inspect.erl"),
+        include_str!("node/purge.erl")
     ),
     include_str!("node/flight_main.erl"),
 );

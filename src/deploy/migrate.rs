@@ -58,7 +58,7 @@ impl Migration {
 
     /// `Migrate`, as `node/migrate.erl` takes it, for a call that may take
     /// `timeout`.
-    pub fn term(&self, timeout: Duration) -> Term {
+    pub fn term(&self, timeout: Duration, care: Care) -> Term {
         let dir = match self {
             Migration::Off => return atom_term("none"),
             Migration::Release(keeper) => return tuple(vec![atom_term("release"), keeper.clone()]),
@@ -70,9 +70,39 @@ impl Migration {
             list(Vec::new()),
             millis(step(timeout)),
             millis(timeout),
+            tuple(vec![
+                atom_term(if care.any_loop { "any" } else { "otp" }),
+                millis(care.observe),
+            ]),
         ])
     }
 }
+
+/// What a migration takes care of besides `code_change` itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Care {
+    /// Migrate processes whose `sys` loop is not OTP's own as well (a fork
+    /// of gen_server, a hand-written loop): by default they load without
+    /// migrating, and are named.
+    pub any_loop: bool,
+    /// How long after the change the processes it migrated or passed over
+    /// are watched for dying.
+    pub observe: Duration,
+}
+
+impl Default for Care {
+    fn default() -> Self {
+        Care {
+            any_loop: false,
+            observe: DEFAULT_OBSERVE,
+        }
+    }
+}
+
+/// How long the processes a change touched are watched after it, unless
+/// configured: long enough for a process that cannot live with the new
+/// code to meet its next message or timer.
+pub const DEFAULT_OBSERVE: Duration = Duration::from_secs(1);
 
 /// One migration step's limit: [`LONGEST_STEP`], or less for a short
 /// timeout, so that the probe, suspend, `code_change`, its way back and
@@ -187,7 +217,7 @@ mod tests {
             Migration::Off
         );
         assert_eq!(
-            Migration::Off.term(Duration::from_secs(1)),
+            Migration::Off.term(Duration::from_secs(1), Care::default()),
             atom_term("none")
         );
     }

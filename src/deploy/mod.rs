@@ -63,6 +63,8 @@ pub struct Options {
     /// Migrate the processes of a changed module through its
     /// `code_change` (`--no-code-change` turns it off).
     pub code_change: bool,
+    /// Which processes migrate, and how long they are watched after.
+    pub care: migrate::Care,
     pub timeout: Duration,
     /// Snapshots kept per node (0: never prune).
     pub keep: usize,
@@ -89,6 +91,7 @@ impl Default for Options {
             cluster: false,
             via: None,
             code_change: true,
+            care: migrate::Care::default(),
             timeout: Duration::from_secs(30),
             keep: crate::store::DEFAULT_KEEP,
             after: None,

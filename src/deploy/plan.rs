@@ -111,6 +111,7 @@ mod tests {
                     module: "m".into(),
                     pid: format!("<0.{i}.0>"),
                     name: None,
+                    why: None,
                 })
                 .collect(),
             copy: None,

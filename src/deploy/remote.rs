@@ -14,7 +14,8 @@ use std::time::Duration;
 pub(super) static INSPECT: Script = Script::with_functions(
     concat!(
         include_str!("node/prelude.erl"),
-        include_str!("node/inspect.erl")
+        include_str!("node/inspect.erl"),
+        include_str!("node/purge.erl")
     ),
     include_str!("node/inspect_main.erl"),
 );
@@ -23,7 +24,8 @@ pub(super) static APPLY: Script = Script::with_functions(
         include_str!("node/prelude.erl"),
         include_str!("node/load.erl"),
         include_str!("node/migrate.erl"),
-        include_str!("node/apply.erl")
+        include_str!("node/apply.erl"),
+        include_str!("node/purge.erl")
     ),
     include_str!("node/apply_main.erl"),
 );
@@ -140,6 +142,16 @@ pub enum Applied {
         running: Vec<(String, Option<Md5>)>,
         /// The processes migrated by their `code_change`.
         migrated: Migrated,
+        /// With `--force`: those that keep a fun made by the old code the
+        /// purge took; each dies when it calls it.
+        doomed: Vec<Lingering>,
+        /// Loaded without migrating: their `sys` loop is not OTP's own
+        /// (`detail` names it).
+        not_migrated: Vec<ProcessNote>,
+        /// How many processes were watched after the change.
+        watched: usize,
+        /// Those of them that died while watched (`detail`: why).
+        died: Vec<ProcessNote>,
     },
     /// Processes to migrate did not answer in time (busy in a long call):
     /// nothing was changed.
@@ -366,13 +378,24 @@ impl Remote {
         }
         let items = term::as_tuple(value).map_err(|e| bad(&e.to_string()))?;
         match items {
-            [tag, killed, lingering, running, migrated] if term::is_atom(tag, "ok") => {
+            [tag, killed, lingering, running, migrated, more] if term::is_atom(tag, "ok") => {
                 Ok(Applied::Done {
                     killed: term::as_int(killed).unwrap_or(0).max(0) as usize,
                     lingering: processes(lingering),
                     running: parse_running(running).ok_or_else(|| bad("what the node runs"))?,
                     migrated: super::migrate::migrated(migrated)
                         .ok_or_else(|| bad("the processes migrated"))?,
+                    doomed: said(more, "doomed").map(processes).unwrap_or_default(),
+                    not_migrated: said(more, "not_migrated")
+                        .map(super::migrate::notes)
+                        .unwrap_or_default(),
+                    watched: said(more, "watched")
+                        .and_then(|n| term::as_int(n).ok())
+                        .and_then(|n| usize::try_from(n).ok())
+                        .unwrap_or(0),
+                    died: said(more, "died")
+                        .map(super::migrate::notes)
+                        .unwrap_or_default(),
                 })
             }
             [tag, stuck] if term::is_atom(tag, "stuck") => Ok(Applied::Stuck(processes(stuck))),
@@ -687,6 +710,18 @@ pub(super) fn proplist(t: &Term) -> Vec<(String, String)> {
             Some((term::as_atom(k).ok()?.to_owned(), term::as_text(v).ok()?))
         })
         .collect()
+}
+
+/// The value of `tag` in a list of `{Tag, Value}`: what an answer says
+/// besides its fixed parts, so that it can say more later.
+fn said<'a>(t: &'a Term, tag: &str) -> Option<&'a Term> {
+    let Term::List(l) = t else { return None };
+    l.elements
+        .iter()
+        .find_map(|item| match term::as_tuple_n::<2>(item) {
+            Ok([k, v]) if term::is_atom(k, tag) => Some(v),
+            _ => None,
+        })
 }
 
 fn refusal(t: &Term) -> (String, String) {

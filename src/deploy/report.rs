@@ -1,7 +1,7 @@
 //! What a deploy, rollback or status run tells its user: the JSON document
 //! scripts rely on, the exit code, and the readable summary.
 
-use super::migrate::Migrated;
+use super::migrate::{Migrated, ProcessNote};
 pub use super::process::describe_process;
 use super::process::Lingering;
 use serde::Serialize;
@@ -36,6 +36,9 @@ pub enum Outcome {
     /// Every node came to its goals, but the snapshot store could not
     /// record it ([`Report::error`] says why).
     Unrecorded,
+    /// Every node came to its goals, but processes the change migrated or
+    /// passed over died soon after it (named; the change stays).
+    Died,
 }
 
 impl Outcome {
@@ -47,6 +50,7 @@ impl Outcome {
             Outcome::VerifyMismatch => 4,
             Outcome::Refused | Outcome::Busy => 5,
             Outcome::NotRestored => 6,
+            Outcome::Died => 7,
             Outcome::Interrupted => 130,
         }
     }
@@ -79,6 +83,21 @@ pub struct NodeReport {
     /// suspend to the last resume, as the node measured it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suspended_ms: Option<f64>,
+    /// With `--force`: the processes that keep a fun of old code the
+    /// purge took, and die when they call it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub doomed: Vec<Lingering>,
+    /// Processes of a changed module loaded without their `code_change`:
+    /// their `sys` loop (`detail`) is not OTP's own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_migrated: Vec<ProcessNote>,
+    /// How many processes were watched after the change (those migrated
+    /// or passed over), when any were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watched: Option<usize>,
+    /// Those of them that died while watched, with why (`detail`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub died: Vec<ProcessNote>,
     #[serde(skip)]
     pub killed: usize,
 }
@@ -100,6 +119,31 @@ impl NodeReport {
         let ms = migrated.suspended.as_secs_f64() * 1e3;
         self.suspended_ms = Some(self.suspended_ms.map_or(ms, |m| m.max(ms)));
         self.migrated.extend(migrated.processes);
+    }
+
+    /// Records that `watched` processes were watched after the change and
+    /// that `died` died meanwhile, and says so.
+    pub fn watched(&mut self, watched: usize, died: &[ProcessNote], ui: &crate::output::Ui) {
+        if watched == 0 {
+            return;
+        }
+        *self.watched.get_or_insert(0) += watched;
+        for d in died {
+            ui.warn(&format!(
+                "{} on {} died right after the change: {}",
+                d.describe(),
+                self.node,
+                d.detail
+            ));
+        }
+        if died.is_empty() {
+            ui.line(&format!(
+                "Watched {} on {} after the change: none died",
+                count(watched, "process"),
+                self.node
+            ));
+        }
+        self.died.extend_from_slice(died);
     }
 
     pub fn fail(&mut self, module: Option<&str>, reason: impl Into<String>) {
@@ -147,6 +191,15 @@ impl Report {
         }
     }
 
+    /// A run that reached its goals, but after which processes it touched
+    /// died, fails with [`Outcome::Died`]; the change stays.
+    pub fn fail_if_died(&mut self) {
+        if self.outcome == Outcome::Success && self.nodes.iter().any(|n| !n.died.is_empty()) {
+            self.ok = false;
+            self.outcome = Outcome::Died;
+        }
+    }
+
     /// The run reached its goals, but the after-deploy call failed.
     pub fn fail_after(&mut self) {
         self.ok = false;
@@ -174,9 +227,16 @@ impl Report {
             }
             for l in n.lingering.iter().filter(|_| !n.ok) {
                 out.push_str(&format!(
-                    "  {} runs old code of `{}`\n",
+                    "  {} {}\n",
                     describe_process(&l.pid, l.name.as_deref()),
-                    l.module
+                    l.what()
+                ));
+            }
+            for d in &n.died {
+                out.push_str(&format!(
+                    "  {} died right after the change: {}\n",
+                    d.describe(),
+                    d.detail
                 ));
             }
             for m in &n.not_restored {
@@ -207,6 +267,12 @@ impl Report {
         if n.killed > 0 {
             line.push_str(&format!(", {} killed", count(n.killed, "process")));
         }
+        if !n.doomed.is_empty() {
+            line.push_str(&format!(
+                ", {} doomed (a fun of purged code)",
+                count(n.doomed.len(), "process")
+            ));
+        }
         line
     }
 
@@ -221,10 +287,11 @@ impl Report {
             Outcome::Locked => "another run holds a node's lock; nothing was changed".into(),
             Outcome::VerifyMismatch => "verification failed; the change was rolled back".into(),
             Outcome::Interrupted => "interrupted; nodes changed in this run were rolled back".into(),
-            Outcome::Refused => "refused (see above); nothing was changed. Pass `--force` to kill processes in old code or overwrite changed modules".into(),
+            Outcome::Refused => "refused (see above); nothing was changed. Pass `--force` to purge old code all the same (processes running it are killed; those keeping its funs die when they call them) or overwrite changed modules".into(),
             Outcome::Busy => "refused: processes to migrate were busy (see above); no node was left changed. Try again once they are idle, or pass `--no-code-change` to load without migrating".into(),
             Outcome::AfterFailed => "every node runs the new code, but the after-deploy call failed where named above (nothing was undone)".into(),
             Outcome::NotRestored => "NOT RESTORED: the modules named above could not be put back; nodes may run mixed versions".into(),
+            Outcome::Died => "every node runs the new code, but processes it touched died right after the change (named above; the change stays)".into(),
             Outcome::Unrecorded => format!(
                 "every node above runs what it was brought to, but the snapshot store could not record it: {}",
                 self.error.as_deref().unwrap_or("unknown error")

@@ -307,7 +307,7 @@ impl Transaction<'_> {
                 let migrate = self
                     .migration
                     .for_loads(super::remote::loads_of(&steps).into_iter())
-                    .term(timeout);
+                    .term(timeout, self.opts.care);
                 let ticket = Ticket {
                     lock: &self.lock,
                     want: &want,
@@ -705,7 +705,7 @@ impl Transaction<'_> {
                 let migrate = self
                     .migration
                     .for_loads(super::remote::loads_of(&steps).into_iter())
-                    .term(self.opts.timeout);
+                    .term(self.opts.timeout, self.opts.care);
                 let payload = |go: Term| {
                     let bindings = Bindings::new().set("Migrate", &migrate);
                     super::remote::apply_bindings(bindings, &steps, force, owner, go, load)
@@ -773,6 +773,7 @@ impl Transaction<'_> {
         );
         report.dry_run = self.opts.dry_run;
         report.running_ms = self.running.map(|d| d.as_secs_f64() * 1e3);
+        report.fail_if_died();
         Finished {
             report,
             manifest: self.manifest,
@@ -812,7 +813,7 @@ impl Transaction<'_> {
 
     /// Puts every node this run changed back to its priors.
     async fn undo(&mut self) {
-        let (force, ui) = (self.opts.force, self.ui);
+        let (force, ui, care) = (self.opts.force, self.ui, self.opts.care);
         let store = self.store;
         let back = self.migration.reversed();
         join_all(self.parts.iter_mut().filter(|p| p.changed).map(|p| {
@@ -821,7 +822,7 @@ impl Transaction<'_> {
                 None => back.clone(),
             };
             let remote = p.remote.clone();
-            super::undo::undo(remote, undo_view(p, migration), store, force, ui)
+            super::undo::undo(remote, undo_view(p, migration, care), store, force, ui)
         }))
         .await;
     }
@@ -1152,6 +1153,10 @@ fn applied(
             lingering,
             running,
             migrated,
+            doomed,
+            not_migrated,
+            watched,
+            died,
         }) => {
             p.changed = true;
             p.running = Some(running);
@@ -1163,6 +1168,18 @@ fn applied(
                     p.node()
                 ));
             }
+            warn_doomed(&doomed, p.node(), ui);
+            p.report.doomed.extend(doomed);
+            for n in &not_migrated {
+                ui.warn(&format!(
+                    "{} on {} loaded without its code_change: it runs under `{}`, not one of OTP's own loops (`--migrate-custom-loops` migrates it)",
+                    n.describe(),
+                    p.node(),
+                    n.detail
+                ));
+            }
+            p.report.not_migrated.extend(not_migrated);
+            p.report.watched(watched, &died, ui);
             for c in &p.changes {
                 let goal = &p.goals[c.goal];
                 ui.line(&done_line(kind, goal, c.was, p.node()));
@@ -1255,10 +1272,26 @@ fn done_line(kind: Kind, goal: &Goal, was: State, node: &str) -> String {
 
 pub(super) fn warn_lingering(lingering: &[Lingering], node: &str, ui: &Ui) {
     for l in lingering {
+        let next = match l.runs_old_code() {
+            true => "it moves to the new code at its next external call",
+            false => "the old code stays until a deploy of the module needs it gone",
+        };
         ui.warn(&format!(
-            "{} on {node} still runs the previous version of `{}`; it moves to the new code at its next external call",
+            "{} on {node} {}; {next}",
             describe_process(&l.pid, l.name.as_deref()),
-            l.module
+            l.what()
+        ));
+    }
+}
+
+/// Names the processes that `--force` doomed: each keeps a fun of old code
+/// that was purged, and dies when it calls it.
+fn warn_doomed(doomed: &[Lingering], node: &str, ui: &Ui) {
+    for l in doomed {
+        ui.warn(&format!(
+            "{} on {node} {}, which --force purged: it dies if it calls it",
+            describe_process(&l.pid, l.name.as_deref()),
+            l.what()
         ));
     }
 }
@@ -1343,9 +1376,14 @@ fn node_outcome(p: &Part, outcome: Outcome) -> NodeOutcome {
     }
 }
 
-fn undo_view(p: &mut Part, migration: Migration) -> super::undo::UndoPart<'_> {
+fn undo_view(
+    p: &mut Part,
+    migration: Migration,
+    care: super::migrate::Care,
+) -> super::undo::UndoPart<'_> {
     super::undo::UndoPart {
         migration,
+        care,
         report: &mut p.report,
         priors: p
             .changes

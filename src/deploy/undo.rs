@@ -14,6 +14,7 @@ pub struct UndoPart<'a> {
     /// What the processes of the changed modules go through on the way
     /// back.
     pub migration: super::migrate::Migration,
+    pub care: super::migrate::Care,
     pub report: &'a mut NodeReport,
     pub priors: Vec<(String, Prior)>,
 }
@@ -23,6 +24,7 @@ pub struct UndoPart<'a> {
 pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool, ui: &Ui) {
     let UndoPart {
         migration,
+        care,
         report,
         priors,
     } = part;
@@ -48,7 +50,7 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
         })
         .collect();
     let loads = super::remote::loads_of(&steps).into_iter();
-    let migrate = migration.for_loads(loads).term(remote.timeout);
+    let migrate = migration.for_loads(loads).term(remote.timeout, care);
     let payload = super::remote::apply_payload(&steps, force, &remote.link.owner(), None, &migrate);
     match remote.apply(&payload).await {
         Ok(Applied::Stuck(stuck)) => {
@@ -65,7 +67,15 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
         Ok(Applied::Refused { reasons, .. }) => {
             lost.extend(reasons.into_iter().map(|(m, why)| format!("`{m}`: {why}")))
         }
-        Ok(Applied::Done { killed, .. }) => report.killed += killed,
+        Ok(Applied::Done {
+            killed,
+            watched,
+            died,
+            ..
+        }) => {
+            report.killed += killed;
+            report.watched(watched, &died, ui);
+        }
         Ok(Applied::Busy(busy)) => lost.extend(busy.iter().map(|b| {
             format!(
                 "{} did not answer to be suspended for its code_change (running {})",

@@ -9,6 +9,7 @@ use crate::cli::args::WatchArgs;
 use crate::cli::error::CliError;
 use crate::cli::setup::{after_hook, local_modules, peer_options, reached, settings};
 use crate::config::Settings;
+use crate::deploy::migrate::Care;
 use crate::deploy::{Options, Session};
 use crate::dist::{Peer, Ticks};
 use crate::interrupt::Interrupt;
@@ -53,6 +54,12 @@ pub async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
         verify: args.verify,
         force: args.force,
         code_change: settings.code_change && !args.no_code_change,
+        care: Care {
+            any_loop: settings.migrate_custom_loops || args.migrate_custom_loops,
+            observe: args
+                .observe
+                .map_or(settings.observe, std::time::Duration::from_millis),
+        },
         after: after_hook(&settings, &args.after)?,
         timeout: settings.timeout,
         keep: settings.keep_snapshots,

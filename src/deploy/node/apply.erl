@@ -2,17 +2,19 @@
 %% load.erl and migrate.erl: apply_now(Load, Remove, Force, Owner, Go,
 %% Migrate) makes the node run what it is given, all of it or nothing
 %% (apply_main.erl calls it; so does flight_main.erl).
-%% The replaced code is purged where nobody runs it any more by a process
-%% that goes on after the answer, once the tool has let go of the node (its
-%% node went down) or after a quarter of a second (a held session, such as
-%% watch): OTP purges one module at a time, most of a deploy's work on the
-%% node, and purging while the tool still finishes would have every node's
-%% purge compete with it. The next run's inspect step names any process
-%% still in old code.
+%% The replaced code that made no funs is purged where nobody runs it any
+%% more by a process that goes on after the answer, once the tool has let
+%% go of the node (its node went down) or after a quarter of a second (a
+%% held session, such as watch): OTP purges one module at a time, most of a
+%% deploy's work on the node, and purging while the tool still finishes
+%% would have every node's purge compete with it. Code that made funs stays
+%% until a load needs its slot (purge.erl). The next run's inspect step
+%% names any process still in old code.
 %%
 %%   Load   = [{Module, File, Binary}] to load, all at once.
 %%   Remove = [Module] to unload (they were not there before).
-%%   Force  = true to kill processes that keep old code in the way.
+%%   Force  = true to purge old code in the way all the same: who runs it
+%%            is killed, who keeps a fun it made will die calling it.
 %%   Owner  = the tool's node, or its relay (watch_owner in prelude.erl).
 %%   Go     = none, or {Token, Step}: the tool writes its snapshot while
 %%            the node prepares, and nothing changes (no process killed,
@@ -27,7 +29,8 @@
 %%            release upgrade calls it. They are found, and asked whether
 %%            they answer, before the word; suspended only after it.
 %% Value:
-%%   {stuck, [{Module, Pid, Name}]}: old code in use and Force is false;
+%%   {stuck, [{Module, Pid, Name, Why}]}: old code in the way would take
+%%       these processes with it (let_go in purge.erl) and Force is false;
 %%       nothing was changed.
 %%   {error, [{Module, Reason}], Changed}: the node refused; Changed says
 %%       whether anything was loaded before it did.
@@ -37,67 +40,86 @@
 %%       answer in time (busy in a long call); nothing was changed.
 %%   {migrate_failed, Causes, Left, Changed, Keeper}: a code_change failed;
 %%       see migrate.erl's swap_up and swap_down.
-%%   {ok, Killed, Lingering, Running, Migrated}: done; Lingering =
-%%       [{Module, Pid, Name}] still run a module that was removed; Running =
-%%       [{Module, Md5 | false}], what the node runs of each changed module
-%%       right after (the read-back of --verify, in the same round trip);
-%%       Migrated = {[{Module, Pid, Name}], SuspendedUs}.
+%%   {ok, Killed, Lingering, Running, Migrated, Said}: done; Killed = how
+%%       many processes the forced purge killed; Lingering = [{Module, Pid,
+%%       Name, Why}] keep a module that was removed; Running = [{Module,
+%%       Md5 | false}], what the node runs of each changed module right
+%%       after (the read-back of --verify, in the same round trip);
+%%       Migrated = {[{Module, Pid, Name}], SuspendedUs}; Said, a list of
+%%       {Tag, Value}:
+%%         doomed: those that keep a fun of the old code the forced purge
+%%           took, as let_go (purge.erl) names them;
+%%         not_migrated: [{Module, Pid, Name, Loop}], loaded without
+%%           migrating (probe in migrate.erl);
+%%         watched: how many processes were watched after the change;
+%%         died: [{Module, Pid, Name, Why}] of them died while watched.
 apply_now(Load, Remove, Force, Owner, Go, Migrate) ->
     Loading = column(1, Load),
-    Blocking = [M || M <- lists:filter(fun erlang:check_old_code/1, Loading ++ Remove),
-                     not code:soft_purge(M)],
-    InUse = lists:append([in_old(M) || M <- Blocking]),
+    InUse = let_go(Loading ++ Remove, Loading ++ Remove),
     case InUse =/= [] andalso not Force of
         true -> {stuck, InUse};
         false ->
             case prepare(Load) of
                 {error, Errors} -> {error, Errors, false};
                 {ok, Prepared} ->
-                    Moving = moving(Load, Migrate),
-                    case busy(Moving, Migrate) of
-                        [] ->
+                    Found = moving(Load, Migrate),
+                    case probe(Found, Migrate) of
+                        {[], Foreign} ->
+                            Moving = without(Found, column(2, Foreign)),
                             case await_go(Go) of
                                 go -> commit({Prepared, Moving, Migrate}, {Loading, Remove},
-                                             {Force, Blocking, InUse}, Owner);
+                                             {Force, InUse, Foreign}, Owner);
                                 abort -> aborted
                             end;
-                        Busy -> {busy, Busy}
+                        {Busy, _} -> {busy, Busy}
                     end
             end
     end.
-%% commit({Prepared, Moving, Migrate}, {Loading, Remove},
-%%        {Force, Blocking, InUse}, Owner):
-%% kills what is in the way if forced, loads (migrating Moving), unloads
-%% Remove; apply_now's value.
-commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, Blocking, InUse}, Owner) ->
-    Killed = case Force of
-        true -> [code:purge(M) || M <- Blocking], length(InUse);
-        false -> 0
-    end,
+%% commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, InUse,
+%% Foreign}, Owner): the old code in the way goes (InUse is empty unless
+%% forced), loads (migrating Moving, not Foreign), unloads Remove, then
+%% watches the processes of Moving and Foreign for a while (observe in
+%% migrate.erl); apply_now's value.
+commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, InUse, Foreign}, Owner) ->
+    Watched = [{monitor(process, P), M, P, name_of(P)}
+               || {M, P} <- owners(Moving) ++ [{M, P} || {M, P, _, _} <- Foreign]],
+    %% OTP's purge kills who runs the old code; who keeps a fun it made
+    %% dies on calling it, and is named.
+    [code:purge(M) || M <- lists:usort(column(1, InUse))],
+    Killed = length(lists:usort([P || {_, P, _, running} <- InUse])),
+    Doomed = [E || {_, _, _, Why} = E <- InUse, Why =/= running],
+    %% The code about to be replaced that made no funs: nobody can keep it
+    %% but by running it, which soft_purge sees.
+    Plain = Loading -- with_funs(Loading),
     case swap(Prepared, Moving, Migrate, Owner) of
         {ok, Migrated} ->
             Removed = lists:append([unload(M, Force) || M <- Remove]),
-            spawn(fun() -> purge_later(Owner, Loading) end),
+            spawn(fun() -> purge_later(Owner, Plain) end),
             %% All loaded, unless something else changed them since.
             Loaded = try lists:zip(Loading, current_md5s(Loading))
                      catch error:badarg -> [running(M) || M <- Loading]
                      end,
-            {ok, Killed, Removed, Loaded ++ [running(M) || M <- Remove], Migrated};
+            Died = observe(Watched, Migrate),
+            {ok, Killed, Removed, Loaded ++ [running(M) || M <- Remove], Migrated,
+             [{doomed, Doomed}, {not_migrated, Foreign}, {watched, length(Watched)}, {died, Died}]};
         {Failed, _} -> Failed
     end.
-%% purge_later(Owner, Loading): the replaced code's purge, once the tool's
-%% node has let go or after a quarter of a second.
-purge_later(Owner, Loading) ->
+%% purge_later(Owner, Modules): the replaced code of Modules (which made no
+%% funs) purged where nobody runs it, once the tool's node has let go or
+%% after a quarter of a second. Old code that made funs stays until a load
+%% needs its slot (let_go in purge.erl).
+purge_later(Owner, Ms) ->
     watch_owner(Owner),
     receive {nodedown, Owner} -> ok; {'DOWN', _, process, Owner, _} -> ok after 250 -> ok end,
-    [code:soft_purge(M) || M <- Loading].
-%% unload(Module, Force) -> [{Module, Pid, Name}] still running it.
+    [code:soft_purge(M) || M <- Ms].
+%% unload(Module, Force) -> [{Module, Pid, Name, Why}] who keep it (let_go
+%% in purge.erl), none when forced.
 unload(M, Force) ->
     code:delete(M),
-    case code:soft_purge(M) of
-        true -> [];
-        false when Force -> code:purge(M), [];
-        false -> in_old(M)
+    case let_go([M], [M]) of
+        [] -> [];
+        _ when Force -> code:purge(M), [];
+        Left -> Left
     end.
 %% running(Module) -> {Module, Md5 | false}.
 running(M) -> {M, erlang:module_loaded(M) andalso erlang:get_module_info(M, md5)}.

@@ -1,8 +1,8 @@
 %% A script's functions (see src/dist/script.rs), after prelude.erl, for
 %% the inspect step (inspect_main.erl) and the flight (flight_main.erl):
 %% taking the node's deploy lock (take; hold is its holder's loop), and
-%% what the node runs of a module (inspect). Read-only but for soft purges,
-%% which only drop old code nobody runs.
+%% what the node runs of a module (inspect). Read-only but for the purge of
+%% old code that a changing module needs gone and nobody would die of.
 %%
 %% take({Token, Owner, Info, LeaseMs}, Tries) -> ok | {locked, Info}
 %%   Owner is this tool's node (under --via, its relay process on the
@@ -119,13 +119,14 @@ states_of(Names, Loaded, Md5s, OnDisk) ->
     lookup(Names, maps:merge(maps:from_list(lists:zip(Names, repeat(absent, Names))), maps:merge(
         maps:from_list([{M, {on_disk, Md5}} || {M, Md5} <- maps:to_list(OnDisk)]),
         maps:from_list(lists:zip(Loaded, lists:zip(repeat(loaded, Loaded), Md5s)))))).
-%% stuck_in(Names) -> [{Index, Processes}] of those whose old code is in use
-%% (old code nobody runs is dropped).
-stuck_in(Names) ->
-    Old = lists:filter(fun erlang:check_old_code/1, Names),
+%% stuck_in(Names, Changing) -> [{Index, Processes}] of the modules whose
+%% old code stays, with who would die of its purge (let_go in purge.erl:
+%% the old code of a module of Changing goes if nobody would).
+stuck_in(Names, Changing) ->
     %% The first of a name's places: maps:from_list/1 keeps the last.
     Indexed = maps:from_list(lists:reverse(lists:zip(Names, lists:seq(1, length(Names))))),
-    [{map_get(M, Indexed), in_old(M)} || M <- Old, not code:soft_purge(M)].
+    Kept = let_go(Names, Changing),
+    [{map_get(M, Indexed), [E || {K, _, _, _} = E <- Kept, K =:= M]} || M <- lists:usort(column(1, Kept))].
 %% copy(Index, Module, Md5, Paths): [{Index, Binary}] if the module's
 %% file on the path (where's) is that MD5's, else [].
 copy(I, M, Md5, Paths) ->
@@ -140,8 +141,9 @@ copy(I, M, Md5, Paths) ->
 %%   every module as changing; Check false skips old code and copies (a
 %%   read-back after a load).
 %%   States = [State], one per module: {loaded, Md5} | {on_disk, Md5} | absent,
-%%   Stuck  = [{Index, [{Module, Pid, RegisteredName | undefined}]}]: the
-%%            processes that keep a module's old code (1-based Index in Mods),
+%%   Stuck  = [{Index, [{Module, Pid, RegisteredName | undefined, Why}]}]:
+%%            the processes that keep a module's old code (1-based Index in
+%%            Mods; Why as let_go in purge.erl gives it),
 %%   Copies = [{Index, Binary}]: the node's own beam of each module about
 %%            to change whose MD5 is not Known, if it is the one on the path,
 %%   InTheWay = the processes of Stuck whose modules are about to change.
@@ -163,7 +165,7 @@ inspect(Mods, Check, All) ->
         true -> Indexed;
         false -> maps:without(lists:zip(Names, column(2, Mods)), Indexed)
     end,
-    Stuck = case Check of true -> stuck_in(Names); false -> [] end,
+    Stuck = case Check of true -> stuck_in(Names, column(1, maps:keys(Changing))); false -> [] end,
     {states_of(Names, Loaded, Md5s, OnDisk),
      Stuck,
      copies(Check, Changing, Mods),

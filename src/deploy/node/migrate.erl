@@ -4,7 +4,7 @@
 %% (sasl's release_handler_1 and systools_rc), from a plain deploy.
 %%
 %%   Migrate = none
-%%           | {Dir, Extra, StepMs, LeaseMs}
+%%           | {Dir, Extra, StepMs, LeaseMs, {Loops, ObserveMs}}
 %%           | {release, Keeper}
 %%     Dir = up: a deploy. Suspend, load, the new code's code_change(Vsn,
 %%           State, Extra) with Vsn the vsn attribute of the code that ran
@@ -16,6 +16,14 @@
 %%     StepMs bounds each of suspend, code_change and resume (all
 %%     processes at once); LeaseMs is how long processes are held
 %%     suspended for the tool's undo after a failed code_change (Keeper).
+%%     Loops = otp: only processes whose sys loop is OTP's own
+%%     (gen_server, gen_statem, gen_event; a supervisor is a gen_server)
+%%     are migrated: another loop (a fork of gen_server, a hand-written
+%%     one) may not fit its own code_change's answer to what it does next,
+%%     so its processes load without migrating and are named (probe).
+%%     Loops = any migrates them all the same.
+%%     ObserveMs: how long after the change the processes it migrated or
+%%     passed over are watched for dying (observe).
 %%     {release, Keeper}: the undo of a node whose code_change failed:
 %%     load, then Keeper resumes the processes it holds.
 %%
@@ -29,7 +37,7 @@
 %% moving(Load, Migrate) -> [{Module, Vsn, [Pid]}]
 moving(_, none) -> [];
 moving(_, {release, _}) -> [];
-moving(Load, {Dir, _, _, _}) ->
+moving(Load, {Dir, _, _, _, _}) ->
     Running = maps:to_list(running_as_callback(lists:filter(fun erlang:module_loaded/1, column(1, Load)))),
     [{M, vsn_for(Dir, M, Bin), Ps} || {M, Ps} <- Running, {_, _, Bin} <- [lists:keyfind(M, 1, Load)],
                                       migrates(Dir, M, Bin)].
@@ -96,17 +104,44 @@ ask_all(Ps, Reqs, Deadline) ->
 %% all_ok(Responses): whether every one is {reply, ok}.
 all_ok([]) -> true;
 all_ok(Rs) -> lists:usort(Rs) =:= [{reply, ok}].
-%% busy(Moving, Migrate) -> [{Module, Pid, Name, Running}]: the processes
-%% that do not answer a system message in time (in a long call), asked
-%% while the node waits for the word: then nothing changes anywhere.
-busy([], _) -> [];
-busy(Moving, {_, _, StepMs, _}) ->
+%% probe(Moving, Migrate) -> {Busy, Foreign}: the processes to migrate,
+%% asked for their status while the node waits for the word (then nothing
+%% changes anywhere). Busy = [{Module, Pid, Name, Running}]: those that do
+%% not answer in time (in a long call). Foreign = [{Module, Pid, Name,
+%% Loop}]: with Loops = otp, those whose sys loop is another's (Loop, as
+%% sys:get_status names it), to load without migrating. One that has
+%% exited is neither.
+probe([], _) -> {[], []};
+probe(Moving, {_, _, StepMs, _, {Loops, _}}) ->
     Owners = owners(Moving),
     Ps = column(2, Owners),
-    Rs = ask_all(Ps, repeat({debug, {statistics, get}}, Ps), deadline(StepMs)),
-    case lists:member(timeout, Rs) of
-        false -> [];
-        true -> [{M, P, name_of(P), doing(P)} || {{M, P}, timeout} <- lists:zip(Owners, Rs)]
+    Rs = lists:zip(Owners, ask_all(Ps, repeat(get_status, Ps), deadline(StepMs))),
+    {[{M, P, name_of(P), doing(P)} || {{M, P}, timeout} <- Rs],
+     [{M, P, name_of(P), atom_to_binary(L, utf8)}
+      || Loops =:= otp, {{M, P}, {reply, {status, _, {module, L}, _}}} <- Rs,
+         not lists:member(L, [gen_server, gen_statem, gen_event])]}.
+%% without(Moving, Pids): Moving but for Pids.
+without(Moving, []) -> Moving;
+without(Moving, Gone) -> [{M, V, Ps -- Gone} || {M, V, Ps} <- Moving].
+%% observe(Watched, Migrate) -> [{Module, Pid, Name, Why}]: of Watched
+%% ([{Monitor, Module, Pid, Name}], monitored before the change), those
+%% that died before ObserveMs passed, with their exit reason.
+observe([], _) -> [];
+observe(Watched, {_, _, _, _, {_, Ms}}) ->
+    died(Watched, erlang:monotonic_time(millisecond) + Ms, []);
+observe(Watched, _) -> died(Watched, erlang:monotonic_time(millisecond), []).
+died(Watched, Until, Died) ->
+    Left = max(0, Until - erlang:monotonic_time(millisecond)),
+    receive
+        {'DOWN', Ref, process, _, Why} ->
+            case lists:keyfind(Ref, 1, Watched) of
+                {Ref, M, P, Name} -> died(Watched, Until, [{M, P, Name, Why} | Died]);
+                false -> died(Watched, Until, Died)
+            end
+    after Left ->
+        [demonitor(R, [flush]) || {R, _, _, _} <- Watched],
+        [{M, P, Name, unicode:characters_to_binary(io_lib:format("~0tP", [Why, 12]))}
+         || {M, P, Name, Why} <- lists:reverse(Died)]
     end.
 %% doing(Pid): the function a process runs, for the user.
 doing(P) ->
@@ -125,16 +160,19 @@ swap(Prepared, [], {release, Keeper}, _) ->
     resume_kept(Keeper),
     {Loaded, {[], 0}};
 swap(Prepared, [], _, _) -> {finish(Prepared), {[], 0}};
-swap(Prepared, Moving, {Dir, Extra, StepMs, LeaseMs}, Owner) ->
+swap(Prepared, Moving0, {Dir, Extra, StepMs, LeaseMs, _}, Owner) ->
+    Owners0 = owners(Moving0),
+    Started = erlang:monotonic_time(microsecond),
+    Rs = ask_all(column(2, Owners0), repeat(suspend, Owners0), deadline(StepMs)),
+    %% One that exited since the probe is not in anyone's way.
+    Moving = without(Moving0, [P || {{_, P}, {error, _}} <- lists:zip(Owners0, Rs)]),
     Owners = owners(Moving),
     Ps = column(2, Owners),
-    Started = erlang:monotonic_time(microsecond),
-    Rs = ask_all(Ps, repeat(suspend, Ps), deadline(StepMs)),
-    case all_ok(Rs) of
-        false ->
-            resume(Ps, StepMs),
-            {{busy, [{M, P, name_of(P), doing(P)} || {{M, P}, timeout} <- lists:zip(Owners, Rs)]}, {[], 0}};
+    case lists:member(timeout, Rs) of
         true ->
+            resume(Ps, StepMs),
+            {{busy, [{M, P, name_of(P), doing(P)} || {{M, P}, timeout} <- lists:zip(Owners0, Rs)]}, {[], 0}};
+        false ->
             Steps = {Prepared, Moving, Extra, StepMs},
             try
                 Loaded = case Dir of
