@@ -20,9 +20,16 @@ fn deploy_verify_dry_run_and_rollback_on_two_nodes() {
     let mut b = start_node("dep_b", &v1, &cookie, &["hs_greet", "hs_calc"]);
     let v2_arg = v2.to_string_lossy().into_owned();
 
-    // --dry-run changes nothing.
+    // --dry-run changes nothing, and never reads as loaded.
     let (code, json, _) = p.deploy(&[&a, &b], &["--ebin", &v2_arg, "--dry-run"]);
     assert_eq!(code, 0, "{json}");
+    assert_eq!(json["dry_run"], true, "{json}");
+    for n in [&a, &b] {
+        let report = node_json(&json, n);
+        assert_eq!(report["loaded"], serde_json::json!([]), "{json}");
+        let would = report["would_load"].as_array().expect("would_load");
+        assert!(would.contains(&serde_json::json!("hs_extra")), "{json}");
+    }
     for n in [&mut a, &mut b] {
         assert_eq!(n.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
         assert_eq!(n.loaded_md5("hs_extra"), "none");

@@ -305,10 +305,11 @@ fn status_and_dry_run_name_the_processes_a_deploy_would_migrate() {
     let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v2), "--dry-run"]);
     assert_eq!(code, 0, "{json}\n{stderr}");
     assert_eq!(
-        node_json(&json, &node)["migrated"][0]["name"],
+        node_json(&json, &node)["would_migrate"][0]["name"],
         "hs_counter",
         "{json}"
     );
+    assert!(node_json(&json, &node).get("migrated").is_none(), "{json}");
     assert!(stderr.contains("Would migrate process <"), "{stderr}");
     assert!(stderr.contains(shown), "{stderr}");
     assert_eq!(

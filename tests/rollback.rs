@@ -259,9 +259,10 @@ fn a_leftover_temporary_file_does_not_block_rollback() {
     let (code, json, _) = p.deploy(&[&node], &["--rollback", "--dry-run"]);
     assert_eq!(code, 0, "{json}");
     assert_eq!(
-        node_json(&json, &node)["loaded"],
+        node_json(&json, &node)["would_load"],
         serde_json::json!(["hs_greet"])
     );
+    assert_eq!(node_json(&json, &node)["loaded"], serde_json::json!([]));
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
 
     let (code, json, _) = p.deploy(&[&node], &["--rollback", "--verify"]);

@@ -73,6 +73,13 @@ pub struct NodeReport {
     /// Whether this node's changes were undone (or, for `--rollback`, the
     /// deploy was rolled back) in this run.
     pub rolled_back: bool,
+    /// A dry run's `loaded`: what would load (a dry run never reads as
+    /// loaded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_load: Vec<String>,
+    /// A dry run's `migrated`: the processes that would be migrated.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_migrate: Vec<Lingering>,
     /// Modules a rollback or undo could not put back.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_restored: Vec<String>,
@@ -170,7 +177,8 @@ pub struct Report {
     pub error: Option<String>,
     #[serde(skip)]
     pub outcome: Outcome,
-    #[serde(skip)]
+    /// Nothing was changed, and each node's `would_load` says what would.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
     #[serde(skip)]
     pub elapsed: std::time::Duration,
@@ -188,6 +196,16 @@ impl Report {
             elapsed: Default::default(),
             elapsed_ms: 0.0,
             running_ms: None,
+        }
+    }
+
+    /// Marks the report as a dry run's: what each node's plan would load
+    /// and migrate moves to `would_load` and `would_migrate`.
+    pub fn as_dry_run(&mut self) {
+        self.dry_run = true;
+        for n in &mut self.nodes {
+            n.would_load = std::mem::take(&mut n.loaded);
+            n.would_migrate = std::mem::take(&mut n.migrated);
         }
     }
 
@@ -250,12 +268,15 @@ impl Report {
     }
 
     fn node_line(&self, n: &NodeReport) -> String {
-        let verb = if self.dry_run { "would load" } else { "loaded" };
+        let (verb, modules) = match self.dry_run {
+            true => ("would load", n.would_load.len()),
+            false => ("loaded", n.loaded.len()),
+        };
         let mut line = format!(
             "{}: {} {}, {} unchanged",
             n.node,
             verb,
-            count(n.loaded.len(), "module"),
+            count(modules, "module"),
             n.unchanged.len()
         );
         if n.rolled_back {

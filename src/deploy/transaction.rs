@@ -771,7 +771,9 @@ impl Transaction<'_> {
             outcome,
             self.manifest.as_ref().map(|m| m.id.clone()),
         );
-        report.dry_run = self.opts.dry_run;
+        if self.opts.dry_run {
+            report.as_dry_run();
+        }
         report.running_ms = self.running.map(|d| d.as_secs_f64() * 1e3);
         report.fail_if_died();
         Finished {
