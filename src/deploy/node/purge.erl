@@ -19,38 +19,44 @@ with_funs(Ms) ->
     column(2, proplists:delete(nomatch, lists:zip(Found, Loaded))).
 %% let_go(Modules, Changing) -> [{Module, Pid, Name, Why}]: of Modules,
 %% those with old code that Changing (the modules about to load or go)
-%% needs gone lose it if nobody would die of it; the others keep it. Said
-%% of each kept: who runs it (running), and, for a module about to change,
-%% who keeps a fun it made (dying/1).
+%% needs gone lose it if nobody would die of it; the others keep it, and
+%% if anyone would die of any of them, all keep it (the run is refused:
+%% nothing changes). Said of each kept: who runs it (running), and, for a
+%% module about to change, who keeps a fun it made (dying/1).
 let_go(Ms, Changing) ->
     Old = lists:filter(fun erlang:check_old_code/1, Ms),
     Needed = [M || M <- Old, lists:member(M, Changing)],
     Kept = Old -- Needed,
     Held = dying(Needed),
-    HeldMods = lists:usort(column(1, Held)),
-    Free = [M || M <- Needed, not lists:member(M, HeldMods), not code:soft_purge(M)],
-    Running = lists:append([in_old(M) || M <- Free ++ HeldMods ++ Kept]),
+    Stay = case Held of
+        [] -> [M || M <- Needed, not code:soft_purge(M)];
+        _ -> Needed
+    end,
+    Running = lists:append([in_old(M) || M <- Stay ++ Kept]),
     [{M, P, N, running} || {M, P, N} <- Running] ++ Held.
 %% dying(Old) -> [{Module, Pid, Name, Why}]: the processes that keep a fun
 %% made by the old code of one of Old, Why = {fun_in, Where}:
 %%   dictionary, messages: in its process dictionary or message queue;
-%%   state: in the state of an OTP behaviour idle in its loop (gen_server,
-%%     gen_statem, gen_event), as sys:get_state gives it;
+%%   state: in the state of a process in a sys loop (one whose current
+%%     module exports system_continue/3: gen_server, gen_statem, gen_event
+%%     and the like), as sys:get_state gives it;
 %%   stack: on the stack of another process, where a fun of the module
 %%     cannot be told from one of its current code: named, not passed over.
-%% Or Why = unchecked: such a behaviour that did not give its state within
-%% a second. A fun carries the MD5 of the code that made it (as its
-%% new_uniq), so one whose MD5 is not the current code's is the old
-%% code's. Every process is looked at by compiled calls (process_info,
-%% term_to_binary, binary:match); interpreted code runs only for those
-%% that mention one of the modules.
+%% Or Why = unchecked: a process in a sys loop that did not give its state
+%% within a second, or one whose stack is too large for the VM to print
+%% whole (its backtrace is cut, "..."), so that a fun may hide in it.
+%% A fun carries the MD5 of the code that made it (as its new_uniq), so
+%% one whose MD5 is not the current code's is the old code's. Every process
+%% is looked at by compiled calls (process_info, term_to_binary,
+%% binary:match); interpreted code runs only for those that mention one of
+%% the modules or whose backtrace is cut.
 dying([]) -> [];
 dying(Old) ->
     Ps = lists:delete(self(), processes()),
     Md5s = [{M, case erlang:module_loaded(M) of true -> erlang:get_module_info(M, md5); false -> none end}
             || M <- Old],
     Shown = [<<"#Fun<", (atom_to_binary(M, utf8))/binary, ".">> || M <- Old],
-    Pattern = binary:compile_pattern(Shown ++ [etf_atom(M) || M <- Old]),
+    Pattern = binary:compile_pattern([<<"...">> | Shown ++ [etf_atom(M) || M <- Old]]),
     Seen = lists:zipwith(fun erlang:process_info/2, Ps, repeat([dictionary, messages, backtrace], Ps)),
     Etf = lists:zipwith(fun erlang:term_to_binary/2, Seen, repeat([{minor_version, 2}], Seen)),
     Hits = proplists:delete(nomatch, lists:zip(lists:zipwith(fun binary:match/2, Etf, repeat(Pattern, Etf)),
@@ -58,25 +64,37 @@ dying(Old) ->
     {Sure, Ask} = lists:unzip([held_by(P, I, Md5s) || {_, {P, I}} <- Hits]),
     lists:append(Sure) ++ in_states(lists:append(Ask), Md5s).
 %% held_by(Pid, Info, Md5s) -> {Holders, Ask}: what process_info shows of
-%% one process; Ask = [{Pid, Modules}] when it is an idle OTP behaviour
-%% whose stack shows a fun of Modules, to be asked for its state.
+%% one process; Ask = [{Pid, Modules}] when it is in a sys loop and its
+%% stack shows a fun of Modules, or is cut (then all of them), to be asked
+%% for its state.
 held_by(P, [{dictionary, D}, {messages, Q}, {backtrace, Bt}], Md5s) ->
     Name = name_of(P),
     OnStack = [M || {M, _} <- Md5s,
                     binary:match(Bt, <<"#Fun<", (atom_to_binary(M, utf8))/binary, ".">>) =/= nomatch],
-    Idle = binary:match(hd(binary:split(Bt, <<"\n">>)),
-                        [<<"(gen_server:loop/">>, <<"(gen_statem:loop_receive/">>,
-                         <<"(gen_event:fetch_msg/">>]) =/= nomatch,
+    Cut = binary:match(Bt, <<"...">>) =/= nomatch,
+    Doubt = case Cut of true -> column(1, Md5s); false -> OnStack end,
     Found = [{M, P, Name, {fun_in, dictionary}} || M <- old_funs(D, Md5s)]
         ++ [{M, P, Name, {fun_in, messages}} || M <- old_funs(Q, Md5s)],
-    case {OnStack, Idle} of
+    case {Doubt, sys_loop(Bt)} of
         {[], _} -> {Found, []};
-        {_, true} -> {Found, [{P, OnStack}]};
+        {_, true} -> {Found, [{P, Doubt}]};
+        {_, false} when Cut -> {Found ++ [{M, P, Name, unchecked} || M <- Doubt], []};
         {_, false} -> {Found ++ [{M, P, Name, {fun_in, stack}} || M <- OnStack], []}
     end;
 held_by(_, _, _) -> {[], []}.
+%% sys_loop(Backtrace): whether the process is in a module that exports
+%% system_continue/3 (a sys loop, which answers system messages), as the
+%% backtrace's first line names it: "Program counter: 0x… (M:F/A + N)".
+sys_loop(Bt) ->
+    case binary:split(hd(binary:split(Bt, <<"\n">>)), [<<"(">>, <<":">>], [global]) of
+        [_, _, M | _] ->
+            try erlang:function_exported(binary_to_existing_atom(M, utf8), system_continue, 3)
+            catch error:badarg -> false
+            end;
+        _ -> false
+    end.
 %% in_states([{Pid, Modules}], Md5s) -> [{Module, Pid, Name, Why}]: each
-%% behaviour asked for its state at once, a second for all of them.
+%% process asked for its state at once, a second for all of them.
 in_states([], _) -> [];
 in_states(Asked, Md5s) ->
     Ps = column(1, Asked),
@@ -84,6 +102,7 @@ in_states(Asked, Md5s) ->
     Deadline = {abs, erlang:monotonic_time(millisecond) + 1000},
     Rs = lists:zipwith(fun gen:receive_response/2, Ids, repeat(Deadline, Ids)),
     lists:append([in_state(P, Ms, R, Md5s) || {{P, Ms}, R} <- lists:zip(Asked, Rs)]).
+in_state(P, Ms, {reply, {error, {callback_failed, _}}}, _) -> [{M, P, name_of(P), unchecked} || M <- Ms];
 in_state(P, _, {reply, State}, Md5s) ->
     [{M, P, name_of(P), {fun_in, state}} || M <- old_funs(State, Md5s)];
 in_state(_, _, {error, _}, _) -> [];
