@@ -506,3 +506,31 @@ fn a_gen_server_that_dies_right_after_its_code_change_is_named_with_exit_7() {
     assert!(why.contains("hs_died_after_its_change"), "{why}");
     assert_eq!(node.loaded_md5("hs_counter"), p.md5(&v2, "hs_counter"));
 }
+
+#[test]
+fn a_gen_server_that_entered_its_loop_from_another_module_is_found_and_migrated() {
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_counter", "hs_entry"]);
+    let v2 = p.build(2, &["hs_counter"]);
+    let cookie = common::random_cookie();
+    let mut node = start_node("mig_entered", &v1, &cookie, &["hs_counter", "hs_entry"]);
+    node.eval("{ok, _} = hs_entry:start(hs_counter).");
+    assert_eq!(node.eval("hs_counter:bump()."), "1");
+    assert_eq!(
+        node.eval("proc_lib:translate_initial_call(whereis(hs_counter))."),
+        "{hs_entry,init,1}",
+        "it started under another module"
+    );
+    let pid = node.eval("whereis(hs_counter).");
+
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &ebin(&v2)]);
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(
+        node_json(&json, &node)["migrated"][0]["pid"],
+        pid.as_str(),
+        "{json}"
+    );
+    assert_eq!(node.eval("whereis(hs_counter)."), pid);
+    assert_eq!(node.eval("sys:get_state(hs_counter)."), "{counter,2,1}");
+    assert_eq!(node.eval("hs_counter:bump()."), "2");
+}

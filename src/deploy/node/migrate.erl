@@ -42,11 +42,13 @@ moving(Load, {Dir, _, _, _, _}) ->
     [{M, vsn_for(Dir, M, Bin), Ps} || {M, Ps} <- Running, {_, _, Bin} <- [lists:keyfind(M, 1, Load)],
                                       migrates(Dir, M, Bin)].
 %% running_as_callback(Modules) -> #{Module => [Pid]}: the processes with
-%% one of Modules as callback module. Compiled code looks at every process
-%% and every module; interpreted code only at the modules some process
-%% runs and at the event managers' handlers (interpreting per process or
-%% per module would cost milliseconds on a node of thousands of processes,
-%% or a deploy of hundreds of modules).
+%% one of Modules as callback module: by how they started (proc_lib's
+%% initial call), or by the loop they run now (entered). Compiled code
+%% looks at every process and every module; interpreted code only at the
+%% modules some process runs, at the event managers' handlers and at the
+%% few loops that name a module (interpreting per process or per module
+%% would cost milliseconds on a node of thousands of processes, or a deploy
+%% of hundreds of modules).
 running_as_callback([]) -> #{};
 running_as_callback(Ms) ->
     Ps = processes(),
@@ -54,8 +56,34 @@ running_as_callback(Ms) ->
     Started = lists:zip(lists:zipwith(fun erlang:element/2, repeat(1, Starts), Starts), Ps),
     Set = lists:usort(Ms),
     Callbacks = ordsets:intersection(lists:usort(column(1, Started)), Set),
+    ByStart = [{M, P} || M <- Callbacks, P <- proplists:get_all_values(M, Started)],
     maps:merge(handlers(Set, proplists:get_all_values(gen_event, Started)),
-               maps:from_list([{M, proplists:get_all_values(M, Started)} || M <- Callbacks])).
+               group(ByStart ++ entered(Set, Ps -- column(2, ByStart)))).
+%% entered(Set, Pids) -> [{Module, Pid}]: the gen_servers and gen_statems
+%% among Pids, idle in their loop, whose callback module is in the ordset
+%% Set though they started under another module (gen_server:enter_loop
+%% from an init of another module): the loop's frame of their backtrace
+%% names it, as each OTP release keeps it (a bare atom on OTP 25, the
+%% callback funs from 27 on, gen_statem's module list). Match specs, run
+%% compiled, pick the idle behaviours out of every process.
+entered(Set, Ps) ->
+    Now = lists:zip(lists:zipwith(fun erlang:process_info/2, Ps, repeat(current_function, Ps)), Ps),
+    Looping = ets:match_spec_run(Now, ets:match_spec_compile(
+        [{{{current_function, {L, '_', '_'}}, '$1'}, [], ['$1']} || L <- [gen_server, gen_statem]])),
+    Traces = lists:zip(lists:zipwith(fun erlang:process_info/2, Looping, repeat(backtrace, Looping)), Looping),
+    Frames = ets:match_spec_run(Traces, ets:match_spec_compile([{{{backtrace, '$1'}, '$2'}, [], [{{'$1', '$2'}}]}])),
+    Shown = [{M, unicode:characters_to_binary(io_lib:format("~tw", [M]))} || M <- Set],
+    Pattern = binary:compile_pattern(lists:append([loop_marks(B) || {_, B} <- Shown])),
+    Hits = proplists:delete(nomatch, lists:zip(lists:zipwith(fun binary:match/2, column(1, Frames), repeat(Pattern, Frames)),
+                                               Frames)),
+    [{M, P} || {_, {Bt, P}} <- Hits, First <- [hd(binary:split(Bt, <<"\n\n">>))],
+               {M, B} <- Shown, binary:match(First, loop_marks(B)) =/= nomatch].
+%% loop_marks(Module) -> the ways a loop's frame shows its callback module
+%% (Module as the VM prints it): gen_server's on OTP 25 (the atom alone in
+%% a register) and from 27 on (its handle_call fun), gen_statem's list.
+loop_marks(B) ->
+    [<<")     ", B/binary, "\n">>, <<"fun ", B/binary, ":handle_call/3">>,
+     <<",[", B/binary, "]">>, <<",[", B/binary, ",">>].
 %% handlers(Set, Managers) -> #{Module => [Pid]}: the gen_event managers
 %% running a module of the ordset Set as a handler, asked as
 %% release_handler asks a supervisor's dynamic child (get_modules); one
