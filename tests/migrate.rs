@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::fault::FaultPoints;
 use common::project::{node_json, start_node, Project};
 use common::ErlNode;
 use std::path::{Path, PathBuf};
@@ -533,4 +534,28 @@ fn a_gen_server_that_entered_its_loop_from_another_module_is_found_and_migrated(
     assert_eq!(node.eval("whereis(hs_counter)."), pid);
     assert_eq!(node.eval("sys:get_state(hs_counter)."), "{counter,2,1}");
     assert_eq!(node.eval("hs_counter:bump()."), "2");
+}
+
+#[test]
+fn a_process_that_exits_after_the_check_is_passed_over_not_reported_busy() {
+    let (p, _v1, v2, mut a, mut b) = two_counters("mig_gone");
+    let pid_a = a.eval("whereis(hs_counter).");
+    // Both nodes have checked their processes and prepared; the tool holds
+    // before its word. Then node b's counter exits.
+    let faults = FaultPoints::new();
+    let env = faults.env(&["apply_prepared"]);
+    let mut run = p.spawn_deploy(&[&a, &b], &["--ebin", &ebin(&v2)], &env);
+    run.hold_at(&faults, "apply_prepared");
+    let gone = b.eval(
+        "begin P = whereis(hs_counter), M = monitor(process, P), exit(P, kill), \
+         receive {'DOWN', M, _, _, _} -> gone end end.",
+    );
+    assert_eq!(gone, "gone");
+    faults.release("apply_prepared");
+
+    let (code, json, stderr) = run.finish();
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(b.loaded_md5("hs_counter"), p.md5(&v2, "hs_counter"));
+    assert_eq!(node_json(&json, &a)["migrated"][0]["pid"], pid_a.as_str(), "{json}");
+    assert_eq!(a.eval("sys:get_state(hs_counter)."), "{counter,2,1}");
 }

@@ -153,7 +153,8 @@ without(Moving, []) -> Moving;
 without(Moving, Gone) -> [{M, V, Ps -- Gone} || {M, V, Ps} <- Moving].
 %% observe(Watched, Migrate) -> [{Module, Pid, Name, Why}]: of Watched
 %% ([{Monitor, Module, Pid, Name}], monitored before the change), those
-%% that died before ObserveMs passed, with their exit reason.
+%% that died before ObserveMs passed, with their exit reason; one already
+%% gone when it was monitored is not of the change.
 observe([], _) -> [];
 observe(Watched, {_, _, _, _, {_, Ms}}) ->
     died(Watched, erlang:monotonic_time(millisecond) + Ms, []);
@@ -161,6 +162,8 @@ observe(Watched, _) -> died(Watched, erlang:monotonic_time(millisecond), []).
 died(Watched, Until, Died) ->
     Left = max(0, Until - erlang:monotonic_time(millisecond)),
     receive
+        %% Gone before it was watched: before the change, not of it.
+        {'DOWN', _, process, _, noproc} -> died(Watched, Until, Died);
         {'DOWN', Ref, process, _, Why} ->
             case lists:keyfind(Ref, 1, Watched) of
                 {Ref, M, P, Name} -> died(Watched, Until, [{M, P, Name, Why} | Died]);
