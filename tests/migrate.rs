@@ -556,6 +556,53 @@ fn a_process_that_exits_after_the_check_is_passed_over_not_reported_busy() {
     let (code, json, stderr) = run.finish();
     assert_eq!(code, 0, "{json}\n{stderr}");
     assert_eq!(b.loaded_md5("hs_counter"), p.md5(&v2, "hs_counter"));
-    assert_eq!(node_json(&json, &a)["migrated"][0]["pid"], pid_a.as_str(), "{json}");
+    assert_eq!(
+        node_json(&json, &a)["migrated"][0]["pid"],
+        pid_a.as_str(),
+        "{json}"
+    );
     assert_eq!(a.eval("sys:get_state(hs_counter)."), "{counter,2,1}");
+}
+
+#[test]
+fn what_force_killed_is_reported_when_the_node_then_refuses() {
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_loop", "hs_counter"]);
+    let v2 = p.build(2, &["hs_loop"]);
+    let v3 = p.build(3, &["hs_loop", "hs_counter"]);
+    let cookie = common::random_cookie();
+    let mut a = start_node("mig_forced_a", &v1, &cookie, &["hs_loop", "hs_counter"]);
+    let mut b = start_node("mig_forced_b", &v1, &cookie, &["hs_loop", "hs_counter"]);
+    for n in [&mut a, &mut b] {
+        n.eval("hs_loop:start().");
+        n.eval("{ok, _} = hs_counter:start().");
+    }
+    // The loopers stay in v1, old code in v3's way.
+    p.deploy_ok(&[&a, &b], &["--ebin", &ebin(&v2)]);
+
+    // Both nodes have checked and prepared; then b's counter turns busy,
+    // so that b, once its forced purge has killed the looper, cannot
+    // suspend it and refuses.
+    let faults = FaultPoints::new();
+    let env = faults.env(&["apply_prepared"]);
+    let args = ["--ebin", &ebin(&v3), "--force", "--timeout", "3"];
+    let mut run = p.spawn_deploy(&[&a, &b], &args, &env);
+    run.hold_at(&faults, "apply_prepared");
+    b.eval("spawn(fun() -> gen_server:call(hs_counter, block, infinity) end).");
+    wait_in(&mut b, "hs_counter", "hs_counter:handle_call/3");
+    faults.release("apply_prepared");
+
+    let (code, json, stderr) = run.finish();
+    assert_eq!(code, 5, "{json}\n{stderr}");
+    assert_eq!(
+        b.eval("whereis(hs_looper)."),
+        "undefined",
+        "b's looper was killed"
+    );
+    assert_eq!(node_json(&json, &b)["killed"], 1, "{json}");
+    assert!(
+        stderr.contains(&format!("killed 1 process on {}", b.name)),
+        "{stderr}"
+    );
+    b.eval("hs_counter ! hs_unblock.");
 }

@@ -177,6 +177,13 @@ pub enum Applied {
         reasons: Vec<(String, String)>,
         changed: bool,
     },
+    /// With `--force`: the purge of old code killed `killed` processes and
+    /// doomed `doomed`, then the node failed as `then` says.
+    Forced {
+        killed: usize,
+        doomed: Vec<Lingering>,
+        then: Box<Applied>,
+    },
 }
 
 /// What `status` learns of a node in its one request.
@@ -410,6 +417,11 @@ impl Remote {
                     keeper: matches!(keeper, Term::Pid(_)).then(|| keeper.clone()),
                 })
             }
+            [tag, killed, doomed, then] if term::is_atom(tag, "forced") => Ok(Applied::Forced {
+                killed: term::as_int(killed).unwrap_or(0).max(0) as usize,
+                doomed: processes(doomed),
+                then: Box::new(self.applied(then, answer)?),
+            }),
             [tag, errors, changed] if term::is_atom(tag, "error") => Ok(Applied::Refused {
                 reasons: term::as_list(errors)
                     .unwrap_or_default()
@@ -418,7 +430,9 @@ impl Remote {
                     .collect(),
                 changed: term::is_atom(changed, "true"),
             }),
-            _ => Err(bad("ok, stuck, busy, error, migrate_failed or aborted")),
+            _ => Err(bad(
+                "ok, stuck, busy, error, migrate_failed, forced or aborted",
+            )),
         }
     }
 

@@ -105,8 +105,13 @@ pub struct NodeReport {
     /// Those of them that died while watched, with why (`detail`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub died: Vec<ProcessNote>,
-    #[serde(skip)]
+    /// How many processes `--force` killed for running old code.
+    #[serde(skip_serializing_if = "is_zero")]
     pub killed: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl NodeReport {

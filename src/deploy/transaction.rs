@@ -1064,6 +1064,9 @@ fn flight_text(answer: &Result<Flight, CallError>) -> &'static str {
             "processes to migrate did not answer in time; nothing changed"
         }
         Ok(Flight::Landed(_, Applied::MigrationFailed { .. })) => "a code_change failed",
+        Ok(Flight::Landed(_, Applied::Forced { .. })) => {
+            "old code was purged (--force), then the node failed"
+        }
         Ok(Flight::Inspected(_)) => {
             "the node runs other code than believed; nothing was prepared, and the deploy goes on as after an inspect"
         }
@@ -1150,6 +1153,14 @@ fn applied(
     ui: &Ui,
 ) -> Result<(), Outcome> {
     match answer {
+        Ok(Applied::Forced {
+            killed,
+            doomed,
+            then,
+        }) => {
+            forced(&mut p.report, killed, doomed, ui);
+            applied(p, Ok(*then), kind, ui)
+        }
         Ok(Applied::Done {
             killed,
             lingering,
@@ -1162,16 +1173,7 @@ fn applied(
         }) => {
             p.changed = true;
             p.running = Some(running);
-            p.report.killed += killed;
-            if killed > 0 {
-                ui.warn(&format!(
-                    "killed {} on {} running old code",
-                    super::report::count(killed, "process"),
-                    p.node()
-                ));
-            }
-            warn_doomed(&doomed, p.node(), ui);
-            p.report.doomed.extend(doomed);
+            forced(&mut p.report, killed, doomed, ui);
             for n in &not_migrated {
                 ui.warn(&format!(
                     "{} on {} loaded without its code_change: it runs under `{}`, not one of OTP's own loops (`--migrate-custom-loops` migrates it)",
@@ -1286,16 +1288,27 @@ pub(super) fn warn_lingering(lingering: &[Lingering], node: &str, ui: &Ui) {
     }
 }
 
-/// Names the processes that `--force` doomed: each keeps a fun of old code
-/// that was purged, and dies when it calls it.
-fn warn_doomed(doomed: &[Lingering], node: &str, ui: &Ui) {
-    for l in doomed {
+/// Records and says what `--force`'s purge of old code did on a node:
+/// the processes it killed (they ran that code), and those it doomed (each
+/// keeps a fun of that code, and dies when it calls it).
+pub(super) fn forced(report: &mut NodeReport, killed: usize, doomed: Vec<Lingering>, ui: &Ui) {
+    report.killed += killed;
+    if killed > 0 {
         ui.warn(&format!(
-            "{} on {node} {}, which --force purged: it dies if it calls it",
+            "killed {} on {} running old code",
+            super::report::count(killed, "process"),
+            report.node
+        ));
+    }
+    for l in &doomed {
+        ui.warn(&format!(
+            "{} on {} {}, which --force purged: it dies if it calls it",
             describe_process(&l.pid, l.name.as_deref()),
+            report.node,
             l.what()
         ));
     }
+    report.doomed.extend(doomed);
 }
 
 /// Each module this run changes on the node, with the MD5 it is to run.

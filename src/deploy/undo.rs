@@ -52,7 +52,18 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
     let loads = super::remote::loads_of(&steps).into_iter();
     let migrate = migration.for_loads(loads).term(remote.timeout, care);
     let payload = super::remote::apply_payload(&steps, force, &remote.link.owner(), None, &migrate);
-    match remote.apply(&payload).await {
+    let answer = match remote.apply(&payload).await {
+        Ok(Applied::Forced {
+            killed,
+            doomed,
+            then,
+        }) => {
+            super::transaction::forced(report, killed, doomed, ui);
+            Ok(*then)
+        }
+        other => other,
+    };
+    match answer {
         Ok(Applied::Stuck(stuck)) => {
             lost.push(format!(
                 "old code is in use by {}; pass `--force` to kill them",
@@ -69,13 +80,16 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
         }
         Ok(Applied::Done {
             killed,
+            doomed,
             watched,
             died,
             ..
         }) => {
-            report.killed += killed;
+            super::transaction::forced(report, killed, doomed, ui);
             report.watched(watched, &died, ui);
         }
+        // A node says what a forced purge did once, around its answer.
+        Ok(Applied::Forced { .. }) => lost.push("the node answered in an unknown shape".into()),
         Ok(Applied::Busy(busy)) => lost.extend(busy.iter().map(|b| {
             format!(
                 "{} did not answer to be suspended for its code_change (running {})",

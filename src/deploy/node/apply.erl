@@ -40,6 +40,9 @@
 %%       answer in time (busy in a long call); nothing was changed.
 %%   {migrate_failed, Causes, Left, Changed, Keeper}: a code_change failed;
 %%       see migrate.erl's swap_up and swap_down.
+%%   {forced, Killed, Doomed, Failed}: the forced purge killed Killed
+%%       processes and doomed Doomed (as in Said below), then the node
+%%       refused with Failed, one of the values above.
 %%   {ok, Killed, Lingering, Running, Migrated, Said}: done; Killed = how
 %%       many processes the forced purge killed; Lingering = [{Module, Pid,
 %%       Name, Why}] keep a module that was removed; Running = [{Module,
@@ -102,6 +105,8 @@ commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, InUse, Foreign}, 
             Died = observe(Watched, Migrate),
             {ok, Killed, Removed, Loaded ++ [running(M) || M <- Remove], Migrated,
              [{doomed, Doomed}, {not_migrated, Foreign}, {watched, length(Watched)}, {died, Died}]};
+        %% What the forced purge did stays said when the node refuses.
+        {Failed, _} when Killed > 0; Doomed =/= [] -> {forced, Killed, Doomed, Failed};
         {Failed, _} -> Failed
     end.
 %% purge_later(Owner, Modules): the replaced code of Modules (which made no
