@@ -72,11 +72,13 @@ fn row(label: &str, n: usize, builds: &[PathBuf], way: &Path, env: &[(&str, Stri
     let mut windows = Vec::new();
     for r in 0..runs() {
         let ebin = &builds[(r + 1) % 2];
+        // Without the watch after the change (`--observe`, a second by
+        // default), which is no part of migrating.
         let (took, json) = hotswap_json(
             &[ebin],
             std::slice::from_ref(&migrating.name),
             &cookie,
-            &[],
+            &["--observe", "0"],
             env,
         );
         let report = &json["nodes"][0];
