@@ -35,6 +35,8 @@ pub const POINTS: &[&str] = &[
     // Every node has answered its apply step (or flight), before the
     // read-back of --verify.
     "applied",
+    // A run that failed after changing nodes, before it undoes them.
+    "undo",
     // A rollback has brought every node to its priors, before the store
     // records it.
     "rollback_ran",

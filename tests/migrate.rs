@@ -606,3 +606,32 @@ fn what_force_killed_is_reported_when_the_node_then_refuses() {
     );
     b.eval("hs_counter ! hs_unblock.");
 }
+
+#[test]
+fn a_process_held_for_an_undo_that_never_comes_goes_on_only_in_code_its_state_fits() {
+    let (p, _v1, v2, mut node) = one_counter("mig_held", 2);
+    let pid = node.eval("whereis(hs_counter).");
+    node.eval("persistent_term:put({hs_counter, code_change}, crash_once).");
+
+    // v2 loads, the counter's code_change fails, and the node holds it
+    // suspended in v1's shape for the tool's undo; the tool dies first.
+    let faults = FaultPoints::new();
+    let env = faults.env(&["undo"]);
+    let mut run = p.spawn_deploy(&[&node], &["--ebin", &ebin(&v2)], &env);
+    run.hold_at(&faults, "undo");
+    run.kill();
+
+    // v1 is not back, so the counter is not resumed in v1's shape under
+    // v2: it is migrated again (this time its code_change works), then
+    // resumed. Waited for on the node, as the keeper hears the tool go.
+    let resumed = node.eval(
+        "(fun W(0) -> suspended; W(N) -> \
+           case lists:nth(2, element(4, sys:get_status(hs_counter, 1000))) of \
+             running -> running; _ -> timer:sleep(20), W(N - 1) end end)(500).",
+    );
+    assert_eq!(resumed, "running");
+    assert_eq!(node.loaded_md5("hs_counter"), p.md5(&v2, "hs_counter"));
+    assert_eq!(node.eval("whereis(hs_counter)."), pid, "the same process");
+    assert_eq!(node.eval("sys:get_state(hs_counter)."), "{counter,2,2}");
+    assert_eq!(node.eval("hs_counter:bump()."), "3");
+}

@@ -815,6 +815,7 @@ impl Transaction<'_> {
 
     /// Puts every node this run changed back to its priors.
     async fn undo(&mut self) {
+        crate::fault::hold("undo").await;
         let (force, ui, care) = (self.opts.force, self.ui, self.opts.care);
         let store = self.store;
         let back = self.migration.reversed();

@@ -225,6 +225,8 @@ swap(Prepared, Moving0, {Dir, Extra, StepMs, LeaseMs, _}, Owner) ->
 %% failed, or their code_change did not end in time).
 swap_up({Prepared, Moving, Extra, StepMs}, Owner, LeaseMs) ->
     Ps = column(2, owners(Moving)),
+    Mods = column(1, Moving),
+    Prior = lists:zip(Mods, current_md5s(Mods)),
     case finish(Prepared) of
         ok ->
             case change_code(Moving, Extra, StepMs) of
@@ -232,7 +234,7 @@ swap_up({Prepared, Moving, Extra, StepMs}, Owner, LeaseMs) ->
                 Failed ->
                     Back = [{M, {down, V}, [P || {M2, P, ok} <- Failed, M2 =:= M]} || {M, V, _} <- Moving],
                     {Causes, Left} = went_wrong(Failed, change_code(Back, Extra, StepMs)),
-                    {migrate_failed, Causes, Left, true, keep(Ps, Owner, LeaseMs, StepMs)}
+                    {migrate_failed, Causes, Left, true, keep({Moving, Prior, Extra}, Owner, LeaseMs, StepMs)}
             end;
         Refused -> resume(Ps, StepMs), Refused
     end.
@@ -285,19 +287,40 @@ failures(Fs) ->
 %% still in its code_change resumes once it is done).
 resume([], _) -> ok;
 resume(Ps, StepMs) -> ask_all(Ps, repeat(resume, Ps), deadline(StepMs)), ok.
-%% keep(Pids, Owner, LeaseMs, StepMs) -> Keeper: a process that resumes
-%% Pids when told ({resume, From, Ref}, answered {Ref, resumed}), when the
-%% tool's node goes, or after LeaseMs, whichever comes first.
-keep(Ps, Owner, LeaseMs, StepMs) ->
+%% keep(Held, Owner, LeaseMs, StepMs) -> Keeper: a process that lets the
+%% held processes go on (let_be) when told ({resume, From, Ref}, answered
+%% {Ref, resumed}: the undo has loaded the prior code), when the tool's
+%% node goes, or after LeaseMs, whichever comes first.
+keep(Held, Owner, LeaseMs, StepMs) ->
     spawn(fun() ->
         watch_owner(Owner),
         receive
-            {resume, From, Ref} -> resume(Ps, StepMs), From ! {Ref, resumed};
-            {nodedown, Owner} -> resume(Ps, StepMs);
-            {'DOWN', _, process, Owner, _} -> resume(Ps, StepMs)
-        after LeaseMs -> resume(Ps, StepMs)
+            {resume, From, Ref} -> let_be(Held, StepMs), From ! {Ref, resumed};
+            {nodedown, Owner} -> let_be(Held, StepMs);
+            {'DOWN', _, process, Owner, _} -> let_be(Held, StepMs)
+        after LeaseMs -> let_be(Held, StepMs)
         end
     end).
+%% let_be({Moving, Prior, Extra}, StepMs): the held processes go on only in
+%% code their state fits. If the code that ran before the change is back
+%% (Prior = [{Module, Md5}]), they are resumed as they are (in its shape).
+%% If not (the undo never came, or did not load it), they are migrated up
+%% again in the code that runs, and resumed; one whose code_change fails
+%% again could only crash there: it is stopped, and the node's log says why.
+let_be({Moving, Prior, Extra}, StepMs) ->
+    Ps = column(2, owners(Moving)),
+    case lists:all(fun erlang:module_loaded/1, column(1, Prior))
+         andalso current_md5s(column(1, Prior)) =:= column(2, Prior) of
+        true -> resume(Ps, StepMs);
+        false ->
+            Failed = [P || {_, P, Why} <- change_code(Moving, Extra, StepMs), Why =/= ok],
+            [stop_held(P) || P <- Failed],
+            resume(Ps -- Failed, StepMs)
+    end.
+stop_held(P) ->
+    logger:error("hotswap-node: ~p was held for an undo that did not bring its code back, "
+                 "and its code_change failed again in the code that runs: stopped", [P]),
+    exit(P, kill).
 %% resume_kept(Keeper): its processes resumed (it may be gone already).
 resume_kept(Keeper) ->
     Ref = monitor(process, Keeper),
