@@ -32,8 +32,9 @@ pub enum Hold {
     /// A fun of the module is on its stack, and whether the old code or
     /// the current one made it cannot be told.
     FunOnStack,
-    /// An OTP behaviour with a fun of the module on its stack that did not
-    /// give its state in time to be looked at.
+    /// A process that could not be looked at whole: a sys loop that did
+    /// not give its state in time, or a stack too large for the VM to
+    /// print whole.
     Unchecked,
 }
 
@@ -77,7 +78,7 @@ impl Lingering {
                 "has a fun of `{m}` on its stack, which may be the old code's (it cannot be told)"
             ),
             Hold::Unchecked => format!(
-                "has a fun of `{m}` on its stack and did not give its state in time to be checked"
+                "could not be checked for funs made by the old code of `{m}` (its state did not come in time, or its stack is too large to see whole)"
             ),
         }
     }

@@ -69,21 +69,26 @@ running_as_callback(Ms) ->
 entered(Set, Ps) ->
     Now = lists:zip(lists:zipwith(fun erlang:process_info/2, Ps, repeat(current_function, Ps)), Ps),
     Looping = ets:match_spec_run(Now, ets:match_spec_compile(
-        [{{{current_function, {L, '_', '_'}}, '$1'}, [], ['$1']} || L <- [gen_server, gen_statem]])),
-    Traces = lists:zip(lists:zipwith(fun erlang:process_info/2, Looping, repeat(backtrace, Looping)), Looping),
-    Frames = ets:match_spec_run(Traces, ets:match_spec_compile([{{{backtrace, '$1'}, '$2'}, [], [{{'$1', '$2'}}]}])),
+        [{{{current_function, {L, '_', '_'}}, '$1'}, [], [{{L, '$1'}}]} || L <- [gen_server, gen_statem]])),
+    Traces = lists:zip(lists:zipwith(fun erlang:process_info/2, column(2, Looping),
+                                     repeat(backtrace, Looping)), Looping),
+    Frames = ets:match_spec_run(Traces, ets:match_spec_compile(
+        [{{{backtrace, '$1'}, {'$2', '$3'}}, [], [{{'$1', '$2', '$3'}}]}])),
     Shown = [{M, unicode:characters_to_binary(io_lib:format("~tw", [M]))} || M <- Set],
-    Pattern = binary:compile_pattern(lists:append([loop_marks(B) || {_, B} <- Shown])),
-    Hits = proplists:delete(nomatch, lists:zip(lists:zipwith(fun binary:match/2, column(1, Frames), repeat(Pattern, Frames)),
-                                               Frames)),
-    [{M, P} || {_, {Bt, P}} <- Hits, First <- [hd(binary:split(Bt, <<"\n\n">>))],
-               {M, B} <- Shown, binary:match(First, loop_marks(B)) =/= nomatch].
-%% loop_marks(Module) -> the ways a loop's frame shows its callback module
-%% (Module as the VM prints it): gen_server's on OTP 25 (the atom alone in
-%% a register) and from 27 on (its handle_call fun), gen_statem's list.
-loop_marks(B) ->
-    [<<")     ", B/binary, "\n">>, <<"fun ", B/binary, ":handle_call/3">>,
-     <<",[", B/binary, "]">>, <<",[", B/binary, ",">>].
+    Pattern = binary:compile_pattern(lists:append(
+        [loop_marks(L, B) || {_, B} <- Shown, L <- [gen_server, gen_statem]])),
+    Hits = proplists:delete(nomatch, lists:zip(lists:zipwith(fun binary:match/2, column(1, Frames),
+                                                             repeat(Pattern, Frames)), Frames)),
+    [{M, P} || {_, {Bt, L, P}} <- Hits, First <- [hd(binary:split(Bt, <<"\n\n">>))],
+               {M, B} <- Shown, binary:match(First, loop_marks(L, B)) =/= nomatch].
+%% loop_marks(Loop, Module) -> the ways the loop's frame shows its callback
+%% module (Module as the VM prints it): a gen_server's on OTP 25 (the atom
+%% alone in a register) and from 27 on (its handle_call fun), a
+%% gen_statem's module list (in its params).
+loop_marks(gen_server, B) ->
+    [<<")     ", B/binary, "\n">>, <<"fun ", B/binary, ":handle_call/3">>];
+loop_marks(gen_statem, B) ->
+    [<<",[", B/binary, "],">>, <<",[", B/binary, ",">>].
 %% handlers(Set, Managers) -> #{Module => [Pid]}: the gen_event managers
 %% running a module of the ordset Set as a handler, asked as
 %% release_handler asks a supervisor's dynamic child (get_modules); one
