@@ -1184,7 +1184,6 @@ fn applied(
                 ));
             }
             p.report.not_migrated.extend(not_migrated);
-            p.report.watched(watched, &died, ui);
             for c in &p.changes {
                 let goal = &p.goals[c.goal];
                 ui.line(&done_line(kind, goal, c.was, p.node()));
@@ -1194,6 +1193,7 @@ fn applied(
                 ui.line(&line);
             }
             p.report.took_in(migrated);
+            p.report.watched(watched, &died, ui);
             warn_lingering(&lingering, p.node(), ui);
             p.report.lingering.extend(lingering);
             Ok(())

@@ -48,8 +48,9 @@ let_go(Ms, Changing) ->
 %% A fun carries the MD5 of the code that made it (as its new_uniq), so
 %% one whose MD5 is not the current code's is the old code's. Every process
 %% is looked at by compiled calls (process_info, term_to_binary,
-%% binary:match); interpreted code runs only for those that mention one of
-%% the modules or whose backtrace is cut.
+%% binary:match), one part of them per scheduler in parallel; interpreted
+%% code runs only for those that mention one of the modules or whose
+%% backtrace is cut.
 dying([]) -> [];
 dying(Old) ->
     Ps = lists:delete(self(), processes()),
@@ -57,12 +58,30 @@ dying(Old) ->
             || M <- Old],
     Shown = [<<"#Fun<", (atom_to_binary(M, utf8))/binary, ".">> || M <- Old],
     Pattern = binary:compile_pattern([<<"...">> | Shown ++ [etf_atom(M) || M <- Old]]),
+    %% One part of the processes per scheduler, looked at in parallel.
+    Scans = [spawn_monitor(fun() -> exit({seen, seen(Part, Pattern)}) end)
+             || Part <- parts(Ps, erlang:system_info(schedulers_online))],
+    Hits = lists:append([receive {'DOWN', R, process, W, Why} -> scanned(Why) end || {W, R} <- Scans]),
+    {Sure, Ask} = lists:unzip([held_by(P, I, Md5s) || {P, I} <- Hits]),
+    lists:append(Sure) ++ in_states(lists:append(Ask), Md5s).
+%% seen(Pids, Pattern) -> [{Pid, Info}]: those whose dictionary, message
+%% queue or backtrace (Info, as process_info gives them) match Pattern.
+seen(Ps, Pattern) ->
     Seen = lists:zipwith(fun erlang:process_info/2, Ps, repeat([dictionary, messages, backtrace], Ps)),
     Etf = lists:zipwith(fun erlang:term_to_binary/2, Seen, repeat([{minor_version, 2}], Seen)),
-    Hits = proplists:delete(nomatch, lists:zip(lists:zipwith(fun binary:match/2, Etf, repeat(Pattern, Etf)),
-                                               lists:zip(Ps, Seen))),
-    {Sure, Ask} = lists:unzip([held_by(P, I, Md5s) || {_, {P, I}} <- Hits]),
-    lists:append(Sure) ++ in_states(lists:append(Ask), Md5s).
+    column(2, proplists:delete(nomatch, lists:zip(lists:zipwith(fun binary:match/2, Etf, repeat(Pattern, Etf)),
+                                                  lists:zip(Ps, Seen)))).
+%% scanned(ExitReason) -> a scan's hits; a scan that failed fails the look
+%% (and so the step: nothing is purged).
+scanned({seen, Hits}) -> Hits;
+scanned(Why) -> error({look_failed, Why}).
+%% parts(List, N) -> List in at most N parts of nearly equal length.
+parts(L, N) -> parts_of(L, max(1, (length(L) + N - 1) div N)).
+parts_of([], _) -> [];
+parts_of(L, Size) when length(L) =< Size -> [L];
+parts_of(L, Size) ->
+    {Part, Rest} = lists:split(Size, L),
+    [Part | parts_of(Rest, Size)].
 %% held_by(Pid, Info, Md5s) -> {Holders, Ask}: what process_info shows of
 %% one process; Ask = [{Pid, Modules}] when it is in a sys loop and its
 %% stack shows a fun of Modules, or is cut (then all of them), to be asked
