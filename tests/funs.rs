@@ -89,6 +89,8 @@ fn keepers_of_old_funs_survive_a_deploy_and_are_named_before_a_purge_would_kill_
     assert_eq!(code, 0, "{json}\n{stderr}");
     assert_eq!(whys(&node_json(&json, &node)["doomed"]), expected_whys());
     assert!(stderr.contains("which --force purged"), "{stderr}");
+    // The doomed are watched after the change like any process it touched.
+    assert_eq!(node_json(&json, &node)["watched"], 3, "{json}");
     assert_eq!(node.loaded_md5("hs_holder"), p.md5(&v3, "hs_holder"));
     for answer in asked(&mut node) {
         assert!(answer.contains("badfun"), "{answer}");

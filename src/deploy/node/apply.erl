@@ -25,7 +25,7 @@
 %%            it prepared ({Ref, prepared} to Pid). A deploy to several
 %%            nodes says go once every node has prepared.
 %%   Migrate = how the processes whose callback module changes are
-%%            migrated (migrate.erl): none, or their code_change as a
+%%            migrated (migrate.erl): {none, Care}, or their code_change as a
 %%            release upgrade calls it. They are found, and asked whether
 %%            they answer, before the word; suspended only after it.
 %% Value:
@@ -81,11 +81,12 @@ apply_now(Load, Remove, Force, Owner, Go, Migrate) ->
 %% commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, InUse,
 %% Foreign}, Owner): the old code in the way goes (InUse is empty unless
 %% forced), loads (migrating Moving, not Foreign), unloads Remove, then
-%% watches the processes of Moving and Foreign for a while (observe in
-%% migrate.erl); apply_now's value.
+%% watches the processes of Moving and Foreign, and those the forced purge
+%% doomed, for a while (observe in migrate.erl); apply_now's value.
 commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, InUse, Foreign}, Owner) ->
     Watched = [{monitor(process, P), M, P, name_of(P)}
-               || {M, P} <- owners(Moving) ++ [{M, P} || {M, P, _, _} <- Foreign]],
+               || {M, P} <- owners(Moving) ++ [{M, P} || {M, P, _, _} <- Foreign]
+                            ++ [{M, P} || {M, P, _, Why} <- InUse, Why =/= running]],
     %% OTP's purge kills who runs the old code; who keeps a fun it made
     %% dies on calling it, and is named.
     [code:purge(M) || M <- lists:usort(column(1, InUse))],

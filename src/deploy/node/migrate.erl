@@ -3,7 +3,7 @@
 %% resumed, as a release upgrade's {update, Mod, {advanced, Extra}} does
 %% (sasl's release_handler_1 and systools_rc), from a plain deploy.
 %%
-%%   Migrate = none
+%%   Migrate = {none, {Loops, ObserveMs}}
 %%           | {Dir, Extra, StepMs, LeaseMs, {Loops, ObserveMs}}
 %%           | {release, Keeper}
 %%     Dir = up: a deploy. Suspend, load, the new code's code_change(Vsn,
@@ -35,7 +35,7 @@
 %% children) by their handlers.
 %%
 %% moving(Load, Migrate) -> [{Module, Vsn, [Pid]}]
-moving(_, none) -> [];
+moving(_, {none, _}) -> [];
 moving(_, {release, _}) -> [];
 moving(Load, {Dir, _, _, _, _}) ->
     Running = maps:to_list(running_as_callback(lists:filter(fun erlang:module_loaded/1, column(1, Load)))),
@@ -162,6 +162,8 @@ without(Moving, Gone) -> [{M, V, Ps -- Gone} || {M, V, Ps} <- Moving].
 %% gone when it was monitored is not of the change.
 observe([], _) -> [];
 observe(Watched, {_, _, _, _, {_, Ms}}) ->
+    died(Watched, erlang:monotonic_time(millisecond) + Ms, []);
+observe(Watched, {none, {_, Ms}}) ->
     died(Watched, erlang:monotonic_time(millisecond) + Ms, []);
 observe(Watched, _) -> died(Watched, erlang:monotonic_time(millisecond), []).
 died(Watched, Until, Died) ->
