@@ -133,6 +133,29 @@ impl NodeReport {
         self.migrated.extend(migrated.processes);
     }
 
+    /// Records and says what `--force`'s purge of old code did on the node:
+    /// the processes it killed (they ran that code), and those it doomed
+    /// (each keeps a fun of that code, and dies when it calls it).
+    pub fn forced(&mut self, killed: usize, doomed: Vec<Lingering>, ui: &crate::output::Ui) {
+        self.killed += killed;
+        if killed > 0 {
+            ui.warn(&format!(
+                "killed {} on {} running old code",
+                count(killed, "process"),
+                self.node
+            ));
+        }
+        for l in &doomed {
+            ui.warn(&format!(
+                "{} on {} {}, which --force purged: it dies if it calls it",
+                describe_process(&l.pid, l.name.as_deref()),
+                self.node,
+                l.what()
+            ));
+        }
+        self.doomed.extend(doomed);
+    }
+
     /// Records that `watched` processes were watched after the change and
     /// that `died` died meanwhile, and says so.
     pub fn watched(&mut self, watched: usize, died: &[ProcessNote], ui: &crate::output::Ui) {

@@ -1159,7 +1159,7 @@ fn applied(
             doomed,
             then,
         }) => {
-            forced(&mut p.report, killed, doomed, ui);
+            p.report.forced(killed, doomed, ui);
             applied(p, Ok(*then), kind, ui)
         }
         Ok(Applied::Done {
@@ -1174,7 +1174,7 @@ fn applied(
         }) => {
             p.changed = true;
             p.running = Some(running);
-            forced(&mut p.report, killed, doomed, ui);
+            p.report.forced(killed, doomed, ui);
             for n in &not_migrated {
                 ui.warn(&format!(
                     "{} on {} loaded without its code_change: it runs under `{}`, not one of OTP's own loops (`--migrate-custom-loops` migrates it)",
@@ -1287,29 +1287,6 @@ pub(super) fn warn_lingering(lingering: &[Lingering], node: &str, ui: &Ui) {
             l.what()
         ));
     }
-}
-
-/// Records and says what `--force`'s purge of old code did on a node:
-/// the processes it killed (they ran that code), and those it doomed (each
-/// keeps a fun of that code, and dies when it calls it).
-pub(super) fn forced(report: &mut NodeReport, killed: usize, doomed: Vec<Lingering>, ui: &Ui) {
-    report.killed += killed;
-    if killed > 0 {
-        ui.warn(&format!(
-            "killed {} on {} running old code",
-            super::report::count(killed, "process"),
-            report.node
-        ));
-    }
-    for l in &doomed {
-        ui.warn(&format!(
-            "{} on {} {}, which --force purged: it dies if it calls it",
-            describe_process(&l.pid, l.name.as_deref()),
-            report.node,
-            l.what()
-        ));
-    }
-    report.doomed.extend(doomed);
 }
 
 /// Each module this run changes on the node, with the MD5 it is to run.

@@ -58,7 +58,7 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
             doomed,
             then,
         }) => {
-            super::transaction::forced(report, killed, doomed, ui);
+            report.forced(killed, doomed, ui);
             Ok(*then)
         }
         other => other,
@@ -85,7 +85,7 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
             died,
             ..
         }) => {
-            super::transaction::forced(report, killed, doomed, ui);
+            report.forced(killed, doomed, ui);
             report.watched(watched, &died, ui);
         }
         // A node says what a forced purge did once, around its answer.
