@@ -25,7 +25,7 @@ time(Nodes, Dir) ->
     [{hotswap_deploy_lock, N} ! {say, {Token, flight}, go, self(), make_ref()} || N <- Nodes],
     Answers = [erpc:receive_response(Req, 5000) || {_, _, Req} <- Sent],
     T = erlang:monotonic_time(microsecond) - T0,
-    [{landed, _, {ok, 0, [], _, _}} = A || A <- Answers],
+    [{landed, _, {ok, 0, [], _, _, _}} = A || A <- Answers],
     [{hotswap_deploy_lock, N} ! {release, Token} || N <- Nodes],
     T.
 
@@ -46,5 +46,5 @@ bindings(Node, Token, Load) ->
       'Check' => true, 'All' => false,
       'Believed' => [{loaded, Md5} || Md5 <- Running],
       'Load' => Load, 'Remove' => [], 'Force' => false, 'Owner' => node(),
-      'Migrate' => {up, [], 5000, 30000},
+      'Migrate' => {up, [], 5000, 30000, {otp, 0}},
       'Go' => {Token, flight, {self(), make_ref()}}}.

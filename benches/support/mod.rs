@@ -269,6 +269,7 @@ fn flight_module() -> String {
         "migrate.erl",
         "apply.erl",
         "inspect.erl",
+        "purge.erl",
     ]
     .iter()
     .map(|f| read(f))
