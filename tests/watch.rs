@@ -532,3 +532,34 @@ fn a_genserver_whose_state_changes_shape_keeps_its_pid_and_count() {
     }
     assert_stopped_cleanly(w);
 }
+
+/// An inspect step that fails after it took the node's lock (here it
+/// outlives `--timeout`: the node's loader is held, which the step needs to
+/// find the node's own copy) gives the lock back: the next save is not
+/// refused as locked by the watcher itself.
+#[test]
+fn a_failed_inspect_gives_the_lock_back() {
+    let p = Project::new();
+    let v: Vec<PathBuf> = (1..=3).map(|i| p.build(i, &["hs_greet"])).collect();
+    let watched = p.path().join("watched");
+    copy_dir(&v[0], &watched);
+    let mut node = start_node_with(NodeSpec::new("winspect").code_path(&v[0]), &["hs_greet"]);
+    let mut w = watch_folder(&p, &[&node], &["--timeout", "2"]);
+    node.eval("erlang:suspend_process(whereis(erl_prim_loader)).");
+    // The first save flies on the store's belief; the second, that belief
+    // gone with the failure, inspects first.
+    for version in [&v[1], &v[2]] {
+        move_beam(version, &watched, "hs_greet");
+        let event = w.wait_event("a failed change", |e| e["event"] == "change");
+        assert_eq!(event["ok"], false, "{event}");
+    }
+    node.eval("erlang:resume_process(whereis(erl_prim_loader)).");
+    move_beam(&v[1], &watched, "hs_greet");
+    let event = w.wait_event("a change that loads", |e| {
+        assert!(!e.to_string().contains("locked"), "{e}");
+        e["event"] == "change" && e["ok"] == true
+    });
+    assert_eq!(event["modules"][0], "hs_greet", "{event}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v[1], "hs_greet"));
+    assert_stopped_cleanly(w);
+}

@@ -1038,6 +1038,9 @@ fn take_in(
             Err(Outcome::Locked)
         }
         Err(e) => {
+            // The node may have taken the lock before the step failed (or
+            // gave up waiting): the release at the end gives it back.
+            p.locked = true;
             p.report.fail(None, e.to_string());
             Err(Outcome::Failed)
         }
