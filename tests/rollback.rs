@@ -222,6 +222,15 @@ fn a_rollback_that_cannot_restore_says_so_with_exit_6() {
         serde_json::json!(["hs_greet"])
     );
     assert_eq!(a.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+    // Not rolled back, by the report or by the store: the next rollback
+    // goes to the same deploy and says the same.
+    assert_eq!(node_json(&json, &a)["rolled_back"], false, "{json}");
+    let (code, json, _) = p.deploy(&[&a], &["--rollback"]);
+    assert_eq!(code, 6, "{json}");
+    assert_eq!(
+        node_json(&json, &a)["not_restored"],
+        serde_json::json!(["hs_greet"])
+    );
 
     // Quiet does not hide it.
     let args = [

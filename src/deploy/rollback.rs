@@ -123,12 +123,18 @@ pub async fn rollback(
     // every node's part is still to roll back.
     if finished.reached {
         crate::fault::hold("rollback_ran").await;
-        for n in report.nodes.iter_mut().filter(|n| n.ok) {
-            n.rolled_back = true;
+        // A node with a module not restored is not back on its priors:
+        // the store keeps its part as applied, for the next rollback.
+        for n in report.nodes.iter_mut() {
+            n.rolled_back = n.ok && n.not_restored.is_empty();
         }
         let marked = mark(
             store,
-            report.nodes.iter().filter(|n| n.ok).map(|n| &n.node),
+            report
+                .nodes
+                .iter()
+                .filter(|n| n.rolled_back)
+                .map(|n| &n.node),
             &candidates,
         );
         if let Err(e) = marked {
