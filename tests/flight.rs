@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::fault::FaultPoints;
 use common::project::{arg, load_by_hand, node_json, start_node, Project};
 use common::ErlNode;
 use std::path::PathBuf;
@@ -73,4 +74,57 @@ fn a_flight_that_finds_the_node_as_wanted_leaves_no_snapshot() {
     let out = p.run(&["snapshots", "--json"]);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+}
+
+/// The `say` messages in the queue of the node's lock holder, or `held by`
+/// once a process other than those in `baseline` monitors the holder.
+const HOLDER_STATE: &str =
+    "{length([S || S <- element(2, process_info(whereis(hotswap_deploy_lock), messages)), \
+    element(1, S) =:= say]), \
+    length(element(2, process_info(whereis(hotswap_deploy_lock), monitored_by)))}.";
+
+/// A lone flight to a node another run holds tells the holder its word
+/// once, is told the lock is not its run's, and waits for that holder to
+/// go: one message, not one a millisecond left in the other run's holder.
+#[test]
+fn a_flight_to_a_node_another_run_holds_sends_its_word_once() {
+    let (p, v, mut node) = greeter("fl_flood", 3);
+    let (v2, v3) = (&v[1], &v[2]);
+    p.deploy_ok(&[&node], &["--ebin", &arg(v2)]);
+    // Another project's run holds the node's lock, waiting for its word.
+    let other = Project::new();
+    let faults = FaultPoints::new();
+    let env = faults.env(&["apply_before_word"]);
+    let ov3 = other.build(3, &["hs_greet"]);
+    let mut held = other.spawn_deploy(&[&node], &["--ebin", &arg(&ov3)], &env);
+    held.hold_at(&faults, "apply_before_word");
+    let before = node.eval(HOLDER_STATE);
+    assert!(before.starts_with("{0,"), "{before}");
+
+    let (code, json, stderr) = p.deploy(&[&node], &["--ebin", &arg(v3), "-v", "--timeout", "5"]);
+    assert_eq!(code, 3, "{json}\n{stderr}");
+    assert!(
+        stderr.contains("flight to"),
+        "a flight was tried:\n{stderr}"
+    );
+    // The word reached the other run's holder: it is either in its queue
+    // or the flight's word watches that holder.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let now = loop {
+        let now = node.eval(HOLDER_STATE);
+        if now != before {
+            break now;
+        }
+        assert!(std::time::Instant::now() < deadline, "the word never came");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(
+        now.starts_with("{0,"),
+        "the word is left in the other run's holder: {now}"
+    );
+
+    faults.release("apply_before_word");
+    let (code, json, stderr) = held.finish();
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(node.loaded_md5("hs_greet"), other.md5(&ov3, "hs_greet"));
 }

@@ -7,13 +7,24 @@
 //! it). The word is therefore this expression, evaluated on the node:
 //!
 //! ```erlang
-//! (fun Say(0) -> lost;
-//!      Say(N) ->
+//! (fun Say(N, _) when N =< 0 -> lost;
+//!      Say(N, D) ->
 //!          Ref = make_ref(),
 //!          catch hotswap_deploy_lock ! {say, Key, Word, self(), Ref},
-//!          receive {Ref, taken} -> taken after 1 -> Say(N - 1) end
-//!  end)(Tries)
+//!          receive
+//!              {Ref, taken} -> taken;
+//!              {Ref, {not_mine, H}} ->
+//!                  M = monitor(process, H),
+//!                  receive {'DOWN', M, _, _, _} -> Say(N div 2, 1)
+//!                  after N -> lost end
+//!          after D -> Say(N - D, min(2 * D, 32)) end
+//!  end)(Tries, 1)
 //! ```
+//!
+//! Another run's holder answers `not_mine`: the word then waits for that
+//! holder to go, one message to it, not one a millisecond (its run may
+//! hold the lock for the whole of its lease). While no holder is there,
+//! the word tries after 1 ms, then ever less often, up to every 32 ms.
 //!
 //! sent as abstract syntax to `erl_eval:exprs/2`: without the evaluator's
 //! bootstrap and a packed script, it is half the bytes, and a device behind
@@ -27,7 +38,7 @@ use crate::dist::eval::ast::*;
 use crate::dist::term::{self, atom_term, list, tuple, Term};
 
 /// The arguments of `erl_eval:exprs/2` that give `word` for `key` (the
-/// run's lock token and step), trying every millisecond `tries` times.
+/// run's lock token and step), trying for about `tries` milliseconds.
 pub fn say_args(key: Term, word: &str, tries: u64) -> Vec<Term> {
     let bindings = list(vec![
         tuple(vec![atom_term("Key"), key]),
@@ -62,15 +73,61 @@ fn say() -> Term {
         vec![tuple_of(vec![var("Ref"), atom("taken")])],
         vec![atom("taken")],
     );
-    let again = apply(var("Say"), vec![op("-", var("N"), integer(1))]);
+    let not_mine = clause(
+        vec![tuple_of(vec![
+            var("Ref"),
+            tuple_of(vec![atom("not_mine"), var("H")]),
+        ])],
+        vec![
+            matching(var("M"), local("monitor", vec![atom("process"), var("H")])),
+            receive_after(
+                vec![clause(
+                    vec![tuple_of(vec![
+                        atom("DOWN"),
+                        var("M"),
+                        var("_"),
+                        var("_"),
+                        var("_"),
+                    ])],
+                    vec![apply(
+                        var("Say"),
+                        vec![op("div", var("N"), integer(2)), integer(1)],
+                    )],
+                )],
+                var("N"),
+                vec![atom("lost")],
+            ),
+        ],
+    );
+    let again = apply(
+        var("Say"),
+        vec![
+            op("-", var("N"), var("D")),
+            local(
+                "min",
+                vec![op("*", integer(2), var("D")), integer(MAX_PAUSE_MS)],
+            ),
+        ],
+    );
     let attempt = clause(
-        vec![var("N")],
+        vec![var("N"), var("D")],
         vec![
             matching(var("Ref"), local("make_ref", vec![])),
             catching(op("!", atom("hotswap_deploy_lock"), message)),
-            receive_after(vec![taken], integer(1), vec![again]),
+            receive_after(vec![taken, not_mine], var("D"), vec![again]),
         ],
     );
-    let done = clause(vec![integer(0)], vec![atom("lost")]);
-    apply(named_fun("Say", vec![done, attempt]), vec![var("Tries")])
+    let done = guarded(
+        vec![var("N"), var("_")],
+        op("=<", var("N"), integer(0)),
+        vec![atom("lost")],
+    );
+    apply(
+        named_fun("Say", vec![done, attempt]),
+        vec![var("Tries"), integer(1)],
+    )
 }
+
+/// The longest pause between two tries of the word while no holder is
+/// there.
+const MAX_PAUSE_MS: i64 = 32;

@@ -275,6 +275,14 @@ pub mod ast {
         node("clause", vec![list(patterns), list(vec![]), list(body)])
     }
 
+    /// A clause with one guard: `(Patterns) when Guard -> Body`.
+    pub fn guarded(patterns: Vec<Term>, guard: Term, body: Vec<Term>) -> Term {
+        node(
+            "clause",
+            vec![list(patterns), list(vec![list(vec![guard])]), list(body)],
+        )
+    }
+
     /// `fun Name(...) -> ...; ... end`.
     pub fn named_fun(name: &str, clauses: Vec<Term>) -> Term {
         node("named_fun", vec![atom_term(name), list(clauses)])

@@ -56,7 +56,7 @@ hold_if_free({Token, Owner, Info, Lease}, Parent, Ref) ->
 %% The lock's holder also keeps the tool's word for a step that prepared
 %% before the snapshot was on disk, or before every node had prepared
 %% (Words, Key => go | abort | {waiting, From, Ref}; src/deploy/word.rs,
-%% and apply.erl's await_go). Another run's word is not acknowledged.
+%% and apply.erl's await_go). Another run's word is answered not_mine.
 hold(Token, Owner, Info, Lease, Words) ->
     receive
         {release, Token} -> ok;
@@ -70,6 +70,10 @@ hold(Token, Owner, Info, Lease, Words) ->
                 _ -> ok
             end,
             hold(Token, Owner, Info, Lease, Words#{Key => Word});
+        {say, _, _, From, Ref} ->
+            %% Another run's word: it waits for this holder to go.
+            From ! {Ref, {not_mine, self()}},
+            hold(Token, Owner, Info, Lease, Words);
         {await, {Token, _} = Key, From, Ref} ->
             case maps:get(Key, Words, none) of
                 Word when Word =:= go; Word =:= abort ->
