@@ -677,3 +677,49 @@ fn a_node_still_holding_an_earlier_handshake_of_ours_is_waited_for() {
     assert_eq!(code, 0, "{json}\n{stderr}");
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
 }
+
+/// A stale dev release in the project's `_build` does not pass over the
+/// cookie in `~/.erlang.cookie` that the node uses; a cookie a node
+/// refuses is reported with the file it came from.
+#[test]
+fn a_stale_dev_release_cookie_does_not_beat_the_home_cookie() {
+    let p = Project::new();
+    let v2 = p.build(2, &["hs_greet"]);
+    let cookie = common::random_cookie();
+    let mut node = start_node(
+        "stale_rel",
+        &p.build(1, &["hs_greet"]),
+        &cookie,
+        &["hs_greet"],
+    );
+    std::fs::write(p.path().join("mix.exs"), "[app: :example]").expect("mix.exs");
+    let release = p.path().join("_build/dev/rel/example/releases");
+    std::fs::create_dir_all(&release).expect("release");
+    std::fs::write(release.join("COOKIE"), "STALE_RELEASE_COOKIE").expect("COOKIE");
+    let home_cookie = p.path().join(".erlang.cookie");
+    std::fs::write(&home_cookie, &cookie).expect("home cookie");
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(&home_cookie, mode).expect("chmod");
+    let (name, target, ebin) = (common::unique("hs"), node.name.clone(), arg(&v2));
+    let args = [
+        "deploy", "--json", "--name", &name, "--node", &target, "--ebin", &ebin,
+    ];
+
+    let out = p.run(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+
+    // Built in prod by name, the release's cookie comes first; refused,
+    // the error names its file.
+    let prod = p.path().join("_build/prod/rel/example/releases");
+    std::fs::create_dir_all(&prod).expect("release");
+    std::fs::write(prod.join("COOKIE"), "PROD_RELEASE_COOKIE").expect("COOKIE");
+    let out = p.run_with(&args, &[("MIX_ENV", "prod".to_owned())]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let said = format!("{stderr}{}", String::from_utf8_lossy(&out.stdout));
+    assert!(said.contains("rejected the cookie from"), "{said}");
+    assert!(said.contains("prod/rel/example/releases/COOKIE"), "{said}");
+    assert!(!said.contains("PROD_RELEASE_COOKIE"), "{said}");
+}

@@ -319,13 +319,23 @@ impl Settings {
             warnings.extend(cookie_readable(Some(&path)));
             cookie_source = format!("`{}` (`cookie_file`)", path.display());
             Some(read_cookie_file(&path)?)
-        } else if let Some((path, c)) = release_cookie(project, &env, app_name.as_deref()) {
-            warnings.extend(cookie_readable(Some(&path)));
-            cookie_source = format!("`{}` (the project's release)", path.display());
-            Some(Cookie::new(c))
         } else {
-            match env("HOME").map(|h| PathBuf::from(h).join(".erlang.cookie")) {
-                Some(path) if path.is_file() => {
+            // The project's release, and ~/.erlang.cookie: the release's
+            // first if the user named its build, else the home's first
+            // (a dev release left in `_build` is no reason to pass over
+            // the cookie `iex --sname` nodes use).
+            let release = release_cookie(project, &env, app_name.as_deref());
+            let home = env("HOME")
+                .map(|h| PathBuf::from(h).join(".erlang.cookie"))
+                .filter(|path| path.is_file());
+            let release_first = home.is_none() || named_build(&env);
+            match (release, home) {
+                (Some((path, c)), _) if release_first => {
+                    warnings.extend(cookie_readable(Some(&path)));
+                    cookie_source = format!("`{}` (the project's release)", path.display());
+                    Some(Cookie::new(c))
+                }
+                (_, Some(path)) => {
                     if let Some(w) = loose_permissions(&path) {
                         warnings.push(format!(
                             "`{}` {w}; `erl` refuses such a cookie file",
@@ -338,6 +348,7 @@ impl Settings {
                 _ => None,
             }
         };
+        let cookie = cookie.map(|c| c.from(cookie_source.clone()));
 
         let dist_port = match flags.dist_port.or(file.dist_port) {
             Some(port) => Some(port),
@@ -463,6 +474,14 @@ fn scrub(message: &str) -> String {
         .chars()
         .take(300)
         .collect()
+}
+
+/// Whether the user named the build whose release to look in (`MIX_ENV`,
+/// `MIX_TARGET`, `REBAR_PROFILE`), rather than the default build.
+fn named_build(env: &impl Fn(&str) -> Option<String>) -> bool {
+    ["MIX_ENV", "MIX_TARGET", "REBAR_PROFILE"]
+        .iter()
+        .any(|k| env(k).is_some_and(|v| !v.trim().is_empty()))
 }
 
 /// The cookie of the project's own release ([`release_cookie::find`]), in

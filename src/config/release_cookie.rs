@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 /// Where the release's cookie is, if the project has a release that has
 /// one: `(file, cookie)`. `mix_build` is the Mix build folder's name
 /// (`dev`, `prod`, `rpi4_prod`), `rebar_profile` rebar3's profile;
-/// `app` narrows to one release.
+/// `app` names the release; without it, the Mix project's app if it has
+/// one, else the only release there is (of several, none is guessed).
 pub fn find(
     project: &Path,
     mix_build: &str,
@@ -19,22 +20,30 @@ pub fn find(
 ) -> Option<(PathBuf, String)> {
     if project.join("mix.exs").is_file() {
         let rel = project.join("_build").join(mix_build).join("rel");
-        return releases(&rel, app)
-            .into_iter()
-            .map(|r| r.join("releases").join("COOKIE"))
-            .find_map(|file| Some((file.clone(), mix_cookie(&file)?)));
+        let file = match app {
+            Some(app) => Some(rel.join(app)),
+            None => release(
+                &rel,
+                crate::beam::discover::mix_app_name(project).as_deref(),
+            ),
+        }?
+        .join("releases")
+        .join("COOKIE");
+        let cookie = mix_cookie(&file)?;
+        return Some((file, cookie));
     }
     if project.join("rebar.config").is_file() {
         let rel = project.join("_build").join(rebar_profile).join("rel");
-        let built = releases(&rel, app).into_iter().flat_map(|r| {
-            // releases/<vsn>/vm.args, newest version last by name.
-            let mut args: Vec<PathBuf> = dirs(&r.join("releases"))
-                .into_iter()
-                .map(|v| v.join("vm.args"))
-                .collect();
-            args.reverse();
-            args
-        });
+        // releases/<vsn>/vm.args, the newest version first.
+        let named = app.map(|a| rel.join(a));
+        let built = named
+            .or_else(|| release(&rel, None))
+            .into_iter()
+            .flat_map(|r| {
+                let mut versions = dirs(&r.join("releases"));
+                versions.sort_by(|a, b| version_order(b, a));
+                versions.into_iter().map(|v| v.join("vm.args"))
+            });
         return built
             .chain([project.join("config").join("vm.args")])
             .find_map(|file| Some((file.clone(), setcookie(&file)?)));
@@ -42,12 +51,58 @@ pub fn find(
     None
 }
 
-/// The release folders under `rel`: `app`'s only, or all, by name.
-fn releases(rel: &Path, app: Option<&str>) -> Vec<PathBuf> {
-    match app {
-        Some(app) => vec![rel.join(app)],
-        None => dirs(rel),
+/// The release folder under `rel`: `app`'s if it has one, else the only
+/// one there is.
+fn release(rel: &Path, app: Option<&str>) -> Option<PathBuf> {
+    if let Some(dir) = app.map(|a| rel.join(a)).filter(|d| d.is_dir()) {
+        return Some(dir);
     }
+    match <[PathBuf; 1]>::try_from(dirs(rel)) {
+        Ok([only]) => Some(only),
+        Err(_) => None,
+    }
+}
+
+/// Two release folders by the version each is named for, as versions:
+/// `0.10.0` after `0.9.0`, `1.0.0-rc.1` before `1.0.0`.
+fn version_order(a: &Path, b: &Path) -> std::cmp::Ordering {
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let (a, b) = (name(a), name(b));
+    let split = |v: &str| {
+        let (core, pre) = match v.split_once('-') {
+            Some((c, p)) => (c.to_owned(), Some(p.to_owned())),
+            None => (v.to_owned(), None),
+        };
+        (pieces(&core), pre.map(|p| pieces(&p)))
+    };
+    let ((core_a, pre_a), (core_b, pre_b)) = (split(&a), split(&b));
+    core_a.cmp(&core_b).then_with(|| match (pre_a, pre_b) {
+        // A pre-release comes before its release.
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (Some(x), Some(y)) => x.cmp(&y),
+    })
+}
+
+/// A version's dot-separated pieces: numbers as numbers, before words.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Piece {
+    Number(u64),
+    Word(String),
+}
+
+fn pieces(text: &str) -> Vec<Piece> {
+    text.split(['.', '+'])
+        .map(|p| match p.parse() {
+            Ok(n) => Piece::Number(n),
+            Err(_) => Piece::Word(p.to_owned()),
+        })
+        .collect()
 }
 
 /// The folders in `dir`, sorted by name; none if it cannot be read.
@@ -117,6 +172,50 @@ mod tests {
         assert_eq!(
             find(root, "prod", "default", Some("example")).map(|(_, c)| c),
             Some("RELEASECOOKIE".into())
+        );
+    }
+
+    #[test]
+    fn of_several_mix_releases_the_projects_app_is_taken_and_none_is_guessed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        write(&root.join("mix.exs"), "[app: :example]");
+        for app in ["another", "example", "zeta"] {
+            let file = root.join(format!("_build/prod/rel/{app}/releases/COOKIE"));
+            write(&file, &format!("{app}_cookie"));
+        }
+        assert_eq!(
+            find(root, "prod", "default", None).map(|(_, c)| c),
+            Some("example_cookie".into())
+        );
+        assert_eq!(
+            find(root, "prod", "default", Some("zeta")).map(|(_, c)| c),
+            Some("zeta_cookie".into()),
+            "the configured app first"
+        );
+        write(&root.join("mix.exs"), "[app: :unreleased]");
+        assert_eq!(find(root, "prod", "default", None), None, "not guessed");
+    }
+
+    #[test]
+    fn rebar3_release_versions_are_compared_as_versions() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path();
+        write(&root.join("rebar.config"), "");
+        for (vsn, cookie) in [("0.9.0", "nine"), ("0.10.0", "ten"), ("0.10.1-rc.1", "rc")] {
+            let file = root.join(format!("_build/default/rel/rel/releases/{vsn}/vm.args"));
+            write(&file, &format!("-setcookie {cookie}\n"));
+        }
+        assert_eq!(
+            find(root, "prod", "default", None).map(|(_, c)| c),
+            Some("rc".into())
+        );
+        let file = root.join("_build/default/rel/rel/releases/0.10.1/vm.args");
+        write(&file, "-setcookie released\n");
+        assert_eq!(
+            find(root, "prod", "default", None).map(|(_, c)| c),
+            Some("released".into()),
+            "a release after its release candidate"
         );
     }
 

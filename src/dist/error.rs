@@ -29,9 +29,10 @@ pub enum ConnectError {
         source: std::io::Error,
     },
     #[error(
-        "node `{node}` rejected the cookie (it closed the connection during the challenge); use the node's cookie via `--cookie`, `HOTSWAP_COOKIE`, `cookie` in hotswap.toml or ~/.erlang.cookie"
+        "node `{node}` rejected the cookie{}: it closed the connection during the challenge; use the node's cookie via `--cookie`, `HOTSWAP_COOKIE`, `cookie` in hotswap.toml or ~/.erlang.cookie",
+        from_origin(origin)
     )]
-    CookieRejected { node: String },
+    CookieRejected { node: String, origin: String },
     #[error("node `{node}` did not finish the distribution handshake within {secs} s; is it an Erlang node, and is it responsive?")]
     HandshakeTimeout { node: String, secs: f64 },
     #[error("node `{node}` refused the connection: {reason}")]
@@ -98,5 +99,13 @@ impl CallError {
 
     pub fn is_disconnect(&self) -> bool {
         matches!(self, CallError::Disconnected { .. })
+    }
+}
+
+/// ` from ORIGIN`, or nothing if the cookie's origin is not known.
+fn from_origin(origin: &str) -> String {
+    match origin {
+        "" => String::new(),
+        o => format!(" from {o}"),
     }
 }

@@ -179,7 +179,10 @@ fn describe(error: HandshakeError, target: &NodeName, after_status: bool) -> Con
         HandshakeError::Io(e) if e.get_ref().is_some_and(|inner| inner.is::<AnsweredInTls>()) => {
             ConnectError::SpeaksTls { node }
         }
-        HandshakeError::CookieMismatch => ConnectError::CookieRejected { node },
+        HandshakeError::CookieMismatch => ConnectError::CookieRejected {
+            node,
+            origin: String::new(),
+        },
         HandshakeError::Io(e)
             if after_status
                 && matches!(
@@ -189,7 +192,10 @@ fn describe(error: HandshakeError, target: &NodeName, after_status: bool) -> Con
                         | io::ErrorKind::BrokenPipe
                 ) =>
         {
-            ConnectError::CookieRejected { node }
+            ConnectError::CookieRejected {
+                node,
+                origin: String::new(),
+            }
         }
         HandshakeError::Io(source) => ConnectError::Io { node, source },
         HandshakeError::NotAllowed => ConnectError::Refused {

@@ -53,18 +53,29 @@ use std::time::Duration;
 use stream::DistStream;
 use tokio::net::{TcpListener, TcpStream};
 
-/// The shared secret. Its `Debug` and `Display` never show it.
+/// The shared secret, and where it was found (for a node that refuses
+/// it). Its `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Cookie(String);
+pub struct Cookie(String, String);
 
 impl Cookie {
     pub fn new(secret: impl Into<String>) -> Self {
-        Cookie(secret.into())
+        Cookie(secret.into(), String::new())
+    }
+
+    /// This cookie, found in `origin` (a flag, a variable, a file).
+    pub fn from(self, origin: impl Into<String>) -> Self {
+        Cookie(self.0, origin.into())
     }
 
     /// The secret itself, for the handshake digest and nothing else.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Where it was found; empty if nobody said.
+    pub fn origin(&self) -> &str {
+        &self.1
     }
 }
 
@@ -420,6 +431,12 @@ impl Peer {
                         match tls.explain_io(&source, target) {
                             Some(detail) => ConnectError::Tls { node, detail },
                             None => ConnectError::Io { node, source },
+                        }
+                    }
+                    (_, ConnectError::CookieRejected { node, .. }) => {
+                        ConnectError::CookieRejected {
+                            node,
+                            origin: cookie.origin().to_owned(),
                         }
                     }
                     (_, e) => e,
