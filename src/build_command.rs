@@ -48,6 +48,8 @@ pub async fn run(
         .spawn()
         .map_err(|e| BuildError::Failed(format!("could not start: {e}")))?;
     let group = child.id();
+    // A second Ctrl-C quits without dropping `child`: it stops the group.
+    let _quit = group.map(crate::interrupt::Group::stop_on_quit);
     let output = async {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
@@ -69,7 +71,9 @@ pub async fn run(
     let (status, out, err) = tokio::select! {
         done = output => done,
         () = stop => {
-            stop_group(group);
+            if let Some(group) = group {
+                crate::interrupt::stop_group(group);
+            }
             return Err(BuildError::Interrupted);
         }
     };
@@ -98,17 +102,5 @@ pub fn chatter(mode: Mode) -> Stdio {
             Err(_) => Stdio::null(),
         },
         Mode::Quiet => Stdio::null(),
-    }
-}
-
-/// Asks every process of the build's group to stop.
-fn stop_group(group: Option<u32>) {
-    let Some(pid) = group.and_then(|p| libc::pid_t::try_from(p).ok()) else {
-        return;
-    };
-    // SAFETY: kill(2) with a negative pid signals that process group; it
-    // touches no memory of ours.
-    unsafe {
-        libc::kill(-pid, libc::SIGTERM);
     }
 }

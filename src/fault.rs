@@ -40,6 +40,9 @@ pub const POINTS: &[&str] = &[
     // A rollback has brought every node to its priors, before the store
     // records it.
     "rollback_ran",
+    // The first Ctrl-C (or SIGTERM) was taken in and said, before the
+    // wait for a second.
+    "interrupted",
 ];
 
 #[cfg(feature = "fault-points")]

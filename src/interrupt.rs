@@ -4,7 +4,8 @@
 //! once, saying what that may leave behind.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 
 /// Whether the user asked to stop, as a flag (read between steps) and as
@@ -16,17 +17,23 @@ pub struct Interrupt {
 }
 
 impl Interrupt {
-    /// Listens for Ctrl-C and SIGTERM; says `first` on the first.
+    /// Listens for Ctrl-C and SIGTERM; says `first` on the first. Both
+    /// signals are listened for from here on, before anything is said, so
+    /// that a second one that comes while the first is being handled is
+    /// not lost.
     pub fn listen(first: &'static str) -> Interrupt {
         let flag = Arc::new(AtomicBool::new(false));
         let (tx, stopped) = watch::channel(false);
         let set = flag.clone();
+        let mut signals = Signals::new();
         tokio::spawn(async move {
-            signal().await;
+            signals.next().await;
             set.store(true, Ordering::SeqCst);
             eprintln!("{first}");
             let _ = tx.send(true);
-            signal().await;
+            crate::fault::hold("interrupted").await;
+            signals.next().await;
+            stop_groups();
             eprintln!(
                 "quitting now: a change in flight may be left half-done on some node; \
                  `hotswap-node status` shows what each node runs"
@@ -48,18 +55,92 @@ impl Interrupt {
     }
 }
 
-/// The next Ctrl-C or SIGTERM.
-async fn signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Ctrl-C (SIGINT) and SIGTERM, listened for from their creation on.
+struct Signals {
+    interrupt: Option<Signal>,
+    terminate: Option<Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        let listen = |kind| match signal(kind) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::debug!("cannot listen for {kind:?}: {e}");
+                None
             }
-            Err(_) => std::future::pending().await,
+        };
+        Signals {
+            interrupt: listen(SignalKind::interrupt()),
+            terminate: listen(SignalKind::terminate()),
         }
+    }
+
+    /// The next of either.
+    async fn next(&mut self) {
+        tokio::select! {
+            () = recv(self.interrupt.as_mut()) => {}
+            () = recv(self.terminate.as_mut()) => {}
+        }
+    }
+}
+
+/// The next signal of `s`; never, if it is not listened for.
+async fn recv(s: Option<&mut Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The process groups of the builds under way, which a second Ctrl-C
+/// stops before it quits: they run in groups of their own, which the
+/// terminal's signal does not reach, and quitting drops nothing.
+static GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// A build's process group, stopped by a second Ctrl-C while this lives.
+pub struct Group(u32);
+
+impl Group {
+    /// Has a second Ctrl-C stop process group `pid` (a build's), until
+    /// the returned value is dropped.
+    pub fn stop_on_quit(pid: u32) -> Group {
+        if let Ok(mut groups) = GROUPS.lock() {
+            groups.push(pid);
+        }
+        Group(pid)
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Ok(mut groups) = GROUPS.lock() {
+            groups.retain(|g| *g != self.0);
+        }
+    }
+}
+
+/// Asks every registered process group to stop (SIGTERM).
+fn stop_groups() {
+    let groups = match GROUPS.lock() {
+        Ok(g) => g.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+    for group in groups {
+        stop_group(group);
+    }
+}
+
+/// Asks every process of group `pid` to stop (SIGTERM).
+pub fn stop_group(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) with a negative pid signals that process group; it
+    // touches no memory of ours.
+    unsafe {
+        libc::kill(-pid, libc::SIGTERM);
     }
 }

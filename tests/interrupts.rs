@@ -307,8 +307,10 @@ fn ctrl_c_during_the_build_stops_it_and_deploys_nothing() {
 }
 
 /// A second Ctrl-C quits at once, even while the run is held between
-/// steps, and says what that may leave; the node changes nothing once the
-/// tool is gone (its lock goes with the connection).
+/// steps, and even when it comes while the first is being taken in (held
+/// there by a fault point), and says what that may leave; the node
+/// changes nothing once the tool is gone (its lock goes with the
+/// connection).
 #[test]
 fn a_second_ctrl_c_quits_a_deploy_at_once() {
     let mut f = deploy_in_flight("intr_twice", false, "apply_before_word");
@@ -319,12 +321,35 @@ fn a_second_ctrl_c_quits_a_deploy_at_once() {
             .expect("kill");
         assert!(status.success());
     };
+    f.faults.arm("interrupted");
     interrupt(&f.child);
-    let stderr = common::wait_for(&mut f.child, "interrupted:", 1);
+    let child = &mut f.child;
+    assert!(
+        f.faults
+            .reached("interrupted", &mut || matches!(child.try_wait(), Ok(None))),
+        "the tool exited at the first Ctrl-C"
+    );
+    let stderr = common::drain_stderr(&mut f.child);
     interrupt(&f.child);
-    let out = f.child.wait().expect("wait");
+    f.faults.release("interrupted");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let out = loop {
+        if let Some(status) = f.child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = f.child.kill();
+            let _ = f.child.wait();
+            panic!(
+                "the second Ctrl-C was lost:\n{}",
+                stderr.join().expect("stderr")
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let stderr = stderr.join().expect("stderr");
     assert_eq!(out.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted:"), "{stderr}");
     assert!(stderr.contains("quitting now"), "{stderr}");
     let gone = f.a.eval(
         "(fun W(0) -> held; W(N) -> case whereis(hotswap_deploy_lock) of \

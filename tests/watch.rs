@@ -563,3 +563,63 @@ fn a_failed_inspect_gives_the_lock_back() {
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v[1], "hs_greet"));
     assert_stopped_cleanly(w);
 }
+
+/// A second Ctrl-C while a build command runs (a rebar3 project's, here a
+/// configured one) quits at once, and the build's process group, which
+/// the terminal's Ctrl-C does not reach, is stopped: nothing outlives the
+/// watcher.
+#[test]
+fn a_second_ctrl_c_stops_the_build_under_way() {
+    let root = tempfile::tempdir().expect("tmp");
+    let dev = root.path().join("dev");
+    write(&dev.join("rebar.config"), "{erl_opts, [debug_info]}.\n");
+    write(
+        &dev.join("src/hs_rebar.app.src"),
+        "{application, hs_rebar, [{vsn, \"0.1.0\"}, {applications, [kernel, stdlib]}]}.\n",
+    );
+    write(
+        &dev.join("src/hs_rebar.erl"),
+        "-module(hs_rebar).\n-export([version/0]).\nversion() -> one.\n",
+    );
+    rebar3_compile(&dev, root.path());
+    let node = start_node_with(
+        NodeSpec::new("wbuild").code_path(&dev.join("_build/default/lib/hs_rebar/ebin")),
+        &["hs_rebar"],
+    );
+    // A duration no other process sleeps, to find the build's processes.
+    let marker = format!("sleep 60.{}", std::process::id());
+    let started = root.path().join("started");
+    write(
+        &dev.join("hotswap.toml"),
+        &format!("build = \"touch {}; {marker}\"\n", started.display()),
+    );
+    let faults = common::fault::FaultPoints::new();
+    let name = unique("hsw");
+    let args = [
+        "--node",
+        &node.name,
+        "--cookie",
+        &node.cookie,
+        "--name",
+        &name,
+    ];
+    let mut w = Watcher::start_with(&dev, root.path(), &args, &faults.env(&["interrupted"]));
+    let deadline = Instant::now() + common::watcher::CHANGE_LIMIT;
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "the build never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    w.signal_int();
+    assert!(faults.reached("interrupted", &mut || w.running()));
+    w.signal_int();
+    faults.release("interrupted");
+    assert_eq!(w.wait_exit(), 130);
+    let left = (0..200).find(|_| {
+        let gone = processes_named(&marker).is_empty();
+        if !gone {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        gone
+    });
+    assert!(left.is_some(), "the build outlived the watcher");
+}

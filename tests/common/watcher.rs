@@ -150,12 +150,30 @@ impl Watcher {
 
     /// Sends SIGINT (Ctrl-C) and waits for the exit code.
     pub fn interrupt(mut self) -> i32 {
-        let mut child = self.child.take().expect("running");
+        self.signal_int();
+        self.wait_exit()
+    }
+
+    /// Sends SIGINT (Ctrl-C), and goes on.
+    pub fn signal_int(&mut self) {
+        let child = self.child.as_ref().expect("running");
         let sent = Command::new("kill")
             .args(["-INT", &child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(sent.success());
+    }
+
+    /// Whether the watcher is still running.
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Waits (20 s at most) for the watcher to exit; its exit code.
+    pub fn wait_exit(mut self) -> i32 {
+        let mut child = self.child.take().expect("running");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
