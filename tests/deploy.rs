@@ -723,3 +723,55 @@ fn a_stale_dev_release_cookie_does_not_beat_the_home_cookie() {
     assert!(said.contains("prod/rel/example/releases/COOKIE"), "{said}");
     assert!(!said.contains("PROD_RELEASE_COOKIE"), "{said}");
 }
+
+/// Two runs from one machine under one name to a node without EPMD
+/// (`--dist-port`: nothing registers the name locally): the second is
+/// refused with exit 2, naming the name and the first run, and the first
+/// keeps its connection and finishes.
+#[test]
+fn a_second_run_under_the_same_name_without_epmd_is_refused_and_the_first_goes_on() {
+    let p = Project::new();
+    let (v1, v2, v3) = (
+        p.build(1, &["hs_greet"]),
+        p.build(2, &["hs_greet"]),
+        p.build(3, &["hs_greet"]),
+    );
+    let cookie = common::random_cookie();
+    let port = free_port().to_string();
+    let spec = NodeSpec::new("twoname")
+        .cookie(&cookie)
+        .code_path(&v1)
+        .arg("-start_epmd")
+        .arg("false")
+        .arg("-erl_epmd_port")
+        .arg(&port);
+    let mut node = start_node_with(spec, &["hs_greet"]);
+    let env = [("ERL_EPMD_PORT", free_port().to_string())];
+    let name = unique("hs");
+    let faults = FaultPoints::new();
+    let mut env_held = faults.env(&["apply_before_word"]);
+    env_held.extend(env.iter().cloned());
+    let mut first = p.spawn_deploy(
+        &[&node],
+        &["--ebin", &arg(&v2), "--dist-port", &port, "--name", &name],
+        &env_held,
+    );
+    first.hold_at(&faults, "apply_before_word");
+
+    let other = Project::new();
+    let (code, json, stderr) = other.deploy_with(
+        &[&node],
+        &["--ebin", &arg(&v3), "--dist-port", &port, "--name", &name],
+        &env,
+    );
+    assert_eq!(code, 2, "{json}\n{stderr}");
+    assert!(
+        stderr.contains(&name) && stderr.contains("--name"),
+        "{stderr}"
+    );
+
+    faults.release("apply_before_word");
+    let (code, json, stderr) = first.finish();
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+}

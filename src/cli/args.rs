@@ -10,7 +10,8 @@ Exit codes:
        (nodes changed were rolled back); or the nodes changed but the snapshot
        store could not record it, or the --after call failed (the new code
        stays)
-  2    usage, configuration or input error (nothing was sent)
+  2    usage, configuration or input error, or another run on this machine
+       runs under this tool's name (nothing was sent)
   3    could not connect to or authenticate with a node (TLS included), or
        another run holds its lock (nothing was changed)
   4    --verify found a node running other code (the change was rolled back)

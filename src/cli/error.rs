@@ -54,7 +54,9 @@ impl CliError {
             | CliError::Hook(_)
             | CliError::Tls(_)
             | CliError::Watch { .. } => 2,
-            CliError::Start(StartError::Register(RegisterError::NameTaken { .. }))
+            CliError::Start(StartError::Register(
+                RegisterError::NameTaken { .. } | RegisterError::Held(_),
+            ))
             | CliError::Start(StartError::Name(_)) => 2,
             CliError::Start(_) | CliError::Nodes(_) => 3,
             CliError::Rollback(e) if matches!(**e, RollbackError::NoSnapshot { .. }) => 2,

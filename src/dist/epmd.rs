@@ -76,6 +76,10 @@ pub enum RegisterError {
         "the name `{name}` is already registered in the local EPMD: another hotswap-node is running (or pass another `--name`)"
     )]
     NameTaken { name: String },
+    /// No EPMD holds the name, and another run on this machine holds it
+    /// ([`super::name_lock`]).
+    #[error(transparent)]
+    Held(#[from] super::name_lock::NameLockError),
     #[error("the local EPMD refused to register `{name}`: {detail}")]
     Refused { name: String, detail: String },
     #[error("no EPMD answers on port {port} and `epmd -daemon` could not start one: {detail}")]

@@ -26,6 +26,7 @@ pub mod frame;
 pub mod handshake;
 pub mod link;
 pub mod message;
+pub mod name_lock;
 pub mod names;
 pub mod reframe;
 pub mod relay;
@@ -140,6 +141,8 @@ pub struct Peer {
     registered: tokio::sync::OnceCell<Result<bool, epmd::RegisterError>>,
     /// Held while registered: EPMD keeps the name while its socket is open.
     registration: Mutex<Option<epmd::Registration>>,
+    /// Held where no EPMD holds the name ([`name_lock`]).
+    name_lock: Mutex<Option<name_lock::NameLock>>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
     incoming: Arc<Mutex<Vec<Connection>>>,
 }
@@ -194,6 +197,11 @@ impl Peer {
         let pending = port
             .filter(|_| options.dist_port.is_none())
             .map(|port| tokio::spawn(async move { epmd::register(&alive, port).await }));
+        // Where no EPMD will hold the name, a lock on this machine does.
+        let held = match pending {
+            Some(_) => None,
+            None => name_lock::take(&name.to_string()).map_err(epmd::RegisterError::from)?,
+        };
         // Peers learn our creation from the handshake, not from EPMD.
         let identity = Identity {
             name,
@@ -214,6 +222,7 @@ impl Peer {
             pending: Mutex::new(pending),
             registered: tokio::sync::OnceCell::new(),
             registration: Mutex::new(None),
+            name_lock: Mutex::new(held),
             listener: Mutex::new(accepting),
             incoming,
         })
@@ -242,6 +251,8 @@ impl Peer {
                     }
                     Err(e @ epmd::RegisterError::NameTaken { .. }) => Err(e),
                     Err(e) => {
+                        let name = self.identity.name.to_string();
+                        *self.lock(&self.name_lock) = name_lock::take(&name)?;
                         tracing::warn!(
                             "{e}; going on unregistered (nodes cannot connect back to `{}`)",
                             self.identity.name
