@@ -665,6 +665,54 @@ fn a_target_the_gateway_cannot_reach_is_named_and_nothing_changes() {
     assert_eq!(fleet.running("hs_greet"), vec![p.md5(&v1, "hs_greet"); 2]);
 }
 
+/// Targets on hosts that do not answer (addresses of the namespace's own
+/// network that nobody has: each connect waits for ARP) are connected to
+/// at once, not one after another past `--timeout`: each is named, and
+/// nothing changes on the targets that are up.
+#[test]
+fn targets_that_are_down_are_each_named_within_the_timeout() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_greet"]), p.build(2, &["hs_greet"]));
+    let Some(mut fleet) = Fleet::start(1, &v1, &["hs_greet"]) else {
+        return;
+    };
+    let subnet = fleet
+        .link
+        .device_ip
+        .rsplit_once('.')
+        .expect("an IPv4 address")
+        .0
+        .to_owned();
+    let down: Vec<String> = (201..=203)
+        .map(|i| format!("{}@{subnet}.{i}", unique("down")))
+        .collect();
+    let mut args = vec![
+        "--ebin".to_owned(),
+        arg(&v2),
+        "--timeout".into(),
+        "5".into(),
+    ];
+    for d in &down {
+        args.extend(["--node".to_owned(), d.clone()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, json, stderr) = fleet.deploy(&p, &args);
+    assert_eq!(code, 3, "{json}\n{stderr}");
+    for d in &down {
+        let report = json["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["node"] == d.as_str())
+            .unwrap_or_else(|| panic!("{d} is not named: {json}"));
+        assert!(
+            report["failed"].to_string().contains("cannot reach it"),
+            "{report}"
+        );
+    }
+    assert_eq!(fleet.running("hs_greet"), vec![p.md5(&v1, "hs_greet")]);
+}
+
 #[test]
 fn a_cluster_on_tls_distribution_takes_a_deploy_through_its_gateway() {
     // Every node speaks TLS distribution, among themselves too. A node

@@ -81,7 +81,8 @@ pub async fn connect_targets(
             report.fail(
                 None,
                 format!(
-                    "the gateway `{via}` cannot reach it (is it up, with the cluster's cookie?)"
+                    "the gateway `{via}` cannot reach it within {:.1} s (is it up, with the cluster's cookie?)",
+                    crate::dist::relay::reach_time(opts.timeout).as_secs_f64()
                 ),
             );
         }

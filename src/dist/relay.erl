@@ -1,7 +1,24 @@
 %% The relay's functions (relay_main.erl says what it does).
-%% reach(Targets) -> [{Node, true | false}].
-reach(cluster) -> [{N, true} || N <- [node() | nodes()]];
-reach(Ts) -> [{T, T =:= node() orelse net_kernel:connect_node(T) =:= true} || T <- Ts].
+%% reach(Targets, Ms) -> [{Node, true | false}]: every target connected to
+%% at once, each in a process of its own (a target that is down takes
+%% Erlang's setup time); false for one not connected within Ms.
+reach(cluster, _) -> [{N, true} || N <- [node() | nodes()]];
+reach(Ts, Ms) ->
+    Self = self(),
+    Ref = make_ref(),
+    Unique = lists:usort(Ts),
+    [spawn(fun() -> Self ! {Ref, T, T =:= node() orelse net_kernel:connect_node(T) =:= true} end)
+     || T <- Unique],
+    Got = reached(Ref, length(Unique), erlang:monotonic_time(millisecond) + Ms, #{}),
+    [{T, maps:get(T, Got, false)} || T <- Ts].
+%% reached(Ref, Left, Deadline, Got): Got with the answers to come, until
+%% Left have come or Deadline has passed.
+reached(_, 0, _, Got) -> Got;
+reached(Ref, N, Deadline, Got) ->
+    Wait = max(0, Deadline - erlang:monotonic_time(millisecond)),
+    receive {Ref, T, Ok} -> reached(Ref, N - 1, Deadline, Got#{T => Ok})
+    after Wait -> Got
+    end.
 %% relay_start(Tool): the relay, until the tool's node goes.
 relay_start(Tool) ->
     monitor_node(node(Tool), true),

@@ -44,6 +44,12 @@ struct Queued {
     timeout: Duration,
 }
 
+/// How long the gateway gives the targets to connect, of a call's
+/// `timeout`: the rest is for its answer to come back.
+pub fn reach_time(timeout: Duration) -> Duration {
+    timeout * 4 / 5
+}
+
 /// Which targets the relay is to reach.
 #[derive(Debug, Clone)]
 pub enum Targets {
@@ -69,9 +75,14 @@ impl Gateway {
             }
             Targets::Cluster => atom_term("cluster"),
         };
+        let reach_ms = reach_time(timeout).as_millis();
         let bindings = Bindings::new()
             .set("Tool", &conn.self_pid())
             .set("Targets", &asked)
+            .set(
+                "Ms",
+                &crate::dist::term::int(reach_ms.min(i64::MAX as u128) as i64),
+            )
             .encode();
         let answer = conn.eval(&RELAY, &bindings, timeout).await?;
         let gateway = conn.node().to_string();

@@ -23,8 +23,9 @@
 %% connection does, and with it every lock this run took.
 %%
 %% Bindings: Tool = the tool's process; Targets = [Node], or cluster (this
-%% node and every visible node it is connected to).
+%% node and every visible node it is connected to); Ms = how long the
+%% targets may take to connect.
 %% Value: {Relay, [{Node, Reached}]}: Reached says whether this node is
-%% connected to Node (it tries to connect if it is not).
+%% connected to Node (it tries to connect to all at once if it is not).
 Relay = spawn(fun() -> relay_start(Tool) end),
-{Relay, reach(Targets)}.
+{Relay, reach(Targets, Ms)}.
