@@ -448,6 +448,42 @@ fn a_target_still_held_by_a_finished_run_is_waited_for_not_refused() {
     assert_eq!(fleet.running("hs_greet"), vec![p.md5(&v2, "hs_greet"); 2]);
 }
 
+/// The relay passes on to the tool only the answers it was told to
+/// expect: messages any process of the cluster sends it are dropped, not
+/// carried over the tool's link.
+#[test]
+fn the_relay_passes_on_only_what_the_tool_awaits() {
+    let p = Project::new();
+    let (v1, v2) = (p.build(1, &["hs_greet"]), p.build(2, &["hs_greet"]));
+    let Some(mut fleet) = Fleet::start(1, &v1, &["hs_greet"]) else {
+        return;
+    };
+    let faults = FaultPoints::new();
+    let targets: Vec<&ErlNode> = fleet.targets.iter().collect();
+    let gateway = fleet.gateway.name.clone();
+    let mut run = p.spawn_deploy(
+        &targets,
+        &["--via", &gateway, "--ebin", &arg(&v2), "-v"],
+        &faults.env(&["apply_before_word"]),
+    );
+    run.hold_at(&faults, "apply_before_word");
+    // The target's lock holder names its owner: the relay.
+    let target = fleet.targets[0].name.clone();
+    let sent = fleet.gateway.eval(&format!(
+        "begin R = make_ref(), {{hotswap_deploy_lock, '{target}'}} ! {{who, self(), R}}, \
+         receive {{R, Relay, _}} -> \
+           [Relay ! {{make_ref(), {{junk, N}}}} || N <- lists:seq(1, 50)], \
+           Relay ! just_junk, sent \
+         after 5000 -> no_holder end end."
+    ));
+    assert_eq!(sent, "sent");
+    faults.release("apply_before_word");
+    let (code, json, stderr) = run.finish();
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    assert!(!stderr.contains("junk"), "{stderr}");
+    assert_eq!(fleet.running("hs_greet"), vec![p.md5(&v2, "hs_greet")]);
+}
+
 #[test]
 fn a_target_locked_by_a_live_run_refuses_and_no_target_changes() {
     let p = Project::new();

@@ -22,12 +22,19 @@ reached(Ref, N, Deadline, Got) ->
 %% relay_start(Tool): the relay, until the tool's node goes.
 relay_start(Tool) ->
     monitor_node(node(Tool), true),
-    relay(Tool).
-relay(Tool) ->
+    relay(Tool, #{}).
+%% relay(Tool, Expected): Expected holds the references of the addresses
+%% the tool gave out ({expect, Ref}); the one message each may bring goes
+%% on to the tool, and any other message is dropped.
+relay(Tool, Expected) ->
     receive
         {nodedown, _} -> ok;
-        {'$hotswap_relay', Command} -> catch relay_do(Command, Tool), relay(Tool);
-        Message -> Tool ! Message, relay(Tool)
+        {'$hotswap_relay', {expect, Ref}} -> relay(Tool, Expected#{Ref => true});
+        {'$hotswap_relay', Command} -> catch relay_do(Command, Tool), relay(Tool, Expected);
+        {Ref, _} = Message when is_map_key(Ref, Expected) ->
+            Tool ! Message,
+            relay(Tool, maps:remove(Ref, Expected));
+        _ -> relay(Tool, Expected)
     end.
 %% relay_do(Command, Tool): one of the commands above.
 relay_do({eval, Boot, Source, Each, Ms, Common}, Tool) ->

@@ -209,6 +209,9 @@ impl Gateway {
     pub fn listen(&self, target: &NodeName) -> Result<(Term, Listener), CallError> {
         let (address, listener) = self.conn.listen()?;
         let reference = reference_of(&address).map_err(|detail| self.lost(target, detail))?;
+        // The relay passes on only what comes to an address it was told of.
+        self.command(tuple(vec![atom_term("expect"), reference.clone()]))
+            .map_err(|detail| self.lost(target, detail))?;
         Ok((
             tuple(vec![self.relay(), reference]),
             listener.naming(&target.to_string()),

@@ -16,8 +16,10 @@
 %%   process registered as Name on Target.
 %% - {'$hotswap_relay', {watch, Target, Ref}}: {Ref, nodedown} to the tool
 %%   when Target leaves the cluster.
-%% - any other message is the tool's (a target's {Ref, prepared}, a lock
-%%   holder's acknowledgement): passed on to the tool as it came.
+%% - {'$hotswap_relay', {expect, Ref}}: the tool gave out the address
+%%   {Relay, Ref}; the one {Ref, Term} sent to it (a target's {Ref,
+%%   prepared}, a lock holder's acknowledgement) is passed on to the tool
+%%   as it came. Any other message is dropped.
 %%
 %% The targets' lock holders watch the relay: it ends when the tool's
 %% connection does, and with it every lock this run took.

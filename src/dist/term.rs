@@ -17,6 +17,14 @@ pub const MAX_DEPTH: usize = 256;
 
 const VERSION: u8 = 131;
 
+/// The most elements (of lists, tuples and maps, counted through every
+/// level) the terms of one frame may hold. Decoded, each takes some tens of
+/// bytes whatever its size on the wire (a small integer is two bytes
+/// there), so a frame's bytes alone do not bound its memory. The largest
+/// honest answer, an inspect naming every process of a node of 100,000
+/// that keeps old code, holds under a million.
+pub const MAX_ELEMENTS: u64 = 1 << 21;
+
 /// Why bytes were not accepted as external term format.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -33,6 +41,8 @@ pub enum TermError {
     TooMany { count: usize, max: usize },
     #[error("bad bit count {bits} in a bitstring at byte {at}")]
     BadBits { at: usize, bits: u8 },
+    #[error("terms hold more than {MAX_ELEMENTS} elements")]
+    TooManyElements,
 }
 
 /// Checks that `buf` is a sequence of between 1 and `max` terms, each in
@@ -40,6 +50,7 @@ pub enum TermError {
 pub fn check_external_terms(buf: &[u8], max: usize) -> Result<(), TermError> {
     let mut pos = 0;
     let mut count = 0;
+    let mut elements = 0;
     while pos < buf.len() || count == 0 {
         if count == max {
             return Err(TermError::TooMany {
@@ -54,14 +65,15 @@ pub fn check_external_terms(buf: &[u8], max: usize) -> Result<(), TermError> {
                 got: version,
             });
         }
-        pos = check_term(buf, pos + 1)?;
+        pos = check_term(buf, pos + 1, &mut elements)?;
         count += 1;
     }
     Ok(())
 }
 
-/// Walks one term starting at `pos`; returns the position after it.
-fn check_term(buf: &[u8], mut pos: usize) -> Result<usize, TermError> {
+/// Walks one term starting at `pos`, adding its elements to `elements`;
+/// returns the position after it.
+fn check_term(buf: &[u8], mut pos: usize, elements: &mut u64) -> Result<usize, TermError> {
     // Each entry counts the terms still to read at one level of nesting.
     let mut pending: Vec<u64> = vec![1];
     while let Some(top) = pending.last_mut() {
@@ -189,6 +201,10 @@ fn check_term(buf: &[u8], mut pos: usize) -> Result<usize, TermError> {
             tag => return Err(TermError::UnsupportedTag { at, tag }),
         };
         if children > 0 {
+            *elements += children;
+            if *elements > MAX_ELEMENTS {
+                return Err(TermError::TooManyElements);
+            }
             // Every term takes at least one byte: a count beyond what is left
             // is a lie, and would make the decoder reserve memory for it.
             if children > (buf.len().saturating_sub(pos)) as u64 {
@@ -680,5 +696,27 @@ mod tests {
         }
         buf.push(106);
         assert_eq!(check_external_terms(&buf, 1), Err(TermError::TooDeep));
+    }
+
+    #[test]
+    fn a_list_of_more_small_integers_than_a_frame_may_hold_is_refused() {
+        // [1, 1, ...]: two bytes on the wire an element, tens decoded.
+        let n = MAX_ELEMENTS as u32;
+        let mut buf = vec![131, 108];
+        buf.extend(n.to_be_bytes());
+        for _ in 0..n {
+            buf.extend([97, 1]);
+        }
+        buf.push(106);
+        assert_eq!(
+            check_external_terms(&buf, 1),
+            Err(TermError::TooManyElements)
+        );
+        // One fewer fits.
+        let mut fits = vec![131, 108];
+        fits.extend((n - 1).to_be_bytes());
+        fits.extend(&buf[6..buf.len() - 3]);
+        fits.push(106);
+        assert_eq!(check_external_terms(&fits, 1), Ok(()));
     }
 }
