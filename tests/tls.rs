@@ -364,3 +364,71 @@ fn one_of_two_tls_nodes_failing_its_check_changes_neither() {
     assert_eq!(good.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
     assert_eq!(bad.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
 }
+
+/// Version-1 certificates, as `openssl x509 -req` makes them: a node that
+/// presents one, and this tool presenting one to a node, work as OTP's own
+/// nodes take them; the node's is still checked: its chain (one from
+/// another CA is refused), and the host its common name names.
+#[test]
+fn version_1_certificates_are_taken_as_otp_takes_them_and_still_checked() {
+    let pki = Pki::new("tls_v1");
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet"]);
+    let v2 = p.build(2, &["hs_greet"]);
+    let host = common::short_host();
+    let node_v1 = pki.v1("node_v1", &host, &pki.ca);
+    let client_v1 = pki.v1("client_v1", "hotswap", &pki.ca);
+    let tls = vec![
+        "--tls-ca".to_owned(),
+        arg(&pki.ca),
+        "--tls-cert".into(),
+        client_v1.cert_arg(),
+        "--tls-key".into(),
+        client_v1.key_arg(),
+    ];
+    for version in ["tlsv1.3", "tlsv1.2"] {
+        let mut node = tls_node("v1node", &pki.dist_optfile(&node_v1, version), &v1);
+        let (got, said) = run(&p, &deploy_args(&node, &v2, &tls));
+        assert_eq!(got, 0, "{version}: {said}");
+        assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
+    }
+
+    // Refused, and for what: another CA's; another host's.
+    let stranger = pki.v1("stranger_v1", &host, &pki.other_ca);
+    let elsewhere = pki.v1("elsewhere_v1", "elsewhere.invalid", &pki.ca);
+    for (pair, words) in [
+        (&stranger, "not signed by a CA in"),
+        (&elsewhere, "does not name the host"),
+    ] {
+        let mut node = tls_node("v1bad", &pki.dist_optfile(pair, "tlsv1.3"), &v1);
+        let (got, said) = run(&p, &deploy_args(&node, &v2, &tls));
+        assert_eq!(got, 3, "{said}");
+        assert!(said.contains(words), "{said}");
+        assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+    }
+}
+
+/// `--tls-skip-host-check` skips the host's name and nothing else: a
+/// node's certificate from another CA, an expired one and a self-signed
+/// one are still refused.
+#[test]
+fn skipping_the_host_check_still_refuses_a_bad_chain() {
+    let pki = Pki::new("tls_skip");
+    let p = Project::new();
+    let v1 = p.build(1, &["hs_greet"]);
+    let v2 = p.build(2, &["hs_greet"]);
+    let mut tls = pki.tool_args();
+    tls.push("--tls-skip-host-check".into());
+    let cases = [
+        (&pki.stranger, "not signed by a CA in"),
+        (&pki.node_expired, "certificate has expired"),
+        (&pki.self_signed, "not signed by a CA in"),
+    ];
+    for (pair, words) in cases {
+        let mut node = tls_node("skipbad", &pki.dist_optfile(pair, "tlsv1.3"), &v1);
+        let (got, said) = run(&p, &deploy_args(&node, &v2, &tls));
+        assert_eq!(got, 3, "{}: {said}", pair.cert.display());
+        assert!(said.contains(words), "{}: {said}", pair.cert.display());
+        assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v1, "hs_greet"));
+    }
+}

@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cert_v1;
 pub mod connection;
 pub mod epmd;
 pub mod error;

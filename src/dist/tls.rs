@@ -8,6 +8,7 @@
 //! What goes wrong later is told in words that name the file or the flag
 //! to look at, never as a bare TLS alert.
 
+use super::cert_v1;
 use super::error::ConnectError;
 use super::names::NodeName;
 use super::stream::DistStream;
@@ -75,7 +76,8 @@ impl Tls {
     pub fn load(files: &TlsFiles) -> Result<Tls, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut roots = rustls::RootCertStore::empty();
-        for cert in read_certs(&files.ca, "--tls-ca")? {
+        let anchors = read_certs(&files.ca, "--tls-ca")?;
+        for cert in anchors.iter().cloned() {
             roots.add(cert).map_err(|e| TlsError::Read {
                 path: files.ca.clone(),
                 setting: "--tls-ca",
@@ -88,6 +90,8 @@ impl Tls {
             .map_err(|e| TlsError::Other(e.to_string()))?;
         let verifier = Arc::new(NodeVerifier {
             webpki,
+            anchors,
+            algorithms: provider.signature_verification_algorithms,
             skip_host_check: files.skip_host_check,
         });
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -98,25 +102,9 @@ impl Tls {
         let config = match (&files.cert, &files.key) {
             (Some(cert_path), Some(key_path)) => {
                 let chain = read_certs(cert_path, "--tls-cert")?;
-                check_validity(&chain, cert_path, roots, provider)?;
-                let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| TlsError::Read {
-                    path: key_path.clone(),
-                    setting: "--tls-key",
-                    detail: e.to_string(),
-                })?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| match e {
-                        rustls::Error::InconsistentKeys(_) => TlsError::KeyMismatch {
-                            cert: cert_path.clone(),
-                            key: key_path.clone(),
-                        },
-                        other => TlsError::Read {
-                            path: key_path.clone(),
-                            setting: "--tls-key",
-                            detail: other.to_string(),
-                        },
-                    })?
+                check_validity(&chain, cert_path, roots, provider.clone())?;
+                let own = own_certificate(chain, cert_path, key_path, &provider)?;
+                builder.with_client_cert_resolver(Arc::new(own))
             }
             _ => builder.with_no_client_auth(),
         };
@@ -277,12 +265,64 @@ fn check_validity(
     })
 }
 
+/// Our certificate and key, for every node that asks. The key must match
+/// the certificate; anything else about our certificate is the node's to
+/// judge (a version-1 certificate, which webpki does not read, included).
+fn own_certificate(
+    chain: Vec<CertificateDer<'static>>,
+    cert_path: &Path,
+    key_path: &Path,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<OwnCertificate, TlsError> {
+    let unreadable = |detail: String| TlsError::Read {
+        path: key_path.to_owned(),
+        setting: "--tls-key",
+        detail,
+    };
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| unreadable(e.to_string()))?;
+    let signer = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| unreadable(e.to_string()))?;
+    let certified = rustls::sign::CertifiedKey::new(chain, signer);
+    match certified.keys_match() {
+        Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::KeyMismatch {
+            cert: cert_path.to_owned(),
+            key: key_path.to_owned(),
+        }),
+        // Read, or not readable by webpki: the node judges it.
+        Ok(()) | Err(_) => Ok(OwnCertificate(Arc::new(certified))),
+    }
+}
+
+#[derive(Debug)]
+struct OwnCertificate(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for OwnCertificate {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
 /// The standard verification, but with `skip_host_check` a certificate
 /// that fails only on its name is accepted. The chain is checked first,
 /// so the name is the only thing skipped.
+/// A version-1 certificate, which webpki does not read, is verified as
+/// OTP verifies it ([`super::cert_v1`]).
 #[derive(Debug)]
 struct NodeVerifier {
     webpki: Arc<WebPkiServerVerifier>,
+    /// The CA certificates of `--tls-ca`.
+    anchors: Vec<CertificateDer<'static>>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
     skip_host_check: bool,
 }
 
@@ -295,6 +335,11 @@ impl ServerCertVerifier for NodeVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        if cert_v1::is_v1(end_entity) {
+            let host = (!self.skip_host_check).then_some(server_name);
+            return cert_v1::verify(end_entity, intermediates, &self.anchors, host, now)
+                .map(|()| ServerCertVerified::assertion());
+        }
         let verdict =
             self.webpki
                 .verify_server_cert(end_entity, intermediates, server_name, ocsp, now);
@@ -312,6 +357,10 @@ impl ServerCertVerifier for NodeVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        if cert_v1::is_v1(cert) {
+            return cert_v1::verify_tls12(message, cert, dss, &self.algorithms)
+                .map(|()| HandshakeSignatureValid::assertion());
+        }
         self.webpki.verify_tls12_signature(message, cert, dss)
     }
 
@@ -321,6 +370,10 @@ impl ServerCertVerifier for NodeVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        if cert_v1::is_v1(cert) {
+            return cert_v1::verify_tls13(message, cert, dss, &self.algorithms)
+                .map(|()| HandshakeSignatureValid::assertion());
+        }
         self.webpki.verify_tls13_signature(message, cert, dss)
     }
 

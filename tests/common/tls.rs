@@ -46,6 +46,8 @@ pub struct Pki {
     pub client_expired: Pair,
     /// A client certificate from `other_ca`.
     pub stranger: Pair,
+    /// For this machine's host name, signed by its own key.
+    pub self_signed: Pair,
 }
 
 struct Authority {
@@ -68,6 +70,22 @@ impl Authority {
     fn write(&self, path: &Path) {
         let cert = self.params.self_signed(&self.key).expect("self-signed");
         std::fs::write(path, cert.pem()).expect("write CA");
+        std::fs::write(path.with_extension("key"), self.key.serialize_pem()).expect("write CA key");
+    }
+
+    /// A leaf for `hosts` signed by its own key.
+    fn self_signed(&self, dir: &Path, name: &str, hosts: &[String]) -> Pair {
+        let mut params = CertificateParams::new(hosts.to_vec()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("self-signed");
+        let pair = Pair {
+            cert: dir.join(format!("{name}.pem")),
+            key: dir.join(format!("{name}.key")),
+        };
+        std::fs::write(&pair.cert, cert.pem()).expect("write cert");
+        std::fs::write(&pair.key, key.serialize_pem()).expect("write key");
+        pair
     }
 
     /// A leaf for `hosts`, valid now unless `expired`.
@@ -117,12 +135,74 @@ impl Pki {
             client: ca.issue(&dir, "client", &["hotswap".to_owned()], false),
             client_expired: ca.issue(&dir, "client_expired", &["hotswap".to_owned()], true),
             stranger: other.issue(&dir, "stranger", &["hotswap".to_owned()], false),
+            self_signed: Authority::new(&short_host()).self_signed(&dir, "self_signed", &here),
             dir,
             authority: ca,
         };
         pki.authority.write(&pki.ca);
         other.write(&pki.other_ca);
         pki
+    }
+
+    /// A version-1 certificate (no extensions: no names but its subject's
+    /// common name `cn`) signed by the CA, `ca_file` (`ca.pem`, or
+    /// `other_ca.pem`), made as the usual one-liner for a test CA makes it
+    /// with OpenSSL 3.0: `openssl x509 -req`.
+    #[allow(dead_code)]
+    pub fn v1(&self, file: &str, cn: &str, ca_file: &Path) -> Pair {
+        let pair = Pair {
+            cert: self.dir.join(format!("{file}.pem")),
+            key: self.dir.join(format!("{file}.key")),
+        };
+        let csr = self.dir.join(format!("{file}.csr"));
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let (key, csr_s, cert) = (
+            pair.key_arg(),
+            csr.to_string_lossy().into_owned(),
+            pair.cert_arg(),
+        );
+        let subject = format!("/CN={cn}");
+        openssl(&[
+            "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-subj", &subject,
+            "-out", &csr_s,
+        ]);
+        let ca = ca_file.to_string_lossy().into_owned();
+        let ca_key = ca_file.with_extension("key").to_string_lossy().into_owned();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr_s,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-out",
+            &cert,
+        ]);
+        let text = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-text", "-in", &cert])
+            .output()
+            .expect("openssl runs");
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            text.contains("Version: 1"),
+            "not a version-1 certificate:\n{text}"
+        );
+        pair
     }
 
     /// A node certificate whose names are `names`, each as a DNS name and,
