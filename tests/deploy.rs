@@ -555,7 +555,7 @@ fn a_node_without_epmd_is_reached_at_its_distribution_port() {
 #[test]
 fn a_node_on_ipv6_only_is_deployed_to_verified_and_rolled_back() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("skipped: this machine has no IPv6 loopback");
+        common::cannot_run_here("this machine has no IPv6 loopback");
         return;
     }
     let p = Project::new();

@@ -128,22 +128,31 @@ async fn unknown_node_is_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_call_timeout_fires_and_the_connection_stays_usable() {
-    let node = ErlNode::start(NodeSpec::new("timeout"));
+    let mut node = ErlNode::start(NodeSpec::new("timeout"));
     let peer = peer_for(&node).await;
     let conn = peer.connect(&node.node_name()).await.expect("connect");
+    hold_calls(&mut node);
     let err = conn
         .call(
-            "timer",
-            "sleep",
-            vec![int(1500)],
+            "gen_server",
+            "call",
+            vec![atom_term("hs_held"), atom_term("x"), atom_term("infinity")],
             Duration::from_millis(200),
         )
         .await
         .expect_err("times out");
     assert!(matches!(err, CallError::Timeout { .. }), "{err:?}");
-    assert!(err.to_string().contains("timer:sleep/1"), "{err}");
-    // The late reply arrives to nobody and is ignored.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(err.to_string().contains("gen_server:call/3"), "{err}");
+    // The late reply arrives to nobody and is ignored: the process that
+    // made the call answers it, then is waited for to end.
+    assert_eq!(
+        node.eval(
+            "begin hs_held ! {answer, self()}, \
+             receive {caller, C} -> M = monitor(process, C), \
+               receive {'DOWN', M, _, _, _} -> answered end end end."
+        ),
+        "answered"
+    );
     assert_eq!(
         conn.call("erlang", "abs", vec![int(-3)], T)
             .await
@@ -157,6 +166,19 @@ async fn per_call_timeout_fires_and_the_connection_stays_usable() {
             .expect("call"),
         Term::FixInteger((-3).into())
     );
+}
+
+/// Registers `hs_held` on `node`: a process that takes one call, tells the
+/// shell it came (`got`), and answers it when told (`{answer, Shell}`),
+/// telling the shell which process called (`{caller, Pid}`).
+fn hold_calls(node: &mut ErlNode) {
+    let held = node.eval(
+        "begin Shell = self(), P = spawn(fun() -> \
+           receive {'$gen_call', {C, _} = From, _} -> Shell ! got, \
+             receive {answer, S} -> gen:reply(From, done), S ! {caller, C} end end end), \
+         register(hs_held, P) end.",
+    );
+    assert_eq!(held, "true");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,14 +205,17 @@ async fn a_killed_node_fails_pending_calls_promptly() {
     let mut node = ErlNode::start(NodeSpec::new("killed"));
     let peer = peer_for(&node).await;
     let conn = peer.connect(&node.node_name()).await.expect("connect");
+    hold_calls(&mut node);
     let pending = {
         let conn = conn.clone();
+        let args = vec![atom_term("hs_held"), atom_term("x"), atom_term("infinity")];
         tokio::spawn(async move {
-            conn.call("timer", "sleep", vec![int(60_000)], Duration::from_secs(60))
+            conn.call("gen_server", "call", args, Duration::from_secs(60))
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The call is on the node, held there.
+    assert_eq!(node.eval("receive got -> got end."), "got");
     let started = Instant::now();
     node.kill();
     let err = pending.await.expect("task").expect_err("fails");
@@ -274,11 +299,20 @@ async fn a_second_instance_with_the_same_name_is_refused() {
         "{err}"
     );
     drop(first);
-    // The name is free again once the first one is gone.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    Peer::start(options, &[node.node_name()])
-        .await
-        .expect("after the first stopped");
+    // The name is free again once EPMD has seen the first one's socket
+    // close.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Peer::start(options.clone(), &[node.node_name()]).await {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                assert!(matches!(e, StartError::Register(_)), "{e:?}");
+                // Polled, not slept on: the loop ends on the condition.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("the name stayed taken after the first stopped: {e}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,11 +364,14 @@ async fn a_node_that_answers_alive_gets_our_reply() {
     assert!(result.is_ok(), "{:?}", result.err());
     assert!(started.elapsed() < Duration::from_secs(4));
     // The node dropped the old connection for the new one.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        first.closed_reason().is_some(),
-        "the old connection should be closed"
-    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while first.closed_reason().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the old connection should be closed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ fn link_or_skip(shape: Shape) -> Option<Link> {
     match Link::new(shape) {
         Ok(link) => Some(link),
         Err(why) => {
-            eprintln!("skipped: cannot make a network namespace here ({why})");
+            common::cannot_run_here(&format!("cannot make a network namespace ({why})"));
             None
         }
     }

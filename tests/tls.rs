@@ -304,7 +304,7 @@ fn watch_follows_saves_over_tls() {
 #[test]
 fn a_node_on_inet6_tls_is_deployed_to_verified_and_rolled_back() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("skipped: this machine has no IPv6 loopback");
+        common::cannot_run_here("this machine has no IPv6 loopback");
         return;
     }
     let pki = Pki::new("tls_six");

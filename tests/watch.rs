@@ -90,6 +90,9 @@ fn node_comes_to(node: &mut ErlNode, expr: &str, want: &str, w: &mut Watcher) {
     }
 }
 
+/// What `watch -v` says once it has taken in a change, before its build.
+const TAKEN_IN: &str = "changed; settled";
+
 /// Sleeps until a wall-clock second has just begun.
 fn start_of_a_second() {
     let into = |now: std::time::SystemTime| {
@@ -113,10 +116,11 @@ fn assert_stopped_cleanly(w: Watcher) {
 #[test]
 fn an_edit_reaches_the_node_and_of_two_quick_saves_the_last_wins() {
     let mut d = MixDevice::start(&common::fixture("example"), &["example"]);
-    let mut w = d.watch(&[]);
+    let mut w = d.watch(&["-v"]);
     d.edit("lib/example.ex", ":world", ":earth");
     w.wait_loaded("Elixir.Example");
     assert_eq!(d.node.eval("'Elixir.Example':hello()."), "earth");
+    w.wait_stderr(TAKEN_IN);
     // The build node's cookie is in no command line: every user of the
     // machine can read those.
     let build_node = processes_named(&format!("hotswap_build_{}@", w.pid));
@@ -127,18 +131,50 @@ fn an_edit_reaches_the_node_and_of_two_quick_saves_the_last_wins() {
         assert!(!cmdline.contains("setcookie"), "{cmdline}");
     }
 
-    // Same length, 150 ms apart, both in the second the first one's build
-    // starts in: Mix's whole-second mtimes would miss the second save.
-    start_of_a_second();
-    d.edit("lib/example.ex", ":earth", ":mars1");
-    std::thread::sleep(Duration::from_millis(150));
-    d.edit("lib/example.ex", ":mars1", ":mars2");
-    node_comes_to(&mut d.node, "'Elixir.Example':hello().", "mars2", &mut w);
+    // Two saves of the same length, the second once the first one's change
+    // was taken in (its build starting), both in one wall-clock second:
+    // Mix's whole-second mtimes would miss the second save. A pair that
+    // straddles a second proves nothing, and is made again.
+    let file = d.dev.join("lib/example.ex");
+    let second_of = |path: &Path| {
+        let modified = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs()
+    };
+    let mut now = ":earth".to_owned();
+    let mut proved = false;
+    for pair in 1..=3 {
+        let (first, second) = (format!(":mars{pair}a"), format!(":mars{pair}b"));
+        start_of_a_second();
+        d.edit("lib/example.ex", &now, &first);
+        let first_second = second_of(&file);
+        w.wait_stderr(TAKEN_IN);
+        d.edit("lib/example.ex", &first, &second);
+        proved = second_of(&file) == first_second;
+        let want = second.trim_start_matches(':').to_owned();
+        node_comes_to(&mut d.node, "'Elixir.Example':hello().", &want, &mut w);
+        w.wait_stderr(TAKEN_IN);
+        now = second;
+        if proved {
+            break;
+        }
+    }
+    assert!(proved, "no two saves fell in one second");
     // The replaced code is purged while the session is still held.
     let old = "erlang:check_old_code('Elixir.Example').";
     node_comes_to(&mut d.node, old, "false", &mut w);
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(d.node.eval("'Elixir.Example':hello()."), "mars2");
+    // A save that changes nothing is built after every change before it:
+    // none of them came back since.
+    d.edit("lib/example.ex", &now, &now);
+    w.wait_event("a build that changes nothing", |e| {
+        e["event"] == "change" && e["modules"].as_array().is_some_and(Vec::is_empty)
+    });
+    let want = now.trim_start_matches(':').to_owned();
+    assert_eq!(d.node.eval("'Elixir.Example':hello()."), want);
     // The counter process kept its state through every change.
     assert_eq!(d.node.eval("'Elixir.Example.Counter':increment()."), "1");
     assert_stopped_cleanly(w);
@@ -163,12 +199,17 @@ fn a_compile_error_changes_nothing_and_the_fix_is_deployed() {
     // The build node dies: the next change says so and starts another.
     let build_node = processes_named(&format!("hotswap_build_{}@", w.pid));
     assert!(!build_node.is_empty(), "no build node runs");
-    for pid in build_node {
+    for pid in &build_node {
         let _ = std::process::Command::new("kill")
             .args(["-KILL", &pid.to_string()])
             .status();
     }
-    std::thread::sleep(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Gone, or a zombie the watcher has not reaped yet (no command line).
+    while !processes_named(&format!("hotswap_build_{}@", w.pid)).is_empty() {
+        assert!(Instant::now() < deadline, "the build node did not die");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     d.edit("lib/example.ex", ":fixed", ":again");
     w.wait_stderr("the build node stopped");
     w.wait_loaded("Elixir.Example");
@@ -622,4 +663,32 @@ fn a_second_ctrl_c_stops_the_build_under_way() {
         gone
     });
     assert!(left.is_some(), "the build outlived the watcher");
+}
+
+/// A save while a `deploy` in another terminal holds the project's
+/// snapshot store waits for it, off the watcher's runtime, and says so;
+/// the change lands once that run is done.
+#[test]
+fn a_save_waits_for_a_deploy_that_holds_the_store_then_lands() {
+    let p = Project::new();
+    let v: Vec<PathBuf> = (1..=3).map(|i| p.build(i, &["hs_greet"])).collect();
+    let watched = p.path().join("watched");
+    copy_dir(&v[0], &watched);
+    let mut node = start_node_with(NodeSpec::new("wstore").code_path(&v[0]), &["hs_greet"]);
+    let mut w = watch_folder(&p, &[&node], &[]);
+    let faults = common::fault::FaultPoints::new();
+    let env = faults.env(&["apply_before_word"]);
+    let ebin = common::project::arg(&v[1]);
+    let mut deploy = p.spawn_deploy(&[&node], &["--ebin", &ebin], &env);
+    deploy.hold_at(&faults, "apply_before_word");
+
+    move_beam(&v[2], &watched, "hs_greet");
+    w.wait_stderr("waiting for another hotswap-node run in this project");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v[0], "hs_greet"));
+    faults.release("apply_before_word");
+    let (code, json, stderr) = deploy.finish();
+    assert_eq!(code, 0, "{json}\n{stderr}");
+    w.wait_loaded("hs_greet");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v[2], "hs_greet"));
+    assert_stopped_cleanly(w);
 }

@@ -28,6 +28,29 @@ pub const NODE_START_LIMIT: Duration = Duration::from_secs(30);
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A name no other test in any process uses: `tag_<pid>_<n>`.
+/// Says why a test cannot run on this machine, and the test then skips;
+/// under CI (`CI=true`), where everything a test needs is installed,
+/// fails instead: a skip there would pass a feature nobody tested.
+pub fn cannot_run_here(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("this test cannot run here, and under CI every test must: {why}");
+    }
+    eprintln!("skipped: {why}");
+}
+
+/// Whether a newer OTP release is under test (`scripts/test-otp`); if
+/// not, says that the test runs only there. Not a failure under CI, where
+/// `scripts/test-otp` runs it.
+pub fn under_test_otp(what: &str) -> bool {
+    if otp_root().is_some() {
+        return true;
+    }
+    eprintln!(
+        "skipped here: {what} runs under scripts/test-otp, with a newer OTP release under test"
+    );
+    false
+}
+
 pub fn unique(tag: &str) -> String {
     format!(
         "{tag}_{}_{}",
