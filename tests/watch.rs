@@ -585,7 +585,7 @@ fn a_failed_inspect_gives_the_lock_back() {
     let watched = p.path().join("watched");
     copy_dir(&v[0], &watched);
     let mut node = start_node_with(NodeSpec::new("winspect").code_path(&v[0]), &["hs_greet"]);
-    let mut w = watch_folder(&p, &[&node], &["--timeout", "2"]);
+    let mut w = watch_folder(&p, &[&node], &["--timeout", "3"]);
     node.eval("erlang:suspend_process(whereis(erl_prim_loader)).");
     // The first save flies on the store's belief; the second, that belief
     // gone with the failure, inspects first.
