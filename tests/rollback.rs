@@ -259,10 +259,12 @@ fn a_leftover_temporary_file_does_not_block_rollback() {
     let mut node = start_node("rb_tmp", &v1, &cookie, &["hs_greet"]);
     let (code, json, _) = p.deploy(&[&node], &["--ebin", &ebin(&v2)]);
     assert_eq!(code, 0, "{json}");
-    // What a crash while writing a manifest leaves behind.
+    // What a crash while writing a manifest leaves behind, by a process
+    // that cannot exist: above Linux's highest pid (2^22), not one (4242)
+    // that another process of a busy machine may have.
     let stray = p
         .path()
-        .join(".hotswap/snapshots/.tmp-4242-20991231T235959Z-000000.json");
+        .join(".hotswap/snapshots/.tmp-4194305-20991231T235959Z-000000.json");
     std::fs::write(&stray, b"{\"id\": \"2099").expect("stray");
 
     let (code, json, _) = p.deploy(&[&node], &["--rollback", "--dry-run"]);
