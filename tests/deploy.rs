@@ -499,6 +499,20 @@ fn free_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
+/// A node running `hs_greet` from `code`, started without EPMD
+/// (`-erl_epmd_port N -start_epmd false`); its distribution port.
+fn node_without_epmd(tag: &str, code: &std::path::Path) -> (ErlNode, String) {
+    let port = free_port().to_string();
+    let spec = NodeSpec::new(tag)
+        .cookie(&common::random_cookie())
+        .code_path(code)
+        .arg("-start_epmd")
+        .arg("false")
+        .arg("-erl_epmd_port")
+        .arg(&port);
+    (start_node_with(spec, &["hs_greet"]), port)
+}
+
 /// A node without EPMD (`-erl_epmd_port N -start_epmd false`) is reached at
 /// its distribution port, from `--dist-port` or ERL_DIST_PORT, by a tool
 /// that has no EPMD either: none answers at the port it would use, and
@@ -511,16 +525,7 @@ fn a_node_without_epmd_is_reached_at_its_distribution_port() {
         p.build(2, &["hs_greet"]),
         p.build(3, &["hs_greet"]),
     );
-    let cookie = common::random_cookie();
-    let port = free_port().to_string();
-    let spec = NodeSpec::new("noepmd")
-        .cookie(&cookie)
-        .code_path(&v1)
-        .arg("-start_epmd")
-        .arg("false")
-        .arg("-erl_epmd_port")
-        .arg(&port);
-    let mut node = start_node_with(spec, &["hs_greet"]);
+    let (mut node, port) = node_without_epmd("noepmd", &v1);
     let no_epmd = free_port();
     let env = [("ERL_EPMD_PORT", no_epmd.to_string())];
 
@@ -736,16 +741,7 @@ fn a_second_run_under_the_same_name_without_epmd_is_refused_and_the_first_goes_o
         p.build(2, &["hs_greet"]),
         p.build(3, &["hs_greet"]),
     );
-    let cookie = common::random_cookie();
-    let port = free_port().to_string();
-    let spec = NodeSpec::new("twoname")
-        .cookie(&cookie)
-        .code_path(&v1)
-        .arg("-start_epmd")
-        .arg("false")
-        .arg("-erl_epmd_port")
-        .arg(&port);
-    let mut node = start_node_with(spec, &["hs_greet"]);
+    let (mut node, port) = node_without_epmd("twoname", &v1);
     let env = [("ERL_EPMD_PORT", free_port().to_string())];
     let name = unique("hs");
     let faults = FaultPoints::new();

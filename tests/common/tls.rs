@@ -79,13 +79,7 @@ impl Authority {
         params.distinguished_name.push(DnType::CommonName, name);
         let key = KeyPair::generate().expect("key");
         let cert = params.self_signed(&key).expect("self-signed");
-        let pair = Pair {
-            cert: dir.join(format!("{name}.pem")),
-            key: dir.join(format!("{name}.key")),
-        };
-        std::fs::write(&pair.cert, cert.pem()).expect("write cert");
-        std::fs::write(&pair.key, key.serialize_pem()).expect("write key");
-        pair
+        write_pair(dir, name, &cert, &key)
     }
 
     /// A leaf for `hosts`, valid now unless `expired`.
@@ -109,14 +103,19 @@ impl Authority {
         let key = KeyPair::generate().expect("key");
         let issuer = Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer).expect("signed");
-        let pair = Pair {
-            cert: dir.join(format!("{name}.pem")),
-            key: dir.join(format!("{name}.key")),
-        };
-        std::fs::write(&pair.cert, cert.pem()).expect("write cert");
-        std::fs::write(&pair.key, key.serialize_pem()).expect("write key");
-        pair
+        write_pair(dir, name, &cert, &key)
     }
+}
+
+/// `cert` and `key` as `dir/NAME.pem` and `dir/NAME.key`.
+fn write_pair(dir: &Path, name: &str, cert: &rcgen::Certificate, key: &KeyPair) -> Pair {
+    let pair = Pair {
+        cert: dir.join(format!("{name}.pem")),
+        key: dir.join(format!("{name}.key")),
+    };
+    std::fs::write(&pair.cert, cert.pem()).expect("write cert");
+    std::fs::write(&pair.key, key.serialize_pem()).expect("write key");
+    pair
 }
 
 impl Pki {
