@@ -137,9 +137,13 @@ impl Fleet {
             .collect()
     }
 
-    /// Bytes this machine has sent into the namespace so far.
+    /// Bytes of TCP payload this machine has sent into the namespace so
+    /// far: the kernel's count of bytes less the headers of each packet
+    /// (Ethernet 14, IPv4 20, TCP 20 and its timestamps 12), which vary
+    /// with how the sends were cut into packets, more under load.
     fn sent(&self) -> u64 {
-        self.link.sent_bytes()
+        const HEADERS: u64 = 14 + 20 + 20 + 12;
+        self.link.sent_bytes() - self.link.sent_packets() * HEADERS
     }
 }
 
@@ -240,7 +244,11 @@ fn each_module_crosses_the_uplink_once_whatever_the_number_of_targets() {
     let (code, json, stderr) = fleet.deploy(&p, &["--ebin", &arg(&big), "--verify"]);
     assert_eq!(code, 0, "{json}\n{stderr}");
     let sent = fleet.sent() - before;
-    let limit = payload + payload / 20 + 2048 * 3 + 24 * 1024;
+    // Once is the payload and the requests around it; twice, or once per
+    // target, is twice or three times the payload. Halfway between once
+    // and twice leaves room for the requests and for retransmissions of a
+    // loaded machine, and none for a second crossing.
+    let limit = payload + payload / 2;
     eprintln!("sent {sent} bytes for {payload} bytes of modules");
     assert!(
         sent <= limit,

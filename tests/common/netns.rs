@@ -126,12 +126,24 @@ impl Link {
     /// and their Ethernet headers, as the kernel counts them).
     #[allow(dead_code)]
     pub fn sent_bytes(&self) -> u64 {
-        let path = format!("/sys/class/net/{}/statistics/tx_bytes", self.host_if);
+        self.statistic("tx_bytes")
+    }
+
+    /// One of the kernel's counters of the host's end of the link.
+    #[allow(dead_code)]
+    fn statistic(&self, name: &str) -> u64 {
+        let path = format!("/sys/class/net/{}/statistics/{name}", self.host_if);
         std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{path}: {e}"))
             .trim()
             .parse()
             .expect("a byte count")
+    }
+
+    /// Packets this machine has sent to the device's end so far.
+    #[allow(dead_code)]
+    pub fn sent_packets(&self) -> u64 {
+        self.statistic("tx_packets")
     }
 
     /// The namespace the device runs in now.
