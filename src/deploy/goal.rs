@@ -1,7 +1,8 @@
 //! What a run is asked: for each node, the goal of each module (deploy
 //! or rollback alike), read by the transaction and by the plan.
 
-use super::remote::{Remote, Step};
+use super::remote::Remote;
+use super::step::apply::Step;
 use crate::beam::{Md5, Module};
 
 /// Deploy, or the rollback of one.

@@ -4,7 +4,7 @@
 //! rolling back one node leaves the others' parts to roll back later.
 
 use super::report::{Outcome, Report};
-use super::transaction::{self, Goal, Kind, Target, Work};
+use super::run::{self, Goal, Kind, Target, Work};
 use super::{Options, Session};
 use crate::beam::Md5;
 use crate::output::Ui;
@@ -72,7 +72,7 @@ fn goal(m: &ModuleRecord, store: &Store) -> Result<Option<Goal>, String> {
     let expect = m.deployed.as_deref().and_then(Md5::from_hex);
     let target = match &m.prior {
         Prior::Absent => Target::Remove,
-        prior => match super::priors::stored_module(&m.module, prior, store)? {
+        prior => match super::step::snapshot::stored_module(&m.module, prior, store)? {
             None => return Ok(None),
             Some(module) => Target::Load(module),
         },
@@ -117,7 +117,7 @@ pub async fn rollback(
         .collect();
     let lock = session.lock_request();
     let store = session.store();
-    let finished = transaction::run(Kind::Rollback, work, store, lock, opts, ui).await;
+    let finished = run::run(Kind::Rollback, work, store, lock, opts, ui).await;
     let mut report = finished.report;
     // A run stopped anywhere changed no node, or undid what it changed:
     // every node's part is still to roll back.

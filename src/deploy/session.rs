@@ -248,8 +248,8 @@ impl Session {
 /// Packs the scripts a run sends to the nodes while its connections open:
 /// the flight first, the one a deploy after a deploy sends.
 fn pack_scripts_ahead() {
-    use super::{flight::FLIGHT, remote};
-    crate::dist::script::pack_ahead(&[&FLIGHT, &remote::INSPECT, &remote::APPLY]);
+    use super::step::{apply::APPLY, flight::FLIGHT, inspect::INSPECT};
+    crate::dist::script::pack_ahead(&[&FLIGHT, &INSPECT, &APPLY]);
 }
 
 /// Every target's way, and the gateway if there is one; or a report for

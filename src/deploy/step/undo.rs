@@ -1,11 +1,12 @@
 //! Undoing one node: the apply step run on its priors. Used when a run
 //! fails after a node changed; kills processes only with `--force`, and
 //! names every module it could not put back. The processes the run
-//! migrated are migrated back ([`super::migrate`]).
+//! migrated are migrated back ([`crate::deploy::migrate`]).
 
-use super::remote::{Applied, Remote, Step};
-use super::report::NodeReport;
+use super::apply::{apply_payload, loads_of, Applied, Step};
 use crate::beam::{Md5, Module};
+use crate::deploy::remote::Remote;
+use crate::deploy::report::NodeReport;
 use crate::output::Ui;
 use crate::store::{Prior, Store};
 
@@ -13,8 +14,8 @@ use crate::store::{Prior, Store};
 pub struct UndoPart<'a> {
     /// What the processes of the changed modules go through on the way
     /// back.
-    pub migration: super::migrate::Migration,
-    pub care: super::migrate::Care,
+    pub migration: crate::deploy::migrate::Migration,
+    pub care: crate::deploy::migrate::Care,
     pub report: &'a mut NodeReport,
     pub priors: Vec<(String, Prior)>,
 }
@@ -31,7 +32,7 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
     let mut binaries: Vec<(usize, Module)> = Vec::new();
     let mut lost = Vec::new();
     for (i, (module, prior)) in priors.iter().enumerate() {
-        match super::priors::stored_module(module, prior, store) {
+        match crate::deploy::step::snapshot::stored_module(module, prior, store) {
             Ok(Some(m)) => binaries.push((i, m)),
             Ok(None) if *prior == Prior::Absent => {}
             Ok(None) => lost.push(format!("`{module}`: its prior binary was never captured")),
@@ -49,9 +50,9 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
                 .map(|(_, m)| Step::Load(m)),
         })
         .collect();
-    let loads = super::remote::loads_of(&steps).into_iter();
+    let loads = loads_of(&steps).into_iter();
     let migrate = migration.for_loads(loads).term(remote.timeout, care);
-    let payload = super::remote::apply_payload(&steps, force, &remote.link.owner(), None, &migrate);
+    let payload = apply_payload(&steps, force, &remote.link.owner(), None, &migrate);
     let answer = match remote.apply(&payload).await {
         Ok(Applied::Forced {
             killed,
@@ -69,7 +70,7 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
                 "old code is in use by {}; pass `--force` to kill them",
                 stuck
                     .iter()
-                    .map(|l| super::report::describe_process(&l.pid, l.name.as_deref()))
+                    .map(|l| crate::deploy::report::describe_process(&l.pid, l.name.as_deref()))
                     .collect::<Vec<_>>()
                     .join(", ")
             ));

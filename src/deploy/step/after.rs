@@ -3,8 +3,8 @@
 //! a new version (redraw a scene, read a configuration again). Its failure
 //! is reported and named, and changes nothing back: the new code runs.
 
-use super::remote::Remote;
-use super::report::NodeReport;
+use crate::deploy::remote::Remote;
+use crate::deploy::report::NodeReport;
 use crate::dist::term::{self, atom_term, list};
 use futures::future::join_all;
 

@@ -1,19 +1,23 @@
-//! The snapshot step: what each node runs now of every module about to
+//! [`Instruction::Snapshot`](crate::deploy::plan::Instruction::Snapshot):
+//! what each node runs now of every module about to
 //! change, with the binary that puts it back. The binary comes from the
 //! store when an earlier deploy kept that MD5, else from the node's own copy
 //! on its code path, which the inspect step brought along when it is what
 //! the node runs; otherwise the module is not restorable and the user is
 //! warned before anything changes. No round trip of its own.
 
-use super::remote::State;
-use super::report::NodeReport;
 use crate::beam::{Md5, Module, Sha256Sum};
+use crate::deploy::part::Part;
+use crate::deploy::remote::State;
+use crate::deploy::report::{NodeReport, Outcome};
+use crate::deploy::run::{Kind, Run, Stop, Target};
 use crate::output::Ui;
-use crate::store::{Prior, SnapshotError, Store};
+use crate::store::{Manifest, ModuleRecord, NodeOutcome, NodeRecord, Prior, SnapshotError, Store};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 
 /// One module about to change on a node.
-pub struct Pending<'a> {
+pub struct AboutToChange<'a> {
     pub module: &'a str,
     pub was: State,
     /// The node's own copy of what it runs, if it sent one.
@@ -22,7 +26,7 @@ pub struct Pending<'a> {
 }
 
 /// Fills in every change's prior; failures are written to the node's report.
-pub fn capture(parts: Vec<(&mut NodeReport, Vec<Pending<'_>>)>, store: &Store, ui: &Ui) {
+pub fn capture(parts: Vec<(&mut NodeReport, Vec<AboutToChange<'_>>)>, store: &Store, ui: &Ui) {
     // Nodes mostly run the same versions: each MD5 is looked up once.
     let mut stored: HashMap<Md5, Option<Sha256Sum>> = HashMap::new();
     let mut reports = Vec::new();
@@ -129,4 +133,96 @@ pub fn keep_sent(
             .collect();
         store.keep_all(&batch)
     })
+}
+
+impl Run<'_> {
+    /// Records what each node runs now of every module about to change, with
+    /// its binary (from the store, else from the node's disk when that is
+    /// what runs), before anything is touched.
+    pub fn snapshot(&mut self) -> Result<(), Stop> {
+        capture(parts_view(&mut self.parts), self.store, self.ui);
+        if self.parts.iter().any(|p| !p.report.ok) {
+            return Err(self.stop(Outcome::Failed));
+        }
+        if self.kind == Kind::Deploy {
+            // A flight that found the node otherwise rewrites its snapshot.
+            let mut manifest = self
+                .manifest
+                .take()
+                .unwrap_or_else(|| Manifest::new(&self.lock.owner, BTreeMap::new()));
+            manifest.nodes = self.records(|_| NodeOutcome::Pending);
+            if let Err(e) = self.store.save(&manifest) {
+                for p in &mut self.parts {
+                    p.report.fail(None, e.to_string());
+                }
+                return Err(self.stop(Outcome::Failed));
+            }
+            self.manifest = Some(manifest);
+            if self.keeping.is_none() {
+                self.keeping = Some(keep_sent(self.store, self.loads()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every binary this run loads, for the store.
+    fn loads(&self) -> Vec<Module> {
+        let mut seen = BTreeMap::new();
+        for p in &self.parts {
+            for c in &p.changes {
+                if let Target::Load(m) = &p.goals[c.goal].target {
+                    seen.entry(m.md5.0).or_insert_with(|| m.clone());
+                }
+            }
+        }
+        seen.into_values().collect()
+    }
+
+    pub fn records(&self, outcome: impl Fn(&Part) -> NodeOutcome) -> BTreeMap<String, NodeRecord> {
+        self.parts
+            .iter()
+            .filter(|p| !p.changes.is_empty())
+            .map(|p| {
+                let modules = p
+                    .changes
+                    .iter()
+                    .map(|c| {
+                        let goal = &p.goals[c.goal];
+                        ModuleRecord {
+                            module: goal.module.clone(),
+                            prior: c.prior.clone(),
+                            deployed: goal.target.md5().map(Md5::to_hex),
+                        }
+                    })
+                    .collect();
+                (
+                    p.node().to_owned(),
+                    NodeRecord {
+                        outcome: outcome(p),
+                        modules,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+fn parts_view(parts: &mut [Part]) -> Vec<(&mut NodeReport, Vec<AboutToChange<'_>>)> {
+    parts
+        .iter_mut()
+        .map(|p| {
+            let goals = &p.goals;
+            let pending = p
+                .changes
+                .iter_mut()
+                .map(|c| AboutToChange {
+                    module: goals[c.goal].module.as_str(),
+                    was: c.was,
+                    copy: c.copy.take(),
+                    prior: &mut c.prior,
+                })
+                .collect();
+            (&mut p.report, pending)
+        })
+        .collect()
 }

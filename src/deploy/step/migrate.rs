@@ -11,8 +11,8 @@
 //! them go ([`Migration::Release`]); if the tool goes away first, the node
 //! lets them go itself.
 
-use super::process::{describe_process, name_of, show_pid, Lingering};
 use crate::beam::Module;
+use crate::deploy::process::{describe_process, name_of, show_pid, Lingering};
 use crate::dist::term::{self, atom_term, list, tuple, Term};
 use std::time::Duration;
 
@@ -168,7 +168,7 @@ pub fn migrated(t: &Term) -> Option<Migrated> {
     let us = u64::try_from(term::as_int(us).ok()?).ok()?;
     term::as_list(processes).ok()?;
     Some(Migrated {
-        processes: super::process::processes(processes),
+        processes: crate::deploy::process::processes(processes),
         suspended: Duration::from_micros(us),
     })
 }
