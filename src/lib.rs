@@ -18,7 +18,6 @@
 //! - [`fault`]: named points where tests hold the tool (test builds only).
 
 pub mod beam;
-pub mod build_command;
 pub mod cli;
 pub mod config;
 pub mod deploy;
@@ -26,6 +25,8 @@ pub mod dist;
 pub mod fault;
 pub mod interrupt;
 pub mod output;
+pub mod project;
 pub mod random;
+pub mod reach;
 pub mod store;
 pub mod watch;

@@ -1,6 +1,6 @@
 //! `.beam` files: reading, validating and fingerprinting them exactly as OTP
 //! does, with no Erlang VM on this machine. Finding them in Mix, rebar3 and
-//! Nerves builds is [`discover`]'s job.
+//! Nerves builds is [`crate::project`]'s job.
 //!
 //! The chunk layer is written here rather than taken from the `beam_file`
 //! crate: we need each chunk's raw bytes exactly as stored (the MD5 is over
@@ -8,8 +8,6 @@
 //! beams must be accepted, and any input must be safe — all small, and
 //! easier to guarantee in ~200 lines we own.
 
-pub mod discover;
-pub mod stale;
 
 use sha2::{Digest, Sha256};
 use std::fmt;

@@ -2,13 +2,10 @@
 
 use super::args::DeployArgs;
 use super::error::CliError;
-use super::setup::{after_hook, local_modules, lock_store, open_session, settings};
-use crate::beam::discover::{self, ProjectKind, Search};
-use crate::beam::stale;
+use super::setup::{lock_store, open_session, options, project, settings};
 use crate::beam::Module;
-use crate::build_command::{self, BuildError};
 use crate::config::Settings;
-use crate::deploy::migrate::Care;
+use crate::project::{command, BuildError, Project};
 use crate::deploy::rollback::Plan;
 use crate::deploy::{self, Options, Outcome, Report, Session};
 use crate::interrupt::Interrupt;
@@ -17,7 +14,7 @@ use crate::store::Store;
 use std::path::PathBuf;
 
 pub(super) async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
-    let mode = Mode::from_flags(args.json, args.quiet);
+    let mode = Mode::from_flags(args.output.json, args.output.quiet);
     let ui = Ui::new(mode);
     let settings = settings(&args.target)?;
     for w in &settings.warnings {
@@ -32,36 +29,23 @@ pub(super) async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
         "interrupted: finishing the step in flight, then undoing this run's changes",
     );
     let options = Options {
-        verify: args.verify,
         all: args.all,
-        force: args.force,
         dry_run: args.dry_run,
         cluster: args.cluster,
-        via: settings.via.clone(),
-        code_change: settings.code_change && !args.no_code_change,
-        care: Care {
-            any_loop: settings.migrate_custom_loops || args.migrate_custom_loops,
-            observe: args
-                .observe
-                .map_or(settings.observe, std::time::Duration::from_millis),
-        },
-        after: after_hook(&settings, &args.after)?,
-        timeout: settings.timeout,
-        keep: settings.keep_snapshots,
-        interrupted: interrupt.flag(),
+        ..options(&settings, &args.load, args.force, &interrupt)?
     };
     if args.rollback {
         return rollback_command(&settings, store, &options, &ui, mode).await;
     }
+    let project = project(&settings);
     if !args.no_build && args.paths.is_empty() && settings.ebin.is_empty() {
         if let Some(command) = &settings.build {
-            date_back_for_rebar3(&settings);
-            build(command, &settings, mode, &interrupt).await?;
+            build(command, &project, mode, &interrupt).await?;
         }
     }
     let _lock = lock_store(&store, &ui)?;
     let (modules, session) =
-        read_while_connecting(&settings, &args.paths, store, &options, &ui).await?;
+        read_while_connecting(&settings, &project, &args.paths, store, &options, &ui).await?;
     let session = match session {
         Ok(session) => session,
         Err(report) => return Ok(print_report(&report, mode)),
@@ -81,18 +65,19 @@ const GOODBYE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// finishes first, and stops the run before anything is asked of a node.
 async fn read_while_connecting(
     settings: &Settings,
+    project: &Project,
     paths: &[PathBuf],
     store: Store,
     options: &Options,
     ui: &Ui,
 ) -> Result<(Vec<Module>, Result<Session, Report>), CliError> {
     let reading = {
-        let (settings, paths) = (settings.clone(), paths.to_vec());
-        tokio::task::spawn_blocking(move || local_modules(&settings, &paths))
+        let (project, paths) = (project.clone(), paths.to_vec());
+        tokio::task::spawn_blocking(move || project.modules(&paths))
     };
     let read = async {
         match reading.await {
-            Ok(read) => read.map(|(modules, _apps)| modules),
+            Ok(read) => read.map(|(modules, _apps)| modules).map_err(CliError::from),
             // As if it had been read here: its panic is this thread's.
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
@@ -147,45 +132,32 @@ pub(super) fn print_report(report: &Report, mode: Mode) -> i32 {
             }
         }
     }
-    report.outcome.exit_code()
-}
-
-/// rebar3 tells what to rebuild by file times, to the second: before it
-/// builds, the beams of sources saved in their own second are dated back
-/// ([`stale`]), so a save made just after the last build is not skipped.
-/// Before the first build there is nothing to date back.
-fn date_back_for_rebar3(settings: &Settings) {
-    let mut search = Search::from_env(settings.project.clone());
-    search.app_name = settings.app_name.clone();
-    let Ok(found) = discover::find(&search) else {
-        return;
-    };
-    if found.kind != ProjectKind::Rebar3 {
-        return;
-    }
-    if let Ok(dirs) = discover::rebar_source_dirs(&settings.project) {
-        stale::date_back_ambiguous(&stale::erl_sources(&dirs), &found.files);
-    }
+    super::exit::of_outcome(report.outcome)
 }
 
 /// Runs the build command in the project, its output shown (on stderr in
 /// JSON mode, so stdout stays one document); Ctrl-C stops it.
 async fn build(
     command: &str,
-    settings: &Settings,
+    project: &Project,
     mode: Mode,
     interrupt: &Interrupt,
 ) -> Result<(), CliError> {
     if mode == Mode::Text {
         println!("Building with `{command}`");
     }
-    let built = build_command::run(command, &settings.project, mode, interrupt.wait()).await;
+    project.date_back_for_rebar3();
+    let built = command::run(command, project.root(), mode, interrupt.wait()).await;
     match built {
         Ok(()) => Ok(()),
-        Err(BuildError::Failed(detail)) => Err(CliError::Build {
-            command: command.to_owned(),
-            detail,
+        Err(BuildError::Command { command, how }) => Err(CliError::Build {
+            command,
+            detail: how,
         }),
         Err(BuildError::Interrupted) => Err(CliError::Interrupted),
+        Err(e @ BuildError::Compile(_)) => Err(CliError::Build {
+            command: command.to_owned(),
+            detail: e.to_string(),
+        }),
     }
 }

@@ -1,10 +1,9 @@
-//! What stops a command besides a deploy report, and its exit code.
+//! What stops a command besides a deploy report (its exit code:
+//! [`super::exit`]).
 
-use crate::beam::discover::DiscoverError;
-use crate::beam::ModuleError;
 use crate::config::ConfigError;
 use crate::deploy::RollbackError;
-use crate::dist::epmd::RegisterError;
+use crate::project::ProjectError;
 use crate::dist::tls::TlsError;
 use crate::dist::StartError;
 use crate::store::SnapshotError;
@@ -16,11 +15,7 @@ pub enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    Discover(#[from] DiscoverError),
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\nerror: "))]
-    Modules(Vec<ModuleError>),
-    #[error("no modules to deploy in {0}")]
-    NoModules(String),
+    Project(#[from] ProjectError),
     #[error(transparent)]
     Start(#[from] StartError),
     #[error("the build (`{command}`) failed: {detail}; nothing was deployed")]
@@ -41,29 +36,6 @@ pub enum CliError {
     Hook(String),
     #[error(transparent)]
     Tls(#[from] TlsError),
-}
-
-impl CliError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            CliError::Config(_)
-            | CliError::Discover(_)
-            | CliError::Modules(_)
-            | CliError::NoModules(_)
-            | CliError::Cwd(_)
-            | CliError::Hook(_)
-            | CliError::Tls(_)
-            | CliError::Watch { .. } => 2,
-            CliError::Start(StartError::Register(
-                RegisterError::NameTaken { .. } | RegisterError::Held(_),
-            ))
-            | CliError::Start(StartError::Name(_)) => 2,
-            CliError::Start(_) | CliError::Nodes(_) => 3,
-            CliError::Rollback(e) if matches!(**e, RollbackError::NoSnapshot { .. }) => 2,
-            CliError::Build { .. } | CliError::Rollback(_) | CliError::Snapshot(_) => 1,
-            CliError::Interrupted => 130,
-        }
-    }
 }
 
 impl From<RollbackError> for CliError {

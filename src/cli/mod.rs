@@ -4,15 +4,17 @@
 //!
 //! One file per concern: the arguments ([`args`]), the errors and their
 //! exit codes ([`error`]), what commands set up ([`setup`]), and each
-//! command ([`deploy`], [`status`], [`snapshots`]; `watch` lives in
-//! `crate::watch::command`).
+//! command ([`deploy`], [`status`], [`snapshots`], [`watch`]); the exit
+//! codes, all of them, in [`exit`].
 
 pub(crate) mod args;
 mod deploy;
 pub(crate) mod error;
+pub mod exit;
 pub(crate) mod setup;
 mod snapshots;
 mod status;
+mod watch;
 
 pub use args::{Cli, Command, DeployArgs, SnapshotsArgs, StatusArgs, Target, WatchArgs};
 pub use error::CliError;
@@ -20,12 +22,13 @@ pub use error::CliError;
 use deploy::deploy_command;
 use snapshots::snapshots_command;
 use status::status_command;
+use watch::watch_command;
 
 /// Runs a parsed command line; returns the exit code of a completed run.
 pub async fn run(cli: Cli, json_requested: &mut bool) -> Result<i32, CliError> {
     match cli.command {
         Command::Deploy(args) => {
-            *json_requested = args.json;
+            *json_requested = args.output.json;
             deploy_command(args).await
         }
         Command::Status(args) => {
@@ -37,8 +40,8 @@ pub async fn run(cli: Cli, json_requested: &mut bool) -> Result<i32, CliError> {
             snapshots_command(args)
         }
         Command::Watch(args) => {
-            *json_requested = args.json;
-            crate::watch::command::watch_command(args).await
+            *json_requested = args.output.json;
+            watch_command(args).await
         }
     }
 }

@@ -2,17 +2,17 @@
 //! settings, the after-deploy call, this tool's peer, the local modules,
 //! the store's lock and a session with the nodes.
 
-use super::args::Target;
+use super::args::{LoadArgs, Target};
 use super::error::CliError;
-use crate::beam::discover::{self, Search};
-use crate::beam::Module;
 use crate::config::{Flags, Settings, TlsFlags};
-use crate::deploy::session::OpenError;
+use crate::deploy::session::SessionError;
+use crate::deploy::migrate::Care;
 use crate::deploy::{self, Options, Outcome, Report, Session};
+use crate::interrupt::Interrupt;
 use crate::dist::{Peer, PeerOptions, Tls};
 use crate::output::Ui;
+use crate::project::Project;
 use crate::store::{Store, StoreLock};
-use std::path::PathBuf;
 
 /// The settings of a command's `Target` flags, every layer resolved.
 pub(crate) fn settings(target: &Target) -> Result<Settings, CliError> {
@@ -44,9 +44,36 @@ pub(crate) fn settings(target: &Target) -> Result<Settings, CliError> {
     Ok(settings)
 }
 
+/// The engine's options from the settings and the flags that say how to
+/// load: built once per run, here. `force` is each command's own.
+pub(crate) fn options(
+    settings: &Settings,
+    load: &LoadArgs,
+    force: bool,
+    interrupt: &Interrupt,
+) -> Result<Options, CliError> {
+    Ok(Options {
+        verify: load.verify,
+        force,
+        via: settings.via.clone(),
+        code_change: settings.code_change && !load.no_code_change,
+        care: Care {
+            any_loop: settings.migrate_custom_loops || load.migrate_custom_loops,
+            observe: load
+                .observe
+                .map_or(settings.observe, std::time::Duration::from_millis),
+        },
+        after: after_hook(settings, &load.after)?,
+        timeout: settings.timeout,
+        keep: settings.keep_snapshots,
+        interrupted: interrupt.flag(),
+        ..Options::default()
+    })
+}
+
 /// The after-deploy call: `--after`, else `after_deploy` in the
 /// configuration.
-pub(crate) fn after_hook(
+fn after_hook(
     settings: &Settings,
     flag: &Option<String>,
 ) -> Result<Option<deploy::after::Hook>, CliError> {
@@ -80,21 +107,13 @@ pub(crate) fn peer_options(settings: &Settings) -> Result<PeerOptions, CliError>
     Ok(options)
 }
 
-/// Finds and validates every module; any invalid file refuses the whole run.
-pub(crate) fn local_modules(
-    settings: &Settings,
-    paths: &[PathBuf],
-) -> Result<(Vec<Module>, Vec<String>), CliError> {
-    let mut search = Search::from_env(settings.project.clone());
-    search.app_name = settings.app_name.clone();
-    search.ebin = settings.ebin.clone();
-    search.files = paths.to_vec();
-    let found = discover::find(&search)?;
-    let modules = discover::read_modules(&found.files).map_err(CliError::Modules)?;
-    if modules.is_empty() {
-        return Err(CliError::NoModules(settings.project.display().to_string()));
-    }
-    Ok((modules, found.apps))
+/// The run's project, as the settings describe it: made once per run.
+pub(crate) fn project(settings: &Settings) -> Project {
+    Project::new(
+        settings.project.clone(),
+        settings.app_name.clone(),
+        settings.ebin.clone(),
+    )
 }
 
 /// Takes the snapshot store's lock for this run, waiting (and saying so)
@@ -120,8 +139,8 @@ pub(crate) async fn open_session(
     let peer = start_peer(settings).await?;
     match Session::connect(peer, store, nodes, options, ui).await {
         Ok(session) => Ok(Ok(session)),
-        Err(OpenError::Start(e)) => Err(e.into()),
-        Err(OpenError::Unreachable(reports)) => {
+        Err(SessionError::Start(e)) => Err(e.into()),
+        Err(SessionError::Unreachable(reports)) => {
             Ok(Err(Report::new(reports, Outcome::Unreachable, None)))
         }
     }

@@ -16,14 +16,12 @@
 //! - [`decide`]: which goals change a node, from what it runs.
 //! - [`remote`]: one node, and what its requests have in common.
 //! - [`session`]: the peer, connections to the targets, the run's lock.
-//! - [`gateway`]: the targets reached through one node (`--via`).
 //! - [`belief`]: what the store believes each node runs.
 //! - [`process`]: a process on a node, as the user is told of it.
 //! - [`report`]: what the user and scripts are told.
 
 pub mod belief;
 pub mod decide;
-pub mod gateway;
 pub mod goal;
 mod part;
 pub mod plan;

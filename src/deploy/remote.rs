@@ -6,7 +6,8 @@
 pub use super::process::{show_pid, Lingering};
 use crate::beam::Md5;
 use crate::dist::term::{self, atom_term, binary, list, tuple, Term};
-use crate::dist::{CallError, Link};
+use crate::dist::CallError;
+use crate::reach::Route;
 use std::time::Duration;
 
 /// What a node has of a module.
@@ -63,7 +64,7 @@ pub type Inspected = Result<Vec<Found>, Held>;
 /// One node, as the deploy sees it.
 #[derive(Debug, Clone)]
 pub struct Remote {
-    pub link: Link,
+    pub link: Route,
     pub timeout: Duration,
 }
 

@@ -41,21 +41,6 @@ pub enum Outcome {
     Died,
 }
 
-impl Outcome {
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Outcome::Success => 0,
-            Outcome::Failed | Outcome::Unrecorded | Outcome::AfterFailed => 1,
-            Outcome::Unreachable | Outcome::Locked => 3,
-            Outcome::VerifyMismatch => 4,
-            Outcome::Refused | Outcome::Busy => 5,
-            Outcome::NotRestored => 6,
-            Outcome::Died => 7,
-            Outcome::Interrupted => 130,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Failure {
     pub module: Option<String>,

@@ -63,8 +63,8 @@ impl Bindings {
 /// the shared one (if any) kept apart, to be sent as it is.
 #[derive(Debug, Clone)]
 pub struct EvalArgs {
-    pub(super) values: BTreeMap<String, Vec<u8>>,
-    pub(super) shared: Option<(String, Encoded)>,
+    pub(crate) values: BTreeMap<String, Vec<u8>>,
+    pub(crate) shared: Option<(String, Encoded)>,
 }
 
 impl EvalArgs {
@@ -130,7 +130,7 @@ impl Connection {
 }
 
 /// [`bootstrap`], encoded once per process.
-pub(super) fn encoded_bootstrap() -> &'static [u8] {
+pub(crate) fn encoded_bootstrap() -> &'static [u8] {
     static ENCODED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     ENCODED.get_or_init(|| encode_bare(&bootstrap()))
 }

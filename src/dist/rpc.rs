@@ -109,7 +109,7 @@ impl Connection {
 }
 
 /// Waits up to `left` for a sent call's reply and turns it into a result.
-pub(super) async fn outcome(
+pub(crate) async fn outcome(
     reply: Result<Reply, String>,
     left: Duration,
     node: &str,

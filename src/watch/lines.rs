@@ -2,7 +2,7 @@
 //! build and deploy time), or with `--json` one JSON object per line on
 //! stdout; node comings and goings; the `Watching` banner.
 
-use super::build::Builder;
+use crate::project::Builder;
 use super::sources::Sources;
 use crate::deploy::{Report, Session};
 use crate::output::{Mode, Ui};

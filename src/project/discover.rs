@@ -2,7 +2,7 @@
 //! umbrella, or Nerves with `MIX_TARGET`), of a rebar3 project, or explicit
 //! `--ebin` folders and `.beam` files.
 
-use super::{read_all, Module, ModuleError};
+use crate::beam::{read_all, Module, ModuleError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -1,16 +1,12 @@
-//! The way to one target node: a connection of its own, or through a
-//! gateway's relay ([`super::relay`]). Everything the deploy engine says to
-//! a node goes through this, so that a node reached through a gateway is
-//! treated as one reached directly.
+//! A route to one target node: a connection of its own (over TCP or TLS,
+//! found through EPMD, a remembered port or a fixed distribution port), or
+//! through a gateway's relay ([`super::gateway`]). Everything the deploy
+//! engine says to a node goes through this, so that a node reached through
+//! a gateway is treated as one reached directly.
 
-use super::connection::Connection;
-use super::error::CallError;
-use super::eval::EvalArgs;
-use super::message::Listener;
-use super::names::NodeName;
-use super::relay::Gateway;
-use super::script::Script;
-use super::term::{atom_term, Term};
+use super::gateway::Gateway;
+use crate::dist::term::{atom_term, Term};
+use crate::dist::{CallError, Connection, EvalArgs, Listener, NodeName, Script};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -18,7 +14,7 @@ use std::time::Duration;
 
 /// A target node and the way to it.
 #[derive(Debug, Clone)]
-pub enum Link {
+pub enum Route {
     Direct(Connection),
     Via {
         gateway: Arc<Gateway>,
@@ -28,12 +24,12 @@ pub enum Link {
     },
 }
 
-type Answer = Pin<Box<dyn Future<Output = Result<Term, CallError>> + Send + 'static>>;
+type Evaluated = Pin<Box<dyn Future<Output = Result<Term, CallError>> + Send + 'static>>;
 
-impl Link {
+impl Route {
     /// `target`, reached through `gateway`.
-    pub fn via(gateway: Arc<Gateway>, target: NodeName) -> Link {
-        Link::Via {
+    pub fn via(gateway: Arc<Gateway>, target: NodeName) -> Route {
+        Route::Via {
             gateway,
             target,
             left: Arc::new(Mutex::new(None)),
@@ -43,16 +39,16 @@ impl Link {
     /// The target node.
     pub fn node(&self) -> &NodeName {
         match self {
-            Link::Direct(conn) => conn.node(),
-            Link::Via { target, .. } => target,
+            Route::Direct(conn) => conn.node(),
+            Route::Via { target, .. } => target,
         }
     }
 
     /// The gateway, for a target reached through one.
     pub fn gateway(&self) -> Option<&Arc<Gateway>> {
         match self {
-            Link::Direct(_) => None,
-            Link::Via { gateway, .. } => Some(gateway),
+            Route::Direct(_) => None,
+            Route::Via { gateway, .. } => Some(gateway),
         }
     }
 
@@ -60,18 +56,18 @@ impl Link {
     /// holder): this tool's node, or the gateway's relay.
     pub fn owner(&self) -> Term {
         match self {
-            Link::Direct(conn) => atom_term(conn.local_node()),
-            Link::Via { gateway, .. } => gateway.relay(),
+            Route::Direct(conn) => atom_term(conn.local_node()),
+            Route::Via { gateway, .. } => gateway.relay(),
         }
     }
 
     /// [`Connection::eval`]: the request leaves now (through a gateway:
     /// with the requests made alongside it); the future waits for its
     /// value.
-    pub fn eval(&self, script: &'static Script, args: &EvalArgs, timeout: Duration) -> Answer {
+    pub fn eval(&self, script: &'static Script, args: &EvalArgs, timeout: Duration) -> Evaluated {
         match self {
-            Link::Direct(conn) => Box::pin(conn.eval(script, args, timeout)),
-            Link::Via {
+            Route::Direct(conn) => Box::pin(conn.eval(script, args, timeout)),
+            Route::Via {
                 gateway, target, ..
             } => Box::pin(gateway.eval(target, script, args, timeout)),
         }
@@ -86,8 +82,8 @@ impl Link {
         timeout: Duration,
     ) -> Result<Term, CallError> {
         match self {
-            Link::Direct(conn) => conn.call(module, function, args, timeout).await,
-            Link::Via {
+            Route::Direct(conn) => conn.call(module, function, args, timeout).await,
+            Route::Via {
                 gateway, target, ..
             } => gateway.call(target, module, function, args, timeout).await,
         }
@@ -97,8 +93,8 @@ impl Link {
     /// `{Ref, Term}` to, and the listener that waits for it.
     pub fn listen(&self) -> Result<(Term, Listener), CallError> {
         match self {
-            Link::Direct(conn) => conn.listen(),
-            Link::Via {
+            Route::Direct(conn) => conn.listen(),
+            Route::Via {
                 gateway, target, ..
             } => gateway.listen(target),
         }
@@ -107,8 +103,8 @@ impl Link {
     /// `message` to the process registered as `name` on the node.
     pub fn send(&self, name: &str, message: Term) -> Result<(), CallError> {
         match self {
-            Link::Direct(conn) => conn.send(name, message),
-            Link::Via {
+            Route::Direct(conn) => conn.send(name, message),
+            Route::Via {
                 gateway, target, ..
             } => gateway.send(target, name, message),
         }
@@ -116,7 +112,7 @@ impl Link {
 
     /// Sends what a gateway has queued for its targets.
     pub fn flush(&self) {
-        if let Link::Via { gateway, .. } = self {
+        if let Route::Via { gateway, .. } = self {
             gateway.flush();
         }
     }
@@ -124,8 +120,8 @@ impl Link {
     /// Why the way to the node is gone, or `None` while it is up.
     pub fn closed_reason(&self) -> Option<String> {
         match self {
-            Link::Direct(conn) => conn.closed_reason(),
-            Link::Via { gateway, left, .. } => gateway
+            Route::Direct(conn) => conn.closed_reason(),
+            Route::Via { gateway, left, .. } => gateway
                 .closed_reason()
                 .or_else(|| left.lock().unwrap_or_else(|p| p.into_inner()).clone()),
         }
@@ -134,8 +130,8 @@ impl Link {
     /// Waits until the way to the node is gone; says why.
     pub async fn closed(&self) -> String {
         match self {
-            Link::Direct(conn) => conn.closed().await,
-            Link::Via {
+            Route::Direct(conn) => conn.closed().await,
+            Route::Via {
                 gateway,
                 target,
                 left,
@@ -150,8 +146,8 @@ impl Link {
     /// [`Connection::goodbye`] of the connection this way uses.
     pub async fn goodbye(&self, limit: Duration) {
         match self {
-            Link::Direct(conn) => conn.goodbye(limit).await,
-            Link::Via { gateway, .. } => gateway.connection().goodbye(limit).await,
+            Route::Direct(conn) => conn.goodbye(limit).await,
+            Route::Via { gateway, .. } => gateway.connection().goodbye(limit).await,
         }
     }
 }

@@ -5,21 +5,12 @@
 //! the caller's `stop` is ready (Ctrl-C during `deploy`'s build), the
 //! build's whole group is told to stop (SIGTERM), and the shell killed.
 
+use super::build::BuildError;
 use crate::output::Mode;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::Stdio;
 use tokio::process::Command;
-
-/// Why a build did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BuildError {
-    /// It ran and failed, or could not run: how, as in "the build …
-    /// exited with exit status: 1".
-    Failed(String),
-    /// Ctrl-C (or SIGTERM) stopped it.
-    Interrupted,
-}
 
 /// Runs `command` in `project` until it ends or `stop` is ready; its
 /// output shown as `mode` wants: on stdout in text, on stderr when stdout
@@ -46,7 +37,7 @@ pub async fn run(
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| BuildError::Failed(format!("could not start: {e}")))?;
+        .map_err(|e| failed(command, format!("could not start: {e}")))?;
     let group = child.id();
     // A second Ctrl-C quits without dropping `child`: it stops the group.
     let _quit = group.map(crate::interrupt::Group::stop_on_quit);
@@ -85,9 +76,16 @@ pub async fn run(
                 let _ = std::io::stderr().write_all(&out);
                 let _ = std::io::stderr().write_all(&err);
             }
-            Err(BuildError::Failed(format!("exited with {s}")))
+            Err(failed(command, format!("exited with {s}")))
         }
-        Err(e) => Err(BuildError::Failed(format!("could not be waited for: {e}"))),
+        Err(e) => Err(failed(command, format!("could not be waited for: {e}"))),
+    }
+}
+
+fn failed(command: &str, how: String) -> BuildError {
+    BuildError::Command {
+        command: command.to_owned(),
+        how,
     }
 }
 

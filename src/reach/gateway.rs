@@ -11,14 +11,10 @@
 //! [`Gateway::flush`], or when any of its answers is first waited for,
 //! after every request made alongside it in the same task has joined it.
 
-use super::connection::{Connection, Reply};
-use super::error::CallError;
-use super::eval::{encoded_bootstrap, EvalArgs};
-use super::message::Listener;
-use super::names::NodeName;
-use super::script::Script;
-use super::term::{self, atom_term, binary, list, tuple, Encoded, EtfWriter, Pid, Term};
-use super::Bindings;
+use crate::dist::connection::Reply;
+use crate::dist::eval::encoded_bootstrap;
+use crate::dist::term::{self, atom_term, binary, list, tuple, Encoded, EtfWriter, Pid, Term};
+use crate::dist::{Bindings, CallError, Connection, EvalArgs, Listener, NodeName, Script};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -81,7 +77,7 @@ impl Gateway {
             .set("Targets", &asked)
             .set(
                 "Ms",
-                &crate::dist::term::int(reach_ms.min(i64::MAX as u128) as i64),
+                &term::int(reach_ms.min(i64::MAX as u128) as i64),
             )
             .encode();
         let answer = conn.eval(&RELAY, &bindings, timeout).await?;
@@ -153,7 +149,7 @@ impl Gateway {
             // queue before it leaves.
             tokio::task::yield_now().await;
             me.flush();
-            let value = super::rpc::outcome(
+            let value = crate::dist::rpc::outcome(
                 reply,
                 timeout,
                 &target.to_string(),
@@ -187,7 +183,7 @@ impl Gateway {
                 millis(timeout),
             ])
         });
-        let value = super::rpc::outcome(reply, timeout, &target.to_string(), &label, timeout).await;
+        let value = crate::dist::rpc::outcome(reply, timeout, &target.to_string(), &label, timeout).await;
         self.answer(target, value)
     }
 
