@@ -306,7 +306,7 @@ fn median_f(mut xs: Vec<f64>) -> f64 {
 fn slow_link(work: &Path) {
     let delay = Duration::from_millis(10);
     let rtt = 2 * delay;
-    let link = common::slowlink::SlowLink::start(hotswap_node::dist::epmd::epmd_port(), delay);
+    let link = common::slowlink::SlowLink::start(hotswap_node::peer::epmd::epmd_port(), delay);
     let v1 = generate(&work.join("slow_v1"), MODULES, 1);
     let v2 = generate(&work.join("slow_v2"), MODULES, 2);
     let watched = work.join("slow_watched");

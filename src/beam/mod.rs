@@ -8,7 +8,6 @@
 //! beams must be accepted, and any input must be safe — all small, and
 //! easier to guarantee in ~200 lines we own.
 
-
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::io::Read;

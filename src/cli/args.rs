@@ -68,7 +68,7 @@ Exit codes:
   3    this tool's node could not start";
 
 #[derive(Debug, Args, Clone)]
-pub struct Target {
+pub struct TargetArgs {
     /// A node to deploy to, `name@host`; repeat for more. Overrides the configured list.
     #[arg(long = "node", value_name = "NODE")]
     pub nodes: Vec<String>,
@@ -126,7 +126,7 @@ pub struct DeployArgs {
     #[arg(value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     /// Undo, per node, the newest deploy still applied there, instead of deploying.
     #[arg(long, conflicts_with_all = ["all", "paths", "no_build", "cluster"])]
     pub rollback: bool,
@@ -161,7 +161,7 @@ pub struct WatchArgs {
     #[arg(value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     /// Kill processes still running old code of a module being replaced.
     #[arg(long)]
     pub force: bool,
@@ -220,7 +220,7 @@ pub struct OutputArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,

@@ -5,11 +5,11 @@ use super::error::CliError;
 use super::setup::{lock_store, open_session, options, project, settings};
 use crate::beam::Module;
 use crate::config::Settings;
-use crate::project::{command, BuildError, Project};
-use crate::deploy::rollback::Plan;
+use crate::deploy::rollback::Restoration;
 use crate::deploy::{self, Options, Outcome, Report, Session};
 use crate::interrupt::Interrupt;
 use crate::output::{Mode, Ui};
+use crate::project::{command, BuildError, Project};
 use crate::store::Store;
 use std::path::PathBuf;
 
@@ -102,8 +102,8 @@ async fn rollback_command(
 ) -> Result<i32, CliError> {
     let _lock = lock_store(&store, ui)?;
     let names: Vec<String> = settings.nodes.iter().map(ToString::to_string).collect();
-    let plan = Plan::read(&store, &names)?;
-    let with_work = plan.nodes();
+    let restoration = Restoration::read(&store, &names)?;
+    let with_work = restoration.nodes();
     let mut nodes = Vec::new();
     for node in &settings.nodes {
         if with_work.contains(&node.to_string()) {
@@ -116,7 +116,7 @@ async fn rollback_command(
         Ok(session) => session,
         Err(report) => return Ok(print_report(&report, mode)),
     };
-    let report = deploy::rollback(&session, plan, options, ui).await?;
+    let report = deploy::rollback(&session, restoration, options, ui).await?;
     let code = print_report(&report, mode);
     session.goodbye(GOODBYE_LIMIT.min(settings.timeout)).await;
     Ok(code)

@@ -3,9 +3,9 @@
 
 use crate::config::ConfigError;
 use crate::deploy::RollbackError;
+use crate::peer::tls::TlsError;
+use crate::peer::StartError;
 use crate::project::ProjectError;
-use crate::dist::tls::TlsError;
-use crate::dist::StartError;
 use crate::store::SnapshotError;
 use std::path::PathBuf;
 

@@ -4,8 +4,8 @@
 
 use super::error::CliError;
 use crate::deploy::{Outcome, RollbackError};
-use crate::dist::epmd::RegisterError;
-use crate::dist::StartError;
+use crate::peer::epmd::RegisterError;
+use crate::peer::StartError;
 
 /// Success.
 pub const OK: i32 = 0;

@@ -16,7 +16,7 @@ mod snapshots;
 mod status;
 mod watch;
 
-pub use args::{Cli, Command, DeployArgs, SnapshotsArgs, StatusArgs, Target, WatchArgs};
+pub use args::{Cli, Command, DeployArgs, SnapshotsArgs, StatusArgs, TargetArgs, WatchArgs};
 pub use error::CliError;
 
 use deploy::deploy_command;

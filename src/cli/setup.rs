@@ -2,20 +2,20 @@
 //! settings, the after-deploy call, this tool's peer, the local modules,
 //! the store's lock and a session with the nodes.
 
-use super::args::{LoadArgs, Target};
+use super::args::{LoadArgs, TargetArgs};
 use super::error::CliError;
 use crate::config::{Flags, Settings, TlsFlags};
-use crate::deploy::session::SessionError;
 use crate::deploy::migrate::Care;
+use crate::deploy::session::SessionError;
 use crate::deploy::{self, Options, Outcome, Report, Session};
 use crate::interrupt::Interrupt;
-use crate::dist::{Peer, PeerOptions, Tls};
 use crate::output::Ui;
+use crate::peer::{Peer, PeerOptions, Tls};
 use crate::project::Project;
 use crate::store::{Store, StoreLock};
 
-/// The settings of a command's `Target` flags, every layer resolved.
-pub(crate) fn settings(target: &Target) -> Result<Settings, CliError> {
+/// The settings of a command's `TargetArgs` flags, every layer resolved.
+pub(crate) fn settings(target: &TargetArgs) -> Result<Settings, CliError> {
     let project = match &target.project {
         Some(p) => p.clone(),
         None => std::env::current_dir().map_err(CliError::Cwd)?,
@@ -89,7 +89,7 @@ pub(crate) async fn start_peer(settings: &Settings) -> Result<Peer, CliError> {
 
 /// The nodes this tool connects to: the gateway alone with `--via`, else
 /// the targets.
-pub(crate) fn reached(settings: &Settings) -> Vec<crate::dist::NodeName> {
+pub(crate) fn reached(settings: &Settings) -> Vec<crate::peer::NodeName> {
     match &settings.via {
         Some(via) => vec![via.clone()],
         None => settings.nodes.clone(),
@@ -132,7 +132,7 @@ pub(crate) fn lock_store(store: &Store, ui: &Ui) -> Result<StoreLock, CliError> 
 pub(crate) async fn open_session(
     settings: &Settings,
     store: Store,
-    nodes: &[crate::dist::NodeName],
+    nodes: &[crate::peer::NodeName],
     options: &Options,
     ui: &Ui,
 ) -> Result<Result<Session, Report>, CliError> {

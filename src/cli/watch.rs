@@ -5,13 +5,13 @@ use super::args::WatchArgs;
 use super::error::CliError;
 use super::setup::{options, peer_options, project, reached, settings};
 use crate::deploy::Session;
-use crate::project::{Builder, Project};
-use crate::watch::sources::{self, Root, Sources, Watched};
-use crate::watch::{FindModules, Watch, WatchOptions};
-use crate::dist::{Peer, Ticks};
 use crate::interrupt::Interrupt;
 use crate::output::{Mode, Ui};
+use crate::peer::{Peer, Ticks};
+use crate::project::{Builder, Project};
 use crate::store::Store;
+use crate::watch::sources::{self, Root, Sources, Watched};
+use crate::watch::{FindModules, Watch, WatchOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -135,11 +135,11 @@ fn is_our_block(toks: &[(usize, Tok)], mut i: usize) -> bool {
     matches!(toks.get(i), Some((_, Tok::Atom(a))) if a == APP)
 }
 
-type Parsed<T> = Result<T, (usize, String)>;
+type ExsResult<T> = Result<T, (usize, String)>;
 
 /// Parses `[(]:app, key: value, … [)]` from `i`; returns the pairs and the
 /// index after the statement.
-fn parse_block(toks: &[(usize, Tok)], mut i: usize) -> Parsed<(Vec<(String, Value)>, usize)> {
+fn parse_block(toks: &[(usize, Tok)], mut i: usize) -> ExsResult<(Vec<(String, Value)>, usize)> {
     let paren = matches!(toks.get(i), Some((_, Tok::Punct('('))));
     if paren {
         i += 1;
@@ -174,7 +174,7 @@ fn parse_pairs(
     toks: &[(usize, Tok)],
     mut i: usize,
     close: Option<char>,
-) -> Parsed<(Vec<(String, Value)>, usize)> {
+) -> ExsResult<(Vec<(String, Value)>, usize)> {
     let mut pairs = Vec::new();
     loop {
         match toks.get(i) {
@@ -204,7 +204,7 @@ fn parse_pairs(
     }
 }
 
-fn parse_value(toks: &[(usize, Tok)], i: usize) -> Parsed<(Value, usize)> {
+fn parse_value(toks: &[(usize, Tok)], i: usize) -> ExsResult<(Value, usize)> {
     let Some((line, tok)) = toks.get(i) else {
         return Err((
             toks.last().map(|t| t.0).unwrap_or(1),
@@ -241,7 +241,7 @@ fn parse_value(toks: &[(usize, Tok)], i: usize) -> Parsed<(Value, usize)> {
     }
 }
 
-fn close(toks: &[(usize, Tok)], i: usize, c: char) -> Parsed<usize> {
+fn close(toks: &[(usize, Tok)], i: usize, c: char) -> ExsResult<usize> {
     match toks.get(i) {
         Some((_, Tok::Punct(p))) if *p == c => Ok(i + 1),
         Some((line, t)) => Err((*line, format!("expected `{c}`, found {}", describe(t)))),

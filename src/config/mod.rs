@@ -11,7 +11,7 @@ pub mod exs;
 mod release_cookie;
 pub mod ssl_dist_optfile;
 
-use crate::dist::{Cookie, NodeName, TlsFiles};
+use crate::peer::{Cookie, NodeName, TlsFiles};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

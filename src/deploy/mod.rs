@@ -57,7 +57,7 @@ pub struct Options {
     pub dry_run: bool,
     pub cluster: bool,
     /// Reach every target through this gateway node (`--via`).
-    pub via: Option<crate::dist::NodeName>,
+    pub via: Option<crate::peer::NodeName>,
     /// Migrate the processes of a changed module through its
     /// `code_change` (`--no-code-change` turns it off).
     pub code_change: bool,

@@ -9,7 +9,7 @@ use super::remote::{Remote, State};
 use super::report::NodeReport;
 use super::step::apply::{loads_of, Step};
 use crate::beam::Md5;
-use crate::dist::term::Term;
+use crate::peer::term::Term;
 use std::collections::HashMap;
 
 pub(super) struct Part {

@@ -1,12 +1,12 @@
 //! One node, as the deploy sees it: its link, and what every step's
 //! request and answer have in common (module states, the lock, parsing
 //! helpers). Each step's own request, node script and parser live in its
-//! file under [`super::step`]. Speaks only through [`crate::dist`].
+//! file under [`super::step`]. Speaks only through [`crate::peer`].
 
 pub use super::process::{show_pid, Lingering};
 use crate::beam::Md5;
-use crate::dist::term::{self, atom_term, binary, list, tuple, Term};
-use crate::dist::CallError;
+use crate::peer::term::{self, atom_term, binary, list, tuple, Term};
+use crate::peer::CallError;
 use crate::reach::Route;
 use std::time::Duration;
 
@@ -212,7 +212,7 @@ pub(in crate::deploy) fn said<'a>(t: &'a Term, tag: &str) -> Option<&'a Term> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dist::term::int;
+    use crate::peer::term::int;
 
     fn pair(i: i64, value: &str) -> Term {
         tuple(vec![int(i), atom_term(value)])

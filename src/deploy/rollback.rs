@@ -28,13 +28,13 @@ pub enum RollbackError {
 
 /// Each node's newest applied deploy, with every binary it needs read and
 /// checked: a damaged store refuses the rollback before any node is touched.
-pub struct Plan {
+pub struct Restoration {
     candidates: BTreeMap<String, Manifest>,
     goals: BTreeMap<String, (Vec<Goal>, Vec<String>)>,
 }
 
-impl Plan {
-    pub fn read(store: &Store, nodes: &[String]) -> Result<Plan, RollbackError> {
+impl Restoration {
+    pub fn read(store: &Store, nodes: &[String]) -> Result<Restoration, RollbackError> {
         let candidates = store.rollback_candidates(nodes)?;
         if candidates.is_empty() {
             return Err(RollbackError::NoSnapshot {
@@ -58,7 +58,7 @@ impl Plan {
             }
             goals.insert(node.clone(), (node_goals, unrestorable));
         }
-        Ok(Plan { candidates, goals })
+        Ok(Restoration { candidates, goals })
     }
 
     /// The nodes that have something to roll back.
@@ -84,18 +84,18 @@ fn goal(m: &ModuleRecord, store: &Store) -> Result<Option<Goal>, String> {
     }))
 }
 
-/// Rolls back `plan` on the session's nodes, and marks each node's part
+/// Rolls back `restoration` on the session's nodes, and marks each node's part
 /// of its manifest rolled back where that node is back on its priors.
 pub async fn rollback(
     session: &Session,
-    plan: Plan,
+    restoration: Restoration,
     opts: &Options,
     ui: &Ui,
 ) -> Result<Report, RollbackError> {
-    let Plan {
+    let Restoration {
         candidates,
         mut goals,
-    } = plan;
+    } = restoration;
     for (node, m) in &candidates {
         ui.line(&format!(
             "Rolling back {node} to before snapshot {} ({})",

@@ -6,8 +6,8 @@
 use super::remote::{LockRequest, Remote};
 use super::report::NodeReport;
 use super::Options;
-use crate::dist::{ConnectError, NodeName, Peer};
 use crate::output::Ui;
+use crate::peer::{ConnectError, NodeName, Peer};
 use crate::reach::{ports::Ports, Gateway, Reach, Route};
 use crate::store::Store;
 use futures::future::join_all;
@@ -19,7 +19,7 @@ use std::time::Duration;
 #[derive(Debug)]
 pub enum SessionError {
     /// This tool's node could not be started (its name is taken).
-    Start(crate::dist::StartError),
+    Start(crate::peer::StartError),
     /// Some nodes could not be reached; a report for every node.
     Unreachable(Vec<NodeReport>),
 }
@@ -86,7 +86,7 @@ impl Session {
         store: Store,
         nodes: &[NodeName],
         opts: &Options,
-    ) -> Result<(Session, Vec<(NodeName, String)>), crate::dist::StartError> {
+    ) -> Result<(Session, Vec<(NodeName, String)>), crate::peer::StartError> {
         pack_scripts_ahead();
         peer.registration().await?;
         let session = Session::new(peer, store, opts);
@@ -190,5 +190,5 @@ impl Session {
 /// the flight first, the one a deploy after a deploy sends.
 fn pack_scripts_ahead() {
     use super::step::{apply::APPLY, flight::FLIGHT, inspect::INSPECT};
-    crate::dist::script::pack_ahead(&[&FLIGHT, &INSPECT, &APPLY]);
+    crate::peer::script::pack_ahead(&[&FLIGHT, &INSPECT, &APPLY]);
 }

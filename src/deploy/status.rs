@@ -6,8 +6,8 @@ use super::remote::{mods_term, parse_state, Lingering, Remote, State};
 use super::report::NodeReport;
 use super::Session;
 use crate::beam::{Md5, Module};
-use crate::dist::term::{self, atom_term, list};
-use crate::dist::{Bindings, CallError, Script};
+use crate::peer::term::{self, atom_term, list};
+use crate::peer::{Bindings, CallError, Script};
 use futures::future::join_all;
 
 /// Per node, how the local modules compare with what runs there.

@@ -6,8 +6,8 @@
 
 use super::build_node::BuildNode;
 use super::saves::Saves;
-use crate::dist::Peer;
 use crate::output::Mode;
+use crate::peer::Peer;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -32,7 +32,6 @@ impl std::fmt::Display for BuildError {
         }
     }
 }
-
 
 /// How much `mix compile` must do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +171,6 @@ impl Builder {
         }
     }
 }
-
 
 /// Compiles on the build node, starting one if there is none or it died.
 /// `None`: no node could be started, or a fresh one failed too; the

@@ -5,12 +5,12 @@
 //! our connection to it drops.
 
 use super::build::{BuildError, Compile};
-use crate::dist::term;
-use crate::dist::{Connection, Cookie, NodeName, Peer, Script};
 use crate::output::Mode;
+use crate::peer::term;
+use crate::peer::{Connection, Cookie, NodeName, Peer, Script};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use std::path::Path;
 use tokio::process::{Child, Command};
 
 static COMPILE: Script = Script::new(include_str!("node/compile.erl"));
@@ -75,7 +75,7 @@ impl BuildNode {
                 }
             }
         };
-        let guard = crate::dist::eval::Bindings::new()
+        let guard = crate::peer::eval::Bindings::new()
             .set("OwnerName", &term::atom_term(&peer.name().to_string()))
             .encode();
         let ready = conn
@@ -112,7 +112,7 @@ impl BuildNode {
             .iter()
             .map(|a| term::binary(a.as_bytes().to_vec()))
             .collect();
-        let bindings = crate::dist::eval::Bindings::new()
+        let bindings = crate::peer::eval::Bindings::new()
             .set("Args", &term::list(args))
             .encode();
         let answer = self

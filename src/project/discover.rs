@@ -48,7 +48,7 @@ pub enum ProjectKind {
 
 /// Where the modules are.
 #[derive(Debug, Clone)]
-pub struct Found {
+pub struct Located {
     pub kind: ProjectKind,
     /// The applications whose modules these are (may be empty for loose files).
     pub apps: Vec<String>,
@@ -78,7 +78,7 @@ pub enum DiscoverError {
 }
 
 /// Locates the `.beam` files the search describes.
-pub fn find(search: &Search) -> Result<Found, DiscoverError> {
+pub fn find(search: &Search) -> Result<Located, DiscoverError> {
     if !search.ebin.is_empty() || !search.files.is_empty() {
         return explicit(search);
     }
@@ -92,7 +92,7 @@ pub fn find(search: &Search) -> Result<Found, DiscoverError> {
     }
 }
 
-fn explicit(search: &Search) -> Result<Found, DiscoverError> {
+fn explicit(search: &Search) -> Result<Located, DiscoverError> {
     let mut files = Vec::new();
     let mut apps = Vec::new();
     for dir in &search.ebin {
@@ -115,14 +115,14 @@ fn explicit(search: &Search) -> Result<Found, DiscoverError> {
     }
     apps.sort();
     apps.dedup();
-    Ok(Found {
+    Ok(Located {
         kind: ProjectKind::Explicit,
         apps,
         files,
     })
 }
 
-fn mix(search: &Search) -> Result<Found, DiscoverError> {
+fn mix(search: &Search) -> Result<Located, DiscoverError> {
     let root = &search.project;
     let env = search.mix_env.as_deref().unwrap_or("dev");
     let build = match search.mix_target.as_deref() {
@@ -168,13 +168,13 @@ fn mix(search: &Search) -> Result<Found, DiscoverError> {
     }
     files.retain(|f| f.file_name().is_none_or(|n| !consolidated.contains_key(n)));
     files.extend(consolidated.into_values());
-    Ok(Found { kind, apps, files })
+    Ok(Located { kind, apps, files })
 }
 
 /// A rebar3 project's own apps (not its dependencies): those whose
 /// `.app.src` is in `src/`, or in `apps/*/src/` or `lib/*/src/` (rebar3's
 /// default `project_app_dirs`, the layout of `rebar3 new release`).
-fn rebar3(search: &Search) -> Result<Found, DiscoverError> {
+fn rebar3(search: &Search) -> Result<Located, DiscoverError> {
     let root = &search.project;
     let profile = search.rebar_profile.as_deref().unwrap_or("default");
     let lib = root.join("_build").join(profile).join("lib");
@@ -188,7 +188,7 @@ fn rebar3(search: &Search) -> Result<Found, DiscoverError> {
     for app in &apps {
         files.extend(built_beams(&lib, app, "rebar3 compile")?);
     }
-    Ok(Found {
+    Ok(Located {
         kind: ProjectKind::Rebar3,
         files,
         apps,

@@ -81,7 +81,12 @@ impl Project {
         }
         if dirs.is_empty() {
             let found = self.find(&[])?;
-            dirs.extend(found.files.iter().filter_map(|f| f.parent().map(PathBuf::from)));
+            dirs.extend(
+                found
+                    .files
+                    .iter()
+                    .filter_map(|f| f.parent().map(PathBuf::from)),
+            );
         }
         dirs.sort();
         dirs.dedup();
@@ -104,7 +109,7 @@ impl Project {
         }
     }
 
-    fn find(&self, paths: &[PathBuf]) -> Result<discover::Found, DiscoverError> {
+    fn find(&self, paths: &[PathBuf]) -> Result<discover::Located, DiscoverError> {
         let search = Search {
             files: paths.to_vec(),
             ..self.search.clone()

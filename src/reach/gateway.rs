@@ -11,10 +11,10 @@
 //! [`Gateway::flush`], or when any of its answers is first waited for,
 //! after every request made alongside it in the same task has joined it.
 
-use crate::dist::connection::Reply;
-use crate::dist::eval::encoded_bootstrap;
-use crate::dist::term::{self, atom_term, binary, list, tuple, Encoded, EtfWriter, Pid, Term};
-use crate::dist::{Bindings, CallError, Connection, EvalArgs, Listener, NodeName, Script};
+use crate::peer::connection::Reply;
+use crate::peer::eval::encoded_bootstrap;
+use crate::peer::term::{self, atom_term, binary, list, tuple, Encoded, EtfWriter, Pid, Term};
+use crate::peer::{Bindings, CallError, Connection, EvalArgs, Listener, NodeName, Script};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -75,10 +75,7 @@ impl Gateway {
         let bindings = Bindings::new()
             .set("Tool", &conn.self_pid())
             .set("Targets", &asked)
-            .set(
-                "Ms",
-                &term::int(reach_ms.min(i64::MAX as u128) as i64),
-            )
+            .set("Ms", &term::int(reach_ms.min(i64::MAX as u128) as i64))
             .encode();
         let answer = conn.eval(&RELAY, &bindings, timeout).await?;
         let gateway = conn.node().to_string();
@@ -149,7 +146,7 @@ impl Gateway {
             // queue before it leaves.
             tokio::task::yield_now().await;
             me.flush();
-            let value = crate::dist::rpc::outcome(
+            let value = crate::peer::rpc::outcome(
                 reply,
                 timeout,
                 &target.to_string(),
@@ -183,7 +180,8 @@ impl Gateway {
                 millis(timeout),
             ])
         });
-        let value = crate::dist::rpc::outcome(reply, timeout, &target.to_string(), &label, timeout).await;
+        let value =
+            crate::peer::rpc::outcome(reply, timeout, &target.to_string(), &label, timeout).await;
         self.answer(target, value)
     }
 

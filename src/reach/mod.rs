@@ -3,7 +3,7 @@
 //! node opens, reopens, says goodbye and names its owner (what the node's
 //! lock holders watch), whichever way it goes:
 //!
-//! - directly, through this tool's peer ([`crate::dist::Peer`]): found
+//! - directly, through this tool's peer ([`crate::peer::Peer`]): found
 //!   through EPMD, at the port it had last time ([`ports`]), or at a fixed
 //!   distribution port without EPMD (`--dist-port`); over TCP or TLS, the
 //!   peer's carriers;
@@ -20,9 +20,9 @@ pub mod route;
 pub use gateway::{Gateway, Targets};
 pub use route::Route;
 
-use crate::dist::term::{atom_term, Term};
-use crate::dist::{CallError, ConnectError, NodeName, Peer};
 use crate::output::Ui;
+use crate::peer::term::{atom_term, Term};
+use crate::peer::{CallError, ConnectError, NodeName, Peer};
 use futures::future::join_all;
 use ports::Ports;
 use std::sync::{Arc, Mutex};
@@ -169,7 +169,10 @@ impl Reach {
         if failures.is_empty() {
             return Ok(routes);
         }
-        let mut unreached: Unreached = routes.iter().map(|r| (r.node().to_string(), None)).collect();
+        let mut unreached: Unreached = routes
+            .iter()
+            .map(|r| (r.node().to_string(), None))
+            .collect();
         unreached.extend(failures);
         Err(unreached)
     }
@@ -203,18 +206,15 @@ impl Reach {
             true => Targets::Cluster,
             false => Targets::Named(nodes.to_vec()),
         };
-        let (gateway, reached) = self
-            .open_gateway(via, &targets)
-            .await
-            .map_err(|e| {
-                let why = match e {
-                    GatewayError::Connect(e) => e.to_string(),
-                    GatewayError::Relay(e) => {
-                        format!("the relay did not start on the gateway: {e}")
-                    }
-                };
-                vec![(via.to_string(), Some(why))]
-            })?;
+        let (gateway, reached) = self.open_gateway(via, &targets).await.map_err(|e| {
+            let why = match e {
+                GatewayError::Connect(e) => e.to_string(),
+                GatewayError::Relay(e) => {
+                    format!("the relay did not start on the gateway: {e}")
+                }
+            };
+            vec![(via.to_string(), Some(why))]
+        })?;
         ui.line(&format!("Connected to {via} (the gateway)"));
         let why = format!(
             "the gateway `{via}` cannot reach it within {:.1} s (is it up, with the cluster's cookie?)",
@@ -242,16 +242,16 @@ impl Reach {
             Some(gateway) => gateway,
             None => {
                 let targets = Targets::Named(Vec::new());
-                let (gateway, _) =
-                    self.open_gateway(via, &targets)
-                        .await
-                        .map_err(|e| match e {
-                            GatewayError::Connect(e) => e,
-                            GatewayError::Relay(e) => ConnectError::Handshake {
-                                node: via.to_string(),
-                                detail: format!("the relay did not start: {e}"),
-                            },
-                        })?;
+                let (gateway, _) = self
+                    .open_gateway(via, &targets)
+                    .await
+                    .map_err(|e| match e {
+                        GatewayError::Connect(e) => e,
+                        GatewayError::Relay(e) => ConnectError::Handshake {
+                            node: via.to_string(),
+                            detail: format!("the relay did not start: {e}"),
+                        },
+                    })?;
                 gateway
             }
         };
@@ -293,9 +293,9 @@ impl Reach {
 /// The nodes `route`'s node is connected to (visible ones).
 async fn connected_nodes(route: &Route, timeout: Duration) -> Result<Vec<String>, CallError> {
     let t = route.call("erlang", "nodes", vec![], timeout).await?;
-    Ok(crate::dist::term::as_list(&t)
+    Ok(crate::peer::term::as_list(&t)
         .unwrap_or_default()
         .iter()
-        .filter_map(|n| crate::dist::term::as_atom(n).ok().map(str::to_owned))
+        .filter_map(|n| crate::peer::term::as_atom(n).ok().map(str::to_owned))
         .collect())
 }

@@ -5,7 +5,7 @@
 //! which forgets the ports of nodes it forgets; a failure to write it is
 //! not an error.
 
-use crate::dist::NodeName;
+use crate::peer::NodeName;
 use crate::store::Store;
 use std::collections::BTreeMap;
 use std::sync::Mutex;

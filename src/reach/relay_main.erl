@@ -1,4 +1,4 @@
-%% The relay of --via (src/dist/relay.rs), evaluated on the gateway: a
+%% The relay of --via (src/reach/gateway.rs), evaluated on the gateway: a
 %% process this script spawns there, which lives as long as the tool's
 %% connection to the gateway and carries everything between the tool and
 %% the targets, which the tool cannot reach (nor they it). Nothing is

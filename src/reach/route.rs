@@ -5,8 +5,8 @@
 //! a gateway is treated as one reached directly.
 
 use super::gateway::Gateway;
-use crate::dist::term::{atom_term, Term};
-use crate::dist::{CallError, Connection, EvalArgs, Listener, NodeName, Script};
+use crate::peer::term::{atom_term, Term};
+use crate::peer::{CallError, Connection, EvalArgs, Listener, NodeName, Script};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};

@@ -19,8 +19,8 @@ pub mod sources;
 use crate::beam::{Md5, Module};
 use crate::deploy::{self, Options, Remote, Report, Session};
 use crate::output::{Mode, Ui};
-use crate::store::{Store, StoreLock};
 use crate::project::Builder;
+use crate::store::{Store, StoreLock};
 use lines::Cause;
 use nodes::NodeEvent;
 use sources::Sources;
@@ -86,7 +86,7 @@ impl Watch {
     /// interrupted between steps, is undone) and the build node stops.
     pub async fn run(
         mut self,
-        missing: Vec<(crate::dist::NodeName, String)>,
+        missing: Vec<(crate::peer::NodeName, String)>,
         mut incoming: mpsc::UnboundedReceiver<NodeEvent>,
         stop: crate::interrupt::Interrupt,
     ) {

@@ -5,7 +5,7 @@
 
 use crate::deploy::remote::Remote;
 use crate::deploy::report::NodeReport;
-use crate::dist::term::{self, atom_term, list};
+use crate::peer::term::{self, atom_term, list};
 use futures::future::join_all;
 
 /// `Module.function` (Elixir) or `module:function` (Erlang).

@@ -20,9 +20,9 @@ use crate::deploy::remote::{boolean, said, Lingering, Remote, State};
 use crate::deploy::report::Outcome;
 use crate::deploy::run::{stopping, Answer, Run, Stop};
 use crate::deploy::step::word::{awaiting, Awaiting, Sent};
-use crate::dist::term::{self, atom_term, charlist, list, Encoded, EtfWriter, Term};
-use crate::dist::{Bindings, CallError, EvalArgs, Script};
 use crate::output::Ui;
+use crate::peer::term::{self, atom_term, charlist, list, Encoded, EtfWriter, Term};
+use crate::peer::{Bindings, CallError, EvalArgs, Script};
 use futures::future::join_all;
 use std::collections::HashMap;
 
@@ -237,7 +237,7 @@ impl Run<'_> {
 /// it failed.
 pub(in crate::deploy) fn applied(
     p: &mut Part,
-    answer: Result<Applied, crate::dist::CallError>,
+    answer: Result<Applied, crate::peer::CallError>,
     kind: Kind,
     ui: &Ui,
 ) -> Result<(), Outcome> {

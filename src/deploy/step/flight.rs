@@ -23,9 +23,9 @@ use crate::deploy::report::Outcome;
 use crate::deploy::run::{stopping, Answer, Run, Stop};
 use crate::deploy::step::word::awaiting;
 use crate::deploy::Options;
-use crate::dist::term::{self, Encoded, Term};
-use crate::dist::{CallError, Script};
 use crate::output::Ui;
+use crate::peer::term::{self, Encoded, Term};
+use crate::peer::{CallError, Script};
 use futures::future::join_all;
 use std::collections::HashMap;
 
@@ -93,7 +93,7 @@ impl Remote {
         go: super::word::Awaiting,
     ) -> Result<
         (
-            crate::dist::Listener,
+            crate::peer::Listener,
             impl std::future::Future<Output = Result<Flight, CallError>> + Send + 'static,
         ),
         CallError,
@@ -227,7 +227,7 @@ impl Run<'_> {
         beliefs: &[Vec<State>],
         go: crate::deploy::step::word::Awaiting,
         telling: bool,
-    ) -> Vec<(Option<crate::dist::Listener>, Answer<Flight>)> {
+    ) -> Vec<(Option<crate::peer::Listener>, Answer<Flight>)> {
         let mut loads: HashMap<PlanKey, Encoded> = HashMap::new();
         let known = self.known_md5s();
         self.parts

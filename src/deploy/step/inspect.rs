@@ -20,10 +20,10 @@ use crate::deploy::report::{describe_process, Outcome};
 use crate::deploy::run::{stopping, Run, Stop};
 use crate::deploy::step::flight::Flew;
 use crate::deploy::Options;
-use crate::dist::term::{self, atom_term, Term};
-use crate::dist::CallError;
-use crate::dist::{Bindings, EvalArgs, Script};
 use crate::output::Ui;
+use crate::peer::term::{self, atom_term, Term};
+use crate::peer::CallError;
+use crate::peer::{Bindings, EvalArgs, Script};
 use futures::future::join_all;
 
 impl Run<'_> {

@@ -13,7 +13,7 @@
 
 use crate::beam::Module;
 use crate::deploy::process::{describe_process, name_of, show_pid, Lingering};
-use crate::dist::term::{self, atom_term, list, tuple, Term};
+use crate::peer::term::{self, atom_term, list, tuple, Term};
 use std::time::Duration;
 
 /// The longest each migration step (probe, suspend, `code_change`,

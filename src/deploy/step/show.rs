@@ -9,8 +9,8 @@ use crate::deploy::process::processes;
 use crate::deploy::remote::{Lingering, Remote, State};
 use crate::deploy::report::describe_process;
 use crate::deploy::run::Run;
-use crate::dist::term::{self, atom_term, list};
-use crate::dist::{Bindings, CallError, Script};
+use crate::peer::term::{self, atom_term, list};
+use crate::peer::{Bindings, CallError, Script};
 use futures::future::join_all;
 
 impl Run<'_> {

@@ -8,7 +8,7 @@ use crate::deploy::part::Part;
 use crate::deploy::remote::{Remote, State};
 use crate::deploy::report::{Failure, Outcome};
 use crate::deploy::run::{Run, Stop};
-use crate::dist::CallError;
+use crate::peer::CallError;
 use futures::future::join_all;
 
 impl Run<'_> {

@@ -41,9 +41,9 @@
 use crate::deploy::remote::LockRequest;
 use crate::deploy::remote::Remote;
 use crate::deploy::run::{Answer, Run};
-use crate::dist::eval::ast::*;
-use crate::dist::term::{self, atom_term, list, tuple, Term};
-use crate::dist::{CallError, Listener};
+use crate::peer::eval::ast::*;
+use crate::peer::term::{self, atom_term, list, tuple, Term};
+use crate::peer::{CallError, Listener};
 use futures::future::{join_all, Either};
 
 /// The arguments of `erl_eval:exprs/2` that give `word` for `key` (the
@@ -156,7 +156,7 @@ impl Awaiting {
     }
 
     /// `{Token, Step, Tell}`: the node first tells `tell` (`{Pid, Ref}`,
-    /// [`crate::dist::Connection::listen`]) it has prepared.
+    /// [`crate::peer::Connection::listen`]) it has prepared.
     pub fn telling(self, tell: Term) -> Term {
         tuple(vec![
             term::int(self.token as i64),

@@ -193,7 +193,7 @@ fn bootstrap() -> Term {
 /// Builders of Erlang abstract syntax, for [`bootstrap`] and other
 /// expressions sent as such (`erl_eval:exprs/2` takes nothing else).
 pub mod ast {
-    use crate::dist::term::{self, atom_term, list, tuple, Term};
+    use crate::peer::term::{self, atom_term, list, tuple, Term};
 
     fn line() -> Term {
         term::int(1)

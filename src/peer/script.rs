@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::sync::OnceLock;
 
-/// What [`crate::dist::Connection::eval`] runs on a node: its functions,
+/// What [`crate::peer::Connection::eval`] runs on a node: its functions,
 /// written as a module's are (`name(Args) -> Body.`), and its main part,
 /// Erlang expressions separated by commas and ending in a full stop,
 /// which sees the call's bindings and calls the functions as local

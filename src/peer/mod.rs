@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use hotswap_node::dist::{Cookie, Peer, PeerOptions};
+//! use hotswap_node::peer::{Cookie, Peer, PeerOptions};
 //! let target = "app@myhost".parse()?;
 //! let peer = Peer::start(PeerOptions::new(Cookie::new("secret")), std::slice::from_ref(&target)).await?;
 //! let node = peer.connect(&target).await?;

@@ -49,7 +49,7 @@ impl Identity {
 
 /// What the other side told us about itself.
 #[derive(Debug, Clone)]
-pub struct Peer {
+pub struct OtherSide {
     pub name: String,
     pub flags: DistributionFlags,
 }
@@ -61,7 +61,7 @@ pub async fn client(
     cookie: &str,
     target: &NodeName,
     limit: Duration,
-) -> Result<(DistStream, Peer), ConnectError> {
+) -> Result<(DistStream, OtherSide), ConnectError> {
     let outbox = Outbox::default();
     let stream = stream.into();
     let prefix = stream.handshake_prefix();
@@ -81,7 +81,7 @@ async fn client_steps(
     me: &Identity,
     cookie: &str,
     target: &NodeName,
-) -> Result<(DistStream, Peer), ConnectError> {
+) -> Result<(DistStream, OtherSide), ConnectError> {
     let node = || target.to_string();
     let mut handshake = ClientSideHandshake::new(framed, me.local_node(), cookie);
     let status = handshake
@@ -125,7 +125,7 @@ async fn client_steps(
         .execute_rest(true)
         .await
         .map_err(|e| describe(e, target, true))?;
-    let peer = Peer {
+    let peer = OtherSide {
         name: peer.name.to_string(),
         flags: peer.flags,
     };
@@ -138,7 +138,7 @@ pub async fn server(
     me: &Identity,
     cookie: &str,
     limit: Duration,
-) -> Result<(TcpStream, Peer), String> {
+) -> Result<(TcpStream, OtherSide), String> {
     let steps = async {
         let framed = Reframe::new(stream, 2, Outbox::default());
         let mut handshake = ServerSideHandshake::new(framed, me.local_node(), cookie);
@@ -159,7 +159,7 @@ pub async fn server(
                     }
                     other => format!("`{name}`: {other}"),
                 })?;
-        let peer = Peer {
+        let peer = OtherSide {
             name: peer.name.to_string(),
             flags: peer.flags,
         };

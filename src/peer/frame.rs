@@ -107,7 +107,7 @@ pub fn encode_frame(message: Message) -> Result<Vec<u8>, FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dist::term::{atom_term, Pid};
+    use crate::peer::term::{atom_term, Pid};
 
     #[tokio::test]
     async fn round_trips_and_reports_closes() {
