@@ -14,6 +14,8 @@
 //! - [`part`]: one node's part in a run.
 //! - [`goal`]: what a run is asked of each node.
 //! - [`decide`]: which goals change a node, from what it runs.
+//! - [`migrate`]: what a changed module's processes go through, inside
+//!   its apply step.
 //! - [`remote`]: one node, and what its requests have in common.
 //! - [`session`]: the peer, connections to the targets, the run's lock.
 //! - [`belief`]: what the store believes each node runs.
@@ -22,7 +24,10 @@
 
 pub mod belief;
 pub mod decide;
+pub mod driver;
 pub mod goal;
+pub mod migrate;
+pub mod options;
 mod part;
 pub mod plan;
 pub mod process;
@@ -34,8 +39,9 @@ pub mod session;
 pub mod status;
 pub mod step;
 
-pub use step::{after, migrate};
+pub use step::after;
 
+pub use options::Options;
 pub use remote::Remote;
 pub use report::{Failure, NodeReport, Outcome, Report};
 pub use rollback::{rollback, RollbackError};
@@ -43,60 +49,7 @@ pub use session::Session;
 pub use status::{status, NodeStatus};
 
 use crate::beam::Module;
-use run::{Goal, Kind, Target, Work};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
-/// What the user asked for.
-#[derive(Debug, Clone)]
-pub struct Options {
-    pub verify: bool,
-    pub all: bool,
-    pub force: bool,
-    pub dry_run: bool,
-    pub cluster: bool,
-    /// Reach every target through this gateway node (`--via`).
-    pub via: Option<crate::peer::NodeName>,
-    /// Migrate the processes of a changed module through its
-    /// `code_change` (`--no-code-change` turns it off).
-    pub code_change: bool,
-    /// Which processes migrate, and how long they are watched after.
-    pub care: migrate::Care,
-    pub timeout: Duration,
-    /// Snapshots kept per node (0: never prune).
-    pub keep: usize,
-    /// Called on each node once its change runs.
-    pub after: Option<after::Hook>,
-    /// Set (by Ctrl-C) to stop between steps; the run then undoes what it
-    /// changed.
-    pub interrupted: Arc<AtomicBool>,
-}
-
-impl Options {
-    fn interrupted(&self) -> bool {
-        self.interrupted.load(Ordering::SeqCst)
-    }
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            verify: false,
-            all: false,
-            force: false,
-            dry_run: false,
-            cluster: false,
-            via: None,
-            code_change: true,
-            care: migrate::Care::default(),
-            timeout: Duration::from_secs(30),
-            keep: crate::store::DEFAULT_KEEP,
-            after: None,
-            interrupted: Arc::new(AtomicBool::new(false)),
-        }
-    }
-}
+use goal::{Goal, Kind, Target, Work};
 
 /// Deploys `modules` (already validated) to every node of `session`.
 pub async fn deploy(
@@ -137,7 +90,7 @@ pub async fn deploy_each(
         })
         .collect();
     let lock = session.lock_request();
-    run::run(Kind::Deploy, work, session.store(), lock, opts, ui)
+    driver::run(Kind::Deploy, work, session.store(), lock, opts, ui)
         .await
         .report
 }

@@ -3,11 +3,11 @@
 //! Every step reads and writes it; none but the driver makes one.
 
 use super::decide::Change;
+use super::goal::{loads_of, Action};
 use super::goal::{Goal, Work};
 use super::migrate::Migration;
 use super::remote::{Remote, State};
 use super::report::NodeReport;
-use super::step::apply::{loads_of, Step};
 use crate::beam::Md5;
 use crate::peer::term::Term;
 use std::collections::HashMap;
@@ -73,10 +73,10 @@ impl Part {
     }
 
     /// What the node's changes do, as its apply step takes them.
-    pub fn steps(&self) -> Vec<Step<'_>> {
+    pub fn steps(&self) -> Vec<Action<'_>> {
         self.changes
             .iter()
-            .map(|c| self.goals[c.goal].target.step(&self.goals[c.goal].module))
+            .map(|c| self.goals[c.goal].target.action(&self.goals[c.goal].module))
             .collect()
     }
 

@@ -14,7 +14,7 @@
 //! nodes run.
 
 use super::goal::Kind;
-use super::Options;
+use super::options::Options;
 
 /// One instruction of a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -363,3 +363,19 @@ pub fn migrated_lines(migrated: &Migrated, node: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// Processes in old code the run leaves alone: said, with what becomes
+/// of them.
+pub fn warn_lingering(lingering: &[super::process::Lingering], node: &str, ui: &crate::output::Ui) {
+    for l in lingering {
+        let next = match l.runs_old_code() {
+            true => "it moves to the new code at its next external call",
+            false => "the old code stays until a deploy of the module needs it gone",
+        };
+        ui.warn(&format!(
+            "{} on {node} {}; {next}",
+            describe_process(&l.pid, l.name.as_deref()),
+            l.what()
+        ));
+    }
+}

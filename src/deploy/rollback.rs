@@ -3,8 +3,8 @@
 //! Each node's part of a manifest is marked rolled back on its own, so
 //! rolling back one node leaves the others' parts to roll back later.
 
+use super::goal::{Goal, Kind, Target, Work};
 use super::report::{Outcome, Report};
-use super::run::{self, Goal, Kind, Target, Work};
 use super::{Options, Session};
 use crate::beam::Md5;
 use crate::output::Ui;
@@ -117,7 +117,7 @@ pub async fn rollback(
         .collect();
     let lock = session.lock_request();
     let store = session.store();
-    let finished = run::run(Kind::Rollback, work, store, lock, opts, ui).await;
+    let finished = super::driver::run(Kind::Rollback, work, store, lock, opts, ui).await;
     let mut report = finished.report;
     // A run stopped anywhere changed no node, or undid what it changed:
     // every node's part is still to roll back.

@@ -3,9 +3,9 @@
 //! A session that is held (the watch mode) may lose a node and connect to
 //! it again: the set of connections changes, the session does not.
 
+use super::options::Options;
 use super::remote::{LockRequest, Remote};
 use super::report::NodeReport;
-use super::Options;
 use crate::output::Ui;
 use crate::peer::{ConnectError, NodeName, Peer};
 use crate::reach::{ports::Ports, Gateway, Reach, Route};

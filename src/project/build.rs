@@ -4,45 +4,13 @@
 //! first needed and again if it dies; if it cannot start, the build command
 //! runs per change.
 
-use super::build_node::BuildNode;
+use super::build_node::{BuildNode, Compile};
+pub use super::command::BuildError;
 use super::saves::Saves;
 use crate::output::Mode;
 use crate::peer::Peer;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-
-/// Why a build did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BuildError {
-    /// The build command ran and failed, or could not run: `how`, as in
-    /// "exited with exit status: 1"; its own output said more.
-    Command { command: String, how: String },
-    /// The build node's compile failed; its output said why.
-    Compile(String),
-    /// Ctrl-C (or SIGTERM) stopped it.
-    Interrupted,
-}
-
-impl std::fmt::Display for BuildError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BuildError::Command { command, how } => write!(f, "the build (`{command}`) {how}"),
-            BuildError::Compile(why) => f.write_str(why),
-            BuildError::Interrupted => f.write_str("the build was interrupted"),
-        }
-    }
-}
-
-/// How much `mix compile` must do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Compile {
-    /// Sources only, none touching protocols: skip the deps check and
-    /// protocol consolidation.
-    Quick,
-    Full,
-    /// A save Mix would not see ([`Saves`]): recompile everything.
-    Force,
-}
 
 /// What builds the project on each change.
 pub enum Builder {

@@ -4,7 +4,7 @@
 //! own peer, listens on loopback only, has a random cookie, and halts when
 //! our connection to it drops.
 
-use super::build::{BuildError, Compile};
+use super::command::BuildError;
 use crate::output::Mode;
 use crate::peer::term;
 use crate::peer::{Connection, Cookie, NodeName, Peer, Script};
@@ -12,6 +12,17 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
+
+/// How much `mix compile` must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Compile {
+    /// Sources only, none touching protocols: skip the deps check and
+    /// protocol consolidation.
+    Quick,
+    Full,
+    /// A save Mix would not see ([`Saves`]): recompile everything.
+    Force,
+}
 
 static COMPILE: Script = Script::new(include_str!("node/compile.erl"));
 static GUARD: Script = Script::new(include_str!("node/guard.erl"));

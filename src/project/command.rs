@@ -5,12 +5,33 @@
 //! the caller's `stop` is ready (Ctrl-C during `deploy`'s build), the
 //! build's whole group is told to stop (SIGTERM), and the shell killed.
 
-use super::build::BuildError;
 use crate::output::Mode;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::Stdio;
 use tokio::process::Command;
+
+/// Why a build did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildError {
+    /// The build command ran and failed, or could not run: `how`, as in
+    /// "exited with exit status: 1"; its own output said more.
+    Command { command: String, how: String },
+    /// The build node's compile failed; its output said why.
+    Compile(String),
+    /// Ctrl-C (or SIGTERM) stopped it.
+    Interrupted,
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildError::Command { command, how } => write!(f, "the build (`{command}`) {how}"),
+            BuildError::Compile(why) => f.write_str(why),
+            BuildError::Interrupted => f.write_str("the build was interrupted"),
+        }
+    }
+}
 
 /// Runs `command` in `project` until it ends or `stop` is ready; its
 /// output shown as `mode` wants: on stdout in text, on stderr when stdout

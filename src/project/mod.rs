@@ -18,7 +18,8 @@ pub mod discover;
 pub mod saves;
 pub mod stale;
 
-pub use build::{BuildError, Builder};
+pub use build::Builder;
+pub use command::BuildError;
 pub use discover::{DiscoverError, ProjectKind};
 
 use crate::beam::{Module, ModuleError};

@@ -8,56 +8,7 @@ use crate::deploy::report::NodeReport;
 use crate::peer::term::{self, atom_term, list};
 use futures::future::join_all;
 
-/// `Module.function` (Elixir) or `module:function` (Erlang).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hook {
-    pub module: String,
-    pub function: String,
-}
-
-impl std::fmt::Display for Hook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.module.strip_prefix("Elixir.") {
-            Some(elixir) => write!(f, "{elixir}.{}", self.function),
-            None => write!(f, "{}:{}", self.module, self.function),
-        }
-    }
-}
-
-impl std::str::FromStr for Hook {
-    type Err = String;
-
-    /// `mod:fun` names an Erlang module; `Mod.Sub.fun` an Elixir one
-    /// (`Elixir.Mod.Sub`).
-    fn from_str(text: &str) -> Result<Hook, String> {
-        let bad = || {
-            format!("`{text}` is not a function to call after a deploy: write `Module.function` (Elixir) or `module:function` (Erlang)")
-        };
-        let (module, function) = match text.split_once(':') {
-            Some((m, f)) => (m.to_owned(), f),
-            None => {
-                let (m, f) = text.rsplit_once('.').ok_or_else(bad)?;
-                let elixir = m.starts_with(|c: char| c.is_ascii_uppercase());
-                (
-                    if elixir {
-                        format!("Elixir.{m}")
-                    } else {
-                        m.to_owned()
-                    },
-                    f,
-                )
-            }
-        };
-        let word = |s: &str| !s.is_empty() && !s.contains(char::is_whitespace);
-        if !word(&module) || !word(function) || function.contains(['.', ':']) {
-            return Err(bad());
-        }
-        Ok(Hook {
-            module,
-            function: function.to_owned(),
-        })
-    }
-}
+pub use crate::deploy::options::Hook;
 
 /// Calls `hook` on every node of `reports` that loaded something (each
 /// report's `loaded`), all at once; a call that raises or returns

@@ -10,15 +10,15 @@
 //! nobody runs it. Its undo is the same step with the priors
 //! ([`crate::deploy::step::undo`]).
 
-use super::inspect::warn_lingering;
-use crate::beam::{Md5, Module};
-use crate::deploy::goal::{Goal, Kind, Target};
+use crate::beam::Md5;
+use crate::deploy::goal::{loads_of, Action, Goal, Kind, Target};
 use crate::deploy::migrate::{Migrated, ProcessNote};
 use crate::deploy::part::{Part, PlanKey};
 use crate::deploy::process::processes;
 use crate::deploy::remote::{boolean, said, Lingering, Remote, State};
+use crate::deploy::report::warn_lingering;
 use crate::deploy::report::Outcome;
-use crate::deploy::run::{stopping, Answer, Run, Stop};
+use crate::deploy::run::{stopping, Answer, Answers, Run, Stop};
 use crate::deploy::step::word::{awaiting, Awaiting, Sent};
 use crate::output::Ui;
 use crate::peer::term::{self, atom_term, charlist, list, Encoded, EtfWriter, Term};
@@ -36,13 +36,6 @@ pub(in crate::deploy) static APPLY: Script = Script::with_functions(
     ),
     include_str!("../node/apply_main.erl"),
 );
-
-/// A module and what to do with it, for [`Remote::apply`].
-#[derive(Debug, Clone)]
-pub enum Step<'a> {
-    Load(&'a Module),
-    Remove(&'a str),
-}
 
 /// How [`Remote::apply`] went.
 #[derive(Debug, Clone)]
@@ -113,10 +106,11 @@ impl Run<'_> {
 
     /// Sends every node with changes its apply step, which prepares and
     /// waits for the word before changing anything.
-    pub fn prepare(&mut self) {
+    pub fn prepare(&mut self) -> Vec<Sent<Applied>> {
         let go = awaiting(&self.lock, "apply");
-        self.prepared = self.ask_apply(go, self.telling());
+        let prepared = self.ask_apply(go, self.telling());
         self.send_queued();
+        prepared
     }
 
     /// Writes the snapshot while the nodes prepare: they change nothing
@@ -134,9 +128,11 @@ impl Run<'_> {
     /// several nodes, every node has prepared (found its processes to
     /// migrate idle, for one); abort if not, or if the run was
     /// interrupted. Past it, a stop undoes what changed.
-    pub async fn point_of_no_return(&mut self) -> Result<(), Stop> {
+    pub async fn point_of_no_return(
+        &mut self,
+        steps: Vec<Sent<Applied>>,
+    ) -> Result<Answers<Applied>, Stop> {
         let go = awaiting(&self.lock, "apply");
-        let steps = std::mem::take(&mut self.prepared);
         let written = self.written.is_ok();
         let (answers, said_go) = match self.telling() {
             true => self.gather(steps, go, written).await,
@@ -162,15 +158,11 @@ impl Run<'_> {
             self.check_interrupt()?;
         }
         self.past_no_return = true;
-        self.answers = Some((answers, said_go));
-        Ok(())
+        Ok((answers, said_go))
     }
 
     /// Takes in every node's apply answer.
-    pub fn apply(&mut self) -> Result<(), Stop> {
-        let Some((answers, said_go)) = self.answers.take() else {
-            return Ok(());
-        };
+    pub fn apply(&mut self, (answers, said_go): Answers<Applied>) -> Result<(), Stop> {
         let (kind, ui) = (self.kind, self.ui);
         let mut failures = Vec::new();
         for (p, answer) in self.parts.iter_mut().zip(answers) {
@@ -456,7 +448,7 @@ impl Remote {
 /// word for that step ([`Remote::say`]). `migrate`:
 /// [`crate::deploy::migrate::Migration::term`].
 pub fn apply_payload(
-    steps: &[Step<'_>],
+    steps: &[Action<'_>],
     force: bool,
     owner: &Term,
     go: Option<Awaiting>,
@@ -468,23 +460,12 @@ pub fn apply_payload(
     apply_bindings(bindings, steps, force, owner, go, &load)
 }
 
-/// The modules `steps` load.
-pub(in crate::deploy) fn loads_of<'a>(steps: &[Step<'a>]) -> Vec<&'a Module> {
+fn removes_of(steps: &[Action<'_>]) -> Vec<Term> {
     steps
         .iter()
         .filter_map(|s| match s {
-            Step::Load(m) => Some(*m),
-            Step::Remove(_) => None,
-        })
-        .collect()
-}
-
-fn removes_of(steps: &[Step<'_>]) -> Vec<Term> {
-    steps
-        .iter()
-        .filter_map(|s| match s {
-            Step::Remove(m) => Some(atom_term(m)),
-            Step::Load(_) => None,
+            Action::Remove(m) => Some(atom_term(m)),
+            Action::Load(_) => None,
         })
         .collect()
 }
@@ -493,7 +474,7 @@ fn removes_of(steps: &[Step<'_>]) -> Vec<Term> {
 /// [`loads_payload`] of `steps`), encoded.
 pub(in crate::deploy) fn apply_bindings(
     bindings: Bindings,
-    steps: &[Step<'_>],
+    steps: &[Action<'_>],
     force: bool,
     owner: &Term,
     go: Term,
@@ -512,7 +493,7 @@ pub(in crate::deploy) fn apply_bindings(
 /// never reads (`Module::loadable`): encoded once for every node sent the
 /// same steps. The binaries are not copied (megabytes, for a release's
 /// worth of modules): the payload refers to the modules' own bytes.
-pub fn loads_payload(steps: &[Step<'_>]) -> Encoded {
+pub fn loads_payload(steps: &[Action<'_>]) -> Encoded {
     let modules = loads_of(steps);
     let mut w = EtfWriter::default();
     w.list_header(modules.len() as u32);

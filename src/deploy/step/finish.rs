@@ -4,11 +4,12 @@
 //! runs for the next run's flight, writes the manifest's outcome, releases
 //! every lock taken, and reports.
 
+use crate::deploy::goal::Target;
 use crate::deploy::migrate::Migration;
 use crate::deploy::part::Part;
 use crate::deploy::remote::State;
 use crate::deploy::report::{Outcome, Report};
-use crate::deploy::run::{Finished, Run, Stop, Target};
+use crate::deploy::run::{Finished, Run, Stop};
 use crate::store::NodeOutcome;
 use futures::future::join_all;
 use std::time::Instant;

@@ -10,19 +10,20 @@
 //! deploy to one node; to several, the second round trip is a message to
 //! each node instead of a script.
 
-use super::apply::{applied, loads_payload, Applied, Step, LOCK_WENT};
-use super::inspect::{decided, inspected, locked_message};
+use super::apply::{applied, loads_payload, Applied, LOCK_WENT};
+use super::inspect::{decided, locked_message};
 use super::verify::landed_anyway;
 use crate::beam::Md5;
 use crate::deploy::belief::Beliefs;
 use crate::deploy::decide::Change;
+use crate::deploy::goal::Action;
 use crate::deploy::goal::Kind;
+use crate::deploy::options::Options;
 use crate::deploy::part::{Part, PlanKey};
 use crate::deploy::remote::{self, Found, Held, LockRequest, Remote, State};
 use crate::deploy::report::Outcome;
 use crate::deploy::run::{stopping, Answer, Run, Stop};
 use crate::deploy::step::word::awaiting;
-use crate::deploy::Options;
 use crate::output::Ui;
 use crate::peer::term::{self, Encoded, Term};
 use crate::peer::{CallError, Script};
@@ -62,7 +63,7 @@ pub struct Ticket<'a> {
     /// What the node is believed to run of each module of `want`.
     pub believed: &'a [State],
     /// The changes, if the belief holds.
-    pub steps: &'a [Step<'a>],
+    pub steps: &'a [Action<'a>],
     /// The modules `steps` load ([`remote::loads_payload`]), encoded once
     /// for every node sent the same.
     pub load: &'a Encoded,
@@ -375,5 +376,19 @@ async fn land(
             p.changed = said_go && landed_anyway(p).await;
             Err(Outcome::Failed)
         }
+    }
+}
+
+/// A flight that changed nothing on the node: its answer is an inspect's.
+fn inspected(
+    p: &mut Part,
+    found: Vec<Found>,
+    kind: Kind,
+    opts: &Options,
+    ui: &Ui,
+) -> Result<Flew, Outcome> {
+    match decided(p, found, kind, opts, ui) {
+        true => Ok(Flew::Inspected),
+        false => Err(Outcome::Refused),
     }
 }

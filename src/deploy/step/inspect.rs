@@ -10,16 +10,15 @@
 use crate::beam::Md5;
 use crate::deploy::decide::decide;
 use crate::deploy::goal::Kind;
+use crate::deploy::options::Options;
 use crate::deploy::part::Part;
 use crate::deploy::process::processes;
 use crate::deploy::remote::{
     boolean, indexed, lock_term, mods_term, parse_state, proplist, Found, Held, Inspected,
-    Lingering, LockRequest, Remote,
+    LockRequest, Remote,
 };
-use crate::deploy::report::{describe_process, Outcome};
+use crate::deploy::report::{warn_lingering, Outcome};
 use crate::deploy::run::{stopping, Run, Stop};
-use crate::deploy::step::flight::Flew;
-use crate::deploy::Options;
 use crate::output::Ui;
 use crate::peer::term::{self, atom_term, Term};
 use crate::peer::CallError;
@@ -132,36 +131,6 @@ fn take_in(
             p.report.fail(None, e.to_string());
             Err(Outcome::Failed)
         }
-    }
-}
-
-/// A flight that changed nothing on the node: its answer is an inspect's.
-pub(in crate::deploy) fn inspected(
-    p: &mut Part,
-    found: Vec<Found>,
-    kind: Kind,
-    opts: &Options,
-    ui: &Ui,
-) -> Result<Flew, Outcome> {
-    match decided(p, found, kind, opts, ui) {
-        true => Ok(Flew::Inspected),
-        false => Err(Outcome::Refused),
-    }
-}
-
-/// Processes in old code the run leaves alone: said, with what becomes
-/// of them.
-pub(in crate::deploy) fn warn_lingering(lingering: &[Lingering], node: &str, ui: &Ui) {
-    for l in lingering {
-        let next = match l.runs_old_code() {
-            true => "it moves to the new code at its next external call",
-            false => "the old code stays until a deploy of the module needs it gone",
-        };
-        ui.warn(&format!(
-            "{} on {node} {}; {next}",
-            describe_process(&l.pid, l.name.as_deref()),
-            l.what()
-        ));
     }
 }
 

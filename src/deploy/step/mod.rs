@@ -7,7 +7,6 @@
 //! - [`snapshot`]: the priors, on disk before any node changes.
 //! - [`apply`]: prepare, load and migrate, in one request per node.
 //! - [`word`]: go or abort, the point of no return.
-//! - [`migrate`]: what a changed module's processes go through.
 //! - [`verify`]: reading back what runs.
 //! - [`finish`]: the way out; [`undo`]: putting one node back.
 //! - [`flight`]: lock, inspect and prepare fused into one request.
@@ -18,7 +17,6 @@ pub mod apply;
 pub mod finish;
 pub mod flight;
 pub mod inspect;
-pub mod migrate;
 pub mod show;
 pub mod snapshot;
 pub mod undo;

@@ -17,7 +17,7 @@ impl Run<'_> {
     /// Says what would change on each node, and how.
     pub async fn show(&mut self) {
         self.plan_migrations().await;
-        let wet = crate::deploy::Options {
+        let wet = crate::deploy::options::Options {
             dry_run: false,
             ..self.opts.clone()
         };

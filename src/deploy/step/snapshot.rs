@@ -7,10 +7,11 @@
 //! warned before anything changes. No round trip of its own.
 
 use crate::beam::{Md5, Module, Sha256Sum};
+use crate::deploy::goal::{Kind, Target};
 use crate::deploy::part::Part;
 use crate::deploy::remote::State;
 use crate::deploy::report::{NodeReport, Outcome};
-use crate::deploy::run::{Kind, Run, Stop, Target};
+use crate::deploy::run::{Run, Stop};
 use crate::output::Ui;
 use crate::store::{Manifest, ModuleRecord, NodeOutcome, NodeRecord, Prior, SnapshotError, Store};
 use std::collections::BTreeMap;

@@ -3,8 +3,9 @@
 //! names every module it could not put back. The processes the run
 //! migrated are migrated back ([`crate::deploy::migrate`]).
 
-use super::apply::{apply_payload, loads_of, Applied, Step};
+use super::apply::{apply_payload, Applied};
 use crate::beam::{Md5, Module};
+use crate::deploy::goal::{loads_of, Action};
 use crate::deploy::remote::Remote;
 use crate::deploy::report::NodeReport;
 use crate::output::Ui;
@@ -39,15 +40,15 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
             Err(why) => lost.push(format!("`{module}`: {why}")),
         }
     }
-    let steps: Vec<Step> = priors
+    let steps: Vec<Action> = priors
         .iter()
         .enumerate()
         .filter_map(|(i, (module, prior))| match prior {
-            Prior::Absent => Some(Step::Remove(module)),
+            Prior::Absent => Some(Action::Remove(module)),
             _ => binaries
                 .iter()
                 .find(|(j, _)| *j == i)
-                .map(|(_, m)| Step::Load(m)),
+                .map(|(_, m)| Action::Load(m)),
         })
         .collect();
     let loads = loads_of(&steps).into_iter();

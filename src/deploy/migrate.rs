@@ -12,6 +12,7 @@
 //! lets them go itself.
 
 use crate::beam::Module;
+pub use crate::deploy::options::{Care, DEFAULT_OBSERVE};
 use crate::deploy::process::{describe_process, name_of, show_pid, Lingering};
 use crate::peer::term::{self, atom_term, list, tuple, Term};
 use std::time::Duration;
@@ -78,32 +79,6 @@ impl Migration {
         ])
     }
 }
-
-/// What a migration takes care of besides `code_change` itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Care {
-    /// Migrate processes whose `sys` loop is not OTP's own as well (a fork
-    /// of gen_server, a hand-written loop): by default they load without
-    /// migrating, and are named.
-    pub any_loop: bool,
-    /// How long after the change the processes it migrated or passed over
-    /// are watched for dying.
-    pub observe: Duration,
-}
-
-impl Default for Care {
-    fn default() -> Self {
-        Care {
-            any_loop: false,
-            observe: DEFAULT_OBSERVE,
-        }
-    }
-}
-
-/// How long the processes a change touched are watched after it, unless
-/// configured: long enough for a process that cannot live with the new
-/// code to meet its next message or timer.
-pub const DEFAULT_OBSERVE: Duration = Duration::from_secs(1);
 
 /// One migration step's limit: [`LONGEST_STEP`], or less for a short
 /// timeout, so that the probe, suspend, `code_change`, its way back and
