@@ -1,5 +1,10 @@
 use super::*;
+use crate::beam::Md5;
+use files::files_in;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+use time::utc_stamp;
 
 fn record(outcome: NodeOutcome, module: &str, prior: Prior, deployed: &str) -> NodeRecord {
     NodeRecord {
@@ -92,7 +97,9 @@ fn leftover_temporary_files_are_ignored_then_removed() {
         )],
     );
     store.save(&m).expect("save");
-    let stray = dir.path().join("snapshots").join(".tmp-99-b.json");
+    // Left by a writer that cannot exist (above Linux's highest pid, 2^22),
+    // not one a busy machine may have: pid 99 was alive once here.
+    let stray = dir.path().join("snapshots").join(".tmp-4194305-b.json");
     std::fs::write(&stray, b"{\"id\": \"b\", \"crea").expect("stray");
     assert_eq!(store.list().expect("stray ignored"), vec![m]);
     let lock = store.lock(|| {}).expect("lock");
