@@ -4,8 +4,9 @@
 //! rolling back one node leaves the others' parts to roll back later.
 
 use super::goal::{Goal, Kind, Target, Work};
+use super::options::Options;
 use super::report::{Outcome, Report};
-use super::{Options, Session};
+use super::session::Session;
 use crate::beam::Md5;
 use crate::output::Ui;
 use crate::store::{Manifest, ModuleRecord, NodeOutcome, Prior, SnapshotError, Store};

@@ -4,7 +4,7 @@
 use super::process::processes;
 use super::remote::{mods_term, parse_state, Lingering, Remote, State};
 use super::report::NodeReport;
-use super::Session;
+use super::session::Session;
 use crate::beam::{Md5, Module};
 use crate::peer::term::{self, atom_term, list};
 use crate::peer::{Bindings, CallError, Script};
