@@ -8,7 +8,8 @@
 //! `"#{config_env()}.exs"`-style ones; `target.exs` only when `MIX_TARGET`
 //! names a target.
 
-use super::{ConfigError, FileConfig};
+use super::error::ConfigError;
+use super::keys::FileConfig;
 use std::path::{Path, PathBuf};
 
 const APP: &str = "mix_tasks_upload_hotswap";

@@ -10,7 +10,8 @@
 //! deploy to one node; to several, the second round trip is a message to
 //! each node instead of a script.
 
-use super::apply::{applied, loads_payload, Applied, LOCK_WENT};
+use super::applied::Applied;
+use super::apply::{applied, loads_payload, LOCK_WENT};
 use super::inspect::{decided, locked_message};
 use super::verify::landed_anyway;
 use crate::beam::Md5;

@@ -5,7 +5,8 @@
 //! - [`inspect`]: lock and inspect, and what the answer means.
 //! - [`show`]: `--dry-run`'s account of what would change.
 //! - [`snapshot`]: the priors, on disk before any node changes.
-//! - [`apply`]: prepare, load and migrate, in one request per node.
+//! - [`apply`]: prepare, load and migrate, in one request per node; [`applied`]:
+//!   what the node answers.
 //! - [`word`]: go or abort, the point of no return.
 //! - [`verify`]: reading back what runs.
 //! - [`finish`]: the way out; [`undo`]: putting one node back.
@@ -13,6 +14,7 @@
 //! - [`after`]: the function called on each node once its change runs.
 
 pub mod after;
+pub mod applied;
 pub mod apply;
 pub mod finish;
 pub mod flight;

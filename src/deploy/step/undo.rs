@@ -3,7 +3,8 @@
 //! names every module it could not put back. The processes the run
 //! migrated are migrated back ([`crate::deploy::migrate`]).
 
-use super::apply::{apply_payload, Applied};
+use super::applied::Applied;
+use super::apply::apply_payload;
 use crate::beam::{Md5, Module};
 use crate::deploy::goal::{loads_of, Action};
 use crate::deploy::remote::Remote;
