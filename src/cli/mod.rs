@@ -1,11 +1,12 @@
-//! The command line: arguments (clap), and each command wired from
-//! configuration through discovery to the deploy. Errors come back to
-//! `main` as [`CliError`], which knows its exit code.
+//! The command line, and only that: arguments (clap), each command wired
+//! from the settings through the local project to the engines, and
+//! printing. Errors come back to `main` as [`CliError`].
 //!
-//! One file per concern: the arguments ([`args`]), the errors and their
-//! exit codes ([`error`]), what commands set up ([`setup`]), and each
-//! command ([`deploy`], [`status`], [`snapshots`], [`watch`]); the exit
-//! codes, all of them, in [`exit`].
+//! One file per concern: the arguments (`args`, the flags `deploy` and
+//! `watch` share written once), the errors (`error`), what commands set up
+//! once (`setup`: the settings become the engines' options there), each
+//! command (`deploy`, `status`, `snapshots`, `watch`), and the exit codes,
+//! every one of them, in [`exit`].
 
 pub(crate) mod args;
 mod deploy;

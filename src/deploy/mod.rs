@@ -4,14 +4,14 @@
 //! inspect → prepare → snapshot → point of no return → apply → migrate →
 //! verify → finish), folded over the nodes by one driver, [`run`], with a
 //! single undo path. A deploy drives it with the local build as every
-//! node's goal; a rollback ([`rollback`]) with each node's priors from its
+//! node's goal; a rollback ([`rollback`](mod@rollback)) with each node's priors from its
 //! newest applied deploy. A [`Session`] holds the peer and the connections
-//! that deploy, rollback and [`status`] borrow.
+//! that deploy, rollback and [`status`](mod@status) borrow.
 //!
 //! - [`plan`]: a run's instructions, in order.
 //! - [`run`]: the driver that folds them, and the one way out.
 //! - [`step`]: each instruction's work, a file each.
-//! - [`part`]: one node's part in a run.
+//! - `part`: one node's part in a run.
 //! - [`goal`]: what a run is asked of each node.
 //! - [`decide`]: which goals change a node, from what it runs.
 //! - [`migrate`]: what a changed module's processes go through, inside

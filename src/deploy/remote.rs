@@ -48,7 +48,7 @@ pub struct LockRequest {
     pub owner: String,
     /// What a node's lock holder watches, to let go when this tool goes:
     /// this tool's node, or under `--via` the gateway's relay
-    /// ([`Link::owner`]).
+    /// ([`crate::reach::route::Route::owner`]).
     pub watched: Term,
     pub info: Vec<(String, String)>,
     pub lease: Duration,

@@ -111,7 +111,7 @@ pub struct StatusFound {
 }
 
 impl Remote {
-    /// The status step ([`super::status`]): what the node runs of `want`,
+    /// The status step ([`super::status`](fn@super::status)): what the node runs of `want`,
     /// the processes of `migrating` (those whose local build exports
     /// `code_change`) a deploy would migrate, and the loaded modules of
     /// `apps` not in `want`. The request leaves now; the future waits for

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 pub struct Pruned {
     pub snapshots: usize,
     pub objects: usize,
-    /// Nodes unseen for [`FORGET_AFTER`], whose beliefs and port went.
+    /// Nodes unseen for [`super::beliefs::FORGET_AFTER`], whose beliefs and port went.
     pub nodes: usize,
 }
 
@@ -124,7 +124,7 @@ impl Store {
     /// Keeps the newest `keep` snapshots of each node (a snapshot goes when
     /// no node still counts it among its newest), then removes the objects
     /// and index entries no remaining snapshot needs, and forgets nodes
-    /// unseen for [`FORGET_AFTER`].
+    /// unseen for [`super::beliefs::FORGET_AFTER`].
     pub fn prune(&self, keep: usize) -> Result<Pruned, SnapshotError> {
         // 0 keeps every snapshot (and still collects what none needs).
         let keep = if keep == 0 { usize::MAX } else { keep };

@@ -65,7 +65,7 @@ pub struct Ticket<'a> {
     pub believed: &'a [State],
     /// The changes, if the belief holds.
     pub steps: &'a [Action<'a>],
-    /// The modules `steps` load ([`remote::loads_payload`]), encoded once
+    /// The modules `steps` load ([`super::apply::loads_payload`]), encoded once
     /// for every node sent the same.
     pub load: &'a Encoded,
     pub force: bool,

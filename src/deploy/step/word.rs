@@ -32,11 +32,11 @@
 //!
 //! A step that has told the tool it prepared (a flight to several nodes)
 //! has its run's holder there already: its word is the message alone,
-//! sent straight to the holder ([`message`]).
+//! sent straight to the holder (`message`).
 
 //! The point of no return of a plan
 //! ([`Instruction::PointOfNoReturn`](crate::deploy::plan::Instruction::PointOfNoReturn))
-//! is this word: [`Run::gather`] says it once every node has prepared.
+//! is this word: `Run::gather` says it once every node has prepared.
 
 use crate::deploy::remote::LockRequest;
 use crate::deploy::remote::Remote;
@@ -208,7 +208,7 @@ impl Remote {
 
     /// Gives the flight `step`, which has told the tool it prepared (so
     /// its run's holder is there), the word: go or abort. One message
-    /// straight to the holder ([`message`]); not waited for,
+    /// straight to the holder (`message`); not waited for,
     /// as with [`Remote::say`].
     pub fn say_to_holder(&self, step: Awaiting, go: bool) {
         let word = if go { "go" } else { "abort" };
