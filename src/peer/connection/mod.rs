@@ -8,65 +8,23 @@
 //! flight) and sends a tick every quarter of the tick time. When the socket
 //! fails, every pending call fails at once with the reason; nothing hangs.
 
-use super::frame::{encode_frame, read_frame, Frame, TICK};
-use super::names::NodeName;
-use super::stream::DistStream;
-use super::term::{self, atom_term, tuple, Encoded, Pid, Reference, Term};
+mod state;
+mod tasks;
+
+pub(crate) use state::Outgoing;
+pub use tasks::Ticks;
+
+use crate::peer::frame::encode_frame;
+use crate::peer::names::NodeName;
+use crate::peer::stream::DistStream;
+use crate::peer::term::{self, atom_term, tuple, Encoded, Pid, Term};
 use erl_dist::message::Message;
-use std::collections::HashMap;
+use state::{Inner, Pending};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tasks::Tasks;
 use tokio::sync::{mpsc, oneshot};
-
-/// Settings for a connection's background tasks.
-#[derive(Debug, Clone, Copy)]
-pub struct Ticks {
-    /// Like `net_ticktime`: we send a tick every quarter of it.
-    pub ticktime: Duration,
-}
-
-impl Default for Ticks {
-    fn default() -> Self {
-        Ticks {
-            ticktime: Duration::from_secs(60),
-        }
-    }
-}
-
-/// What a connection's two tasks need besides the socket's halves.
-struct Tasks {
-    inner: Arc<Inner>,
-    to_write: mpsc::UnboundedReceiver<Outgoing>,
-    stop: oneshot::Receiver<()>,
-    ticks: Ticks,
-}
-
-impl Tasks {
-    fn spawn<R, W>(self, read_half: R, write_half: W)
-    where
-        R: AsyncRead + Unpin + Send + 'static,
-        W: AsyncWrite + Unpin + Send + 'static,
-    {
-        let (answers_tx, answers_rx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_loop(
-            BufReader::with_capacity(256 * 1024, read_half),
-            self.inner.clone(),
-            answers_tx,
-            self.ticks.ticktime,
-        ));
-        tokio::spawn(write_loop(
-            BufWriter::with_capacity(256 * 1024, write_half),
-            self.inner,
-            self.to_write,
-            answers_rx,
-            self.stop,
-            self.ticks,
-            reader,
-        ));
-    }
-}
 
 /// A handle on a connection; clones share it. The connection closes when
 /// the last handle is dropped.
@@ -74,37 +32,6 @@ impl Tasks {
 pub struct Connection {
     inner: Arc<Inner>,
     _closer: Arc<Closer>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    node: NodeName,
-    self_pid: Pid,
-    ref_node: String,
-    creation: u32,
-    salt: u32,
-    next_ref: AtomicU64,
-    outgoing: mpsc::UnboundedSender<Outgoing>,
-    pending: Mutex<Pending>,
-    /// Becomes true once, when the connection ends.
-    down: tokio::sync::watch::Sender<bool>,
-}
-
-#[derive(Debug, Default)]
-struct Pending {
-    calls: HashMap<u64, oneshot::Sender<Term>>,
-    /// Why the connection ended, once it has.
-    closed: Option<String>,
-}
-
-/// A frame on its way out: whole, or with a big shared middle part that
-/// many connections send without copying it.
-#[derive(Debug)]
-pub(crate) enum Outgoing {
-    Whole(Vec<u8>),
-    Parts(Vec<u8>, Encoded, Vec<u8>),
-    /// Everything before it sent, the connection is closed our way.
-    Goodbye,
 }
 
 /// Dropped with the last handle: stops the tasks.
@@ -388,224 +315,5 @@ impl Reply {
 impl Drop for Reply {
     fn drop(&mut self) {
         self.inner.lock().calls.remove(&self.key);
-    }
-}
-
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, Pending> {
-        // A panic while holding this lock cannot leave the map inconsistent.
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// References carry the call's key in their first two words; the third is
-    /// a per-connection salt so stray references are not mistaken for ours.
-    fn reference(&self, key: u64) -> Reference {
-        Reference {
-            node: self.ref_node.as_str().into(),
-            id: vec![(key & 0x3_ffff) as u32, (key >> 18) as u32, self.salt],
-            creation: self.creation,
-        }
-    }
-
-    fn key_of(&self, reference: &Reference) -> Option<u64> {
-        match reference.id.as_slice() {
-            [low, high, salt] if *salt == self.salt && reference.node.name == self.ref_node => {
-                Some(u64::from(*low) | (u64::from(*high) << 18))
-            }
-            _ => None,
-        }
-    }
-
-    fn close(&self, reason: String) {
-        let mut pending = self.lock();
-        if pending.closed.is_none() {
-            tracing::debug!(node = %self.node, %reason, "connection closed");
-            pending.closed = Some(reason);
-        }
-        // Dropping the senders wakes every waiting call with the reason above.
-        pending.calls.clear();
-        drop(pending);
-        self.down.send_replace(true);
-    }
-
-    /// Delivers `{Ref, Result}` to the call that made `Ref`.
-    fn deliver(&self, message: Term) {
-        let Term::Tuple(t) = &message else {
-            tracing::debug!(node = %self.node, message = %term::show(&message), "ignored a message");
-            return;
-        };
-        let key = match t.elements.as_slice() {
-            [Term::Reference(r), _] => self.key_of(r),
-            _ => None,
-        };
-        let Some(key) = key else {
-            tracing::debug!(node = %self.node, message = %term::show(&message), "ignored a message");
-            return;
-        };
-        let sender = self.lock().calls.remove(&key);
-        match (sender, message) {
-            (Some(sender), Term::Tuple(mut t)) => {
-                let result = t.elements.pop().unwrap_or_else(|| atom_term("undefined"));
-                let _ = sender.send(result);
-            }
-            _ => tracing::debug!(node = %self.node, "a reply came for a call that gave up"),
-        }
-    }
-}
-
-async fn read_loop<R: AsyncRead + Unpin>(
-    mut reader: BufReader<R>,
-    inner: Arc<Inner>,
-    answers: mpsc::UnboundedSender<Vec<u8>>,
-    ticktime: Duration,
-) {
-    // A node ticks every quarter of its tick time; silence for a whole one
-    // (ours, or the node's if longer: at least 60 s) means it is gone, as
-    // `net_kernel` would decide, even if no TCP reset ever comes.
-    let silence = ticktime.max(Duration::from_secs(60));
-    let reason = loop {
-        let frame = match tokio::time::timeout(silence, read_frame(&mut reader)).await {
-            Ok(frame) => frame,
-            Err(_) => break format!("the node did not answer for {} s", silence.as_secs()),
-        };
-        match frame {
-            Ok(Some(Frame::Tick)) => {
-                // Answer at once: a node with a short net_ticktime must hear from us.
-                let _ = answers.send(TICK.to_vec());
-            }
-            Ok(Some(Frame::Message(message))) => {
-                if let Some(answer) = handle(&inner, *message) {
-                    let _ = answers.send(answer);
-                }
-            }
-            Ok(None) => break "the node closed the connection".to_owned(),
-            Err(e) => break e.to_string(),
-        }
-    };
-    inner.close(reason);
-}
-
-/// Acts on one incoming message; returns a frame to send back, if any.
-fn handle(inner: &Inner, message: Message) -> Option<Vec<u8>> {
-    match message {
-        Message::Send(m) => inner.deliver(m.message),
-        Message::SendSender(m) => inner.deliver(m.message),
-        Message::SendTt(m) => inner.deliver(m.message),
-        Message::SendSenderTt(m) => inner.deliver(m.message),
-        Message::RegSend(m) if m.to_name.name == "net_kernel" => {
-            return answer_net_kernel(&m.message)
-        }
-        Message::RegSendTt(m) if m.to_name.name == "net_kernel" => {
-            return answer_net_kernel(&m.message)
-        }
-        other => tracing::debug!(node = %inner.node, message = ?other, "ignored a control message"),
-    }
-    None
-}
-
-/// `net_adm:ping/1` sends `{'$gen_call', {Pid, Tag}, {is_auth, Node}}` to
-/// `net_kernel` and expects `{Tag, yes}`. Since OTP 24 `Tag` may be
-/// `[alias|Ref]`; it is echoed as it came.
-fn answer_net_kernel(message: &Term) -> Option<Vec<u8>> {
-    let [label, from, request] = term::as_tuple_n::<3>(message).ok()?;
-    if !term::is_atom(label, "$gen_call") {
-        return None;
-    }
-    let [pid, tag] = term::as_tuple_n::<2>(from).ok()?;
-    let pid = term::as_pid(pid).ok()?.clone();
-    let is_auth =
-        matches!(term::as_tuple(request), Ok([what, _]) if term::is_atom(what, "is_auth"));
-    let answer = if is_auth {
-        atom_term("yes")
-    } else {
-        atom_term("not_supported")
-    };
-    encode_frame(Message::send(pid, tuple(vec![tag.clone(), answer]))).ok()
-}
-
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut writer: BufWriter<W>,
-    inner: Arc<Inner>,
-    mut requests: mpsc::UnboundedReceiver<Outgoing>,
-    mut answers: mpsc::UnboundedReceiver<Vec<u8>>,
-    mut stop: oneshot::Receiver<()>,
-    ticks: Ticks,
-    reader: tokio::task::JoinHandle<()>,
-) {
-    let period = (ticks.ticktime / 4).max(Duration::from_millis(100));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    let result: std::io::Result<Ending> = async {
-        loop {
-            let first = tokio::select! {
-                r = requests.recv() => match r { Some(f) => f, None => return Ok(Ending::Now) },
-                a = answers.recv() => match a { Some(f) => Outgoing::Whole(f), None => return Ok(Ending::Now) },
-                _ = tick.tick() => Outgoing::Whole(TICK.to_vec()),
-                _ = &mut stop => return Ok(Ending::Now),
-            };
-            if write_out(&mut writer, &first).await? {
-                writer.flush().await?;
-                return Ok(Ending::Goodbye);
-            }
-            // Batch whatever else is ready into the same flush.
-            loop {
-                let next = match answers.try_recv() {
-                    Ok(f) => Outgoing::Whole(f),
-                    Err(_) => match requests.try_recv() {
-                        Ok(f) => f,
-                        Err(_) => break,
-                    },
-                };
-                if write_out(&mut writer, &next).await? {
-                    writer.flush().await?;
-                    return Ok(Ending::Goodbye);
-                }
-            }
-            writer.flush().await?;
-        }
-    }
-    .await;
-    let _ = writer.shutdown().await;
-    let reason = match result {
-        // The node closes its end once it has read ours to the end.
-        Ok(Ending::Goodbye) => match reader.await {
-            Ok(()) => return,
-            Err(_) => "the connection was closed by this node".to_owned(),
-        },
-        Ok(Ending::Now) => {
-            reader.abort();
-            "the connection was closed by this node".to_owned()
-        }
-        Err(e) => {
-            reader.abort();
-            format!("write failed: {e}")
-        }
-    };
-    inner.close(reason);
-}
-
-/// How the writer stopped.
-enum Ending {
-    /// At once: the last handle went, or the node went.
-    Now,
-    /// After a goodbye: what was sent before it is on its way, our end is
-    /// closed, and the node's end will follow.
-    Goodbye,
-}
-
-/// Writes `frame`; `true` if it was the goodbye, which ends the writing.
-async fn write_out<W: AsyncWrite + Unpin>(
-    writer: &mut BufWriter<W>,
-    frame: &Outgoing,
-) -> std::io::Result<bool> {
-    match frame {
-        Outgoing::Goodbye => Ok(true),
-        Outgoing::Whole(bytes) => writer.write_all(bytes).await.map(|()| false),
-        Outgoing::Parts(head, shared, tail) => {
-            writer.write_all(head).await?;
-            for piece in shared.0.iter() {
-                writer.write_all(piece).await?;
-            }
-            writer.write_all(tail).await.map(|()| false)
-        }
     }
 }
