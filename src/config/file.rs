@@ -44,12 +44,14 @@ impl FileLayer {
         }
         let target = env("MIX_TARGET").filter(|t| !t.is_empty() && t != "host");
         let mix_env = env("MIX_ENV").unwrap_or_else(|| "dev".into());
-        Ok(
-            match exs::read_upload_hotswap(&exs_path, &mix_env, target.as_deref())? {
-                Some(found) => FileLayer::of(found, exs_path),
-                None => FileLayer::default(),
-            },
-        )
+        let build = exs::MixBuild {
+            env: &mix_env,
+            target: target.as_deref(),
+        };
+        Ok(match exs::read_upload_hotswap(&exs_path, build)? {
+            Some(found) => FileLayer::of(found, exs_path),
+            None => FileLayer::default(),
+        })
     }
 
     fn of(config: FileConfig, path: PathBuf) -> FileLayer {

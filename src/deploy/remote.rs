@@ -6,6 +6,7 @@
 pub use super::process::{show_pid, Lingering};
 use crate::beam::Md5;
 use crate::peer::term::{self, atom_term, binary, list, tuple, Term};
+use crate::peer::Call;
 use crate::peer::CallError;
 use crate::reach::Route;
 use std::time::Duration;
@@ -86,7 +87,7 @@ impl Remote {
     pub async fn connected_nodes(&self) -> Result<Vec<String>, CallError> {
         let t = self
             .link
-            .call("erlang", "nodes", vec![], self.timeout)
+            .call(Call::new("erlang", "nodes", vec![]), self.timeout)
             .await?;
         Ok(term::as_list(&t)
             .unwrap_or_default()

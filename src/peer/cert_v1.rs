@@ -106,29 +106,40 @@ fn public_key(der: &[u8]) -> Result<SubjectPublicKeyInfoDer<'static>, Error> {
     ))
 }
 
-/// A TLS 1.3 handshake signature by the key of the version-1 certificate
-/// `cert`.
-pub fn verify_tls13(
-    message: &[u8],
-    cert: &[u8],
-    dss: &DigitallySignedStruct,
-    algorithms: &WebPkiSupportedAlgorithms,
-) -> Result<(), Error> {
-    let spki = public_key(cert)?;
-    rustls::crypto::verify_tls13_signature_with_raw_key(message, &spki, dss, algorithms).map(|_| ())
+/// The TLS version whose handshake signature is checked.
+#[derive(Debug, Clone, Copy)]
+pub enum TlsVersion {
+    V12,
+    V13,
 }
 
-/// A TLS 1.2 handshake signature by the key of the version-1 certificate
-/// `cert`: each algorithm the scheme may stand for is tried, as rustls
-/// does for certificates it reads.
-pub fn verify_tls12(
+/// A handshake signature by the key of the version-1 certificate `cert`.
+pub fn verify_signature(
+    version: TlsVersion,
     message: &[u8],
     cert: &[u8],
     dss: &DigitallySignedStruct,
     algorithms: &WebPkiSupportedAlgorithms,
 ) -> Result<(), Error> {
     let spki = public_key(cert)?;
-    let key = webpki::RawPublicKeyEntity::try_from(&spki)
+    match version {
+        TlsVersion::V13 => {
+            rustls::crypto::verify_tls13_signature_with_raw_key(message, &spki, dss, algorithms)
+                .map(|_| ())
+        }
+        TlsVersion::V12 => verify_tls12(message, &spki, dss, algorithms),
+    }
+}
+
+/// A TLS 1.2 signature by the key `spki`: each algorithm the scheme may
+/// stand for is tried, as rustls does for certificates it reads.
+fn verify_tls12(
+    message: &[u8],
+    spki: &SubjectPublicKeyInfoDer<'_>,
+    dss: &DigitallySignedStruct,
+    algorithms: &WebPkiSupportedAlgorithms,
+) -> Result<(), Error> {
+    let key = webpki::RawPublicKeyEntity::try_from(spki)
         .map_err(|e| bad(&format!("the certificate's key cannot be read: {e}")))?;
     let candidates = algorithms
         .mapping

@@ -28,20 +28,21 @@ impl Peer {
         target: &NodeName,
         remembered: Option<u16>,
     ) -> Result<(Connection, u16), ConnectError> {
-        let tls = self.options.tls.as_ref();
+        let attempt = |port, same_name| Attempt {
+            target,
+            port,
+            same_name,
+            cookie: &self.options.cookie,
+            tls: self.options.tls.as_ref(),
+        };
         if let Some(port) = self.options.dist_port {
             let limit = self.options.connect_timeout;
-            let conn = self
-                .connect_at(target, port, limit, true, &self.options.cookie, tls)
-                .await?;
+            let conn = self.connect_at(&attempt(port, true), limit).await?;
             return Ok((conn, port));
         }
         if let Some(port) = remembered {
             let limit = self.options.connect_timeout.min(Duration::from_secs(2));
-            match self
-                .connect_at(target, port, limit, true, &self.options.cookie, tls)
-                .await
-            {
+            match self.connect_at(&attempt(port, true), limit).await {
                 Ok(conn) => return Ok((conn, port)),
                 Err(e) => tracing::debug!(node = %target, port, "remembered port failed: {e}"),
             }
@@ -51,16 +52,8 @@ impl Peer {
             let _ = self.registration().await;
         }
         let port = epmd::lookup(target.host(), target.name()).await?;
-        let conn = self
-            .connect_at(
-                target,
-                port,
-                self.options.connect_timeout,
-                false,
-                &self.options.cookie,
-                tls,
-            )
-            .await?;
+        let limit = self.options.connect_timeout;
+        let conn = self.connect_at(&attempt(port, false), limit).await?;
         Ok((conn, port))
     }
 
@@ -73,39 +66,32 @@ impl Peer {
     ) -> Result<Connection, ConnectError> {
         let _ = self.registration().await;
         let port = epmd::lookup(target.host(), target.name()).await?;
-        self.connect_at(
+        let attempt = Attempt {
             target,
             port,
-            self.options.connect_timeout,
-            true,
+            same_name: true,
             cookie,
-            None,
-        )
-        .await
+            tls: None,
+        };
+        self.connect_at(&attempt, self.options.connect_timeout)
+            .await
     }
 
-    /// [`Peer::connect_at`], tried again while the node answers `nok`:
+    /// [`Peer::connect_once`], tried again while the node answers `nok`:
     /// it still holds a handshake of an earlier attempt from our name
     /// (one that timed out over a slow or lossy link) and drops it once
     /// that socket's close reaches it, or at its own setup time. Waits
     /// 50 ms, doubling up to 1 s, within `limit` in all.
     async fn connect_at(
         &self,
-        target: &NodeName,
-        port: u16,
+        attempt: &Attempt<'_>,
         limit: Duration,
-        same_name: bool,
-        cookie: &Cookie,
-        tls: Option<&Tls>,
     ) -> Result<Connection, ConnectError> {
         let deadline = tokio::time::Instant::now() + limit;
         let mut pause = Duration::from_millis(50);
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self
-                .connect_once(target, port, left, same_name, cookie, tls)
-                .await
-            {
+            match self.connect_once(attempt, left).await {
                 Err(ConnectError::Pending { node, .. }) => {
                     crate::fault::hold("connect_pending").await;
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -124,18 +110,19 @@ impl Peer {
         }
     }
 
-    /// Connects to `target` at `port` (over `tls` if given) and shakes
-    /// hands within `limit`; with `same_name`, refuses a node of another
-    /// name there.
+    /// Makes `attempt` and shakes hands within `limit`.
     async fn connect_once(
         &self,
-        target: &NodeName,
-        port: u16,
+        attempt: &Attempt<'_>,
         limit: Duration,
-        same_name: bool,
-        cookie: &Cookie,
-        tls: Option<&Tls>,
     ) -> Result<Connection, ConnectError> {
+        let Attempt {
+            target,
+            port,
+            same_name,
+            cookie,
+            tls,
+        } = *attempt;
         let addr = format!("{}:{port}", target.host());
         let stream = tokio::time::timeout(limit, TcpStream::connect((target.host(), port)))
             .await
@@ -195,4 +182,15 @@ impl Peer {
             self.options.ticks,
         ))
     }
+}
+
+/// One way to reach a node: at `port` (over `tls` if given), with `cookie`.
+#[derive(Clone, Copy)]
+struct Attempt<'a> {
+    target: &'a NodeName,
+    port: u16,
+    /// Refuse a node of another name at `port` (a port not from EPMD).
+    same_name: bool,
+    cookie: &'a Cookie,
+    tls: Option<&'a Tls>,
 }

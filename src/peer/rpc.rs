@@ -26,7 +26,7 @@ impl Call {
         }
     }
 
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{}:{}/{}", self.module, self.function, self.args.len())
     }
 }
@@ -40,9 +40,13 @@ impl Connection {
         args: Vec<Term>,
         timeout: Duration,
     ) -> Result<Term, CallError> {
-        let mut results = self
-            .call_all(vec![Call::new(module, function, args)], timeout)
-            .await;
+        self.call_one(Call::new(module, function, args), timeout)
+            .await
+    }
+
+    /// Makes `call` on the node and waits up to `timeout`.
+    pub async fn call_one(&self, call: Call, timeout: Duration) -> Result<Term, CallError> {
+        let mut results = self.call_all(vec![call], timeout).await;
         results.pop().unwrap_or_else(|| {
             Err(CallError::Disconnected {
                 node: self.node().to_string(),

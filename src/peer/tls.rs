@@ -8,7 +8,7 @@
 //! What goes wrong later is told in words that name the file or the flag
 //! to look at, never as a bare TLS alert.
 
-use super::cert_v1;
+use super::cert_v1::{self, TlsVersion};
 use super::error::ConnectError;
 use super::names::NodeName;
 use super::stream::DistStream;
@@ -326,6 +326,27 @@ struct NodeVerifier {
     skip_host_check: bool,
 }
 
+impl NodeVerifier {
+    /// A handshake signature, by a version-1 certificate's key as OTP
+    /// checks it, else as webpki does.
+    fn verify_signature(
+        &self,
+        version: TlsVersion,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        if cert_v1::is_v1(cert) {
+            return cert_v1::verify_signature(version, message, cert, dss, &self.algorithms)
+                .map(|()| HandshakeSignatureValid::assertion());
+        }
+        match version {
+            TlsVersion::V12 => self.webpki.verify_tls12_signature(message, cert, dss),
+            TlsVersion::V13 => self.webpki.verify_tls13_signature(message, cert, dss),
+        }
+    }
+}
+
 impl ServerCertVerifier for NodeVerifier {
     fn verify_server_cert(
         &self,
@@ -357,11 +378,7 @@ impl ServerCertVerifier for NodeVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        if cert_v1::is_v1(cert) {
-            return cert_v1::verify_tls12(message, cert, dss, &self.algorithms)
-                .map(|()| HandshakeSignatureValid::assertion());
-        }
-        self.webpki.verify_tls12_signature(message, cert, dss)
+        self.verify_signature(TlsVersion::V12, message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -370,11 +387,7 @@ impl ServerCertVerifier for NodeVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        if cert_v1::is_v1(cert) {
-            return cert_v1::verify_tls13(message, cert, dss, &self.algorithms)
-                .map(|()| HandshakeSignatureValid::assertion());
-        }
-        self.webpki.verify_tls13_signature(message, cert, dss)
+        self.verify_signature(TlsVersion::V13, message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

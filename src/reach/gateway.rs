@@ -14,7 +14,7 @@
 use crate::peer::connection::Reply;
 use crate::peer::eval::encoded_bootstrap;
 use crate::peer::term::{self, atom_term, binary, list, tuple, Encoded, EtfWriter, Pid, Term};
-use crate::peer::{Bindings, CallError, Connection, EvalArgs, Listener, NodeName, Script};
+use crate::peer::{Bindings, Call, CallError, Connection, EvalArgs, Listener, NodeName, Script};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -162,20 +162,18 @@ impl Gateway {
     pub async fn call(
         &self,
         target: &NodeName,
-        module: &str,
-        function: &str,
-        args: Vec<Term>,
+        call: Call,
         timeout: Duration,
     ) -> Result<Term, CallError> {
         self.flush();
-        let label = format!("{module}:{function}/{}", args.len());
+        let label = call.label();
         let reply = self.ask(|reference| {
             tuple(vec![
                 atom_term("call"),
                 atom_term(&target.to_string()),
-                atom_term(module),
-                atom_term(function),
-                list(args),
+                atom_term(&call.module),
+                atom_term(&call.function),
+                list(call.args),
                 reference,
                 millis(timeout),
             ])

@@ -22,6 +22,7 @@ pub use route::Route;
 
 use crate::output::Ui;
 use crate::peer::term::{atom_term, Term};
+use crate::peer::Call;
 use crate::peer::{CallError, ConnectError, NodeName, Peer};
 use futures::future::join_all;
 use ports::Ports;
@@ -259,7 +260,7 @@ impl Reach {
         let route = Route::via(gateway, node.clone());
         // Whether the gateway reaches it (connecting if it must).
         route
-            .call("erlang", "node", Vec::new(), self.timeout)
+            .call(Call::new("erlang", "node", Vec::new()), self.timeout)
             .await
             .map_err(|e| ConnectError::Refused {
                 node: node.to_string(),
@@ -292,7 +293,9 @@ impl Reach {
 
 /// The nodes `route`'s node is connected to (visible ones).
 async fn connected_nodes(route: &Route, timeout: Duration) -> Result<Vec<String>, CallError> {
-    let t = route.call("erlang", "nodes", vec![], timeout).await?;
+    let t = route
+        .call(Call::new("erlang", "nodes", vec![]), timeout)
+        .await?;
     Ok(crate::peer::term::as_list(&t)
         .unwrap_or_default()
         .iter()

@@ -6,7 +6,7 @@
 
 use super::gateway::Gateway;
 use crate::peer::term::{atom_term, Term};
-use crate::peer::{CallError, Connection, EvalArgs, Listener, NodeName, Script};
+use crate::peer::{Call, CallError, Connection, EvalArgs, Listener, NodeName, Script};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -73,19 +73,13 @@ impl Route {
         }
     }
 
-    /// `module:function(args...)` on the node.
-    pub async fn call(
-        &self,
-        module: &str,
-        function: &str,
-        args: Vec<Term>,
-        timeout: Duration,
-    ) -> Result<Term, CallError> {
+    /// `call` on the node.
+    pub async fn call(&self, call: Call, timeout: Duration) -> Result<Term, CallError> {
         match self {
-            Route::Direct(conn) => conn.call(module, function, args, timeout).await,
+            Route::Direct(conn) => conn.call_one(call, timeout).await,
             Route::Via {
                 gateway, target, ..
-            } => gateway.call(target, module, function, args, timeout).await,
+            } => gateway.call(target, call, timeout).await,
         }
     }
 

@@ -29,6 +29,21 @@ fn manifest(id: &str, created: u64, nodes: &[(&str, NodeRecord)]) -> Manifest {
     }
 }
 
+/// A store in `dir` holding one saved snapshot, and that snapshot.
+fn saved_one(dir: &Path) -> (Store, Manifest) {
+    let store = Store::new(dir);
+    let m = manifest(
+        "a",
+        1,
+        &[(
+            "a@h",
+            record(NodeOutcome::Applied, "m", Prior::Absent, "00"),
+        )],
+    );
+    store.save(&m).expect("save");
+    (store, m)
+}
+
 #[test]
 fn stamps_are_utc_calendar_times() {
     assert_eq!(utc_stamp(0), "19700101T000000Z");
@@ -64,16 +79,7 @@ fn objects_are_checked_on_read() {
 #[test]
 fn truncated_manifests_are_reported() {
     let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::new(dir.path());
-    let m = manifest(
-        "a",
-        1,
-        &[(
-            "a@h",
-            record(NodeOutcome::Applied, "m", Prior::Absent, "00"),
-        )],
-    );
-    store.save(&m).expect("save");
+    let (store, m) = saved_one(dir.path());
     assert_eq!(store.list().expect("list"), vec![m.clone()]);
     let path = dir.path().join("snapshots").join("a.json");
     let text = std::fs::read(&path).expect("read");
@@ -87,16 +93,7 @@ fn truncated_manifests_are_reported() {
 #[test]
 fn leftover_temporary_files_are_ignored_then_removed() {
     let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::new(dir.path());
-    let m = manifest(
-        "a",
-        1,
-        &[(
-            "a@h",
-            record(NodeOutcome::Applied, "m", Prior::Absent, "00"),
-        )],
-    );
-    store.save(&m).expect("save");
+    let (store, m) = saved_one(dir.path());
     // Left by a writer that cannot exist (above Linux's highest pid, 2^22),
     // not one a busy machine may have: pid 99 was alive once here.
     let stray = dir.path().join("snapshots").join(".tmp-4194305-b.json");

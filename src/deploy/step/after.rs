@@ -6,6 +6,7 @@
 use crate::deploy::remote::Remote;
 use crate::deploy::report::NodeReport;
 use crate::peer::term::{self, atom_term, list};
+use crate::peer::Call;
 use futures::future::join_all;
 
 pub use crate::deploy::options::Hook;
@@ -23,7 +24,10 @@ pub async fn call(hook: &Hook, remotes: &[Remote], reports: &mut [NodeReport]) -
             }
             let value = r
                 .link
-                .call(&hook.module, &hook.function, vec![changed], r.timeout)
+                .call(
+                    Call::new(&hook.module, &hook.function, vec![changed]),
+                    r.timeout,
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             match term::as_tuple_n::<2>(&value) {

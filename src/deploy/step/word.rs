@@ -43,6 +43,7 @@ use crate::deploy::remote::Remote;
 use crate::deploy::run::{Answer, Run};
 use crate::peer::eval::ast::*;
 use crate::peer::term::{self, atom_term, list, tuple, Term};
+use crate::peer::Call;
 use crate::peer::{CallError, Listener};
 use futures::future::{join_all, Either};
 
@@ -203,7 +204,10 @@ impl Remote {
         let args = say_args(step.term(), word, tries);
         let link = self.link.clone();
         let timeout = self.timeout;
-        tokio::spawn(async move { link.call("erl_eval", "exprs", args, timeout).await });
+        tokio::spawn(async move {
+            link.call(Call::new("erl_eval", "exprs", args), timeout)
+                .await
+        });
     }
 
     /// Gives the flight `step`, which has told the tool it prepared (so
