@@ -1,78 +1,68 @@
-//! `deploy`: the build, the run against the nodes, and `--rollback`.
+//! `deploy`: the build, then the run against the nodes.
 
 use super::args::DeployArgs;
 use super::error::CliError;
-use super::setup::{lock_store, open_session, options, project, settings};
+use super::setup::{Asked, Prepared};
 use crate::beam::Module;
-use crate::config::Settings;
-use crate::deploy::rollback::Restoration;
-use crate::deploy::{self, Options, Outcome, Report, Session};
+use crate::deploy::{self, Outcome, Report, Session};
 use crate::interrupt::Interrupt;
-use crate::output::{Mode, Ui};
-use crate::project::{command, BuildError, Project};
-use crate::store::Store;
+use crate::output::Mode;
 use std::path::PathBuf;
 
 pub(super) async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
-    let mode = Mode::from_flags(args.output.json, args.output.quiet);
-    let ui = Ui::new(mode);
-    let settings = settings(&args.target)?;
-    for w in &settings.warnings {
-        ui.warn(w);
+    let run = prepare(&args)?;
+    let built = !args.no_build && args.paths.is_empty() && run.settings.ebin.is_empty();
+    if let (true, Some(command)) = (built, &run.settings.build) {
+        let stop = run.interrupt.wait();
+        run.project.build(command, run.mode, stop).await?;
     }
-    if !(args.cluster && settings.via.is_some()) {
-        settings.require_nodes()?;
-    }
-    settings.cookie()?;
-    let store = Store::new(settings.snapshot_dir.clone());
+    let _lock = run.lock_store()?;
+    let (modules, session) = read_while_connecting(&run, &args.paths).await?;
+    let session = match session {
+        Ok(session) => session,
+        Err(report) => return Ok(print_report(&report, run.mode)),
+    };
+    let report = deploy::deploy(&session, &modules, &run.options, &run.ui).await;
+    let code = print_report(&report, run.mode);
+    session
+        .goodbye(GOODBYE_LIMIT.min(run.settings.timeout))
+        .await;
+    Ok(code)
+}
+
+/// What `deploy` and `deploy --rollback` run with.
+pub(super) fn prepare(args: &DeployArgs) -> Result<Prepared, CliError> {
     let interrupt = Interrupt::listen(
         "interrupted: finishing the step in flight, then undoing this run's changes",
     );
-    let options = Options {
-        all: args.all,
-        dry_run: args.dry_run,
-        cluster: args.cluster,
-        ..options(&settings, &args.load, args.force, &interrupt)?
+    let asked = Asked {
+        target: &args.target,
+        load: &args.load,
+        output: &args.output,
+        force: args.force,
+        name: None,
+        nodes_optional: args.cluster,
     };
-    if args.rollback {
-        return rollback_command(&settings, store, &options, &ui, mode).await;
-    }
-    let project = project(&settings);
-    if !args.no_build && args.paths.is_empty() && settings.ebin.is_empty() {
-        if let Some(command) = &settings.build {
-            build(command, &project, mode, &interrupt).await?;
-        }
-    }
-    let _lock = lock_store(&store, &ui)?;
-    let (modules, session) =
-        read_while_connecting(&settings, &project, &args.paths, store, &options, &ui).await?;
-    let session = match session {
-        Ok(session) => session,
-        Err(report) => return Ok(print_report(&report, mode)),
-    };
-    let report = deploy::deploy(&session, &modules, &options, &ui).await;
-    let code = print_report(&report, mode);
-    session.goodbye(GOODBYE_LIMIT.min(settings.timeout)).await;
-    Ok(code)
+    let mut run = Prepared::new(asked, interrupt)?;
+    run.options.all = args.all;
+    run.options.dry_run = args.dry_run;
+    run.options.cluster = args.cluster;
+    Ok(run)
 }
 
 /// How long a run that is done waits for its nodes to have had its last
 /// words (the release of their locks) before it exits.
-const GOODBYE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+pub(super) const GOODBYE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Reads and hashes the modules while the nodes are reached (three round
 /// trips on a device's link). A bad file is the error reported, whichever
 /// finishes first, and stops the run before anything is asked of a node.
 async fn read_while_connecting(
-    settings: &Settings,
-    project: &Project,
+    run: &Prepared,
     paths: &[PathBuf],
-    store: Store,
-    options: &Options,
-    ui: &Ui,
 ) -> Result<(Vec<Module>, Result<Session, Report>), CliError> {
     let reading = {
-        let (project, paths) = (project.clone(), paths.to_vec());
+        let (project, paths) = (run.project.clone(), paths.to_vec());
         tokio::task::spawn_blocking(move || project.modules(&paths))
     };
     let read = async {
@@ -82,7 +72,7 @@ async fn read_while_connecting(
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     };
-    let connecting = open_session(settings, store, &settings.nodes, options, ui);
+    let connecting = run.open_session(&run.settings.nodes);
     tokio::pin!(read, connecting);
     tokio::select! {
         read = &mut read => {
@@ -91,35 +81,6 @@ async fn read_while_connecting(
         }
         session = &mut connecting => Ok((read.await?, session?)),
     }
-}
-
-async fn rollback_command(
-    settings: &Settings,
-    store: Store,
-    options: &Options,
-    ui: &Ui,
-    mode: Mode,
-) -> Result<i32, CliError> {
-    let _lock = lock_store(&store, ui)?;
-    let names: Vec<String> = settings.nodes.iter().map(ToString::to_string).collect();
-    let restoration = Restoration::read(&store, &names)?;
-    let with_work = restoration.nodes();
-    let mut nodes = Vec::new();
-    for node in &settings.nodes {
-        if with_work.contains(&node.to_string()) {
-            nodes.push(node.clone());
-        } else {
-            ui.line(&format!("Nothing to roll back on {node}"));
-        }
-    }
-    let session = match open_session(settings, store, &nodes, options, ui).await? {
-        Ok(session) => session,
-        Err(report) => return Ok(print_report(&report, mode)),
-    };
-    let report = deploy::rollback(&session, restoration, options, ui).await?;
-    let code = print_report(&report, mode);
-    session.goodbye(GOODBYE_LIMIT.min(settings.timeout)).await;
-    Ok(code)
 }
 
 pub(super) fn print_report(report: &Report, mode: Mode) -> i32 {
@@ -133,31 +94,4 @@ pub(super) fn print_report(report: &Report, mode: Mode) -> i32 {
         }
     }
     super::exit::of_outcome(report.outcome)
-}
-
-/// Runs the build command in the project, its output shown (on stderr in
-/// JSON mode, so stdout stays one document); Ctrl-C stops it.
-async fn build(
-    command: &str,
-    project: &Project,
-    mode: Mode,
-    interrupt: &Interrupt,
-) -> Result<(), CliError> {
-    if mode == Mode::Text {
-        println!("Building with `{command}`");
-    }
-    project.date_back_for_rebar3();
-    let built = command::run(command, project.root(), mode, interrupt.wait()).await;
-    match built {
-        Ok(()) => Ok(()),
-        Err(BuildError::Command { command, how }) => Err(CliError::Build {
-            command,
-            detail: how,
-        }),
-        Err(BuildError::Interrupted) => Err(CliError::Interrupted),
-        Err(e @ BuildError::Compile(_)) => Err(CliError::Build {
-            command: command.to_owned(),
-            detail: e.to_string(),
-        }),
-    }
 }

@@ -5,7 +5,7 @@ use crate::config::ConfigError;
 use crate::deploy::RollbackError;
 use crate::peer::tls::TlsError;
 use crate::peer::StartError;
-use crate::project::ProjectError;
+use crate::project::{BuildError, ProjectError};
 use crate::store::SnapshotError;
 use std::path::PathBuf;
 
@@ -36,6 +36,22 @@ pub enum CliError {
     Hook(String),
     #[error(transparent)]
     Tls(#[from] TlsError),
+}
+
+impl From<BuildError> for CliError {
+    fn from(e: BuildError) -> Self {
+        match e {
+            BuildError::Command { command, how } => CliError::Build {
+                command,
+                detail: how,
+            },
+            BuildError::Interrupted => CliError::Interrupted,
+            BuildError::Compile(why) => CliError::Build {
+                command: "mix compile".into(),
+                detail: why,
+            },
+        }
+    }
 }
 
 impl From<RollbackError> for CliError {

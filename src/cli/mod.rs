@@ -5,13 +5,14 @@
 //! One file per concern: the arguments (`args`, the flags `deploy` and
 //! `watch` share written once), the errors (`error`), what commands set up
 //! once (`setup`: the settings become the engines' options there), each
-//! command (`deploy`, `status`, `snapshots`, `watch`), and the exit codes,
+//! command (`deploy`, `rollback`, `status`, `snapshots`, `watch`), and the exit codes,
 //! every one of them, in [`exit`].
 
 pub(crate) mod args;
 mod deploy;
 pub(crate) mod error;
 pub mod exit;
+mod rollback;
 pub(crate) mod setup;
 mod snapshots;
 mod status;
@@ -21,6 +22,7 @@ pub use args::{Cli, Command, DeployArgs, SnapshotsArgs, StatusArgs, TargetArgs, 
 pub use error::CliError;
 
 use deploy::deploy_command;
+use rollback::rollback_command;
 use snapshots::snapshots_command;
 use status::status_command;
 use watch::watch_command;
@@ -30,7 +32,10 @@ pub async fn run(cli: Cli, json_requested: &mut bool) -> Result<i32, CliError> {
     match cli.command {
         Command::Deploy(args) => {
             *json_requested = args.output.json;
-            deploy_command(args).await
+            match args.rollback {
+                true => rollback_command(args).await,
+                false => deploy_command(args).await,
+            }
         }
         Command::Status(args) => {
             *json_requested = args.json;

@@ -1,18 +1,20 @@
-//! What the commands that talk to nodes set up from their flags: the
-//! settings, the after-deploy call, this tool's peer, the local modules,
-//! the store's lock and a session with the nodes.
+//! What the commands that talk to nodes set up from their flags, once and
+//! here: the settings, and from them the engine's options, the project,
+//! the snapshot store, this tool's peer, the store's lock and a session
+//! with the nodes.
 
-use super::args::{LoadArgs, TargetArgs};
+use super::args::{LoadArgs, OutputArgs, TargetArgs};
 use super::error::CliError;
 use crate::config::{Flags, Settings, TlsFlags};
 use crate::deploy::migrate::Care;
 use crate::deploy::session::SessionError;
-use crate::deploy::{self, Options, Outcome, Report, Session};
+use crate::deploy::{Options, Outcome, Report, Session};
 use crate::interrupt::Interrupt;
-use crate::output::Ui;
+use crate::output::{Mode, Ui};
 use crate::peer::{Peer, PeerOptions, Tls};
 use crate::project::Project;
 use crate::store::{Store, StoreLock};
+use std::time::Duration;
 
 /// The settings of a command's `TargetArgs` flags, every layer resolved.
 pub(crate) fn settings(target: &TargetArgs) -> Result<Settings, CliError> {
@@ -44,43 +46,103 @@ pub(crate) fn settings(target: &TargetArgs) -> Result<Settings, CliError> {
     Ok(settings)
 }
 
-/// The engine's options from the settings and the flags that say how to
-/// load: built once per run, here. `force` is each command's own.
-pub(crate) fn options(
-    settings: &Settings,
-    load: &LoadArgs,
-    force: bool,
-    interrupt: &Interrupt,
-) -> Result<Options, CliError> {
-    Ok(Options {
-        verify: load.verify,
-        force,
-        via: settings.via.clone(),
-        code_change: settings.code_change && !load.no_code_change,
-        care: Care {
-            any_loop: settings.migrate_custom_loops || load.migrate_custom_loops,
-            observe: load
-                .observe
-                .map_or(settings.observe, std::time::Duration::from_millis),
-        },
-        after: after_hook(settings, &load.after)?,
-        timeout: settings.timeout,
-        keep: settings.keep_snapshots,
-        interrupted: interrupt.flag(),
-        ..Options::default()
-    })
+/// What a command that changes nodes asks for, besides its own flags.
+pub(crate) struct Asked<'a> {
+    pub target: &'a TargetArgs,
+    pub load: &'a LoadArgs,
+    pub output: &'a OutputArgs,
+    pub force: bool,
+    /// This tool's node name when none is configured.
+    pub name: Option<&'static str>,
+    /// Whether the nodes may go unnamed (`--cluster` through `--via`).
+    pub nodes_optional: bool,
 }
 
-/// The after-deploy call: `--after`, else `after_deploy` in the
-/// configuration.
-fn after_hook(
-    settings: &Settings,
-    flag: &Option<String>,
-) -> Result<Option<deploy::after::Hook>, CliError> {
-    flag.as_ref()
-        .or(settings.after_deploy.as_ref())
-        .map(|text| text.parse().map_err(CliError::Hook))
-        .transpose()
+/// What `deploy`, `deploy --rollback` and `watch` run with, made once from
+/// their flags: the settings become the engine's options here.
+pub(crate) struct Prepared {
+    pub settings: Settings,
+    pub project: Project,
+    pub options: Options,
+    pub store: Store,
+    pub mode: Mode,
+    pub ui: Ui,
+    pub interrupt: Interrupt,
+}
+
+impl Prepared {
+    /// The settings of `asked`, what the engines take made of them, and
+    /// their warnings printed before any error they lead to.
+    pub(crate) fn new(asked: Asked<'_>, interrupt: Interrupt) -> Result<Prepared, CliError> {
+        let mut settings = settings(asked.target)?;
+        if let Some(name) = asked.name {
+            settings.name.get_or_insert_with(|| name.into());
+        }
+        let ready = settings.ready(asked.nodes_optional);
+        let project = Project::new(
+            settings.project.clone(),
+            settings.app_name.clone(),
+            settings.ebin.clone(),
+        );
+        let load = asked.load;
+        let after = load.after.as_ref().or(settings.after_deploy.as_ref());
+        let after = after.map(|text| text.parse().map_err(CliError::Hook));
+        let care = Care {
+            any_loop: settings.migrate_custom_loops || load.migrate_custom_loops,
+            observe: load.observe.map_or(settings.observe, Duration::from_millis),
+        };
+        let options = Options {
+            verify: load.verify,
+            force: asked.force,
+            via: settings.via.clone(),
+            code_change: settings.code_change && !load.no_code_change,
+            care,
+            timeout: settings.timeout,
+            keep: settings.keep_snapshots,
+            interrupted: interrupt.flag(),
+            ..Options::default()
+        };
+        let store = Store::new(settings.snapshot_dir.clone());
+        let mode = Mode::from_flags(asked.output.json, asked.output.quiet);
+        let ui = Ui::new(mode);
+        for w in &settings.warnings {
+            ui.warn(w);
+        }
+        ready?;
+        let options = Options {
+            after: after.transpose()?,
+            ..options
+        };
+        Ok(Prepared {
+            settings,
+            project,
+            options,
+            store,
+            mode,
+            ui,
+            interrupt,
+        })
+    }
+
+    /// Takes the store's lock for this run ([`lock_store`]).
+    pub(crate) fn lock_store(&self) -> Result<StoreLock, CliError> {
+        lock_store(&self.store, &self.ui)
+    }
+
+    /// Starts the peer and connects to `nodes` ([`open_session`]).
+    pub(crate) async fn open_session(
+        &self,
+        nodes: &[crate::peer::NodeName],
+    ) -> Result<Result<Session, Report>, CliError> {
+        open_session(
+            &self.settings,
+            self.store.clone(),
+            nodes,
+            &self.options,
+            &self.ui,
+        )
+        .await
+    }
 }
 
 pub(crate) async fn start_peer(settings: &Settings) -> Result<Peer, CliError> {

@@ -3,13 +3,11 @@
 
 use super::args::WatchArgs;
 use super::error::CliError;
-use super::setup::{options, peer_options, project, reached, settings};
+use super::setup::{peer_options, reached, Asked, Prepared};
 use crate::deploy::Session;
 use crate::interrupt::Interrupt;
-use crate::output::{Mode, Ui};
 use crate::peer::{Peer, Ticks};
 use crate::project::{Builder, Project};
-use crate::store::Store;
 use crate::watch::sources::{self, Root, Sources, Watched};
 use crate::watch::{FindModules, Watch, WatchOptions};
 use std::path::PathBuf;
@@ -27,37 +25,34 @@ const HELD_TICKS: Ticks = Ticks {
 const WATCH_NAME: &str = "hotswap_watch";
 
 pub(super) async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
-    let mode = Mode::from_flags(args.output.json, args.output.quiet);
-    let ui = Ui::new(mode);
-    let mut settings = settings(&args.target)?;
-    settings.name.get_or_insert_with(|| WATCH_NAME.into());
-    for w in &settings.warnings {
-        ui.warn(w);
-    }
-    settings.require_nodes()?;
-    settings.cookie()?;
-    let explicit = !args.paths.is_empty() || !settings.ebin.is_empty();
-    let build = if args.no_build || explicit {
-        None
-    } else {
-        settings.build.clone()
-    };
-    let project = project(&settings);
-    let sources = watch_sources(&project, &args.paths, build.is_some())?;
-    let builder = Builder::warm(project.root(), build.as_deref(), mode);
     let interrupt = Interrupt::listen(
         "stopping: the change in flight finishes or is undone (Ctrl-C again to quit now)",
     );
-    let options = options(&settings, &args.load, args.force, &interrupt)?;
-    let store = Store::new(settings.snapshot_dir.clone());
-    let mut peer_options = peer_options(&settings)?;
+    let asked = Asked {
+        target: &args.target,
+        load: &args.load,
+        output: &args.output,
+        force: args.force,
+        name: Some(WATCH_NAME),
+        nodes_optional: false,
+    };
+    let run = Prepared::new(asked, interrupt)?;
+    let explicit = !args.paths.is_empty() || !run.settings.ebin.is_empty();
+    let build = match args.no_build || explicit {
+        true => None,
+        false => run.settings.build.clone(),
+    };
+    let sources = watch_sources(&run.project, &args.paths, build.is_some())?;
+    let builder = Builder::warm(run.project.root(), build.as_deref(), run.mode);
+    let mut peer_options = peer_options(&run.settings)?;
     peer_options.ticks = HELD_TICKS;
-    let peer = Peer::launch(peer_options, &reached(&settings))
+    let peer = Peer::launch(peer_options, &reached(&run.settings))
         .await
         .map_err(CliError::from)?;
-    let (session, missing) = Session::hold(peer, store, &settings.nodes, &options).await?;
+    let (session, missing) =
+        Session::hold(peer, run.store, &run.settings.nodes, &run.options).await?;
     let find: FindModules = {
-        let (project, paths) = (project.clone(), args.paths.clone());
+        let (project, paths) = (run.project.clone(), args.paths.clone());
         std::sync::Arc::new(move || {
             project
                 .modules(&paths)
@@ -66,17 +61,15 @@ pub(super) async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
         })
     };
     let watch = WatchOptions {
-        project: settings.project.clone(),
+        project: run.settings.project.clone(),
         settle: Duration::from_millis(args.settle),
-        mode,
+        mode: run.mode,
     };
-    let (w, incoming) = Watch::new(session, sources, builder, find, options, watch);
-    w.run(missing, incoming, interrupt).await;
+    let (w, incoming) = Watch::new(session, sources, builder, find, run.options, watch);
+    w.run(missing, incoming, run.interrupt).await;
     Ok(0)
 }
 
-/// The project's sources when it is built, or else the folders holding
-/// the modules (made when missing, so beams can be moved in).
 fn watch_sources(project: &Project, paths: &[PathBuf], built: bool) -> Result<Sources, CliError> {
     let (roots, kind) = if built {
         (sources::project_roots(project.root()), Watched::Sources)

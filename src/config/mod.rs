@@ -135,6 +135,15 @@ impl Settings {
         self.cookie.as_ref().ok_or(ConfigError::NoCookie)
     }
 
+    /// Whether a command that changes nodes can run: nodes named (unless
+    /// `nodes_optional`, a whole cluster through a gateway) and a cookie.
+    pub fn ready(&self, nodes_optional: bool) -> Result<(), ConfigError> {
+        if !(nodes_optional && self.via.is_some()) {
+            self.require_nodes()?;
+        }
+        self.cookie().map(|_| ())
+    }
+
     /// The target nodes, or the error telling where to name them.
     pub fn require_nodes(&self) -> Result<&[NodeName], ConfigError> {
         match (&self.via, self.nodes.is_empty()) {

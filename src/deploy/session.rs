@@ -58,7 +58,9 @@ impl Session {
         let session = Session::new(peer, store, opts);
         let (registered, routes) = tokio::join!(
             session.reach.peer().registration(),
-            session.reach.open_all(nodes, opts.cluster, ui)
+            session
+                .reach
+                .open_all(nodes, opts.cluster, |line| ui.line(line))
         );
         registered.map_err(SessionError::Start)?;
         let routes = routes.map_err(|unreached| {

@@ -94,6 +94,21 @@ impl Project {
         Ok(dirs)
     }
 
+    /// The build of a one-shot run: `command`, said first when printing
+    /// text, its output shown as `mode` wants; `stop` (Ctrl-C) stops it.
+    pub async fn build(
+        &self,
+        command: &str,
+        mode: crate::output::Mode,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), BuildError> {
+        if mode == crate::output::Mode::Text {
+            println!("Building with `{command}`");
+        }
+        self.date_back_for_rebar3();
+        command::run(command, self.root(), mode, stop).await
+    }
+
     /// rebar3 tells what to rebuild by file times, to the second: before
     /// it builds, the beams of sources saved in their own second are dated
     /// back ([`stale`]), so a save made just after the last build is not

@@ -20,7 +20,6 @@ pub mod route;
 pub use gateway::{Gateway, Targets};
 pub use route::Route;
 
-use crate::output::Ui;
 use crate::peer::term::{atom_term, Term};
 use crate::peer::Call;
 use crate::peer::{CallError, ConnectError, NodeName, Peer};
@@ -72,16 +71,16 @@ impl Reach {
 
     /// Opens a route to every one of `nodes` at once (with `cluster`, also
     /// to the nodes they are connected to); or, if any cannot be reached,
-    /// every node with why not.
+    /// every node with why not. `said` is told of each node reached.
     pub async fn open_all(
         &self,
         nodes: &[NodeName],
         cluster: bool,
-        ui: &Ui,
+        said: impl Fn(&str) + Sync,
     ) -> Result<Vec<Route>, Unreached> {
         match &self.via {
-            Some(via) => self.open_through(via, nodes, cluster, ui).await,
-            None => self.open_each(nodes, cluster, ui).await,
+            Some(via) => self.open_through(via, nodes, cluster, &said).await,
+            None => self.open_each(nodes, cluster, &said).await,
         }
     }
 
@@ -135,7 +134,7 @@ impl Reach {
         &self,
         nodes: &[NodeName],
         cluster: bool,
-        ui: &Ui,
+        said: &(impl Fn(&str) + Sync),
     ) -> Result<Vec<Route>, Unreached> {
         let mut round: Vec<NodeName> = Vec::new();
         for n in nodes {
@@ -155,7 +154,7 @@ impl Reach {
                 match result {
                     Ok((conn, port)) => {
                         found.push((name.clone(), port));
-                        ui.line(&format!("Connected to {name}"));
+                        said(&format!("Connected to {name}"));
                         routes.push(Route::Direct(conn));
                     }
                     Err(e) => failures.push((name.to_string(), Some(e.to_string()))),
@@ -201,7 +200,7 @@ impl Reach {
         via: &NodeName,
         nodes: &[NodeName],
         cluster: bool,
-        ui: &Ui,
+        said: &(impl Fn(&str) + Sync),
     ) -> Result<Vec<Route>, Unreached> {
         let targets = match cluster {
             true => Targets::Cluster,
@@ -216,7 +215,7 @@ impl Reach {
             };
             vec![(via.to_string(), Some(why))]
         })?;
-        ui.line(&format!("Connected to {via} (the gateway)"));
+        said(&format!("Connected to {via} (the gateway)"));
         let why = format!(
             "the gateway `{via}` cannot reach it within {:.1} s (is it up, with the cluster's cookie?)",
             gateway::reach_time(self.timeout).as_secs_f64()
