@@ -36,12 +36,8 @@ pub(super) fn prepare(args: &DeployArgs) -> Result<Prepared, CliError> {
         "interrupted: finishing the step in flight, then undoing this run's changes",
     );
     let asked = Asked {
-        target: &args.target,
-        load: &args.load,
-        output: &args.output,
-        force: args.force,
-        name: None,
         nodes_optional: args.cluster,
+        ..Asked::new(&args.target, &args.load, &args.output, args.force)
     };
     let mut run = Prepared::new(asked, interrupt)?;
     run.options.all = args.all;

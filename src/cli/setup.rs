@@ -58,6 +58,25 @@ pub(crate) struct Asked<'a> {
     pub nodes_optional: bool,
 }
 
+impl<'a> Asked<'a> {
+    /// What the flags `deploy` and `watch` share ask for.
+    pub fn new(
+        target: &'a TargetArgs,
+        load: &'a LoadArgs,
+        output: &'a OutputArgs,
+        force: bool,
+    ) -> Self {
+        Asked {
+            target,
+            load,
+            output,
+            force,
+            name: None,
+            nodes_optional: false,
+        }
+    }
+}
+
 /// What `deploy`, `deploy --rollback` and `watch` run with, made once from
 /// their flags: the settings become the engine's options here.
 pub(crate) struct Prepared {

@@ -29,12 +29,8 @@ pub(super) async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
         "stopping: the change in flight finishes or is undone (Ctrl-C again to quit now)",
     );
     let asked = Asked {
-        target: &args.target,
-        load: &args.load,
-        output: &args.output,
-        force: args.force,
         name: Some(WATCH_NAME),
-        nodes_optional: false,
+        ..Asked::new(&args.target, &args.load, &args.output, args.force)
     };
     let run = Prepared::new(asked, interrupt)?;
     let explicit = !args.paths.is_empty() || !run.settings.ebin.is_empty();
