@@ -9,7 +9,7 @@
 //!   one deploy per change.
 //! - [`config`]: settings from flags, the environment and files.
 //! - [`deploy`]: a run as a plan of instructions written as data
-//!   ([`deploy::plan`]), folded by one driver ([`deploy::run`]), each
+//!   ([`deploy::plan`]), folded by one driver ([`deploy::driver`]), each
 //!   instruction's work in a file of its own ([`deploy::step`]); the
 //!   session that holds connections; status.
 //! - [`reach`]: every way to a node: direct (EPMD, a remembered port, a
