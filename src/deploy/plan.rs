@@ -1,6 +1,6 @@
 //! A run's plan, written as data: the instructions every node goes
 //! through, in order, as OTP's release handler runs an upgrade script.
-//! [`super::run`] folds it; each instruction's work is in a file of its
+//! [`super::driver`] folds it; each instruction's work is in a file of its
 //! own under [`super::step`].
 //!
 //! The point of no return is an instruction: before it, a run that stops
