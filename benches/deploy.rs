@@ -365,7 +365,7 @@ fn peak_memory() {
     let cookie = common::random_cookie();
     let empty = tempfile::tempdir().expect("tmp");
     let nodes = start_nodes(16, &cookie, empty.path(), false);
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/hotswap-node");
+    let bin = support::binary();
     let mut cmd = std::process::Command::new("/usr/bin/time");
     cmd.args(["-f", "%M"]).arg(bin).args([
         "deploy",

@@ -39,20 +39,20 @@ fn main() {
     });
     let deploy = measure(&mut device, &app, &mut value, |app| {
         run_quietly(
-            Command::new(binary())
+            Command::new(support::binary())
                 .args(["deploy", "-q", "--name", "hsloop"])
                 .current_dir(app),
         )
     });
     let watcher = Watcher::start(
-        Command::new(binary())
+        Command::new(support::binary())
             .args(["watch", "--json", "--name", "hsloopw"])
             .current_dir(&app),
     );
     let watch = measure(&mut device, &app, &mut value, |_| {});
     let (build, load) = watcher.stop();
     let watcher = Watcher::start(
-        Command::new(binary())
+        Command::new(support::binary())
             .args(["watch", "--json", "--no-code-change", "--name", "hsloopn"])
             .current_dir(&app),
     );
@@ -89,10 +89,6 @@ fn main() {
 
 fn ratio(base: Duration, x: Duration) -> f64 {
     base.as_secs_f64() / x.as_secs_f64()
-}
-
-fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/hotswap-node")
 }
 
 /// A Mix app `loop_app`: `LoopApp.value/0` (the function edited) and 29
@@ -316,7 +312,7 @@ fn slow_link(work: &Path) {
     node.eval(&format!("[code:ensure_loaded(list_to_atom(\"hs_bench_\" ++ integer_to_list(I))) || I <- lists:seq(1, {MODULES})]."));
     poll(&mut node, "hs_bench_1:version()");
     let watcher = Watcher::start(
-        Command::new(binary())
+        Command::new(support::binary())
             .args(["watch", "--json", "--no-build", "--ebin"])
             .arg(&watched)
             .args([
