@@ -310,7 +310,7 @@ fn large_payload() -> String {
 fn slow_link(work: &Path) {
     let delay = Duration::from_millis(10);
     let rtt = 2 * delay;
-    let link = common::slowlink::SlowLink::start(hotswap_node::dist::epmd::epmd_port(), delay);
+    let link = common::slowlink::SlowLink::start(hotswap_node::peer::epmd::epmd_port(), delay);
     let env = vec![("ERL_EPMD_PORT", link.epmd_port.to_string())];
     println!("\nSlow link, {} ms round trip (proxy on loopback), 1 node; whole process, and bytes sent to the node (connection included):\n\n| modules | hotswap-node | in RTTs | bytes sent | seed's way | in RTTs | bytes sent |\n|---|---|---|---|---|---|---|", rtt.as_millis());
     for n in [1usize, 3, 30, 300] {
@@ -365,7 +365,7 @@ fn peak_memory() {
     let cookie = common::random_cookie();
     let empty = tempfile::tempdir().expect("tmp");
     let nodes = start_nodes(16, &cookie, empty.path(), false);
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/hotswap-node");
+    let bin = support::binary();
     let mut cmd = std::process::Command::new("/usr/bin/time");
     cmd.args(["-f", "%M"]).arg(bin).args([
         "deploy",

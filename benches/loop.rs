@@ -39,20 +39,20 @@ fn main() {
     });
     let deploy = measure(&mut device, &app, &mut value, |app| {
         run_quietly(
-            Command::new(binary())
+            Command::new(support::binary())
                 .args(["deploy", "-q", "--name", "hsloop"])
                 .current_dir(app),
         )
     });
     let watcher = Watcher::start(
-        Command::new(binary())
+        Command::new(support::binary())
             .args(["watch", "--json", "--name", "hsloopw"])
             .current_dir(&app),
     );
     let watch = measure(&mut device, &app, &mut value, |_| {});
     let (build, load) = watcher.stop();
     let watcher = Watcher::start(
-        Command::new(binary())
+        Command::new(support::binary())
             .args(["watch", "--json", "--no-code-change", "--name", "hsloopn"])
             .current_dir(&app),
     );
@@ -89,10 +89,6 @@ fn main() {
 
 fn ratio(base: Duration, x: Duration) -> f64 {
     base.as_secs_f64() / x.as_secs_f64()
-}
-
-fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/hotswap-node")
 }
 
 /// A Mix app `loop_app`: `LoopApp.value/0` (the function edited) and 29
@@ -306,7 +302,7 @@ fn median_f(mut xs: Vec<f64>) -> f64 {
 fn slow_link(work: &Path) {
     let delay = Duration::from_millis(10);
     let rtt = 2 * delay;
-    let link = common::slowlink::SlowLink::start(hotswap_node::dist::epmd::epmd_port(), delay);
+    let link = common::slowlink::SlowLink::start(hotswap_node::peer::epmd::epmd_port(), delay);
     let v1 = generate(&work.join("slow_v1"), MODULES, 1);
     let v2 = generate(&work.join("slow_v2"), MODULES, 2);
     let watched = work.join("slow_watched");
@@ -316,7 +312,7 @@ fn slow_link(work: &Path) {
     node.eval(&format!("[code:ensure_loaded(list_to_atom(\"hs_bench_\" ++ integer_to_list(I))) || I <- lists:seq(1, {MODULES})]."));
     poll(&mut node, "hs_bench_1:version()");
     let watcher = Watcher::start(
-        Command::new(binary())
+        Command::new(support::binary())
             .args(["watch", "--json", "--no-build", "--ebin"])
             .arg(&watched)
             .args([

@@ -40,7 +40,7 @@ fn main() {
     common::erlc(&[source], &way, &[]);
     println!("\nOne module run by N processes, with migration (code_change) and without (--no-code-change); whole process, and the longest suspension (in flight, as the node measured it):\n\n| link | processes | with migration | without | ratio | longest suspension | release handler's way | vs its way |\n|---|---|---|---|---|---|---|---|");
     let delay = Duration::from_millis(10);
-    let link = common::slowlink::SlowLink::start(hotswap_node::dist::epmd::epmd_port(), delay);
+    let link = common::slowlink::SlowLink::start(hotswap_node::peer::epmd::epmd_port(), delay);
     let slow = vec![("ERL_EPMD_PORT", link.epmd_port.to_string())];
     for (label, env) in [("loopback", Vec::new()), ("20 ms RTT", slow)] {
         for n in [1usize, 100, 1000] {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{ErlNode, NodeSpec};
-use hotswap_node::dist::{Cookie, Peer, PeerOptions};
+use hotswap_node::peer::{Cookie, Peer, PeerOptions};
 use std::time::{Duration, Instant};
 
 const SEQUENTIAL: usize = 2000;

@@ -207,7 +207,7 @@ fn row(name: &str, plain: Duration, tls: Duration) -> String {
 fn slow_link(pki: &Pki, work: &Path) {
     let delay = Duration::from_millis(10);
     let rtt = 2 * delay;
-    let link = common::slowlink::SlowLink::start(hotswap_node::dist::epmd::epmd_port(), delay);
+    let link = common::slowlink::SlowLink::start(hotswap_node::peer::epmd::epmd_port(), delay);
     let env = vec![("ERL_EPMD_PORT", link.epmd_port.to_string())];
     let a = generate(&work.join("slow_a"), 30, 1);
     let b = generate(&work.join("slow_b"), 30, 2);

@@ -328,7 +328,7 @@ fn scale(v1: &Path, v2: &Path) {
 /// A deploy run under `/usr/bin/time`: wall time and peak resident memory
 /// (KB).
 fn peak(ebins: &[&Path], targets: &[String], cookie: &str, via: Option<&str>) -> (Duration, u64) {
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/hotswap-node");
+    let bin = support::binary();
     let home = ebins[0].parent().unwrap_or(ebins[0]);
     let mut cmd = std::process::Command::new("/usr/bin/time");
     cmd.args(["-f", "%M"]).arg(bin).args([

@@ -38,7 +38,7 @@ impl Interrupt {
                 "quitting now: a change in flight may be left half-done on some node; \
                  `hotswap-node status` shows what each node runs"
             );
-            std::process::exit(130);
+            quit().notify_one();
         });
         Interrupt { flag, stopped }
     }
@@ -53,6 +53,18 @@ impl Interrupt {
         let mut stopped = self.stopped.clone();
         let _ = stopped.wait_for(|s| *s).await;
     }
+}
+
+/// Told once a second Ctrl-C came: `main` then exits at once.
+fn quit() -> &'static tokio::sync::Notify {
+    static QUIT: std::sync::OnceLock<tokio::sync::Notify> = std::sync::OnceLock::new();
+    QUIT.get_or_init(tokio::sync::Notify::new)
+}
+
+/// Returns once a second Ctrl-C or SIGTERM asked to quit at once, its
+/// groups stopped and the user told what that may leave behind.
+pub async fn quit_requested() {
+    quit().notified().await;
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM, listened for from their creation on.

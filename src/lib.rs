@@ -2,30 +2,39 @@
 //! Elixir nodes, as a hidden distribution peer.
 //!
 //! # Layout
-//! - [`dist`]: the Erlang distribution peer (EPMD, handshake, framing,
+//! From the command line down; each layer imports only those below it.
+//! - [`cli`]: arguments, the settings made once into the engines'
+//!   options, one command per file, every exit code ([`cli::exit`]).
+//! - [`watch`]: the watch mode: sources, held connections that come back,
+//!   one deploy per change.
+//! - [`config`]: settings from flags, the environment and files.
+//! - [`deploy`]: a run as a plan of instructions written as data
+//!   ([`deploy::plan`]), folded by one driver ([`deploy::driver`]), each
+//!   instruction's work in a file of its own ([`deploy::step`]); the
+//!   session that holds connections; status.
+//! - [`reach`]: every way to a node: direct (EPMD, a remembered port, a
+//!   fixed distribution port; TCP or TLS) or through a gateway.
+//! - [`project`]: the local project: discovery, the one builder, file
+//!   times. [`beam`]: reading, validating and fingerprinting `.beam` files
+//!   as OTP does.
+//! - [`store`]: the snapshot store (binaries, manifests, lock, pruning).
+//! - [`peer`]: the Erlang distribution peer (EPMD, handshake, framing,
 //!   connection with ticks, RPC through `rex`, expressions evaluated on a
 //!   node). Knows nothing about deploys.
-//! - [`beam`]: reading, validating and fingerprinting `.beam` files as OTP
-//!   does, and finding them in Mix, rebar3 and Nerves builds.
-//! - [`deploy`]: the transaction that deploys and rolls back, the session
-//!   that holds connections, status.
-//! - [`store`]: the snapshot store (binaries, manifests, lock, pruning).
-//! - [`watch`]: the watch mode: sources, the warm build node, held
-//!   connections that come back, one deploy per change.
-//! - [`config`], [`cli`], [`output`]: settings, the command line, what the
-//!   user sees; [`interrupt`]: Ctrl-C; [`build_command`]: the project's
-//!   build, run one way for every command.
-//! - [`fault`]: named points where tests hold the tool (test builds only).
+//! - [`output`]: what the user sees; [`interrupt`]: Ctrl-C; [`fault`]:
+//!   named points where tests hold the tool (test builds only);
+//!   [`random`]: tokens and secrets.
 
 pub mod beam;
-pub mod build_command;
 pub mod cli;
 pub mod config;
 pub mod deploy;
-pub mod dist;
 pub mod fault;
 pub mod interrupt;
 pub mod output;
+pub mod peer;
+pub mod project;
 pub mod random;
+pub mod reach;
 pub mod store;
 pub mod watch;

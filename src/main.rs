@@ -19,7 +19,13 @@ fn main() -> ExitCode {
         }
     };
     let mut json = false;
-    let code = match runtime.block_on(cli::run(cli, &mut json)) {
+    let run = async {
+        tokio::select! {
+            ran = cli::run(cli, &mut json) => ran,
+            () = hotswap_node::interrupt::quit_requested() => Ok(cli::exit::INTERRUPTED),
+        }
+    };
+    let code = match runtime.block_on(run) {
         Ok(code) => code,
         Err(e) => {
             let message = e.to_string();
@@ -28,7 +34,7 @@ fn main() -> ExitCode {
                 println!("{doc}");
             }
             eprintln!("error: {message}");
-            e.exit_code()
+            cli::exit::of_error(&e)
         }
     };
     // Do not wait for lingering connection tasks.
@@ -40,8 +46,8 @@ fn main() -> ExitCode {
 /// `RUST_LOG` overrides both.
 fn init_logging(cli: &Cli) {
     let verbose = match &cli.command {
-        cli::Command::Deploy(args) => args.verbose,
-        cli::Command::Watch(args) => args.verbose,
+        cli::Command::Deploy(args) => args.output.verbose,
+        cli::Command::Watch(args) => args.output.verbose,
         _ => 0,
     };
     let default = match verbose {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{unique, ErlNode, NodeSpec};
-use hotswap_node::dist::{epmd, Cookie, Peer, PeerOptions};
+use hotswap_node::peer::{epmd, Cookie, Peer, PeerOptions};
 use std::time::Duration;
 
 /// CPU time this process has used so far.

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{elixir_ebin, erlc, fixture, mix_compile_example, unique};
-use hotswap_node::beam::discover::{self, Search};
 use hotswap_node::beam::{parse, BeamError, Module, ModuleError};
+use hotswap_node::project::discover::{self, Search};
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -160,7 +160,7 @@ fn debug_info_stays_home_and_the_module_runs_whole() {
     assert_eq!(p.md5(&plain, "hs_big"), p.md5(&debug, "hs_big"));
 
     let cookie = common::random_cookie();
-    let link = SlowLink::start(hotswap_node::dist::epmd::epmd_port(), Duration::ZERO);
+    let link = SlowLink::start(hotswap_node::peer::epmd::epmd_port(), Duration::ZERO);
     let env = [("ERL_EPMD_PORT", link.epmd_port.to_string())];
     let mut sent = Vec::new();
     let mut nodes = Vec::new();
@@ -621,10 +621,10 @@ fn a_node_on_ipv6_only_is_deployed_to_verified_and_rolled_back() {
 fn half_done_handshake(runtime: &tokio::runtime::Runtime, node: &ErlNode, me: &str) -> impl Drop {
     use erl_dist::handshake::{ClientSideHandshake, HandshakeStatus};
     use erl_dist::node::{Creation, LocalNode};
-    use hotswap_node::dist::reframe::{Outbox, Reframe};
+    use hotswap_node::peer::reframe::{Outbox, Reframe};
     runtime.block_on(async {
         let target = node.node_name();
-        let port = hotswap_node::dist::epmd::lookup(target.host(), target.name())
+        let port = hotswap_node::peer::epmd::lookup(target.host(), target.name())
             .await
             .expect("port");
         let tcp = tokio::net::TcpStream::connect((target.host(), port))
@@ -632,7 +632,7 @@ fn half_done_handshake(runtime: &tokio::runtime::Runtime, node: &ErlNode, me: &s
             .expect("tcp");
         let name = format!("{me}@{}", target.host()).parse().expect("name");
         let mut local = LocalNode::new(name, Creation::new(7));
-        local.flags = hotswap_node::dist::handshake::local_flags();
+        local.flags = hotswap_node::peer::handshake::local_flags();
         let framed = Reframe::new(tcp, 2, Outbox::default());
         let mut handshake = ClientSideHandshake::new(framed, local, &node.cookie);
         let status = handshake.execute_send_name(6).await.expect("status");

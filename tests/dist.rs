@@ -3,14 +3,14 @@
 mod common;
 
 use common::{peer_for, peer_with_cookie, unique, ErlNode, NodeSpec};
-use hotswap_node::dist::term::{atom_term, Term};
-use hotswap_node::dist::{CallError, ConnectError, Cookie, Peer, PeerOptions, StartError};
+use hotswap_node::peer::term::{atom_term, Term};
+use hotswap_node::peer::{CallError, ConnectError, Cookie, Peer, PeerOptions, StartError};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(10);
 
 fn int(i: i32) -> Term {
-    hotswap_node::dist::term::int(i64::from(i))
+    hotswap_node::peer::term::int(i64::from(i))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,7 +25,7 @@ async fn connects_and_calls_erlang_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binaries_sent_by_reference_arrive_whole() {
-    use hotswap_node::dist::term::EtfWriter;
+    use hotswap_node::peer::term::EtfWriter;
     use std::sync::Arc;
     let node = ErlNode::start(NodeSpec::new("shared"));
     let peer = peer_for(&node).await;
@@ -48,7 +48,7 @@ async fn binaries_sent_by_reference_arrive_whole() {
     let whole: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
     let want = md5::compute(&whole).0.to_vec();
     assert_eq!(
-        hotswap_node::dist::term::as_binary(&got).expect("a binary"),
+        hotswap_node::peer::term::as_binary(&got).expect("a binary"),
         &want[..]
     );
 }
@@ -110,7 +110,7 @@ async fn wrong_cookie_is_reported_as_such_quickly() {
 async fn unknown_node_is_named() {
     let node = ErlNode::start(NodeSpec::new("known"));
     let peer = peer_for(&node).await;
-    let ghost: hotswap_node::dist::NodeName =
+    let ghost: hotswap_node::peer::NodeName =
         format!("ghost_{}@{}", std::process::id(), common::short_host())
             .parse()
             .expect("name");
@@ -159,7 +159,7 @@ async fn per_call_timeout_fires_and_the_connection_stays_usable() {
             .expect("call"),
         int(3)
     );
-    let list = hotswap_node::dist::term::list(vec![int(-3), int(7)]);
+    let list = hotswap_node::peer::term::list(vec![int(-3), int(7)]);
     assert_eq!(
         conn.call("erlang", "hd", vec![list], T)
             .await
@@ -333,7 +333,7 @@ async fn long_names_work_over_loopback_ip() {
 /// handshake here does, so this must connect instead of hanging.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_answers_alive_gets_our_reply() {
-    use hotswap_node::dist::handshake::{self, Identity};
+    use hotswap_node::peer::handshake::{self, Identity};
     let node = ErlNode::start(NodeSpec::new("alive"));
     let peer = peer_for(&node).await;
     let first = peer
@@ -342,7 +342,7 @@ async fn a_node_that_answers_alive_gets_our_reply() {
         .expect("first connection");
     first.call("erlang", "node", vec![], T).await.expect("call");
     // A second handshake under the same name while the first is up.
-    let port = hotswap_node::dist::epmd::lookup(node.node_name().host(), node.node_name().name())
+    let port = hotswap_node::peer::epmd::lookup(node.node_name().host(), node.node_name().name())
         .await
         .expect("port");
     let stream = tokio::net::TcpStream::connect((node.node_name().host(), port))
@@ -380,7 +380,7 @@ async fn a_remembered_port_is_used_and_a_stale_one_falls_back_to_epmd() {
     let a = ErlNode::start(NodeSpec::new("port_a").cookie(&cookie));
     let b = ErlNode::start(NodeSpec::new("port_b").cookie(&cookie));
     let host = common::short_host();
-    let lookup = hotswap_node::dist::epmd::lookup;
+    let lookup = hotswap_node::peer::epmd::lookup;
     let (a_port, b_port) = (
         lookup(&host, &a.alive).await.expect("a in epmd"),
         lookup(&host, &b.alive).await.expect("b in epmd"),
@@ -421,7 +421,7 @@ async fn a_remembered_port_is_used_and_a_stale_one_falls_back_to_epmd() {
 /// calling one another, from the evaluator and from a process one of them
 /// spawns. A function is parsed when a process first calls it, and one that
 /// does not parse fails the call with the parser's error.
-static FUNCTIONS: hotswap_node::dist::Script = hotswap_node::dist::Script::with_functions(
+static FUNCTIONS: hotswap_node::peer::Script = hotswap_node::peer::Script::with_functions(
     "double(X) -> add(X, X).
      add(A, B) -> A + B.
      %% parsed(): the functions this process has parsed.
@@ -433,12 +433,12 @@ static FUNCTIONS: hotswap_node::dist::Script = hotswap_node::dist::Script::with_
      broken() -> ).\n",
     "{double(N), elsewhere(N), parsed()}.",
 );
-static BROKEN: hotswap_node::dist::Script =
-    hotswap_node::dist::Script::with_functions("ok() -> ok.\nbroken() -> ).\n", "broken().");
+static BROKEN: hotswap_node::peer::Script =
+    hotswap_node::peer::Script::with_functions("ok() -> ok.\nbroken() -> ).\n", "broken().");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_parses_only_the_functions_it_calls_and_names_one_that_does_not_parse() {
-    use hotswap_node::dist::Bindings;
+    use hotswap_node::peer::Bindings;
     let node = ErlNode::start(NodeSpec::new("functions"));
     let peer = peer_for(&node).await;
     let conn = peer.connect(&node.node_name()).await.expect("connect");
@@ -451,10 +451,10 @@ async fn a_script_parses_only_the_functions_it_calls_and_names_one_that_does_not
         .iter()
         .map(|n| atom_term(n))
         .collect();
-    let want = hotswap_node::dist::term::tuple(vec![
+    let want = hotswap_node::peer::term::tuple(vec![
         int(42),
         int(42),
-        hotswap_node::dist::term::list(parsed),
+        hotswap_node::peer::term::list(parsed),
     ]);
     assert_eq!(value, want);
     let error = conn

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{erlc, unique, ErlNode, NodeSpec};
-use hotswap_node::dist::handshake::{self, Identity};
-use hotswap_node::dist::{epmd, CallError, ConnectError, Cookie, NodeName, Peer, PeerOptions};
+use hotswap_node::peer::handshake::{self, Identity};
+use hotswap_node::peer::{epmd, CallError, ConnectError, Cookie, NodeName, Peer, PeerOptions};
 use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;

@@ -3,8 +3,8 @@
 //! measured: this test binary's allocator records the largest single
 //! request each thread makes.
 
-use hotswap_node::dist::frame::{decode_frame, encode_frame, read_frame};
-use hotswap_node::dist::term::{atom_term, binary, check_external_terms, int, list, tuple, Pid};
+use hotswap_node::peer::frame::{decode_frame, encode_frame, read_frame};
+use hotswap_node::peer::term::{atom_term, binary, check_external_terms, int, list, tuple, Pid};
 use proptest::prelude::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

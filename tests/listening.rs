@@ -5,7 +5,7 @@
 mod common;
 
 use common::{ErlNode, NodeSpec};
-use hotswap_node::dist::{epmd, Cookie, Peer, PeerOptions};
+use hotswap_node::peer::{epmd, Cookie, Peer, PeerOptions};
 use std::collections::HashSet;
 
 /// TCP ports this process listens on, from /proc.

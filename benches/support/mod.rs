@@ -91,6 +91,16 @@ pub fn hotswap(
     hotswap_timed(&[ebin], nodes, cookie, extra, env).0
 }
 
+/// The binary measured: this checkout's release build, or another one
+/// (`HOTSWAP_BENCH_BIN`, such as an earlier commit's, to compare a change
+/// in the same conditions).
+pub fn binary() -> PathBuf {
+    match std::env::var_os("HOTSWAP_BENCH_BIN") {
+        Some(bin) if !bin.is_empty() => PathBuf::from(bin),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/hotswap-node"),
+    }
+}
+
 /// Runs `hotswap-node deploy --json` on `ebins`; returns its wall time and
 /// its time in flight: once connected, until every node runs the new code
 /// (`running_ms`).
@@ -116,8 +126,7 @@ pub fn hotswap_json(
     env: &[(&str, String)],
 ) -> (Duration, serde_json::Value) {
     let ebin = ebins[0];
-    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/hotswap-node");
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(binary());
     cmd.args([
         "deploy",
         "--json",

@@ -2,7 +2,7 @@
 //! of frames read as the connection reads them.
 #![no_main]
 
-use hotswap_node::dist::frame::{decode_frame, read_frame};
+use hotswap_node::peer::frame::{decode_frame, read_frame};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

@@ -8,7 +8,7 @@
 use erl_dist::handshake::{ClientSideHandshake, ServerSideHandshake};
 use erl_dist::node::{Creation, LocalNode, NodeName};
 use futures::io::{AsyncRead, AsyncWrite};
-use hotswap_node::dist::reframe::{Outbox, Reframe};
+use hotswap_node::peer::reframe::{Outbox, Reframe};
 use libfuzzer_sys::fuzz_target;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -46,7 +46,7 @@ impl AsyncWrite for Peer<'_> {
 fn us() -> LocalNode {
     let name: NodeName = "hotswap@127.0.0.1".parse().expect("name");
     let mut node = LocalNode::new(name, Creation::new(7));
-    node.flags = hotswap_node::dist::handshake::local_flags();
+    node.flags = hotswap_node::peer::handshake::local_flags();
     node
 }
 

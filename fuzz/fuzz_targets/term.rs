@@ -2,7 +2,7 @@
 //! message would show it.
 #![no_main]
 
-use hotswap_node::dist::term::{check_external_terms, show, Term};
+use hotswap_node::peer::term::{check_external_terms, show, Term};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,15 +1,12 @@
 //! `.beam` files: reading, validating and fingerprinting them exactly as OTP
 //! does, with no Erlang VM on this machine. Finding them in Mix, rebar3 and
-//! Nerves builds is [`discover`]'s job.
+//! Nerves builds is [`crate::project`]'s job.
 //!
 //! The chunk layer is written here rather than taken from the `beam_file`
 //! crate: we need each chunk's raw bytes exactly as stored (the MD5 is over
 //! them), the errors must name the file and the offset at fault, gzip'ed
 //! beams must be accepted, and any input must be safe — all small, and
 //! easier to guarantee in ~200 lines we own.
-
-pub mod discover;
-pub mod stale;
 
 use sha2::{Digest, Sha256};
 use std::fmt;

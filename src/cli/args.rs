@@ -68,7 +68,7 @@ Exit codes:
   3    this tool's node could not start";
 
 #[derive(Debug, Args, Clone)]
-pub struct Target {
+pub struct TargetArgs {
     /// A node to deploy to, `name@host`; repeat for more. Overrides the configured list.
     #[arg(long = "node", value_name = "NODE")]
     pub nodes: Vec<String>,
@@ -126,10 +126,7 @@ pub struct DeployArgs {
     #[arg(value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
-    pub target: Target,
-    /// After loading, check every node runs exactly what was sent; roll back if not.
-    #[arg(long)]
-    pub verify: bool,
+    pub target: TargetArgs,
     /// Undo, per node, the newest deploy still applied there, instead of deploying.
     #[arg(long, conflicts_with_all = ["all", "paths", "no_build", "cluster"])]
     pub rollback: bool,
@@ -145,23 +142,8 @@ pub struct DeployArgs {
     /// Show what would be loaded; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Load without calling `code_change` for the processes of changed
-    /// modules (they keep their state as it is).
-    #[arg(long)]
-    pub no_code_change: bool,
-    /// Migrate processes whose `sys` loop is not OTP's own too (a fork of
-    /// gen_server, a hand-written loop); by default they load without
-    /// migrating, and are named.
-    #[arg(long)]
-    pub migrate_custom_loops: bool,
-    /// How long to watch the processes a change migrated or passed over for
-    /// dying, after it, in milliseconds (0: not at all; default 1000).
-    #[arg(long, value_name = "MS")]
-    pub observe: Option<u64>,
-    /// Call this function on each node once its change runs, with the
-    /// changed modules: `Module.function` (Elixir) or `module:function`.
-    #[arg(long, value_name = "MOD:FUN")]
-    pub after: Option<String>,
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// Skip the build step.
     #[arg(long)]
     pub no_build: bool,
@@ -169,15 +151,8 @@ pub struct DeployArgs {
     /// `--via`: to the gateway and every node it is connected to).
     #[arg(long)]
     pub cluster: bool,
-    /// Print one JSON document on stdout; progress goes to stderr.
-    #[arg(long)]
-    pub json: bool,
-    /// Print nothing but errors.
-    #[arg(short, long, conflicts_with = "verbose")]
-    pub quiet: bool,
-    /// Log what happens on the wire (repeat for more).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -186,13 +161,28 @@ pub struct WatchArgs {
     #[arg(value_name = "PATHS")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
-    pub target: Target,
-    /// After each load, check every node runs exactly what was sent; undo if not.
-    #[arg(long)]
-    pub verify: bool,
+    pub target: TargetArgs,
     /// Kill processes still running old code of a module being replaced.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Do not build: follow the build output (or --ebin folders) instead.
+    #[arg(long)]
+    pub no_build: bool,
+    /// How long files must be quiet before a change counts, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5)]
+    pub settle: u64,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// How each change is loaded: the flags `deploy` and `watch` share.
+#[derive(Debug, Args, Clone)]
+pub struct LoadArgs {
+    /// After loading, check every node runs exactly what was sent; undo if not.
+    #[arg(long)]
+    pub verify: bool,
     /// Load without calling `code_change` for the processes of changed
     /// modules (they keep their state as it is).
     #[arg(long)]
@@ -210,13 +200,13 @@ pub struct WatchArgs {
     /// changed modules: `Module.function` (Elixir) or `module:function`.
     #[arg(long, value_name = "MOD:FUN")]
     pub after: Option<String>,
-    /// Do not build: follow the build output (or --ebin folders) instead.
-    #[arg(long)]
-    pub no_build: bool,
-    /// How long files must be quiet before a change counts, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 5)]
-    pub settle: u64,
-    /// Print one JSON object per event on stdout; progress goes to stderr.
+}
+
+/// What a run prints: the flags `deploy` and `watch` share.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct OutputArgs {
+    /// Print JSON on stdout (`deploy`: one document; `watch`: one object
+    /// per event); progress goes to stderr.
     #[arg(long)]
     pub json: bool,
     /// Print nothing but errors.
@@ -230,7 +220,7 @@ pub struct WatchArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub target: Target,
+    pub target: TargetArgs,
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,

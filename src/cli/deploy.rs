@@ -1,103 +1,74 @@
-//! `deploy`: the build, the run against the nodes, and `--rollback`.
+//! `deploy`: the build, then the run against the nodes.
 
 use super::args::DeployArgs;
 use super::error::CliError;
-use super::setup::{after_hook, local_modules, lock_store, open_session, settings};
-use crate::beam::discover::{self, ProjectKind, Search};
-use crate::beam::stale;
+use super::setup::{Asked, Prepared};
 use crate::beam::Module;
-use crate::build_command::{self, BuildError};
-use crate::config::Settings;
-use crate::deploy::migrate::Care;
-use crate::deploy::rollback::Plan;
-use crate::deploy::{self, Options, Outcome, Report, Session};
+use crate::deploy::{self, Outcome, Report, Session};
 use crate::interrupt::Interrupt;
-use crate::output::{Mode, Ui};
-use crate::store::Store;
+use crate::output::Mode;
 use std::path::PathBuf;
 
 pub(super) async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
-    let mode = Mode::from_flags(args.json, args.quiet);
-    let ui = Ui::new(mode);
-    let settings = settings(&args.target)?;
-    for w in &settings.warnings {
-        ui.warn(w);
+    let run = prepare(&args)?;
+    let built = !args.no_build && args.paths.is_empty() && run.settings.ebin.is_empty();
+    if let (true, Some(command)) = (built, &run.settings.build) {
+        let stop = run.interrupt.wait();
+        run.project.build(command, run.mode, stop).await?;
     }
-    if !(args.cluster && settings.via.is_some()) {
-        settings.require_nodes()?;
-    }
-    settings.cookie()?;
-    let store = Store::new(settings.snapshot_dir.clone());
+    let _lock = run.lock_store()?;
+    let (modules, session) = read_while_connecting(&run, &args.paths).await?;
+    let session = match session {
+        Ok(session) => session,
+        Err(report) => return Ok(print_report(&report, run.mode)),
+    };
+    let report = deploy::deploy(&session, &modules, &run.options, &run.ui).await;
+    let code = print_report(&report, run.mode);
+    session
+        .goodbye(GOODBYE_LIMIT.min(run.settings.timeout))
+        .await;
+    Ok(code)
+}
+
+/// What `deploy` and `deploy --rollback` run with.
+pub(super) fn prepare(args: &DeployArgs) -> Result<Prepared, CliError> {
     let interrupt = Interrupt::listen(
         "interrupted: finishing the step in flight, then undoing this run's changes",
     );
-    let options = Options {
-        verify: args.verify,
-        all: args.all,
-        force: args.force,
-        dry_run: args.dry_run,
-        cluster: args.cluster,
-        via: settings.via.clone(),
-        code_change: settings.code_change && !args.no_code_change,
-        care: Care {
-            any_loop: settings.migrate_custom_loops || args.migrate_custom_loops,
-            observe: args
-                .observe
-                .map_or(settings.observe, std::time::Duration::from_millis),
-        },
-        after: after_hook(&settings, &args.after)?,
-        timeout: settings.timeout,
-        keep: settings.keep_snapshots,
-        interrupted: interrupt.flag(),
+    let asked = Asked {
+        nodes_optional: args.cluster,
+        ..Asked::new(&args.target, &args.load, &args.output, args.force)
     };
-    if args.rollback {
-        return rollback_command(&settings, store, &options, &ui, mode).await;
-    }
-    if !args.no_build && args.paths.is_empty() && settings.ebin.is_empty() {
-        if let Some(command) = &settings.build {
-            date_back_for_rebar3(&settings);
-            build(command, &settings, mode, &interrupt).await?;
-        }
-    }
-    let _lock = lock_store(&store, &ui)?;
-    let (modules, session) =
-        read_while_connecting(&settings, &args.paths, store, &options, &ui).await?;
-    let session = match session {
-        Ok(session) => session,
-        Err(report) => return Ok(print_report(&report, mode)),
-    };
-    let report = deploy::deploy(&session, &modules, &options, &ui).await;
-    let code = print_report(&report, mode);
-    session.goodbye(GOODBYE_LIMIT.min(settings.timeout)).await;
-    Ok(code)
+    let mut run = Prepared::new(asked, interrupt)?;
+    run.options.all = args.all;
+    run.options.dry_run = args.dry_run;
+    run.options.cluster = args.cluster;
+    Ok(run)
 }
 
 /// How long a run that is done waits for its nodes to have had its last
 /// words (the release of their locks) before it exits.
-const GOODBYE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+pub(super) const GOODBYE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Reads and hashes the modules while the nodes are reached (three round
 /// trips on a device's link). A bad file is the error reported, whichever
 /// finishes first, and stops the run before anything is asked of a node.
 async fn read_while_connecting(
-    settings: &Settings,
+    run: &Prepared,
     paths: &[PathBuf],
-    store: Store,
-    options: &Options,
-    ui: &Ui,
 ) -> Result<(Vec<Module>, Result<Session, Report>), CliError> {
     let reading = {
-        let (settings, paths) = (settings.clone(), paths.to_vec());
-        tokio::task::spawn_blocking(move || local_modules(&settings, &paths))
+        let (project, paths) = (run.project.clone(), paths.to_vec());
+        tokio::task::spawn_blocking(move || project.modules(&paths))
     };
     let read = async {
         match reading.await {
-            Ok(read) => read.map(|(modules, _apps)| modules),
+            Ok(read) => read.map(|(modules, _apps)| modules).map_err(CliError::from),
             // As if it had been read here: its panic is this thread's.
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     };
-    let connecting = open_session(settings, store, &settings.nodes, options, ui);
+    let connecting = run.open_session(&run.settings.nodes);
     tokio::pin!(read, connecting);
     tokio::select! {
         read = &mut read => {
@@ -106,35 +77,6 @@ async fn read_while_connecting(
         }
         session = &mut connecting => Ok((read.await?, session?)),
     }
-}
-
-async fn rollback_command(
-    settings: &Settings,
-    store: Store,
-    options: &Options,
-    ui: &Ui,
-    mode: Mode,
-) -> Result<i32, CliError> {
-    let _lock = lock_store(&store, ui)?;
-    let names: Vec<String> = settings.nodes.iter().map(ToString::to_string).collect();
-    let plan = Plan::read(&store, &names)?;
-    let with_work = plan.nodes();
-    let mut nodes = Vec::new();
-    for node in &settings.nodes {
-        if with_work.contains(&node.to_string()) {
-            nodes.push(node.clone());
-        } else {
-            ui.line(&format!("Nothing to roll back on {node}"));
-        }
-    }
-    let session = match open_session(settings, store, &nodes, options, ui).await? {
-        Ok(session) => session,
-        Err(report) => return Ok(print_report(&report, mode)),
-    };
-    let report = deploy::rollback(&session, plan, options, ui).await?;
-    let code = print_report(&report, mode);
-    session.goodbye(GOODBYE_LIMIT.min(settings.timeout)).await;
-    Ok(code)
 }
 
 pub(super) fn print_report(report: &Report, mode: Mode) -> i32 {
@@ -147,45 +89,5 @@ pub(super) fn print_report(report: &Report, mode: Mode) -> i32 {
             }
         }
     }
-    report.outcome.exit_code()
-}
-
-/// rebar3 tells what to rebuild by file times, to the second: before it
-/// builds, the beams of sources saved in their own second are dated back
-/// ([`stale`]), so a save made just after the last build is not skipped.
-/// Before the first build there is nothing to date back.
-fn date_back_for_rebar3(settings: &Settings) {
-    let mut search = Search::from_env(settings.project.clone());
-    search.app_name = settings.app_name.clone();
-    let Ok(found) = discover::find(&search) else {
-        return;
-    };
-    if found.kind != ProjectKind::Rebar3 {
-        return;
-    }
-    if let Ok(dirs) = discover::rebar_source_dirs(&settings.project) {
-        stale::date_back_ambiguous(&stale::erl_sources(&dirs), &found.files);
-    }
-}
-
-/// Runs the build command in the project, its output shown (on stderr in
-/// JSON mode, so stdout stays one document); Ctrl-C stops it.
-async fn build(
-    command: &str,
-    settings: &Settings,
-    mode: Mode,
-    interrupt: &Interrupt,
-) -> Result<(), CliError> {
-    if mode == Mode::Text {
-        println!("Building with `{command}`");
-    }
-    let built = build_command::run(command, &settings.project, mode, interrupt.wait()).await;
-    match built {
-        Ok(()) => Ok(()),
-        Err(BuildError::Failed(detail)) => Err(CliError::Build {
-            command: command.to_owned(),
-            detail,
-        }),
-        Err(BuildError::Interrupted) => Err(CliError::Interrupted),
-    }
+    super::exit::of_outcome(report.outcome)
 }

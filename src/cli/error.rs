@@ -1,12 +1,11 @@
-//! What stops a command besides a deploy report, and its exit code.
+//! What stops a command besides a deploy report (its exit code:
+//! [`super::exit`]).
 
-use crate::beam::discover::DiscoverError;
-use crate::beam::ModuleError;
 use crate::config::ConfigError;
 use crate::deploy::RollbackError;
-use crate::dist::epmd::RegisterError;
-use crate::dist::tls::TlsError;
-use crate::dist::StartError;
+use crate::peer::tls::TlsError;
+use crate::peer::StartError;
+use crate::project::{BuildError, ProjectError};
 use crate::store::SnapshotError;
 use std::path::PathBuf;
 
@@ -16,11 +15,7 @@ pub enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    Discover(#[from] DiscoverError),
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\nerror: "))]
-    Modules(Vec<ModuleError>),
-    #[error("no modules to deploy in {0}")]
-    NoModules(String),
+    Project(#[from] ProjectError),
     #[error(transparent)]
     Start(#[from] StartError),
     #[error("the build (`{command}`) failed: {detail}; nothing was deployed")]
@@ -43,25 +38,18 @@ pub enum CliError {
     Tls(#[from] TlsError),
 }
 
-impl CliError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            CliError::Config(_)
-            | CliError::Discover(_)
-            | CliError::Modules(_)
-            | CliError::NoModules(_)
-            | CliError::Cwd(_)
-            | CliError::Hook(_)
-            | CliError::Tls(_)
-            | CliError::Watch { .. } => 2,
-            CliError::Start(StartError::Register(
-                RegisterError::NameTaken { .. } | RegisterError::Held(_),
-            ))
-            | CliError::Start(StartError::Name(_)) => 2,
-            CliError::Start(_) | CliError::Nodes(_) => 3,
-            CliError::Rollback(e) if matches!(**e, RollbackError::NoSnapshot { .. }) => 2,
-            CliError::Build { .. } | CliError::Rollback(_) | CliError::Snapshot(_) => 1,
-            CliError::Interrupted => 130,
+impl From<BuildError> for CliError {
+    fn from(e: BuildError) -> Self {
+        match e {
+            BuildError::Command { command, how } => CliError::Build {
+                command,
+                detail: how,
+            },
+            BuildError::Interrupted => CliError::Interrupted,
+            BuildError::Compile(why) => CliError::Build {
+                command: "mix compile".into(),
+                detail: why,
+            },
         }
     }
 }

@@ -1,32 +1,41 @@
-//! The command line: arguments (clap), and each command wired from
-//! configuration through discovery to the deploy. Errors come back to
-//! `main` as [`CliError`], which knows its exit code.
+//! The command line, and only that: arguments (clap), each command wired
+//! from the settings through the local project to the engines, and
+//! printing. Errors come back to `main` as [`CliError`].
 //!
-//! One file per concern: the arguments ([`args`]), the errors and their
-//! exit codes ([`error`]), what commands set up ([`setup`]), and each
-//! command ([`deploy`], [`status`], [`snapshots`]; `watch` lives in
-//! `crate::watch::command`).
+//! One file per concern: the arguments (`args`, the flags `deploy` and
+//! `watch` share written once), the errors (`error`), what commands set up
+//! once (`setup`: the settings become the engines' options there), each
+//! command (`deploy`, `rollback`, `status`, `snapshots`, `watch`), and the exit codes,
+//! every one of them, in [`exit`].
 
 pub(crate) mod args;
 mod deploy;
 pub(crate) mod error;
+pub mod exit;
+mod rollback;
 pub(crate) mod setup;
 mod snapshots;
 mod status;
+mod watch;
 
-pub use args::{Cli, Command, DeployArgs, SnapshotsArgs, StatusArgs, Target, WatchArgs};
+pub use args::{Cli, Command, DeployArgs, SnapshotsArgs, StatusArgs, TargetArgs, WatchArgs};
 pub use error::CliError;
 
 use deploy::deploy_command;
+use rollback::rollback_command;
 use snapshots::snapshots_command;
 use status::status_command;
+use watch::watch_command;
 
 /// Runs a parsed command line; returns the exit code of a completed run.
 pub async fn run(cli: Cli, json_requested: &mut bool) -> Result<i32, CliError> {
     match cli.command {
         Command::Deploy(args) => {
-            *json_requested = args.json;
-            deploy_command(args).await
+            *json_requested = args.output.json;
+            match args.rollback {
+                true => rollback_command(args).await,
+                false => deploy_command(args).await,
+            }
         }
         Command::Status(args) => {
             *json_requested = args.json;
@@ -37,8 +46,8 @@ pub async fn run(cli: Cli, json_requested: &mut bool) -> Result<i32, CliError> {
             snapshots_command(args)
         }
         Command::Watch(args) => {
-            *json_requested = args.json;
-            crate::watch::command::watch_command(args).await
+            *json_requested = args.output.json;
+            watch_command(args).await
         }
     }
 }

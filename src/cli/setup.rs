@@ -1,21 +1,23 @@
-//! What the commands that talk to nodes set up from their flags: the
-//! settings, the after-deploy call, this tool's peer, the local modules,
-//! the store's lock and a session with the nodes.
+//! What the commands that talk to nodes set up from their flags, once and
+//! here: the settings, and from them the engine's options, the project,
+//! the snapshot store, this tool's peer, the store's lock and a session
+//! with the nodes.
 
-use super::args::Target;
+use super::args::{LoadArgs, OutputArgs, TargetArgs};
 use super::error::CliError;
-use crate::beam::discover::{self, Search};
-use crate::beam::Module;
 use crate::config::{Flags, Settings, TlsFlags};
-use crate::deploy::session::OpenError;
-use crate::deploy::{self, Options, Outcome, Report, Session};
-use crate::dist::{Peer, PeerOptions, Tls};
-use crate::output::Ui;
+use crate::deploy::migrate::Care;
+use crate::deploy::session::SessionError;
+use crate::deploy::{Options, Outcome, Report, Session};
+use crate::interrupt::Interrupt;
+use crate::output::{Mode, Ui};
+use crate::peer::{Peer, PeerOptions, Tls};
+use crate::project::Project;
 use crate::store::{Store, StoreLock};
-use std::path::PathBuf;
+use std::time::Duration;
 
-/// The settings of a command's `Target` flags, every layer resolved.
-pub(crate) fn settings(target: &Target) -> Result<Settings, CliError> {
+/// The settings of a command's `TargetArgs` flags, every layer resolved.
+pub(crate) fn settings(target: &TargetArgs) -> Result<Settings, CliError> {
     let project = match &target.project {
         Some(p) => p.clone(),
         None => std::env::current_dir().map_err(CliError::Cwd)?,
@@ -44,16 +46,122 @@ pub(crate) fn settings(target: &Target) -> Result<Settings, CliError> {
     Ok(settings)
 }
 
-/// The after-deploy call: `--after`, else `after_deploy` in the
-/// configuration.
-pub(crate) fn after_hook(
-    settings: &Settings,
-    flag: &Option<String>,
-) -> Result<Option<deploy::after::Hook>, CliError> {
-    flag.as_ref()
-        .or(settings.after_deploy.as_ref())
-        .map(|text| text.parse().map_err(CliError::Hook))
-        .transpose()
+/// What a command that changes nodes asks for, besides its own flags.
+pub(crate) struct Asked<'a> {
+    pub target: &'a TargetArgs,
+    pub load: &'a LoadArgs,
+    pub output: &'a OutputArgs,
+    pub force: bool,
+    /// This tool's node name when none is configured.
+    pub name: Option<&'static str>,
+    /// Whether the nodes may go unnamed (`--cluster` through `--via`).
+    pub nodes_optional: bool,
+}
+
+impl<'a> Asked<'a> {
+    /// What the flags `deploy` and `watch` share ask for.
+    pub fn new(
+        target: &'a TargetArgs,
+        load: &'a LoadArgs,
+        output: &'a OutputArgs,
+        force: bool,
+    ) -> Self {
+        Asked {
+            target,
+            load,
+            output,
+            force,
+            name: None,
+            nodes_optional: false,
+        }
+    }
+}
+
+/// What `deploy`, `deploy --rollback` and `watch` run with, made once from
+/// their flags: the settings become the engine's options here.
+pub(crate) struct Prepared {
+    pub settings: Settings,
+    pub project: Project,
+    pub options: Options,
+    pub store: Store,
+    pub mode: Mode,
+    pub ui: Ui,
+    pub interrupt: Interrupt,
+}
+
+impl Prepared {
+    /// The settings of `asked`, what the engines take made of them, and
+    /// their warnings printed before any error they lead to.
+    pub(crate) fn new(asked: Asked<'_>, interrupt: Interrupt) -> Result<Prepared, CliError> {
+        let mut settings = settings(asked.target)?;
+        if let Some(name) = asked.name {
+            settings.name.get_or_insert_with(|| name.into());
+        }
+        let ready = settings.ready(asked.nodes_optional);
+        let project = Project::new(
+            settings.project.clone(),
+            settings.app_name.clone(),
+            settings.ebin.clone(),
+        );
+        let load = asked.load;
+        let after = load.after.as_ref().or(settings.after_deploy.as_ref());
+        let after = after.map(|text| text.parse().map_err(CliError::Hook));
+        let care = Care {
+            any_loop: settings.migrate_custom_loops || load.migrate_custom_loops,
+            observe: load.observe.map_or(settings.observe, Duration::from_millis),
+        };
+        let options = Options {
+            verify: load.verify,
+            force: asked.force,
+            via: settings.via.clone(),
+            code_change: settings.code_change && !load.no_code_change,
+            care,
+            timeout: settings.timeout,
+            keep: settings.keep_snapshots,
+            interrupted: interrupt.flag(),
+            ..Options::default()
+        };
+        let store = Store::new(settings.snapshot_dir.clone());
+        let mode = Mode::from_flags(asked.output.json, asked.output.quiet);
+        let ui = Ui::new(mode);
+        for w in &settings.warnings {
+            ui.warn(w);
+        }
+        ready?;
+        let options = Options {
+            after: after.transpose()?,
+            ..options
+        };
+        Ok(Prepared {
+            settings,
+            project,
+            options,
+            store,
+            mode,
+            ui,
+            interrupt,
+        })
+    }
+
+    /// Takes the store's lock for this run ([`lock_store`]).
+    pub(crate) fn lock_store(&self) -> Result<StoreLock, CliError> {
+        lock_store(&self.store, &self.ui)
+    }
+
+    /// Starts the peer and connects to `nodes` ([`open_session`]).
+    pub(crate) async fn open_session(
+        &self,
+        nodes: &[crate::peer::NodeName],
+    ) -> Result<Result<Session, Report>, CliError> {
+        open_session(
+            &self.settings,
+            self.store.clone(),
+            nodes,
+            &self.options,
+            &self.ui,
+        )
+        .await
+    }
 }
 
 pub(crate) async fn start_peer(settings: &Settings) -> Result<Peer, CliError> {
@@ -62,7 +170,7 @@ pub(crate) async fn start_peer(settings: &Settings) -> Result<Peer, CliError> {
 
 /// The nodes this tool connects to: the gateway alone with `--via`, else
 /// the targets.
-pub(crate) fn reached(settings: &Settings) -> Vec<crate::dist::NodeName> {
+pub(crate) fn reached(settings: &Settings) -> Vec<crate::peer::NodeName> {
     match &settings.via {
         Some(via) => vec![via.clone()],
         None => settings.nodes.clone(),
@@ -80,21 +188,13 @@ pub(crate) fn peer_options(settings: &Settings) -> Result<PeerOptions, CliError>
     Ok(options)
 }
 
-/// Finds and validates every module; any invalid file refuses the whole run.
-pub(crate) fn local_modules(
-    settings: &Settings,
-    paths: &[PathBuf],
-) -> Result<(Vec<Module>, Vec<String>), CliError> {
-    let mut search = Search::from_env(settings.project.clone());
-    search.app_name = settings.app_name.clone();
-    search.ebin = settings.ebin.clone();
-    search.files = paths.to_vec();
-    let found = discover::find(&search)?;
-    let modules = discover::read_modules(&found.files).map_err(CliError::Modules)?;
-    if modules.is_empty() {
-        return Err(CliError::NoModules(settings.project.display().to_string()));
-    }
-    Ok((modules, found.apps))
+/// The run's project, as the settings describe it: made once per run.
+pub(crate) fn project(settings: &Settings) -> Project {
+    Project::new(
+        settings.project.clone(),
+        settings.app_name.clone(),
+        settings.ebin.clone(),
+    )
 }
 
 /// Takes the snapshot store's lock for this run, waiting (and saying so)
@@ -113,15 +213,15 @@ pub(crate) fn lock_store(store: &Store, ui: &Ui) -> Result<StoreLock, CliError> 
 pub(crate) async fn open_session(
     settings: &Settings,
     store: Store,
-    nodes: &[crate::dist::NodeName],
+    nodes: &[crate::peer::NodeName],
     options: &Options,
     ui: &Ui,
 ) -> Result<Result<Session, Report>, CliError> {
     let peer = start_peer(settings).await?;
     match Session::connect(peer, store, nodes, options, ui).await {
         Ok(session) => Ok(Ok(session)),
-        Err(OpenError::Start(e)) => Err(e.into()),
-        Err(OpenError::Unreachable(reports)) => {
+        Err(SessionError::Start(e)) => Err(e.into()),
+        Err(SessionError::Unreachable(reports)) => {
             Ok(Err(Report::new(reports, Outcome::Unreachable, None)))
         }
     }

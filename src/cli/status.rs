@@ -2,7 +2,7 @@
 
 use super::args::StatusArgs;
 use super::error::CliError;
-use super::setup::{local_modules, open_session, settings};
+use super::setup::{open_session, project, settings};
 use crate::deploy::{self, Options};
 use crate::output::{Mode, Ui};
 use crate::store::Store;
@@ -15,7 +15,7 @@ pub(super) async fn status_command(args: StatusArgs) -> Result<i32, CliError> {
         Ui::new(mode).warn(w);
     }
     settings.require_nodes()?;
-    let (modules, apps) = local_modules(&settings, &[])?;
+    let (modules, apps) = project(&settings).modules(&[])?;
     let options = Options {
         timeout: settings.timeout,
         via: settings.via.clone(),

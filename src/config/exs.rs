@@ -8,10 +8,19 @@
 //! `"#{config_env()}.exs"`-style ones; `target.exs` only when `MIX_TARGET`
 //! names a target.
 
-use super::{ConfigError, FileConfig};
+use super::error::ConfigError;
+use super::keys::FileConfig;
 use std::path::{Path, PathBuf};
 
 const APP: &str = "mix_tasks_upload_hotswap";
+
+/// The build a config is read for: `MIX_ENV`, and `MIX_TARGET` when it
+/// names a target (not `host`).
+#[derive(Debug, Clone, Copy)]
+pub struct MixBuild<'a> {
+    pub env: &'a str,
+    pub target: Option<&'a str>,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
@@ -38,18 +47,16 @@ enum Value {
 /// no such block exists.
 pub fn read_upload_hotswap(
     path: &Path,
-    mix_env: &str,
-    target: Option<&str>,
+    build: MixBuild<'_>,
 ) -> Result<Option<FileConfig>, ConfigError> {
     let mut found = None;
-    read_file(path, mix_env, target, &mut found, 0)?;
+    read_file(path, build, &mut found, 0)?;
     Ok(found)
 }
 
 fn read_file(
     path: &Path,
-    mix_env: &str,
-    target: Option<&str>,
+    build: MixBuild<'_>,
     found: &mut Option<FileConfig>,
     depth: usize,
 ) -> Result<(), ConfigError> {
@@ -60,20 +67,16 @@ fn read_file(
         path: path.to_owned(),
         source,
     })?;
-    read_text(&text, path, mix_env, target, found, depth)
+    read_text(&text, path, build, found, depth)
 }
 
 /// The block's settings in `text`, a config file's (`None` when it has
 /// none), without following its `import_config`s: for checking the reader
 /// on any input.
-pub fn parse_text(
-    text: &str,
-    mix_env: &str,
-    target: Option<&str>,
-) -> Result<Option<FileConfig>, ConfigError> {
+pub fn parse_text(text: &str, build: MixBuild<'_>) -> Result<Option<FileConfig>, ConfigError> {
     let mut found = None;
     let nowhere = Path::new("/nonexistent/config/config.exs");
-    read_text(text, nowhere, mix_env, target, &mut found, 9)?;
+    read_text(text, nowhere, build, &mut found, 9)?;
     Ok(found)
 }
 
@@ -82,12 +85,11 @@ pub fn parse_text(
 fn read_text(
     text: &str,
     path: &Path,
-    mix_env: &str,
-    target: Option<&str>,
+    build: MixBuild<'_>,
     found: &mut Option<FileConfig>,
     depth: usize,
 ) -> Result<(), ConfigError> {
-    let toks = tokenize(text, mix_env, target).map_err(|(line, d)| exs_error(path, line, d))?;
+    let toks = tokenize(text, build).map_err(|(line, d)| exs_error(path, line, d))?;
     let mut i = 0;
     while i < toks.len() {
         match &toks[i].1 {
@@ -98,10 +100,10 @@ fn read_text(
                     _ => arg,
                 };
                 if let Some((_, Tok::Str(rel))) = arg {
-                    let wanted = !(rel == "target.exs" && target.is_none());
+                    let wanted = !(rel == "target.exs" && build.target.is_none());
                     let file = path.parent().unwrap_or(Path::new(".")).join(rel);
                     if wanted && depth < 9 && file.is_file() {
-                        read_file(&file, mix_env, target, found, depth + 1)?;
+                        read_file(&file, build, found, depth + 1)?;
                     }
                 }
                 i += 1;
@@ -135,11 +137,11 @@ fn is_our_block(toks: &[(usize, Tok)], mut i: usize) -> bool {
     matches!(toks.get(i), Some((_, Tok::Atom(a))) if a == APP)
 }
 
-type Parsed<T> = Result<T, (usize, String)>;
+type ExsResult<T> = Result<T, (usize, String)>;
 
 /// Parses `[(]:app, key: value, … [)]` from `i`; returns the pairs and the
 /// index after the statement.
-fn parse_block(toks: &[(usize, Tok)], mut i: usize) -> Parsed<(Vec<(String, Value)>, usize)> {
+fn parse_block(toks: &[(usize, Tok)], mut i: usize) -> ExsResult<(Vec<(String, Value)>, usize)> {
     let paren = matches!(toks.get(i), Some((_, Tok::Punct('('))));
     if paren {
         i += 1;
@@ -174,7 +176,7 @@ fn parse_pairs(
     toks: &[(usize, Tok)],
     mut i: usize,
     close: Option<char>,
-) -> Parsed<(Vec<(String, Value)>, usize)> {
+) -> ExsResult<(Vec<(String, Value)>, usize)> {
     let mut pairs = Vec::new();
     loop {
         match toks.get(i) {
@@ -204,7 +206,7 @@ fn parse_pairs(
     }
 }
 
-fn parse_value(toks: &[(usize, Tok)], i: usize) -> Parsed<(Value, usize)> {
+fn parse_value(toks: &[(usize, Tok)], i: usize) -> ExsResult<(Value, usize)> {
     let Some((line, tok)) = toks.get(i) else {
         return Err((
             toks.last().map(|t| t.0).unwrap_or(1),
@@ -241,7 +243,7 @@ fn parse_value(toks: &[(usize, Tok)], i: usize) -> Parsed<(Value, usize)> {
     }
 }
 
-fn close(toks: &[(usize, Tok)], i: usize, c: char) -> Parsed<usize> {
+fn close(toks: &[(usize, Tok)], i: usize, c: char) -> ExsResult<usize> {
     match toks.get(i) {
         Some((_, Tok::Punct(p))) if *p == c => Ok(i + 1),
         Some((line, t)) => Err((*line, format!("expected `{c}`, found {}", describe(t)))),
@@ -297,11 +299,7 @@ fn text(key: &str, value: Value) -> Result<String, String> {
 /// Tokens with their line numbers. Strings resolve `#{config_env()}`,
 /// `#{Mix.env()}`, `#{config_target()}` and `#{Mix.target()}`; other
 /// interpolations become an `Other` token, which no value accepts.
-fn tokenize(
-    text: &str,
-    mix_env: &str,
-    target: Option<&str>,
-) -> Result<Vec<(usize, Tok)>, (usize, String)> {
+fn tokenize(text: &str, build: MixBuild<'_>) -> Result<Vec<(usize, Tok)>, (usize, String)> {
     let chars: Vec<char> = text.chars().collect();
     let mut toks = Vec::new();
     let mut line = 1;
@@ -322,7 +320,7 @@ fn tokenize(
             }
             '"' => {
                 let start = line;
-                let (s, next, lines, plain) = string(&chars, i + 1, mix_env, target)
+                let (s, next, lines, plain) = string(&chars, i + 1, build)
                     .ok_or((start, "a string is not closed".to_owned()))?;
                 line += lines;
                 i = next;
@@ -338,7 +336,7 @@ fn tokenize(
             }
             ':' if chars.get(i + 1) == Some(&'"') => {
                 let start = line;
-                let (s, next, lines, plain) = string(&chars, i + 2, mix_env, target)
+                let (s, next, lines, plain) = string(&chars, i + 2, build)
                     .ok_or((start, "an atom is not closed".to_owned()))?;
                 line += lines;
                 i = next;
@@ -409,8 +407,7 @@ fn tokenize(
 fn string(
     chars: &[char],
     mut i: usize,
-    mix_env: &str,
-    target: Option<&str>,
+    build: MixBuild<'_>,
 ) -> Option<(String, usize, usize, bool)> {
     let mut out = String::new();
     let mut lines = 0;
@@ -434,9 +431,9 @@ fn string(
                     .filter(|c| !c.is_whitespace())
                     .collect();
                 match expr.as_str() {
-                    "config_env()" | "Mix.env()" | "Mix.env" => out.push_str(mix_env),
+                    "config_env()" | "Mix.env()" | "Mix.env" => out.push_str(build.env),
                     "config_target()" | "Mix.target()" | "Mix.target" => {
-                        out.push_str(target.unwrap_or("host"))
+                        out.push_str(build.target.unwrap_or("host"))
                     }
                     _ => plain = false,
                 }
@@ -466,7 +463,8 @@ mod tests {
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).expect("write");
         }
-        read_upload_hotswap(&dir.path().join("config.exs"), "dev", target)
+        let build = MixBuild { env: "dev", target };
+        read_upload_hotswap(&dir.path().join("config.exs"), build)
     }
 
     #[test]

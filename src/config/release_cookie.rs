@@ -24,7 +24,7 @@ pub fn find(
             Some(app) => Some(rel.join(app)),
             None => release(
                 &rel,
-                crate::beam::discover::mix_app_name(project).as_deref(),
+                crate::project::discover::mix_app_name(project).as_deref(),
             ),
         }?
         .join("releases")

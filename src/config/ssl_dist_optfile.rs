@@ -38,15 +38,15 @@ fn parse(text: &str, folder: &Path) -> Result<DistOptions, String> {
     if reader.next() != Some(b'.') {
         return Err("the term does not end with `.`".into());
     }
-    let Term::List(sections) = term else {
+    let OptTerm::List(sections) = term else {
         return Err("not a list of `{server, Options}` and `{client, Options}`".into());
     };
-    let section = |name: &str| -> Vec<Term> {
+    let section = |name: &str| -> Vec<OptTerm> {
         sections
             .iter()
             .find_map(|s| match s {
-                Term::Tuple(pair) => match pair.as_slice() {
-                    [Term::Atom(key), Term::List(opts)] if key == name => Some(opts.clone()),
+                OptTerm::Tuple(pair) => match pair.as_slice() {
+                    [OptTerm::Atom(key), OptTerm::List(opts)] if key == name => Some(opts.clone()),
                     _ => None,
                 },
                 _ => None,
@@ -61,7 +61,7 @@ fn parse(text: &str, folder: &Path) -> Result<DistOptions, String> {
         let found = option(&client, key).or_else(|| option(&server, key));
         match found {
             None => Ok(None),
-            Some(Term::Str(s)) => Ok(Some(folder.join(s))),
+            Some(OptTerm::Str(s)) => Ok(Some(folder.join(s))),
             Some(_) => Err(format!("`{key}` is not a file name")),
         }
     };
@@ -72,7 +72,7 @@ fn parse(text: &str, folder: &Path) -> Result<DistOptions, String> {
             ));
         }
     }
-    if matches!(option(&client, "verify"), Some(Term::Atom(a)) if a == "verify_none") {
+    if matches!(option(&client, "verify"), Some(OptTerm::Atom(a)) if a == "verify_none") {
         return Err("the client side has `{verify, verify_none}`; this tool always verifies the node's certificate".into());
     }
     Ok(DistOptions {
@@ -81,15 +81,15 @@ fn parse(text: &str, folder: &Path) -> Result<DistOptions, String> {
         keyfile: file("keyfile")?,
         no_host_check: matches!(
             option(&client, "server_name_indication"),
-            Some(Term::Atom(a)) if a == "disable"
+            Some(OptTerm::Atom(a)) if a == "disable"
         ),
     })
 }
 
-fn option<'a>(options: &'a [Term], key: &str) -> Option<&'a Term> {
+fn option<'a>(options: &'a [OptTerm], key: &str) -> Option<&'a OptTerm> {
     options.iter().find_map(|o| match o {
-        Term::Tuple(pair) => match pair.as_slice() {
-            [Term::Atom(k), value] if k == key => Some(value),
+        OptTerm::Tuple(pair) => match pair.as_slice() {
+            [OptTerm::Atom(k), value] if k == key => Some(value),
             _ => None,
         },
         _ => None,
@@ -97,12 +97,12 @@ fn option<'a>(options: &'a [Term], key: &str) -> Option<&'a Term> {
 }
 
 #[derive(Debug, Clone)]
-enum Term {
+enum OptTerm {
     Atom(String),
     Str(String),
     Int,
-    List(Vec<Term>),
-    Tuple(Vec<Term>),
+    List(Vec<OptTerm>),
+    Tuple(Vec<OptTerm>),
 }
 
 /// Terms nested deeper than this are refused (no stack overflow on a
@@ -135,26 +135,26 @@ impl Reader<'_> {
         }
     }
 
-    fn term(&mut self) -> Result<Term, String> {
+    fn term(&mut self) -> Result<OptTerm, String> {
         self.term_at(0)
     }
 
-    fn term_at(&mut self, depth: usize) -> Result<Term, String> {
+    fn term_at(&mut self, depth: usize) -> Result<OptTerm, String> {
         if depth > MAX_DEPTH {
             return Err("terms nested too deep".into());
         }
         self.skip_blank();
         match self.peek() {
-            Some(b'[') => self.items(b']', depth).map(Term::List),
-            Some(b'{') => self.items(b'}', depth).map(Term::Tuple),
-            Some(b'"') => self.quoted(b'"').map(Term::Str),
-            Some(b'\'') => self.quoted(b'\'').map(Term::Atom),
+            Some(b'[') => self.items(b']', depth).map(OptTerm::List),
+            Some(b'{') => self.items(b'}', depth).map(OptTerm::Tuple),
+            Some(b'"') => self.quoted(b'"').map(OptTerm::Str),
+            Some(b'\'') => self.quoted(b'\'').map(OptTerm::Atom),
             Some(b'<') => self.binary(),
-            Some(b) if b.is_ascii_lowercase() => Ok(Term::Atom(self.word())),
+            Some(b) if b.is_ascii_lowercase() => Ok(OptTerm::Atom(self.word())),
             Some(b) if b.is_ascii_digit() || b == b'-' => {
                 self.at += 1;
                 self.word();
-                Ok(Term::Int)
+                Ok(OptTerm::Int)
             }
             Some(b) => Err(format!(
                 "unexpected `{}` at byte {}",
@@ -166,7 +166,7 @@ impl Reader<'_> {
     }
 
     /// `[T, …]` or `{T, …}`, the opening bracket not yet read.
-    fn items(&mut self, close: u8, depth: usize) -> Result<Vec<Term>, String> {
+    fn items(&mut self, close: u8, depth: usize) -> Result<Vec<OptTerm>, String> {
         self.at += 1;
         let mut items = Vec::new();
         self.skip_blank();
@@ -205,7 +205,7 @@ impl Reader<'_> {
     }
 
     /// `<<"text">>`: a file name may be given as a binary.
-    fn binary(&mut self) -> Result<Term, String> {
+    fn binary(&mut self) -> Result<OptTerm, String> {
         if !self.text[self.at..].starts_with(b"<<") {
             return Err(format!("unexpected `<` at byte {}", self.at));
         }
@@ -217,7 +217,7 @@ impl Reader<'_> {
             return Err("a binary other than `<<\"text\">>`".into());
         }
         self.at += 2;
-        Ok(Term::Str(text))
+        Ok(OptTerm::Str(text))
     }
 
     fn word(&mut self) -> String {

@@ -1,7 +1,7 @@
 //! What a run is asked: for each node, the goal of each module (deploy
-//! or rollback alike), read by the transaction and by the plan.
+//! or rollback alike), read by every step of the run.
 
-use super::remote::{Remote, Step};
+use super::remote::Remote;
 use crate::beam::{Md5, Module};
 
 /// Deploy, or the rollback of one.
@@ -27,12 +27,30 @@ impl Target {
         }
     }
 
-    pub(super) fn step<'a>(&'a self, module: &'a str) -> Step<'a> {
+    pub(super) fn action<'a>(&'a self, module: &'a str) -> Action<'a> {
         match self {
-            Target::Load(m) => Step::Load(m),
-            Target::Remove => Step::Remove(module),
+            Target::Load(m) => Action::Load(m),
+            Target::Remove => Action::Remove(module),
         }
     }
+}
+
+/// A module and what to do with it, as a node's apply step takes it.
+#[derive(Debug, Clone)]
+pub enum Action<'a> {
+    Load(&'a Module),
+    Remove(&'a str),
+}
+
+/// The modules `actions` load.
+pub fn loads_of<'a>(actions: &[Action<'a>]) -> Vec<&'a Module> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Load(m) => Some(*m),
+            Action::Remove(_) => None,
+        })
+        .collect()
 }
 
 /// One module's goal on one node.

@@ -11,9 +11,10 @@
 //! them go ([`Migration::Release`]); if the tool goes away first, the node
 //! lets them go itself.
 
-use super::process::{describe_process, name_of, show_pid, Lingering};
 use crate::beam::Module;
-use crate::dist::term::{self, atom_term, list, tuple, Term};
+pub use crate::deploy::options::{Care, DEFAULT_OBSERVE};
+use crate::deploy::process::{describe_process, name_of, show_pid, Lingering};
+use crate::peer::term::{self, atom_term, list, tuple, Term};
 use std::time::Duration;
 
 /// The longest each migration step (probe, suspend, `code_change`,
@@ -79,32 +80,6 @@ impl Migration {
     }
 }
 
-/// What a migration takes care of besides `code_change` itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Care {
-    /// Migrate processes whose `sys` loop is not OTP's own as well (a fork
-    /// of gen_server, a hand-written loop): by default they load without
-    /// migrating, and are named.
-    pub any_loop: bool,
-    /// How long after the change the processes it migrated or passed over
-    /// are watched for dying.
-    pub observe: Duration,
-}
-
-impl Default for Care {
-    fn default() -> Self {
-        Care {
-            any_loop: false,
-            observe: DEFAULT_OBSERVE,
-        }
-    }
-}
-
-/// How long the processes a change touched are watched after it, unless
-/// configured: long enough for a process that cannot live with the new
-/// code to meet its next message or timer.
-pub const DEFAULT_OBSERVE: Duration = Duration::from_secs(1);
-
 /// One migration step's limit: [`LONGEST_STEP`], or less for a short
 /// timeout, so that the probe, suspend, `code_change`, its way back and
 /// resume all fit in one call.
@@ -168,7 +143,7 @@ pub fn migrated(t: &Term) -> Option<Migrated> {
     let us = u64::try_from(term::as_int(us).ok()?).ok()?;
     term::as_list(processes).ok()?;
     Some(Migrated {
-        processes: super::process::processes(processes),
+        processes: crate::deploy::process::processes(processes),
         suspended: Duration::from_micros(us),
     })
 }

@@ -1,208 +1,148 @@
-//! Deciding, from what a node runs, which goals change it: where deploy
-//! and rollback differ (what counts as already there, drift), decided
-//! without a node, so that it is tested in-process.
+//! A run's plan, written as data: the instructions every node goes
+//! through, in order, as OTP's release handler runs an upgrade script.
+//! [`super::driver`] folds it; each instruction's work is in a file of its
+//! own under [`super::step`].
+//!
+//! The point of no return is an instruction: before it, a run that stops
+//! leaves every node as it was (no node changes before the word that the
+//! snapshot is on disk and every node has prepared); after it, a run that
+//! stops undoes every node that changed. Several instructions travel in
+//! one request where the node can do them in one round trip: the lock
+//! goes with the first request, a node migrates its processes inside its
+//! apply step, and a flight ([`super::step::flight`]) fuses lock, inspect
+//! and prepare into one request when the store believes it knows what the
+//! nodes run.
 
-use super::goal::{Goal, Kind, Target};
-use super::remote::{Found, Lingering, State};
-use crate::beam::Md5;
+use super::goal::Kind;
+use super::options::Options;
 
-/// One goal that changes the node.
-#[derive(Debug)]
-pub struct Change {
-    pub goal: usize,
-    pub was: State,
-    /// The node's own copy of what it ran, for the snapshot.
-    pub copy: Option<Vec<u8>>,
+/// One instruction of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instruction {
+    /// Take each node's deploy lock (it goes with the next request).
+    Lock,
+    /// Learn what each node runs and who keeps old code; decide what
+    /// changes; refuse where old code is in use (without `--force`).
+    Inspect,
+    /// `--dry-run`: say what the rest would change, and change nothing.
+    Show,
+    /// Send each node its changes: it prepares them, and waits for the
+    /// word before changing anything.
+    Prepare,
+    /// Record what each node runs of every module about to change, on
+    /// disk, while the nodes prepare.
+    Snapshot,
+    /// The word: go to every node once the snapshot is on disk and every
+    /// node has prepared, else abort.
+    PointOfNoReturn,
+    /// Each node loads its changes, atomically.
+    Apply,
+    /// The processes of changed modules go through `code_change`, inside
+    /// the apply step (`--no-code-change` leaves it out).
+    Migrate,
+    /// Read back what each node runs (`--verify`, and every rollback).
+    Verify,
+    /// Record the outcome, release the locks, report: the one way out,
+    /// whatever stopped the run.
+    Finish,
+    /// The function called on each node once its change runs (`--after`).
+    After,
 }
 
-/// What a node's inspect answer means for its goals.
-#[derive(Debug, Default)]
-pub struct Decision {
-    pub changes: Vec<Change>,
-    pub unchanged: Vec<String>,
-    /// Processes in old code that a change needs gone (a refusal unless
-    /// `--force`, which kills them when loading).
-    pub blocking: Vec<Lingering>,
-    /// Processes in old code of a module that does not change: a warning.
-    pub idle: Vec<Lingering>,
-    /// Rollback only: (module, why) where the node no longer runs what was
-    /// deployed; refused unless `--force`.
-    pub drift: Vec<(String, String)>,
-}
+/// The instructions of a run, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan(Vec<Instruction>);
 
-impl Decision {
-    /// Whether the node refuses the run.
-    pub fn refused(&self, force: bool) -> bool {
-        !self.drift.is_empty() || (!force && !self.blocking.is_empty())
+impl Plan {
+    /// The plan of a `kind` run with `opts`.
+    pub fn of(kind: Kind, opts: &Options) -> Plan {
+        use Instruction::*;
+        if opts.dry_run {
+            return Plan(vec![Lock, Inspect, Show, Finish]);
+        }
+        let mut plan = vec![Lock, Inspect, Prepare, Snapshot, PointOfNoReturn, Apply];
+        if opts.code_change {
+            plan.push(Migrate);
+        }
+        if opts.verify || kind == Kind::Rollback {
+            plan.push(Verify);
+        }
+        plan.push(Finish);
+        if opts.after.is_some() && kind == Kind::Deploy {
+            plan.push(After);
+        }
+        Plan(plan)
+    }
+
+    pub fn instructions(&self) -> &[Instruction] {
+        &self.0
+    }
+
+    pub fn has(&self, instruction: Instruction) -> bool {
+        self.0.contains(&instruction)
+    }
+
+    /// The instructions after `instruction` (all of them if the plan has
+    /// none such).
+    pub fn after(&self, instruction: Instruction) -> &[Instruction] {
+        match self.0.iter().position(|i| *i == instruction) {
+            Some(at) => &self.0[at + 1..],
+            None => &self.0,
+        }
     }
 }
 
-/// Decides each goal from what inspect `found` (same order as `goals`).
-pub fn decide(goals: &[Goal], found: Vec<Found>, kind: Kind, all: bool, force: bool) -> Decision {
-    let mut d = Decision::default();
-    for (i, (goal, f)) in goals.iter().zip(found).enumerate() {
-        let there = match &goal.target {
-            Target::Load(m) => f.state.md5() == Some(m.md5),
-            Target::Remove => !matches!(f.state, State::Loaded(_)),
+impl std::fmt::Display for Instruction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Instruction::Lock => "lock",
+            Instruction::Inspect => "inspect",
+            Instruction::Show => "show",
+            Instruction::Prepare => "prepare",
+            Instruction::Snapshot => "snapshot",
+            Instruction::PointOfNoReturn => "point of no return",
+            Instruction::Apply => "apply",
+            Instruction::Migrate => "migrate",
+            Instruction::Verify => "verify",
+            Instruction::Finish => "finish",
+            Instruction::After => "after",
         };
-        if there && !(all && kind == Kind::Deploy) {
-            d.idle.extend(f.stuck);
-            d.unchanged.push(goal.module.clone());
-            continue;
-        }
-        if let (Some(expected), false) = (goal.expect, force) {
-            if f.state != State::Loaded(expected) {
-                d.drift
-                    .push((goal.module.clone(), drift_message(expected, f.state)));
-                continue;
-            }
-        }
-        d.blocking.extend(f.stuck);
-        d.changes.push(Change {
-            goal: i,
-            was: f.state,
-            copy: f.copy,
-        });
+        f.write_str(name)
     }
-    d
 }
 
-fn drift_message(expected: Md5, now: State) -> String {
-    let now = match now {
-        State::Loaded(m) => format!("runs {m}"),
-        State::OnDisk(m) => format!("has {m} on disk, not loaded"),
-        State::Absent => "does not have it".into(),
-    };
-    format!(
-        "the node {now}, not {expected} as deployed: changed since (another deploy, a reboot?); left alone. Pass `--force` to roll it back anyway"
-    )
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.0.iter().map(Instruction::to_string).collect();
+        f.write_str(&names.join(" → "))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::beam::Module;
-    use std::sync::Arc;
-
-    fn module(name: &str, md5: u8) -> Module {
-        Module {
-            name: name.into(),
-            md5: Md5([md5; 16]),
-            bytes: Arc::new(Vec::new()),
-            loadable: Arc::new(Vec::new()),
-            path: name.into(),
-            code_change: false,
-        }
-    }
-
-    fn load(name: &str, md5: u8, expect: Option<u8>) -> Goal {
-        Goal {
-            module: name.into(),
-            target: Target::Load(module(name, md5)),
-            expect: expect.map(|e| Md5([e; 16])),
-        }
-    }
-
-    fn found(state: State, stuck: usize) -> Found {
-        Found {
-            state,
-            stuck: (0..stuck)
-                .map(|i| Lingering {
-                    module: "m".into(),
-                    pid: format!("<0.{i}.0>"),
-                    name: None,
-                    why: None,
-                })
-                .collect(),
-            copy: None,
-        }
-    }
-
-    const A: Md5 = Md5([1; 16]);
 
     #[test]
-    fn a_deploy_skips_what_runs_or_sits_identical_on_disk() {
-        let goals = [load("a", 1, None), load("b", 1, None), load("c", 1, None)];
-        let answer = vec![
-            found(State::Loaded(A), 0),
-            found(State::OnDisk(A), 0),
-            found(State::Absent, 0),
-        ];
-        let d = decide(&goals, answer, Kind::Deploy, false, false);
-        assert_eq!(d.unchanged, ["a", "b"]);
-        assert_eq!(d.changes.len(), 1);
-        assert_eq!(d.changes[0].was, State::Absent);
-    }
-
-    #[test]
-    fn all_sends_everything_but_a_rollback_never_redoes_what_is_back() {
-        let deploy = [load("a", 1, None)];
-        let d = decide(
-            &deploy,
-            vec![found(State::Loaded(A), 0)],
-            Kind::Deploy,
-            true,
-            false,
+    fn the_point_of_no_return_comes_after_the_snapshot_and_before_any_load() {
+        let plan = Plan::of(Kind::Deploy, &Options::default());
+        let at = |i| plan.instructions().iter().position(|x| *x == i);
+        assert!(at(Instruction::Snapshot) < at(Instruction::PointOfNoReturn));
+        assert!(at(Instruction::PointOfNoReturn) < at(Instruction::Apply));
+        assert_eq!(
+            plan.to_string(),
+            "lock → inspect → prepare → snapshot → point of no return → apply → migrate → finish"
         );
-        assert_eq!(d.changes.len(), 1);
-        let rollback = [load("a", 1, Some(2))];
-        let d = decide(
-            &rollback,
-            vec![found(State::Loaded(A), 0)],
-            Kind::Rollback,
-            true,
-            false,
-        );
-        assert!(d.changes.is_empty() && d.unchanged == ["a"]);
     }
 
     #[test]
-    fn old_code_in_the_way_refuses_unless_forced_and_idle_old_code_only_warns() {
-        let goals = [load("a", 2, None), load("b", 1, None)];
-        let answer = || vec![found(State::Loaded(A), 1), found(State::Loaded(A), 2)];
-        let d = decide(&goals, answer(), Kind::Deploy, false, false);
-        assert_eq!((d.blocking.len(), d.idle.len()), (1, 2));
-        assert!(d.refused(false));
-        assert!(!d.refused(true), "--force kills them when loading");
-        assert_eq!(d.changes.len(), 1);
-    }
-
-    #[test]
-    fn a_rollback_refuses_drift_unless_forced() {
-        // Deployed 2 over 1; the node now runs 3.
-        let goals = [load("a", 1, Some(2))];
-        let now = || vec![found(State::Loaded(Md5([3; 16])), 0)];
-        let d = decide(&goals, now(), Kind::Rollback, false, false);
-        assert!(d.changes.is_empty() && d.refused(false));
-        assert!(d.drift[0].1.contains(&Md5([2; 16]).to_hex()));
-        assert!(d.drift[0].1.contains(&Md5([3; 16]).to_hex()));
-        let d = decide(&goals, now(), Kind::Rollback, false, true);
-        assert_eq!(d.changes.len(), 1);
-        assert!(!d.refused(true));
-    }
-
-    #[test]
-    fn removing_is_done_once_nothing_is_loaded() {
-        let goals = [Goal {
-            module: "a".into(),
-            target: Target::Remove,
-            expect: Some(A),
-        }];
-        let d = decide(
-            &goals,
-            vec![found(State::OnDisk(A), 0)],
-            Kind::Rollback,
-            false,
-            false,
-        );
-        assert_eq!(d.unchanged, ["a"]);
-        let d = decide(
-            &goals,
-            vec![found(State::Loaded(A), 0)],
-            Kind::Rollback,
-            false,
-            false,
-        );
-        assert_eq!(d.changes.len(), 1);
+    fn a_rollback_always_verifies_and_a_dry_run_changes_nothing() {
+        let rollback = Plan::of(Kind::Rollback, &Options::default());
+        assert!(rollback.has(Instruction::Verify));
+        let dry = Options {
+            dry_run: true,
+            ..Options::default()
+        };
+        let plan = Plan::of(Kind::Deploy, &dry);
+        assert!(!plan.has(Instruction::PointOfNoReturn) && !plan.has(Instruction::Apply));
     }
 }

@@ -2,7 +2,7 @@
 //! node's shell prints it and its registered name, read from what the
 //! node scripts report (`[{Module, Pid, Name}]`).
 
-use crate::dist::term::{self, Term};
+use crate::peer::term::{self, Term};
 
 /// A process and the module it is reported for: one that keeps a
 /// module's old code (lingering; `why` says how), or one migrated through

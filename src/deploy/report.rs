@@ -41,21 +41,6 @@ pub enum Outcome {
     Died,
 }
 
-impl Outcome {
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Outcome::Success => 0,
-            Outcome::Failed | Outcome::Unrecorded | Outcome::AfterFailed => 1,
-            Outcome::Unreachable | Outcome::Locked => 3,
-            Outcome::VerifyMismatch => 4,
-            Outcome::Refused | Outcome::Busy => 5,
-            Outcome::NotRestored => 6,
-            Outcome::Died => 7,
-            Outcome::Interrupted => 130,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Failure {
     pub module: Option<String>,
@@ -377,4 +362,20 @@ pub fn migrated_lines(migrated: &Migrated, node: &str) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// Processes in old code the run leaves alone: said, with what becomes
+/// of them.
+pub fn warn_lingering(lingering: &[super::process::Lingering], node: &str, ui: &crate::output::Ui) {
+    for l in lingering {
+        let next = match l.runs_old_code() {
+            true => "it moves to the new code at its next external call",
+            false => "the old code stays until a deploy of the module needs it gone",
+        };
+        ui.warn(&format!(
+            "{} on {node} {}; {next}",
+            describe_process(&l.pid, l.name.as_deref()),
+            l.what()
+        ));
+    }
 }

@@ -3,9 +3,10 @@
 //! Each node's part of a manifest is marked rolled back on its own, so
 //! rolling back one node leaves the others' parts to roll back later.
 
+use super::goal::{Goal, Kind, Target, Work};
+use super::options::Options;
 use super::report::{Outcome, Report};
-use super::transaction::{self, Goal, Kind, Target, Work};
-use super::{Options, Session};
+use super::session::Session;
 use crate::beam::Md5;
 use crate::output::Ui;
 use crate::store::{Manifest, ModuleRecord, NodeOutcome, Prior, SnapshotError, Store};
@@ -28,13 +29,13 @@ pub enum RollbackError {
 
 /// Each node's newest applied deploy, with every binary it needs read and
 /// checked: a damaged store refuses the rollback before any node is touched.
-pub struct Plan {
+pub struct Restoration {
     candidates: BTreeMap<String, Manifest>,
     goals: BTreeMap<String, (Vec<Goal>, Vec<String>)>,
 }
 
-impl Plan {
-    pub fn read(store: &Store, nodes: &[String]) -> Result<Plan, RollbackError> {
+impl Restoration {
+    pub fn read(store: &Store, nodes: &[String]) -> Result<Restoration, RollbackError> {
         let candidates = store.rollback_candidates(nodes)?;
         if candidates.is_empty() {
             return Err(RollbackError::NoSnapshot {
@@ -58,7 +59,7 @@ impl Plan {
             }
             goals.insert(node.clone(), (node_goals, unrestorable));
         }
-        Ok(Plan { candidates, goals })
+        Ok(Restoration { candidates, goals })
     }
 
     /// The nodes that have something to roll back.
@@ -72,7 +73,7 @@ fn goal(m: &ModuleRecord, store: &Store) -> Result<Option<Goal>, String> {
     let expect = m.deployed.as_deref().and_then(Md5::from_hex);
     let target = match &m.prior {
         Prior::Absent => Target::Remove,
-        prior => match super::priors::stored_module(&m.module, prior, store)? {
+        prior => match super::step::snapshot::stored_module(&m.module, prior, store)? {
             None => return Ok(None),
             Some(module) => Target::Load(module),
         },
@@ -84,18 +85,18 @@ fn goal(m: &ModuleRecord, store: &Store) -> Result<Option<Goal>, String> {
     }))
 }
 
-/// Rolls back `plan` on the session's nodes, and marks each node's part
+/// Rolls back `restoration` on the session's nodes, and marks each node's part
 /// of its manifest rolled back where that node is back on its priors.
 pub async fn rollback(
     session: &Session,
-    plan: Plan,
+    restoration: Restoration,
     opts: &Options,
     ui: &Ui,
 ) -> Result<Report, RollbackError> {
-    let Plan {
+    let Restoration {
         candidates,
         mut goals,
-    } = plan;
+    } = restoration;
     for (node, m) in &candidates {
         ui.line(&format!(
             "Rolling back {node} to before snapshot {} ({})",
@@ -117,7 +118,7 @@ pub async fn rollback(
         .collect();
     let lock = session.lock_request();
     let store = session.store();
-    let finished = transaction::run(Kind::Rollback, work, store, lock, opts, ui).await;
+    let finished = super::driver::run(Kind::Rollback, work, store, lock, opts, ui).await;
     let mut report = finished.report;
     // A run stopped anywhere changed no node, or undid what it changed:
     // every node's part is still to roll back.

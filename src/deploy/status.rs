@@ -1,10 +1,13 @@
 //! `status`: per node, how the local modules compare with what runs there.
 //! Changes nothing and takes no lock.
 
-use super::remote::{State, StatusFound};
+use super::process::processes;
+use super::remote::{mods_term, parse_state, Lingering, Remote, State};
 use super::report::NodeReport;
-use super::Session;
+use super::session::Session;
 use crate::beam::{Md5, Module};
+use crate::peer::term::{self, atom_term, list};
+use crate::peer::{Bindings, CallError, Script};
 use futures::future::join_all;
 
 /// Per node, how the local modules compare with what runs there.
@@ -85,4 +88,73 @@ fn node_status(node: String, modules: &[Module], found: StatusFound) -> NodeStat
         list.push(m.name.clone());
     }
     s
+}
+
+static STATUS: Script = Script::with_functions(
+    concat!(
+        include_str!("node/prelude.erl"),
+        include_str!("node/inspect.erl"),
+        include_str!("node/migrate.erl")
+    ),
+    include_str!("node/status_main.erl"),
+);
+
+/// What `status` learns of a node in its one request.
+#[derive(Debug, Clone)]
+pub struct StatusFound {
+    /// One per module asked about.
+    pub states: Vec<State>,
+    /// The processes a deploy would migrate through `code_change`.
+    pub callbacks: Vec<Lingering>,
+    /// Loaded modules of the node's applications that are not local.
+    pub extra: Vec<String>,
+}
+
+impl Remote {
+    /// The status step ([`super::status`](fn@super::status)): what the node runs of `want`,
+    /// the processes of `migrating` (those whose local build exports
+    /// `code_change`) a deploy would migrate, and the loaded modules of
+    /// `apps` not in `want`. The request leaves now; the future waits for
+    /// the answer.
+    pub fn status_step(
+        &self,
+        want: &[(&str, Option<Md5>)],
+        migrating: &[&str],
+        apps: &[String],
+    ) -> impl std::future::Future<Output = Result<StatusFound, CallError>> + Send + 'static {
+        let bindings = Bindings::new()
+            .set("Mods", &mods_term(want, &[]))
+            .set(
+                "Migrating",
+                &list(migrating.iter().map(|m| atom_term(m)).collect()),
+            )
+            .set("Apps", &list(apps.iter().map(|a| atom_term(a)).collect()))
+            .encode();
+        let answer = self.link.eval(&STATUS, &bindings, self.timeout);
+        let (me, asked) = (self.clone(), want.len());
+        async move {
+            let answer = answer.await?;
+            let bad = |detail: &str| me.unexpected("status", detail, &answer);
+            let [states, callbacks, extra] =
+                term::as_tuple_n::<3>(&answer).map_err(|e| bad(&e.to_string()))?;
+            let states = term::as_list(states)
+                .map_err(|e| bad(&e.to_string()))?
+                .iter()
+                .map(parse_state)
+                .collect::<Option<Vec<State>>>()
+                .filter(|s| s.len() == asked)
+                .ok_or_else(|| bad("a state per module"))?;
+            let extra = term::as_list(extra)
+                .map_err(|e| bad(&e.to_string()))?
+                .iter()
+                .map(|m| term::as_atom(m).map(str::to_owned))
+                .collect::<Result<Vec<String>, _>>()
+                .map_err(|e| bad(&e.to_string()))?;
+            Ok(StatusFound {
+                states,
+                callbacks: processes(callbacks),
+                extra,
+            })
+        }
+    }
 }

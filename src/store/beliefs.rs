@@ -5,7 +5,9 @@
 //! unsynced: a deploy acts on them only with the node's own check. Files
 //! not written for [`FORGET_AFTER`] go when the store is pruned.
 
-use super::{files_in, remove, write_atomic, SnapshotError, Store};
+use super::error::SnapshotError;
+use super::files::{files_in, remove, write_atomic};
+use super::objects::Store;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -50,11 +52,11 @@ impl Store {
     /// ports of nodes without beliefs, and the single `beliefs.json` of
     /// older versions; returns how many nodes were forgotten.
     pub(super) fn forget_unseen_nodes(&self) -> Result<usize, SnapshotError> {
-        remove(&self.root.join("beliefs.json"))?;
+        remove(&self.root().join("beliefs.json"))?;
         let now = SystemTime::now();
         let mut forgotten = 0;
         let mut known = BTreeSet::new();
-        for path in files_in(&self.root.join("beliefs"))? {
+        for path in files_in(&self.root().join("beliefs"))? {
             let Some(node) = node_of(&path) else { continue };
             let written = std::fs::metadata(&path).and_then(|m| m.modified());
             let age = written.map(|w| now.duration_since(w).unwrap_or_default());
@@ -75,7 +77,7 @@ impl Store {
     }
 
     fn belief_path(&self, node: &str) -> PathBuf {
-        self.root
+        self.root()
             .join("beliefs")
             .join(format!("{}.json", file_stem(node)))
     }

@@ -108,7 +108,7 @@ impl Manifest {
         Manifest {
             id: format!(
                 "{}-{:06}",
-                super::utc_stamp(now.as_secs()),
+                super::time::utc_stamp(now.as_secs()),
                 now.subsec_micros()
             ),
             created: now.as_secs(),
@@ -119,7 +119,7 @@ impl Manifest {
 
     /// The creation time as `YYYY-MM-DD HH:MM:SS UTC`.
     pub fn time(&self) -> String {
-        super::utc_time(self.created)
+        super::time::utc_time(self.created)
     }
 
     /// Whether every node's part has been rolled back (or never applied).

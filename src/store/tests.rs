@@ -1,5 +1,10 @@
 use super::*;
+use crate::beam::Md5;
+use files::files_in;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+use time::utc_stamp;
 
 fn record(outcome: NodeOutcome, module: &str, prior: Prior, deployed: &str) -> NodeRecord {
     NodeRecord {
@@ -22,6 +27,21 @@ fn manifest(id: &str, created: u64, nodes: &[(&str, NodeRecord)]) -> Manifest {
             .map(|(n, r)| (n.to_string(), r.clone()))
             .collect(),
     }
+}
+
+/// A store in `dir` holding one saved snapshot, and that snapshot.
+fn saved_one(dir: &Path) -> (Store, Manifest) {
+    let store = Store::new(dir);
+    let m = manifest(
+        "a",
+        1,
+        &[(
+            "a@h",
+            record(NodeOutcome::Applied, "m", Prior::Absent, "00"),
+        )],
+    );
+    store.save(&m).expect("save");
+    (store, m)
 }
 
 #[test]
@@ -59,16 +79,7 @@ fn objects_are_checked_on_read() {
 #[test]
 fn truncated_manifests_are_reported() {
     let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::new(dir.path());
-    let m = manifest(
-        "a",
-        1,
-        &[(
-            "a@h",
-            record(NodeOutcome::Applied, "m", Prior::Absent, "00"),
-        )],
-    );
-    store.save(&m).expect("save");
+    let (store, m) = saved_one(dir.path());
     assert_eq!(store.list().expect("list"), vec![m.clone()]);
     let path = dir.path().join("snapshots").join("a.json");
     let text = std::fs::read(&path).expect("read");
@@ -82,17 +93,10 @@ fn truncated_manifests_are_reported() {
 #[test]
 fn leftover_temporary_files_are_ignored_then_removed() {
     let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::new(dir.path());
-    let m = manifest(
-        "a",
-        1,
-        &[(
-            "a@h",
-            record(NodeOutcome::Applied, "m", Prior::Absent, "00"),
-        )],
-    );
-    store.save(&m).expect("save");
-    let stray = dir.path().join("snapshots").join(".tmp-99-b.json");
+    let (store, m) = saved_one(dir.path());
+    // Left by a writer that cannot exist (above Linux's highest pid, 2^22),
+    // not one a busy machine may have: pid 99 was alive once here.
+    let stray = dir.path().join("snapshots").join(".tmp-4194305-b.json");
     std::fs::write(&stray, b"{\"id\": \"b\", \"crea").expect("stray");
     assert_eq!(store.list().expect("stray ignored"), vec![m]);
     let lock = store.lock(|| {}).expect("lock");

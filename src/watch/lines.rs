@@ -2,10 +2,10 @@
 //! build and deploy time), or with `--json` one JSON object per line on
 //! stdout; node comings and goings; the `Watching` banner.
 
-use super::build::Builder;
 use super::sources::Sources;
 use crate::deploy::{Report, Session};
 use crate::output::{Mode, Ui};
+use crate::project::Builder;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;

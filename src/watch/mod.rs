@@ -9,23 +9,18 @@
 //! brought to, and the transaction still plans against what it runs.
 //!
 //! - [`sources`]: what is watched, and the settle window.
-//! - [`build`]: the warm Mix build node, or the build command;
-//!   [`saves`]: saves Mix's whole-second staleness check would miss.
 //! - [`nodes`]: noticing a node go, and connecting to it again.
 //! - [`lines`]: the line (or JSON object) printed per change.
 
-pub mod build;
-pub mod command;
 pub mod lines;
 pub mod nodes;
-pub mod saves;
 pub mod sources;
 
 use crate::beam::{Md5, Module};
 use crate::deploy::{self, Options, Remote, Report, Session};
 use crate::output::{Mode, Ui};
+use crate::project::Builder;
 use crate::store::{Store, StoreLock};
-use build::{Builder, Built};
 use lines::Cause;
 use nodes::NodeEvent;
 use sources::Sources;
@@ -91,7 +86,7 @@ impl Watch {
     /// interrupted between steps, is undone) and the build node stops.
     pub async fn run(
         mut self,
-        missing: Vec<(crate::dist::NodeName, String)>,
+        missing: Vec<(crate::peer::NodeName, String)>,
         mut incoming: mpsc::UnboundedReceiver<NodeEvent>,
         stop: crate::interrupt::Interrupt,
     ) {
@@ -121,10 +116,13 @@ impl Watch {
         let peer = self.session.peer();
         if self.builder.runs_a_command() {
             let beams: Vec<PathBuf> = self.modules.iter().map(|m| m.path.clone()).collect();
-            crate::beam::stale::date_back(changed, &beams);
+            crate::project::stale::date_back(changed, &beams);
         }
-        if let Built::Failed(why) = self.builder.build(peer, &self.watch.project, changed).await {
-            lines::build_failed(self.watch.mode, &why);
+        // A change in flight finishes its build even on Ctrl-C.
+        let stop = std::future::pending();
+        let built = self.builder.build(peer, &self.watch.project, changed, stop);
+        if let Err(why) = built.await {
+            lines::build_failed(self.watch.mode, &why.to_string());
             return;
         }
         let build = started.elapsed();

@@ -4,7 +4,7 @@
 //! watch loop hears of both and decides.
 
 use crate::deploy::{Remote, Session};
-use crate::dist::NodeName;
+use crate::peer::NodeName;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;

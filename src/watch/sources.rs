@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 /// What counts as a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum Watched {
     /// Source files of a Mix or rebar3 project.
     Sources,
     /// Compiled modules: `.beam` files only.
@@ -59,7 +59,7 @@ pub struct Sources {
 
 impl Sources {
     /// Starts watching `roots`.
-    pub fn watch(roots: Vec<Root>, kind: Kind) -> Result<Sources, notify::Error> {
+    pub fn watch(roots: Vec<Root>, kind: Watched) -> Result<Sources, notify::Error> {
         let (tx, events) = mpsc::unbounded_channel();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -117,7 +117,7 @@ impl Sources {
 }
 
 /// Whether a change to `path` is a change of the project.
-pub fn counts(path: &Path, kind: Kind) -> bool {
+pub fn counts(path: &Path, kind: Watched) -> bool {
     let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
         return false;
     };
@@ -126,9 +126,9 @@ pub fn counts(path: &Path, kind: Kind) -> bool {
     }
     match kind {
         // The folders watched are build output themselves.
-        Kind::Beams => name.ends_with(".beam"),
-        Kind::Sources if in_build_output(path) => false,
-        Kind::Sources => {
+        Watched::Beams => name.ends_with(".beam"),
+        Watched::Sources if in_build_output(path) => false,
+        Watched::Sources => {
             const NAMES: [&str; 3] = ["mix.exs", "mix.lock", "rebar.config"];
             const EXTENSIONS: [&str; 10] = [
                 ".ex", ".exs", ".erl", ".hrl", ".eex", ".heex", ".leex", ".yrl", ".xrl", ".app.src",
@@ -174,7 +174,7 @@ mod tests {
             "/p/src/x.app.src",
         ];
         for p in yes {
-            assert!(counts(Path::new(p), Kind::Sources), "{p}");
+            assert!(counts(Path::new(p), Watched::Sources), "{p}");
         }
         let no = [
             "/p/lib/.a.ex.swp",
@@ -188,7 +188,7 @@ mod tests {
             "/p/lib/a.beam",
         ];
         for p in no {
-            assert!(!counts(Path::new(p), Kind::Sources), "{p}");
+            assert!(!counts(Path::new(p), Watched::Sources), "{p}");
         }
     }
 
@@ -199,7 +199,7 @@ mod tests {
             path: dir.path().to_owned(),
             recursive: false,
         };
-        let mut sources = Sources::watch(vec![root], Kind::Beams).expect("watch");
+        let mut sources = Sources::watch(vec![root], Watched::Beams).expect("watch");
         let beam = dir.path().join("a.beam");
         std::fs::write(&beam, b"x").expect("write");
         // Dropped while it waits for the files to settle.
@@ -217,12 +217,12 @@ mod tests {
 
     #[test]
     fn beams_count_only_as_beams() {
-        assert!(counts(Path::new("/e/a.beam"), Kind::Beams));
-        assert!(!counts(Path::new("/e/a.ex"), Kind::Beams));
-        assert!(!counts(Path::new("/e/.a.beam.tmp"), Kind::Beams));
+        assert!(counts(Path::new("/e/a.beam"), Watched::Beams));
+        assert!(!counts(Path::new("/e/a.ex"), Watched::Beams));
+        assert!(!counts(Path::new("/e/.a.beam.tmp"), Watched::Beams));
         assert!(counts(
             Path::new("/p/_build/dev/lib/p/ebin/a.beam"),
-            Kind::Beams
+            Watched::Beams
         ));
     }
 }

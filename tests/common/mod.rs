@@ -97,7 +97,7 @@ pub fn fixture(rel: &str) -> PathBuf {
 
 /// The short host name, as `erl -sname` sees it.
 pub fn short_host() -> String {
-    hotswap_node::dist::names::short_host_name().expect("host name")
+    hotswap_node::peer::names::short_host_name().expect("host name")
 }
 
 /// The root of the OTP release under test, if not this machine's own.
@@ -407,7 +407,7 @@ impl ErlNode {
         out.trim_matches('"').to_owned()
     }
 
-    pub fn node_name(&self) -> hotswap_node::dist::NodeName {
+    pub fn node_name(&self) -> hotswap_node::peer::NodeName {
         self.name.parse().expect("node name")
     }
 
@@ -433,12 +433,12 @@ impl Drop for ErlNode {
 }
 
 /// A peer with a unique local name, so tests can run side by side.
-pub async fn peer_for(node: &ErlNode) -> hotswap_node::dist::Peer {
+pub async fn peer_for(node: &ErlNode) -> hotswap_node::peer::Peer {
     peer_with_cookie(node, &node.cookie).await
 }
 
-pub async fn peer_with_cookie(node: &ErlNode, cookie: &str) -> hotswap_node::dist::Peer {
-    use hotswap_node::dist::{Cookie, Peer, PeerOptions};
+pub async fn peer_with_cookie(node: &ErlNode, cookie: &str) -> hotswap_node::peer::Peer {
+    use hotswap_node::peer::{Cookie, Peer, PeerOptions};
     init_logging();
     Peer::start(
         PeerOptions::new(Cookie::new(cookie)).name(unique("hs")),

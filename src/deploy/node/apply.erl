@@ -1,4 +1,4 @@
-%% A script's functions (see src/dist/script.rs), after prelude.erl and
+%% A script's functions (see src/peer/script.rs), after prelude.erl and
 %% load.erl and migrate.erl: apply_now(Load, Remove, Force, Owner, Go,
 %% Migrate) makes the node run what it is given, all of it or nothing
 %% (apply_main.erl calls it; so does flight_main.erl).

@@ -1,4 +1,4 @@
-%% A script's functions (see src/dist/script.rs), after prelude.erl, for
+%% A script's functions (see src/peer/script.rs), after prelude.erl, for
 %% the inspect step (inspect_main.erl) and the flight (flight_main.erl):
 %% taking the node's deploy lock (take; hold is its holder's loop), and
 %% what the node runs of a module (inspect). Read-only but for the purge of

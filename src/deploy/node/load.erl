@@ -1,5 +1,5 @@
 %% Loading in two halves (functions, after prelude.erl; see
-%% src/dist/script.rs): prepare does the work that changes nothing
+%% src/peer/script.rs): prepare does the work that changes nothing
 %% (code:prepare_loading/1, most of a load's time), finish makes the node
 %% run all of it at once. A step that waits for the tool's word prepares
 %% before it (apply.erl's await_go).

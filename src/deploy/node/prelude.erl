@@ -1,4 +1,4 @@
-%% The first functions of every deploy script (see src/dist/script.rs).
+%% The first functions of every deploy script (see src/peer/script.rs).
 %% name_of(Pid): its registered name, or undefined.
 name_of(P) ->
     case process_info(P, registered_name) of
@@ -6,7 +6,7 @@ name_of(P) ->
         _ -> undefined
     end.
 %% watch_owner(Owner): Owner's going away (the tool's node, or under --via
-%% its relay process on the gateway, src/dist/relay.erl) will come as
+%% its relay process on the gateway, src/reach/relay.erl) will come as
 %% {nodedown, Owner} or {'DOWN', _, process, Owner, _}.
 watch_owner(O) when is_pid(O) -> monitor(process, O);
 watch_owner(O) -> monitor_node(O, true).

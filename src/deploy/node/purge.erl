@@ -1,5 +1,5 @@
 %% Letting go of old code (functions, after prelude.erl; see
-%% src/dist/script.rs), for the inspect step, the apply step and the
+%% src/peer/script.rs), for the inspect step, the apply step and the
 %% flight. Purging a module's old code kills the processes that run it, as
 %% OTP's purge does; it also dooms, silently and later, every process that
 %% keeps a fun made by that code: calling the fun then raises badfun, and
