@@ -9,7 +9,7 @@ Exit codes:
   1    the build or the deploy failed on some node, a `code_change` included
        (nodes changed were rolled back); or the nodes changed but the snapshot
        store could not record it, or the --after call failed (the new code
-       stays)
+       stays); or standard output could not be written
   2    usage, configuration or input error, or another run on this machine
        runs under this tool's name (nothing was sent)
   3    could not connect to or authenticate with a node (TLS included), or
@@ -52,6 +52,26 @@ pub enum Command {
     /// Rebuild on each save and deploy what changed, over held connections.
     #[command(after_help = WATCH_HELP)]
     Watch(WatchArgs),
+    /// Print the completion script for SHELL on stdout (e.g. `hotswap-node
+    /// completions bash > /etc/bash_completion.d/hotswap-node`).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout: `hotswap-node man | man -l -`;
+    /// with a command, that command's (`hotswap-node man deploy`).
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print; none: the tool's own.
+    #[arg(value_name = "COMMAND", value_parser = ["deploy", "status", "snapshots", "watch", "completions", "man"])]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 const WATCH_HELP: &str = "\

@@ -36,6 +36,8 @@ pub enum CliError {
     Hook(String),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("cannot write to standard output: {0}")]
+    Stdout(std::io::Error),
 }
 
 impl From<BuildError> for CliError {

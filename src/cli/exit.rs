@@ -55,7 +55,10 @@ pub fn of_error(error: &CliError) -> i32 {
         | CliError::Start(StartError::Name(_)) => BAD_INPUT,
         CliError::Start(_) | CliError::Nodes(_) => UNREACHABLE,
         CliError::Rollback(e) if matches!(**e, RollbackError::NoSnapshot { .. }) => BAD_INPUT,
-        CliError::Build { .. } | CliError::Rollback(_) | CliError::Snapshot(_) => FAILED,
+        CliError::Build { .. }
+        | CliError::Rollback(_)
+        | CliError::Snapshot(_)
+        | CliError::Stdout(_) => FAILED,
         CliError::Interrupted => INTERRUPTED,
     }
 }

@@ -5,13 +5,15 @@
 //! One file per concern: the arguments (`args`, the flags `deploy` and
 //! `watch` share written once), the errors (`error`), what commands set up
 //! once (`setup`: the settings become the engines' options there), each
-//! command (`deploy`, `rollback`, `status`, `snapshots`, `watch`), and the exit codes,
+//! command (`deploy`, `rollback`, `status`, `snapshots`, `watch`; `itself`: its
+//! completions and manual page), and the exit codes,
 //! every one of them, in [`exit`].
 
 pub(crate) mod args;
 mod deploy;
 pub(crate) mod error;
 pub mod exit;
+mod itself;
 mod rollback;
 pub(crate) mod setup;
 mod snapshots;
@@ -49,5 +51,7 @@ pub async fn run(cli: Cli, json_requested: &mut bool) -> Result<i32, CliError> {
             *json_requested = args.output.json;
             watch_command(args).await
         }
+        Command::Completions(args) => itself::completions(args.shell),
+        Command::Man(args) => itself::man(args.command.as_deref()),
     }
 }
