@@ -108,6 +108,23 @@ fn runs_and_deploys(target: &str, qemu: Option<&Path>) {
         (0, format!("hotswap-node {VERSION}").as_str())
     );
 
+    // Its manual pages and completion scripts, the binary's own.
+    let top = bin.parent().expect("the archive's folder");
+    let (code, page) = run(&runner, &["man", "deploy"], p.path());
+    assert_eq!(code, 0, "{page}");
+    let shipped = std::fs::read_to_string(top.join("man/hotswap-node-deploy.1")).expect("man page");
+    assert_eq!(shipped, page);
+    for file in [
+        "man/hotswap-node.1",
+        "man/hotswap-node-watch.1",
+        "completions/hotswap-node.bash",
+        "completions/_hotswap-node",
+        "completions/hotswap-node.fish",
+    ] {
+        let len = std::fs::metadata(top.join(file)).map_or(0, |m| m.len());
+        assert!(len > 0, "{file} in {}", archive.display());
+    }
+
     let (v1, v2) = (p.build(1, &["hs_greet"]), p.build(2, &["hs_greet"]));
     let cookie = common::random_cookie();
     let mut node = start_node("archive", &v1, &cookie, &["hs_greet"]);
@@ -142,7 +159,10 @@ fn the_aarch64_archive_runs_under_qemu_and_deploys() {
 /// A Mix project that depends on the package (mix/) installs this host's
 /// archive from a server at its `base_url`, checked against the sums
 /// scripts/dist pinned, and runs it through `mix hotswap_node`; a
-/// tampered archive installs nothing.
+/// tampered archive installs nothing; with `MIX_TARGET` naming a device,
+/// the host's binary is still the one installed; and `mix upload.hotswap`,
+/// configured as the seed's users have it, puts a change on a node that
+/// runs the project.
 #[test]
 fn the_mix_package_installs_the_archive_and_runs_it() {
     let target = format!("{}-unknown-linux-musl", std::env::consts::ARCH);
@@ -173,23 +193,38 @@ fn the_mix_package_installs_the_archive_and_runs_it() {
         ),
     )
     .expect("mix.exs");
+    std::fs::create_dir_all(dir.join("lib")).expect("lib");
+    let probe = |v: u32| {
+        let source = format!("defmodule Probe do\n  def v, do: {v}\nend\n");
+        std::fs::write(dir.join("lib/probe.ex"), source).expect("probe.ex");
+    };
+    probe(1);
+    let cookie = common::random_cookie();
+    let ebin = dir.join("_build/dev/lib/probe/ebin");
+    std::fs::create_dir_all(&ebin).expect("ebin");
+    let mut node = start_node("mixprobe", &ebin, &cookie, &[]);
     std::fs::create_dir_all(dir.join("config")).expect("config");
     std::fs::write(
         dir.join("config/config.exs"),
         format!(
-            "import Config\nconfig :hotswap_node, base_url: \"http://127.0.0.1:{port}/hotswap-node-$version-$target.tar.gz\"\n"
+            "import Config\nconfig :hotswap_node, base_url: \"http://127.0.0.1:{port}/hotswap-node-$version-$target.tar.gz\"\n\
+             config :mix_tasks_upload_hotswap, app_name: :probe, nodes: [:\"{}\"], cookie: :\"{cookie}\"\n",
+            node.name
         ),
     )
     .expect("config.exs");
-    let mix = |args: &[&str]| {
-        let out = Command::new("mix")
+    let mix_as = |args: &[&str], mix_target: Option<&str>| {
+        let mut command = Command::new("mix");
+        command
             .args(args)
             .current_dir(dir)
             .env("XDG_CACHE_HOME", dir.join("cache"))
             .env("MIX_ENV", "dev")
-            .env_remove("MIX_TARGET")
-            .output()
-            .expect("mix runs");
+            .env_remove("MIX_TARGET");
+        if let Some(target) = mix_target {
+            command.env("MIX_TARGET", target);
+        }
+        let out = command.output().expect("mix runs");
         let said = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -197,6 +232,7 @@ fn the_mix_package_installs_the_archive_and_runs_it() {
         );
         (out.status.code().unwrap_or(-1), said)
     };
+    let mix = |args: &[&str]| mix_as(args, None);
 
     // Tampered on the server: refused, nothing installed.
     *served.lock().expect("lock") = bad;
@@ -206,7 +242,13 @@ fn the_mix_package_installs_the_archive_and_runs_it() {
     let installed = dir.join(format!("_build/hotswap_node-{target}"));
     assert!(!installed.exists(), "{said}");
 
+    // For a device's build, still this host's binary: the device is not
+    // where it runs.
     *served.lock().expect("lock") = std::fs::read(&archive).expect("read");
+    let (code, said) = mix_as(&["hotswap_node.install"], Some("rpi4"));
+    assert_eq!(code, 0, "{said}");
+    assert!(installed.is_file(), "{said}");
+    std::fs::remove_file(&installed).expect("remove");
     let (code, said) = mix(&["hotswap_node.install"]);
     assert_eq!(code, 0, "{said}");
     let (code, said) = mix(&["hotswap_node", "--version"]);
@@ -223,6 +265,15 @@ fn the_mix_package_installs_the_archive_and_runs_it() {
         ".",
     ]);
     assert_ne!(code, 0, "the binary's exit code is the task's: {said}");
+
+    // The seed's task, through the binary: compile, then deploy the change.
+    let (code, said) = mix(&["compile"]);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(node.eval("'Elixir.Probe':v()."), "1");
+    probe(2);
+    let (code, said) = mix(&["upload.hotswap", "--name", &unique("hsmix")]);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(node.eval("'Elixir.Probe':v()."), "2", "{said}");
 }
 
 /// Serves `file` (its current bytes) at `/NAME` over HTTP on a free port,
