@@ -43,6 +43,9 @@ pub const POINTS: &[&str] = &[
     // The first Ctrl-C (or SIGTERM) was taken in and said, before the
     // wait for a second.
     "interrupted",
+    // `watch`'s build node was seen alive for a change, before the
+    // compile is sent to it.
+    "build_node_compile",
 ];
 
 #[cfg(feature = "fault-points")]

@@ -49,6 +49,10 @@ impl MixDevice {
     }
 
     fn watch(&self, extra: &[&str]) -> Watcher {
+        self.watch_with(extra, &[])
+    }
+
+    fn watch_with(&self, extra: &[&str], env: &[(&str, String)]) -> Watcher {
         let name = unique("hsw");
         let mut args = vec![
             "--node",
@@ -59,7 +63,7 @@ impl MixDevice {
             &name,
         ];
         args.extend(extra);
-        let mut w = Watcher::start(&self.dev, self.root.path(), &args);
+        let mut w = Watcher::start_with(&self.dev, self.root.path(), &args, env);
         w.wait_stderr("Watching");
         w
     }
@@ -184,7 +188,8 @@ fn an_edit_reaches_the_node_and_of_two_quick_saves_the_last_wins() {
 fn a_compile_error_changes_nothing_and_the_fix_is_deployed() {
     let mut d = MixDevice::start(&common::fixture("example"), &["example"]);
     let before = d.node.loaded_md5("Elixir.Example");
-    let mut w = d.watch(&[]);
+    let faults = common::fault::FaultPoints::new();
+    let mut w = d.watch_with(&[], &faults.env(&[]));
     d.edit("lib/example.ex", ":world", ":world(");
     let failed = w.wait_event("build_failed", |e| e["event"] == "build_failed");
     assert_eq!(failed["ok"], false);
@@ -196,7 +201,12 @@ fn a_compile_error_changes_nothing_and_the_fix_is_deployed() {
     w.wait_loaded("Elixir.Example");
     assert_eq!(d.node.eval("'Elixir.Example':hello()."), "fixed");
 
-    // The build node dies: the next change says so and starts another.
+    // The build node dies after the watcher saw it alive for the next
+    // change, before the compile goes to it: the change says it stopped
+    // and starts another.
+    faults.arm("build_node_compile");
+    d.edit("lib/example.ex", ":fixed", ":again");
+    assert!(faults.reached("build_node_compile", &mut || w.running()));
     let build_node = processes_named(&format!("hotswap_build_{}@", w.pid));
     assert!(!build_node.is_empty(), "no build node runs");
     for pid in &build_node {
@@ -210,7 +220,7 @@ fn a_compile_error_changes_nothing_and_the_fix_is_deployed() {
         assert!(Instant::now() < deadline, "the build node did not die");
         std::thread::sleep(Duration::from_millis(10));
     }
-    d.edit("lib/example.ex", ":fixed", ":again");
+    faults.release("build_node_compile");
     w.wait_stderr("the build node stopped");
     w.wait_loaded("Elixir.Example");
     assert_eq!(d.node.eval("'Elixir.Example':hello()."), "again");

@@ -164,12 +164,20 @@ async fn build_on_node(
                 }
             }
         }
-        match slot.as_mut()?.compile(how).await {
+        crate::fault::hold("build_node_compile").await;
+        let failed = match slot.as_mut()?.compile(how).await {
             Ok(built) => return Some(built),
-            Err(e) if attempt == 0 => {
-                eprintln!("warning: the build node failed ({e}); starting a new one")
-            }
-            Err(e) => eprintln!("warning: the build node failed again ({e}); running the build command on each change instead"),
+            Err(e) => e,
+        };
+        // A node killed just before the compile is seen gone only by it:
+        // said as a node that stopped, whichever noticed first.
+        let what = match slot.as_mut().and_then(|n| n.gone()) {
+            Some(why) => format!("stopped ({why})"),
+            None => format!("failed ({failed})"),
+        };
+        match attempt {
+            0 => eprintln!("warning: the build node {what}; starting a new one"),
+            _ => eprintln!("warning: the build node {what} again; running the build command on each change instead"),
         }
         stop_node(slot).await;
     }
