@@ -21,9 +21,16 @@ fn deploy_verify_dry_run_and_rollback_on_two_nodes() {
     let v2_arg = v2.to_string_lossy().into_owned();
 
     // --dry-run changes nothing, and never reads as loaded.
-    let (code, json, _) = p.deploy(&[&a, &b], &["--ebin", &v2_arg, "--dry-run"]);
+    let (code, json, stderr) = p.deploy(&[&a, &b], &["--ebin", &v2_arg, "--dry-run"]);
     assert_eq!(code, 0, "{json}");
     assert_eq!(json["dry_run"], true, "{json}");
+    // It says the plan each node would go through, the point of no return in it.
+    let plan =
+        "lock → inspect → prepare → snapshot → point of no return → apply → migrate → finish";
+    for n in [&a, &b] {
+        let said = format!("Plan on {}: {plan}", n.name);
+        assert!(stderr.contains(&said), "{said} not in {stderr}");
+    }
     for n in [&a, &b] {
         let report = node_json(&json, n);
         assert_eq!(report["loaded"], serde_json::json!([]), "{json}");
