@@ -40,19 +40,20 @@ impl Connection {
         args: Vec<Term>,
         timeout: Duration,
     ) -> Result<Term, CallError> {
-        self.call_one(Call::new(module, function, args), timeout)
+        self.call_sent(Call::new(module, function, args), timeout)
             .await
     }
 
-    /// Makes `call` on the node and waits up to `timeout`.
-    pub async fn call_one(&self, call: Call, timeout: Duration) -> Result<Term, CallError> {
-        let mut results = self.call_all(vec![call], timeout).await;
-        results.pop().unwrap_or_else(|| {
-            Err(CallError::Disconnected {
-                node: self.node().to_string(),
-                detail: "no result".into(),
-            })
-        })
+    /// Makes `call` on the node: the request leaves now, and the future
+    /// returned waits up to `timeout` for its value.
+    pub fn call_sent(
+        &self,
+        call: Call,
+        timeout: Duration,
+    ) -> impl std::future::Future<Output = Result<Term, CallError>> + Send + 'static {
+        let node = self.node().to_string();
+        let reply = self.gen_call("rex", rex_request(&call));
+        async move { outcome(reply, timeout, &node, &call.label(), timeout).await }
     }
 
     /// Sends every call before waiting for any, so the whole batch costs one
@@ -67,16 +68,7 @@ impl Connection {
         let deadline = tokio::time::Instant::now() + timeout;
         let sent: Vec<_> = calls
             .iter()
-            .map(|c| {
-                let request = tuple(vec![
-                    atom_term("call"),
-                    atom_term(&c.module),
-                    atom_term(&c.function),
-                    list(c.args.clone()),
-                    atom_term("user"),
-                ]);
-                self.gen_call("rex", request)
-            })
+            .map(|c| self.gen_call("rex", rex_request(c)))
             .collect();
         let mut results = Vec::with_capacity(calls.len());
         for (call, reply) in calls.iter().zip(sent) {
@@ -110,6 +102,17 @@ impl Connection {
         let reply = self.gen_call_shared("rex", &head, arg, &tail);
         outcome(reply, timeout, &node, &label, timeout).await
     }
+}
+
+/// `{call, M, F, Args, user}`, what `rex` takes.
+fn rex_request(call: &Call) -> Term {
+    tuple(vec![
+        atom_term("call"),
+        atom_term(&call.module),
+        atom_term(&call.function),
+        list(call.args.clone()),
+        atom_term("user"),
+    ])
 }
 
 /// Waits up to `left` for a sent call's reply and turns it into a result.

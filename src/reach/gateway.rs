@@ -158,13 +158,14 @@ impl Gateway {
         }
     }
 
-    /// `module:function(args...)` on `target`, through the relay.
-    pub async fn call(
-        &self,
+    /// `call` on `target`, through the relay: the request leaves now, and
+    /// the future returned waits for its value.
+    pub fn call(
+        self: &Arc<Self>,
         target: &NodeName,
         call: Call,
         timeout: Duration,
-    ) -> Result<Term, CallError> {
+    ) -> impl std::future::Future<Output = Result<Term, CallError>> + Send + 'static {
         self.flush();
         let label = call.label();
         let reply = self.ask(|reference| {
@@ -178,9 +179,12 @@ impl Gateway {
                 millis(timeout),
             ])
         });
-        let value =
-            crate::peer::rpc::outcome(reply, timeout, &target.to_string(), &label, timeout).await;
-        self.answer(target, value)
+        let (me, target) = (self.clone(), target.clone());
+        async move {
+            let node = target.to_string();
+            let value = crate::peer::rpc::outcome(reply, timeout, &node, &label, timeout).await;
+            me.answer(&target, value)
+        }
     }
 
     /// Sends `message` to the process registered as `name` on `target`.

@@ -73,13 +73,14 @@ impl Route {
         }
     }
 
-    /// `call` on the node.
-    pub async fn call(&self, call: Call, timeout: Duration) -> Result<Term, CallError> {
+    /// `call` on the node: the request leaves now (a word sent as a run
+    /// ends goes before its goodbye), and the future waits for its value.
+    pub fn call(&self, call: Call, timeout: Duration) -> Evaluated {
         match self {
-            Route::Direct(conn) => conn.call_one(call, timeout).await,
+            Route::Direct(conn) => Box::pin(conn.call_sent(call, timeout)),
             Route::Via {
                 gateway, target, ..
-            } => gateway.call(target, call, timeout).await,
+            } => Box::pin(gateway.call(target, call, timeout)),
         }
     }
 

@@ -202,12 +202,12 @@ impl Remote {
         let word = if go { "go" } else { "abort" };
         let tries = self.timeout.as_millis().min(3_600_000) as u64;
         let args = say_args(step.term(), word, tries);
-        let link = self.link.clone();
-        let timeout = self.timeout;
-        tokio::spawn(async move {
-            link.call(Call::new("erl_eval", "exprs", args), timeout)
-                .await
-        });
+        // Sent now, not when the task first runs: a run that ends right
+        // after must not say goodbye before its word.
+        let answer = self
+            .link
+            .call(Call::new("erl_eval", "exprs", args), self.timeout);
+        tokio::spawn(answer);
     }
 
     /// Gives the flight `step`, which has told the tool it prepared (so
