@@ -765,7 +765,7 @@ fn a_cluster_on_tls_distribution_takes_a_deploy_through_its_gateway() {
     // an address: the namespace's loopback, or the gateway's address.
     let pki = common::tls::Pki::new("via_tls");
     let mut names = vec!["127.0.0.1".to_owned()];
-    names.extend((1..=250).map(|n| format!("10.231.{n}.2")));
+    names.extend((0..=250).map(|n| format!("10.{}.{n}.2", common::netns::subnet())));
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let node = pki.node_for_names("node_by_address", &names);
     let optfile = pki.dist_optfile(&node, "tlsv1.3");

@@ -30,6 +30,13 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 /// `hsnet<pid>x<n>`.
 const PREFIX: &str = "hsnet";
 
+/// The second byte of this process's link addresses, `10.<b>.<n>.1` and
+/// `.2`: one of a hundred, by the pid, so that two test processes on one
+/// machine (a soak beside another run) do not give two links one address.
+pub fn subnet() -> u8 {
+    100 + (std::process::id() % 100) as u8
+}
+
 /// The mark on the proxy's own connections, which the redirect skips.
 const MARK: u32 = 0x4853;
 
@@ -103,8 +110,8 @@ impl Link {
             boots: std::cell::Cell::new(0),
             host_if: format!("hsh{pid}x{n}"),
             device_if: format!("hsd{pid}x{n}"),
-            host_ip: format!("10.231.{n}.1"),
-            device_ip: format!("10.231.{n}.2"),
+            host_ip: format!("10.{}.{n}.1", subnet()),
+            device_ip: format!("10.{}.{n}.2", subnet()),
             shape,
             cut: std::cell::Cell::new(false),
             _proxy: None,
