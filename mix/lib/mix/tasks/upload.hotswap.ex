@@ -13,7 +13,8 @@ defmodule Mix.Tasks.Upload.Hotswap do
 
   @impl true
   def run(args) do
-    Mix.Task.run("compile", [])
+    {manifest, dirs} = HotswapNode.SameSecond.project()
+    Mix.Task.run("compile", HotswapNode.SameSecond.compile_args(manifest, dirs))
     # Built just now; a rollback builds nothing.
     build = if "--rollback" in args, do: [], else: ["--no-build"]
 
