@@ -37,4 +37,5 @@ pub mod project;
 pub mod random;
 pub mod reach;
 pub mod store;
+pub mod timings;
 pub mod watch;

@@ -6,6 +6,7 @@ use hotswap_node::cli::{self, Cli};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    hotswap_node::timings::origin();
     let cli = Cli::parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -235,6 +235,12 @@ pub struct OutputArgs {
     /// Log what happens on the wire (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Say where the wall time went: each stage (settings, reading the
+    /// beams, per node EPMD, TCP, TLS and handshake, each step of the
+    /// plan, the store, goodbye) with its share and round trips, on stderr
+    /// (`watch`: per change); with `--json`, a `timings` object.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,27 +7,54 @@ use crate::beam::Module;
 use crate::deploy::{self, Outcome, Report, Session};
 use crate::interrupt::Interrupt;
 use crate::output::Mode;
+use crate::timings::{self, table::Timings};
 use std::path::PathBuf;
+use std::time::Instant;
 
 pub(super) async fn deploy_command(args: DeployArgs) -> Result<i32, CliError> {
+    let from = Instant::now();
     let run = prepare(&args)?;
+    timings::since("settings", None, from);
     let built = !args.no_build && args.paths.is_empty() && run.settings.ebin.is_empty();
     if let (true, Some(command)) = (built, &run.settings.build) {
         let stop = run.interrupt.wait();
-        run.project.build(command, run.mode, stop).await?;
+        let build = run.project.build(command, run.mode, stop);
+        timings::measure("build", None, build).await?;
     }
+    let from = Instant::now();
     let _lock = run.lock_store()?;
+    timings::since("store lock", None, from);
     let (modules, session) = read_while_connecting(&run, &args.paths).await?;
     let session = match session {
         Ok(session) => session,
-        Err(report) => return Ok(print_report(&report, run.mode)),
+        Err(report) => return Ok(conclude(&report, None, &run, args.output.timings).await),
     };
     let report = deploy::deploy(&session, &modules, &run.options, &run.ui).await;
-    let code = print_report(&report, run.mode);
-    session
-        .goodbye(GOODBYE_LIMIT.min(run.settings.timeout))
-        .await;
-    Ok(code)
+    Ok(conclude(&report, Some(&session), &run, args.output.timings).await)
+}
+
+/// Prints the report and says goodbye to the nodes. With `--timings`, the
+/// goodbye comes first, so that its time is counted, then the report and
+/// where the time went.
+pub(super) async fn conclude(
+    report: &Report,
+    session: Option<&Session>,
+    run: &Prepared,
+    timed: bool,
+) -> i32 {
+    let limit = GOODBYE_LIMIT.min(run.settings.timeout);
+    if !timed {
+        let code = print_report(report, run.mode, None);
+        if let Some(session) = session {
+            session.goodbye(limit).await;
+        }
+        return code;
+    }
+    if let Some(session) = session {
+        timings::measure("goodbye", None, session.goodbye(limit)).await;
+    }
+    let timings = timings::take(timings::origin());
+    print_report(report, run.mode, Some(&timings))
 }
 
 /// What `deploy` and `deploy --rollback` run with.
@@ -59,7 +86,12 @@ async fn read_while_connecting(
 ) -> Result<(Vec<Module>, Result<Session, Report>), CliError> {
     let reading = {
         let (project, paths) = (run.project.clone(), paths.to_vec());
-        tokio::task::spawn_blocking(move || project.modules(&paths))
+        tokio::task::spawn_blocking(move || {
+            let from = Instant::now();
+            let read = project.modules(&paths);
+            timings::since("read beams", None, from);
+            read
+        })
     };
     let read = async {
         match reading.await {
@@ -79,15 +111,23 @@ async fn read_while_connecting(
     }
 }
 
-pub(super) fn print_report(report: &Report, mode: Mode) -> i32 {
-    match mode {
-        Mode::Json => println!("{}", report.to_json()),
-        Mode::Text => println!("{}", report.summary()),
-        Mode::Quiet => {
+/// Prints `report` as the mode asks, with `timings` if asked for (in the
+/// JSON document, or as a table on stderr); its exit code.
+pub(super) fn print_report(report: &Report, mode: Mode, timings: Option<&Timings>) -> i32 {
+    match (mode, timings) {
+        (Mode::Json, None) => println!("{}", report.to_json()),
+        (Mode::Json, Some(timings)) => {
+            println!("{}", report.to_json_with("timings", timings.to_json()))
+        }
+        (Mode::Text, _) => println!("{}", report.summary()),
+        (Mode::Quiet, _) => {
             if report.outcome != Outcome::Success {
                 eprintln!("{}", report.summary());
             }
         }
+    }
+    if let (Mode::Text | Mode::Quiet, Some(timings)) = (mode, timings) {
+        eprintln!("{}", timings.table("run"));
     }
     super::exit::of_outcome(report.outcome)
 }

@@ -31,6 +31,8 @@ use watch::watch_command;
 
 /// Runs a parsed command line; returns the exit code of a completed run.
 pub async fn run(cli: Cli, json_requested: &mut bool) -> Result<i32, CliError> {
+    // Loading aside: the arguments, logging and the runtime.
+    crate::timings::since("start", None, crate::timings::origin());
     match cli.command {
         Command::Deploy(args) => {
             *json_requested = args.output.json;

@@ -1,7 +1,7 @@
 //! `deploy --rollback`: each node's newest deploy still applied, undone.
 
 use super::args::DeployArgs;
-use super::deploy::{prepare, print_report, GOODBYE_LIMIT};
+use super::deploy::{conclude, prepare};
 use super::error::CliError;
 use crate::deploy::rollback::Restoration;
 
@@ -21,12 +21,8 @@ pub(super) async fn rollback_command(args: DeployArgs) -> Result<i32, CliError> 
     }
     let session = match run.open_session(&nodes).await? {
         Ok(session) => session,
-        Err(report) => return Ok(print_report(&report, run.mode)),
+        Err(report) => return Ok(conclude(&report, None, &run, args.output.timings).await),
     };
     let report = crate::deploy::rollback(&session, restoration, &run.options, &run.ui).await?;
-    let code = print_report(&report, run.mode);
-    session
-        .goodbye(GOODBYE_LIMIT.min(run.settings.timeout))
-        .await;
-    Ok(code)
+    Ok(conclude(&report, Some(&session), &run, args.output.timings).await)
 }

@@ -217,7 +217,7 @@ pub(crate) async fn open_session(
     options: &Options,
     ui: &Ui,
 ) -> Result<Result<Session, Report>, CliError> {
-    let peer = start_peer(settings).await?;
+    let peer = crate::timings::measure("peer start", None, start_peer(settings)).await?;
     match Session::connect(peer, store, nodes, options, ui).await {
         Ok(session) => Ok(Ok(session)),
         Err(SessionError::Start(e)) => Err(e.into()),

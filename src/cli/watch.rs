@@ -60,6 +60,7 @@ pub(super) async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
         project: run.settings.project.clone(),
         settle: Duration::from_millis(args.settle),
         mode: run.mode,
+        timings: args.output.timings,
     };
     let (w, incoming) = Watch::new(session, sources, builder, find, run.options, watch);
     w.run(missing, incoming, run.interrupt).await;

@@ -16,6 +16,7 @@ use super::run::{Finished, Run, Stop};
 use super::step::flight::Flew;
 use crate::output::Ui;
 use crate::store::Store;
+use crate::timings::Timed;
 use std::time::Instant;
 
 /// Brings every node of `work` to its goals, or leaves them as they were.
@@ -35,11 +36,16 @@ pub async fn run(
     let remotes: Vec<_> = parts.iter().map(|p| p.remote.clone()).collect();
     let mut run = Run::new(kind, plan, parts, store, lock, opts, ui, started);
     let result = drive(&mut run).await;
+    let timed = Timed::start(Instruction::Finish.stage());
     let mut finished = run.finish(result).await;
+    drop(timed);
     finished.report.elapsed = started.elapsed();
     finished.report.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     if let (Some(hook), true) = (&opts.after, finished.reached && plan_has_after) {
-        if !super::step::after::call(hook, &remotes, &mut finished.report.nodes).await {
+        let timed = Timed::start(Instruction::After.stage());
+        let called = super::step::after::call(hook, &remotes, &mut finished.report.nodes).await;
+        drop(timed);
+        if !called {
             finished.report.fail_after();
         }
     }
@@ -56,15 +62,18 @@ async fn drive(run: &mut Run<'_>) -> Result<(), Stop> {
     let (mut prepared, mut answers) = (Vec::new(), None);
     while let Some((&instruction, after)) = rest.split_first() {
         rest = after;
+        let mut timed = Timed::start(instruction.stage());
         match instruction {
             Instruction::Lock => match run.fly().await? {
                 // The lock goes with the inspect request.
-                Flew::NotTried => {}
+                Flew::NotTried => timed.forget(),
                 Flew::Inspected => {
+                    timed.name("flight (lock and inspect, one request)");
                     run.lap("inspect");
                     rest = plan.after(Instruction::Inspect);
                 }
                 Flew::Landed => {
+                    timed.name("flight (lock, inspect, prepare, word, load, migrate)");
                     run.past_no_return = true;
                     run.applied().await?;
                     rest = plan.after(Instruction::Migrate);
@@ -82,7 +91,11 @@ async fn drive(run: &mut Run<'_>) -> Result<(), Stop> {
                 run.check_interrupt()?;
                 prepared = run.prepare();
             }
-            Instruction::Snapshot => run.snapshot_while_prepared().await,
+            // Its parts are timed where they run.
+            Instruction::Snapshot => {
+                timed.forget();
+                run.snapshot_while_prepared().await
+            }
             Instruction::PointOfNoReturn => {
                 let sent = std::mem::take(&mut prepared);
                 answers = Some(run.point_of_no_return(sent).await?);
@@ -94,13 +107,16 @@ async fn drive(run: &mut Run<'_>) -> Result<(), Stop> {
                 run.applied().await?;
             }
             // The node migrates inside its apply step: taken in with it.
-            Instruction::Migrate => {}
+            Instruction::Migrate => timed.forget(),
             Instruction::Verify => {
                 run.verify().await?;
                 run.lap("verify");
                 run.check_interrupt()?;
             }
-            Instruction::Finish | Instruction::After => return Ok(()),
+            Instruction::Finish | Instruction::After => {
+                timed.forget();
+                return Ok(());
+            }
         }
     }
     Ok(())

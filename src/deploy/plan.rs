@@ -92,9 +92,10 @@ impl Plan {
     }
 }
 
-impl std::fmt::Display for Instruction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = match self {
+impl Instruction {
+    /// Its name, as plans print it.
+    pub fn name(self) -> &'static str {
+        match self {
             Instruction::Lock => "lock",
             Instruction::Inspect => "inspect",
             Instruction::Show => "show",
@@ -106,8 +107,30 @@ impl std::fmt::Display for Instruction {
             Instruction::Verify => "verify",
             Instruction::Finish => "finish",
             Instruction::After => "after",
-        };
-        f.write_str(name)
+        }
+    }
+
+    /// What its time is spent on, as `--timings` names it.
+    pub fn stage(self) -> &'static str {
+        match self {
+            Instruction::Lock => "lock",
+            Instruction::Inspect => "lock and inspect",
+            Instruction::Show => "show (dry run)",
+            Instruction::Prepare => "prepare (requests sent)",
+            Instruction::Snapshot => "snapshot",
+            Instruction::PointOfNoReturn => "word, load, migrate (prepared first)",
+            Instruction::Apply => "apply (answers taken in)",
+            Instruction::Migrate => "migrate",
+            Instruction::Verify => "verify",
+            Instruction::Finish => "finish (store, locks released)",
+            Instruction::After => "after",
+        }
+    }
+}
+
+impl std::fmt::Display for Instruction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -239,6 +239,17 @@ impl Report {
         }
     }
 
+    /// [`Report::to_json`], with `value` under `key` too.
+    pub fn to_json_with(&self, key: &str, value: serde_json::Value) -> String {
+        let mut doc = serde_json::to_value(self)
+            .unwrap_or_else(|e| serde_json::json!({"ok": false, "error": e.to_string()}));
+        if let Some(doc) = doc.as_object_mut() {
+            doc.insert(key.to_owned(), value);
+        }
+        serde_json::to_string_pretty(&doc)
+            .unwrap_or_else(|e| format!("{{\"ok\": false, \"error\": \"{e}\"}}"))
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self)
             .unwrap_or_else(|e| format!("{{\"ok\": false, \"error\": \"{e}\"}}"))

@@ -10,8 +10,13 @@ use super::local_node::Peer;
 use super::names::NodeName;
 use super::stream::DistStream;
 use super::tls::Tls;
-use std::time::Duration;
+use crate::timings;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+
+/// A wait for our own EPMD registration as short as this is not worth a
+/// part of its own in `--timings`.
+const REGISTRATION_SEEN: Duration = Duration::from_micros(50);
 
 impl Peer {
     /// Looks `target` up in its host's EPMD, connects and shakes hands.
@@ -42,16 +47,22 @@ impl Peer {
         }
         if let Some(port) = remembered {
             let limit = self.options.connect_timeout.min(Duration::from_secs(2));
+            let from = Instant::now();
             match self.connect_at(&attempt(port, true), limit).await {
                 Ok(conn) => return Ok((conn, port)),
-                Err(e) => tracing::debug!(node = %target, port, "remembered port failed: {e}"),
+                Err(e) => {
+                    timings::since("remembered port", Some(&target.to_string()), from);
+                    tracing::debug!(node = %target, port, "remembered port failed: {e}")
+                }
             }
         }
         if target.host() == self.identity.name.host() {
             // The same EPMD: ours may be the one our registration starts.
             let _ = self.registration().await;
         }
+        let from = Instant::now();
         let port = epmd::lookup(target.host(), target.name()).await?;
+        timings::span("epmd", Some(&target.to_string()), from, 2);
         let limit = self.options.connect_timeout;
         let conn = self.connect_at(&attempt(port, false), limit).await?;
         Ok((conn, port))
@@ -124,6 +135,8 @@ impl Peer {
             tls,
         } = *attempt;
         let addr = format!("{}:{port}", target.host());
+        let node = target.to_string();
+        let from = Instant::now();
         let stream = tokio::time::timeout(limit, TcpStream::connect((target.host(), port)))
             .await
             .map_err(|_| ConnectError::Tcp {
@@ -137,16 +150,28 @@ impl Peer {
                 source,
             })?;
         let _ = stream.set_nodelay(true);
+        timings::span("tcp", Some(&node), from, 1);
+        let from = Instant::now();
         self.registration()
             .await
             .map_err(|e| ConnectError::Refused {
                 node: target.to_string(),
                 reason: e.to_string(),
             })?;
+        if from.elapsed() >= REGISTRATION_SEEN {
+            timings::since("our registration", Some(&node), from);
+        }
+        let from = Instant::now();
         let stream = match tls {
-            Some(tls) => tls.connect(stream, target, limit).await?,
+            // TLS 1.3: one round trip.
+            Some(tls) => {
+                let stream = tls.connect(stream, target, limit).await?;
+                timings::span("tls", Some(&node), from, 1);
+                stream
+            }
             None => DistStream::Plain(stream),
         };
+        let from = Instant::now();
         let (stream, peer) =
             handshake::client(stream, &self.identity, cookie.expose(), target, limit)
                 .await
@@ -173,6 +198,7 @@ impl Peer {
                 detail: format!("port {port} belongs to `{}`", peer.name),
             });
         }
+        timings::span("handshake", Some(&node), from, 2);
         tracing::debug!(node = %peer.name, flags = peer.flags.bits(), "connected");
         Ok(Connection::start(
             stream,

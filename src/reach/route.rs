@@ -65,6 +65,7 @@ impl Route {
     /// with the requests made alongside it); the future waits for its
     /// value.
     pub fn eval(&self, script: &'static Script, args: &EvalArgs, timeout: Duration) -> Evaluated {
+        crate::timings::trip(&self.node().to_string());
         match self {
             Route::Direct(conn) => Box::pin(conn.eval(script, args, timeout)),
             Route::Via {
@@ -76,6 +77,7 @@ impl Route {
     /// `call` on the node: the request leaves now (a word sent as a run
     /// ends goes before its goodbye), and the future waits for its value.
     pub fn call(&self, call: Call, timeout: Duration) -> Evaluated {
+        crate::timings::trip(&self.node().to_string());
         match self {
             Route::Direct(conn) => Box::pin(conn.call_sent(call, timeout)),
             Route::Via {

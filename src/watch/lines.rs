@@ -6,6 +6,7 @@ use super::sources::Sources;
 use crate::deploy::{Report, Session};
 use crate::output::{Mode, Ui};
 use crate::project::Builder;
+use crate::timings::table::Timings;
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -51,7 +52,14 @@ pub fn watching(ui: &Ui, sources: &Sources, builder: &Builder, session: &Session
 }
 
 /// The line for one deploy; `report` is `None` when no node lacked anything.
-pub fn change(ui: &Ui, mode: Mode, report: Option<&Report>, build: Duration, cause: Cause) {
+pub fn change(
+    ui: &Ui,
+    mode: Mode,
+    report: Option<&Report>,
+    build: Duration,
+    cause: Cause,
+    timings: Option<&Timings>,
+) {
     if report.is_none() && cause == Cause::CatchUp {
         // No node needed catching up (the one that went was the only one).
         return;
@@ -68,10 +76,19 @@ pub fn change(ui: &Ui, mode: Mode, report: Option<&Report>, build: Duration, cau
             "build_ms": build_ms,
             "deploy_ms": report.map(|r| r.elapsed_ms),
             "report": report,
+            "timings": timings.map(Timings::to_json),
         });
         println!("{doc}");
         return;
     }
+    change_line(ui, report, cause, &time, build_ms);
+    if let Some(timings) = timings {
+        eprintln!("{}", timings.table("change"));
+    }
+}
+
+/// A change's line in text: what loaded where, and how long it took.
+fn change_line(ui: &Ui, report: Option<&Report>, cause: Cause, time: &str, build_ms: f64) {
     let Some(report) = report else {
         if cause == Cause::Change {
             ui.line(&format!("{time}  nothing changed (build {build_ms:.0} ms)"));

@@ -21,6 +21,7 @@ use crate::deploy::{self, Options, Remote, Report, Session};
 use crate::output::{Mode, Ui};
 use crate::project::Builder;
 use crate::store::{Store, StoreLock};
+use crate::timings;
 use lines::Cause;
 use nodes::NodeEvent;
 use sources::Sources;
@@ -38,6 +39,8 @@ pub struct WatchOptions {
     pub project: PathBuf,
     pub settle: Duration,
     pub mode: Mode,
+    /// `--timings`: where each change's time went.
+    pub timings: bool,
 }
 
 /// A watch session.
@@ -113,6 +116,7 @@ impl Watch {
     /// Builds, then deploys what differs to every connected node.
     async fn change(&mut self, changed: &BTreeSet<PathBuf>, cause: Cause) {
         let started = Instant::now();
+        timings::clear();
         let peer = self.session.peer();
         if self.builder.runs_a_command() {
             let beams: Vec<PathBuf> = self.modules.iter().map(|m| m.path.clone()).collect();
@@ -121,16 +125,19 @@ impl Watch {
         // A change in flight finishes its build even on Ctrl-C.
         let stop = std::future::pending();
         let built = self.builder.build(peer, &self.watch.project, changed, stop);
-        if let Err(why) = built.await {
+        if let Err(why) = timings::measure("build", None, built).await {
             lines::build_failed(self.watch.mode, &why.to_string());
             return;
         }
         let build = started.elapsed();
         // Reading and hashing every beam is file work: off the runtime.
         let find = self.find.clone();
-        let found = tokio::task::spawn_blocking(move || find())
-            .await
-            .unwrap_or_else(|e| Err(format!("reading the build output failed: {e}")));
+        let found = tokio::task::spawn_blocking(move || {
+            let _timed = timings::Timed::start("read beams");
+            find()
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("reading the build output failed: {e}")));
         tracing::debug!(
             "reading the build output took {:.1} ms",
             (started.elapsed() - build).as_secs_f64() * 1e3
@@ -144,22 +151,41 @@ impl Watch {
         }
         let remotes = self.session.remotes();
         let report = self.deploy(remotes).await;
-        tracing::debug!(
-            "change handled in {:.1} ms",
-            started.elapsed().as_secs_f64() * 1e3
-        );
-        self.tell(report, build, cause);
+        let timings = timings::take(started);
+        tracing::debug!("change handled in {:.1} ms", timings.total_ms());
+        match report {
+            Ok(report) => {
+                let timings = self.watch.timings.then_some(&timings);
+                lines::change(
+                    &self.ui,
+                    self.watch.mode,
+                    report.as_ref(),
+                    build,
+                    cause,
+                    timings,
+                )
+            }
+            Err(why) => lines::store_failed(self.watch.mode, &why),
+        }
     }
 
     /// The line (or JSON event) for a deploy, or for one the store refused.
     fn tell(&self, report: Result<Option<Report>, String>, build: Duration, cause: Cause) {
         match report {
-            Ok(report) => lines::change(&self.ui, self.watch.mode, report.as_ref(), build, cause),
+            Ok(report) => lines::change(
+                &self.ui,
+                self.watch.mode,
+                report.as_ref(),
+                build,
+                cause,
+                None,
+            ),
             Err(why) => lines::store_failed(self.watch.mode, &why),
         }
     }
 
     async fn node_event(&mut self, event: NodeEvent) {
+        timings::clear();
         match event {
             NodeEvent::Down { node, reason } => {
                 if !self.session.is_down(&node) {

@@ -55,8 +55,11 @@
 %%         not_migrated: [{Module, Pid, Name, Loop}], loaded without
 %%           migrating (probe in migrate.erl);
 %%         watched: how many processes were watched after the change;
-%%         died: [{Module, Pid, Name, Why}] of them died while watched.
+%%         died: [{Module, Pid, Name, Why}] of them died while watched;
+%%         took: [T0, T1, T2, T3, T4], the node's monotonic microseconds at
+%%           its start, prepared, told go, loaded and migrated, watched.
 apply_now(Load, Remove, Force, Owner, Go, Migrate) ->
+    T0 = erlang:monotonic_time(microsecond),
     Loading = column(1, Load),
     InUse = let_go(Loading ++ Remove, Loading ++ Remove),
     case InUse =/= [] andalso not Force of
@@ -69,9 +72,10 @@ apply_now(Load, Remove, Force, Owner, Go, Migrate) ->
                     case probe(Found, Migrate) of
                         {[], Foreign} ->
                             Moving = without(Found, column(2, Foreign)),
+                            T1 = erlang:monotonic_time(microsecond),
                             case await_go(Go) of
                                 go -> commit({Prepared, Moving, Migrate}, {Loading, Remove},
-                                             {Force, InUse, Foreign}, Owner);
+                                             {Force, InUse, Foreign}, {Owner, [T0, T1]});
                                 abort -> aborted
                             end;
                         {Busy, _} -> {busy, Busy}
@@ -79,11 +83,12 @@ apply_now(Load, Remove, Force, Owner, Go, Migrate) ->
             end
     end.
 %% commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, InUse,
-%% Foreign}, Owner): the old code in the way goes (InUse is empty unless
+%% Foreign}, {Owner, [T0, T1]}): the old code in the way goes (InUse is empty unless
 %% forced), loads (migrating Moving, not Foreign), unloads Remove, then
 %% watches the processes of Moving and Foreign, and those the forced purge
 %% doomed, for a while (observe in migrate.erl); apply_now's value.
-commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, InUse, Foreign}, Owner) ->
+commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, InUse, Foreign}, {Owner, Ts}) ->
+    T2 = erlang:monotonic_time(microsecond),
     Watched = [{monitor(process, P), M, P, name_of(P)}
                || {M, P} <- owners(Moving) ++ [{M, P} || {M, P, _, _} <- Foreign]
                             ++ [{M, P} || {M, P, _, Why} <- InUse, Why =/= running]],
@@ -103,9 +108,12 @@ commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, InUse, Foreign}, 
             Loaded = try lists:zip(Loading, current_md5s(Loading))
                      catch error:badarg -> [running(M) || M <- Loading]
                      end,
+            T3 = erlang:monotonic_time(microsecond),
             Died = observe(Watched, Migrate),
+            T4 = erlang:monotonic_time(microsecond),
             {ok, Killed, Removed, Loaded ++ [running(M) || M <- Remove], Migrated,
-             [{doomed, Doomed}, {not_migrated, Foreign}, {watched, length(Watched)}, {died, Died}]};
+             [{doomed, Doomed}, {not_migrated, Foreign}, {watched, length(Watched)}, {died, Died},
+              {took, Ts ++ [T2, T3, T4]}]};
         %% What the forced purge did stays said when the node refuses.
         {Failed, _} when Killed > 0; Doomed =/= [] -> {forced, Killed, Doomed, Failed};
         {Failed, _} -> Failed

@@ -79,6 +79,9 @@ impl Remote {
         let items = term::as_tuple(value).map_err(|e| bad(&e.to_string()))?;
         match items {
             [tag, killed, lingering, running, migrated, more] if term::is_atom(tag, "ok") => {
+                if let Some(took) = said(more, "took") {
+                    record_took(&self.node(), took);
+                }
                 Ok(Applied::Done {
                     killed: term::as_int(killed).unwrap_or(0).max(0) as usize,
                     lingering: processes(lingering),
@@ -165,5 +168,34 @@ fn explain(why: &Term) -> String {
         }
         Ok("on_load_failure") => "its -on_load function failed".into(),
         _ => raw,
+    }
+}
+
+/// Records where the node's time went in its apply step (`took`: its
+/// clock at five points), for `--timings`: placed back from now, when its
+/// answer came, so the way back is counted in the last.
+fn record_took(node: &str, took: &Term) {
+    let Ok(points) = term::as_list(took) else {
+        return;
+    };
+    let points: Vec<i64> = points.iter().filter_map(|t| term::as_int(t).ok()).collect();
+    let [t0, t1, t2, t3, t4] = points[..] else {
+        return;
+    };
+    let now = std::time::Instant::now();
+    let back = |t: i64| {
+        let us = u64::try_from(t4.saturating_sub(t)).unwrap_or(0);
+        now.checked_sub(std::time::Duration::from_micros(us))
+            .unwrap_or(now)
+    };
+    for (stage, from, to) in [
+        ("node: prepare", t0, t1),
+        ("node: wait for the word", t1, t2),
+        ("node: load and migrate", t2, t3),
+        ("node: watch after", t3, t4),
+    ] {
+        if to >= from {
+            crate::timings::between(stage, Some(node), back(from), back(to).max(back(from)));
+        }
     }
 }

@@ -14,6 +14,7 @@ use crate::deploy::report::{NodeReport, Outcome};
 use crate::deploy::run::{Run, Stop};
 use crate::output::Ui;
 use crate::store::{Manifest, ModuleRecord, NodeOutcome, NodeRecord, Prior, SnapshotError, Store};
+use crate::timings::Timed;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 
@@ -128,6 +129,7 @@ pub fn keep_sent(
 ) -> tokio::task::JoinHandle<Result<(), SnapshotError>> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
+        let _timed = Timed::start("store: the sent binaries (written, synced)");
         let batch: Vec<(&str, Md5, &[u8])> = modules
             .iter()
             .map(|m| (m.name.as_str(), m.md5, m.bytes.as_slice()))
@@ -141,7 +143,9 @@ impl Run<'_> {
     /// its binary (from the store, else from the node's disk when that is
     /// what runs), before anything is touched.
     pub fn snapshot(&mut self) -> Result<(), Stop> {
+        let timed = Timed::start("snapshot: the priors");
         capture(parts_view(&mut self.parts), self.store, self.ui);
+        drop(timed);
         if self.parts.iter().any(|p| !p.report.ok) {
             return Err(self.stop(Outcome::Failed));
         }
@@ -152,7 +156,10 @@ impl Run<'_> {
                 .take()
                 .unwrap_or_else(|| Manifest::new(&self.lock.owner, BTreeMap::new()));
             manifest.nodes = self.records(|_| NodeOutcome::Pending);
-            if let Err(e) = self.store.save(&manifest) {
+            let timed = Timed::start("snapshot: manifest (written, synced)");
+            let saved = self.store.save(&manifest);
+            drop(timed);
+            if let Err(e) = saved {
                 for p in &mut self.parts {
                     p.report.fail(None, e.to_string());
                 }

@@ -225,6 +225,8 @@ impl Remote {
         });
         match sent {
             Ok(taken) => {
+                // The holder answers: a round trip, as a request is.
+                crate::timings::trip(&self.node());
                 tokio::spawn(async move { taken.message(timeout, "the deploy lock").await });
             }
             // The step aborts when the holder goes with this connection.
