@@ -12,6 +12,7 @@ mod support;
 use common::{ErlNode, NodeSpec};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use support::floor::{self, Connector};
 use support::{baseline, generate, hotswap, hotswap_timed, median, ms, runs, Operator};
 
 fn main() {
@@ -50,7 +51,13 @@ fn main() {
             flights.push(flight);
         }
     }
-    println!("\nWhole process (as a user waits for the command):\n\n| scenario | hotswap-node | seed's way | ratio |\n|---|---|---|---|");
+    if wanted("device") {
+        if let Some((row, flight)) = device(&v1, &v2) {
+            rows.push(row);
+            flights.push(flight);
+        }
+    }
+    println!("\nWhole process (as a user waits for the command; the floor: a process of this binary that starts and exits, Erlang's own connect to the nodes as a hidden node, and Erlang's best in flight, each measured in the same run):\n\n| scenario | hotswap-node | seed's way | vs seed | floor | vs floor |\n|---|---|---|---|---|---|");
     for r in &rows {
         println!("{r}");
     }
@@ -99,9 +106,10 @@ fn changed_modules(name: &str, v1: &Path, v2: &Path, k: usize) -> (String, Strin
     let nodes = start_nodes(k, &cookie, v1, true);
     let targets = names(&nodes);
     let mut operator = Operator::start(&targets, &cookie);
+    let mut connector = Connector::start(&targets, &cookie);
     let (mut hot, mut flight, mut base, mut base_loop, mut best) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut compiled = Vec::new();
+    let (mut compiled, mut process, mut connect) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..runs() {
         let (a, b) = if r % 2 == 0 { (v1, v2) } else { (v2, v1) };
         let (wall, inner) = baseline(a, &targets, &cookie, &[]);
@@ -116,8 +124,18 @@ fn changed_modules(name: &str, v1: &Path, v2: &Path, k: usize) -> (String, Strin
         best.push(operator.erlang_best(&[a]));
         std::thread::sleep(Duration::from_millis(200));
         compiled.push(operator.compiled_flight(b));
+        process.push(floor::process());
+        connect.push(connector.connect_all());
     }
     let (h, b) = (median(hot), median(base));
+    let (p, c, e) = (median(process), median(connect), median(best.clone()));
+    eprintln!(
+        "{name}: the floor {} = a process that starts and exits {} + Erlang's connect {} + Erlang's best in flight {}",
+        ms(p + c + e),
+        ms(p),
+        ms(c),
+        ms(e)
+    );
     let floor = if k == 1 {
         vm_floor(&nodes[0], v1, v2)
     } else {
@@ -130,7 +148,7 @@ fn changed_modules(name: &str, v1: &Path, v2: &Path, k: usize) -> (String, Strin
         ms(median(base_loop.clone()))
     );
     (
-        row(name, h, b),
+        row(name, h, b, Some(p + c + e)),
         flight_row(
             name,
             median(flight),
@@ -139,6 +157,58 @@ fn changed_modules(name: &str, v1: &Path, v2: &Path, k: usize) -> (String, Strin
             Some(median(compiled)),
         ),
     )
+}
+
+/// 30 changed modules to one node held to a tenth of one core, as a
+/// Nerves device's CPU is to this machine's: hotswap-node in flight and as
+/// a whole process, against Erlang's best on the same node and the floor.
+fn device(v1: &Path, v2: &Path) -> Option<(String, String)> {
+    let cookie = common::random_cookie();
+    let mut nodes = start_nodes(1, &cookie, v1, true);
+    let pid = nodes[0].eval("os:getpid().");
+    let throttle = floor::Throttle::tenth_of_a_core(pid.trim().trim_matches('"'))?;
+    let targets = names(&nodes);
+    let mut operator = Operator::start(&targets, &cookie);
+    let mut connector = Connector::start(&targets, &cookie);
+    let (mut hot, mut flight, mut best, mut process, mut connect) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // The node runs v1: hotswap-node brings it v2, Erlang's best v1 again.
+    for _ in 0..runs() {
+        operator.purge(&[v1]);
+        let (wall, in_flight) = hotswap_timed(&[v2], &targets, &cookie, &[], &[]);
+        hot.push(wall);
+        flight.push(in_flight);
+        std::thread::sleep(Duration::from_millis(200));
+        best.push(operator.erlang_best(&[v1]));
+        std::thread::sleep(Duration::from_millis(200));
+        process.push(floor::process());
+        connect.push(connector.connect_all());
+    }
+    drop(throttle);
+    let name = "30 changed modules to 1 node held to a tenth of a core";
+    let (p, c, e) = (median(process), median(connect), median(best.clone()));
+    eprintln!(
+        "{name}: the floor {} = process {} + Erlang's connect {} + Erlang's best {}",
+        ms(p + c + e),
+        ms(p),
+        ms(c),
+        ms(e)
+    );
+    let h = median(hot);
+    Some((
+        format!(
+            "| {name} | {} | — | — | {} | {:.2}× its time |",
+            ms(h),
+            ms(p + c + e),
+            h.as_secs_f64() / (p + c + e).as_secs_f64()
+        ),
+        format!(
+            "| {name} | {} | — | {} | — | — | {:.2}× its time |",
+            ms(median(flight.clone())),
+            ms(e),
+            median(flight).as_secs_f64() / e.as_secs_f64()
+        ),
+    ))
 }
 
 /// The VM's own work for 30 modules in one node: `code:atomic_load/1`, then
@@ -195,6 +265,7 @@ fn real_world() -> Option<(String, String)> {
     let empty = tempfile::tempdir().expect("tmp");
     let (mut hot, mut flight, mut best, mut base, mut base_loop) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut own = Vec::new();
     for _ in 0..runs() {
         let nodes = fresh_nodes(2, &cookie, empty.path());
         let (wall, in_flight) = hotswap_timed(&dirs, &names(&nodes), &cookie, &["--verify"], &[]);
@@ -206,15 +277,45 @@ fn real_world() -> Option<(String, String)> {
         let (wall, inner) = support::baseline_many(&dirs, &names(&nodes), &cookie);
         base.push(wall);
         base_loop.push(inner);
+        own.push(own_atomic_load(&cookie, &dirs));
     }
     let name = format!(
         "{count} real-world beams ({:.0} MB) to 2 fresh nodes, --verify",
         size as f64 / 1e6
     );
+    let own = median(own);
+    eprintln!(
+        "{name}: whole process {} against one VM's own atomic_load of them {} ({:.2}×)",
+        ms(median(hot.clone())),
+        ms(own),
+        median(hot.clone()).as_secs_f64() / own.as_secs_f64()
+    );
     Some((
-        row(&name, median(hot), median(base)),
+        row(
+            &format!("{name} (floor: one VM's own atomic_load)"),
+            median(hot),
+            median(base),
+            Some(own),
+        ),
         flight_row(&name, median(flight), median(base_loop), median(best), None),
     ))
+}
+
+/// One fresh VM's own `code:atomic_load/1` of the beams of `dirs`, read
+/// from disk first (untimed).
+fn own_atomic_load(cookie: &str, dirs: &[&Path]) -> Duration {
+    let mut fresh = ErlNode::start(NodeSpec::new("own").cookie(cookie));
+    let list: Vec<String> = dirs
+        .iter()
+        .map(|d| format!("\"{}\"", d.display()))
+        .collect();
+    let micros = fresh.eval(&format!(
+        "(fun() -> Fs = lists:append([filelib:wildcard(D ++ \"/*.beam\") || D <- [{}]]), \
+         L = [{{list_to_atom(filename:basename(F, \".beam\")), F, element(2, file:read_file(F))}} || F <- Fs], \
+         {{T, ok}} = timer:tc(code, atomic_load, [L]), T end)().",
+        list.join(",")
+    ));
+    Duration::from_micros(micros.trim().parse().unwrap_or(0))
 }
 
 /// `compiled`: the same flight as compiled code on the nodes
@@ -237,9 +338,19 @@ fn flight_row(
     )
 }
 
-fn row(name: &str, hot: Duration, base: Duration) -> String {
+/// A whole-process row: against the seed's way and, where measured, the
+/// floor (a process that starts and exits, Erlang's connect, Erlang's best
+/// in flight).
+fn row(name: &str, hot: Duration, base: Duration, floor: Option<Duration>) -> String {
+    let (floor, vs) = match floor {
+        Some(f) => (
+            ms(f),
+            format!("{:.2}× its time", hot.as_secs_f64() / f.as_secs_f64()),
+        ),
+        None => ("—".to_owned(), "—".to_owned()),
+    };
     format!(
-        "| {name} | {} | {} | {:.1}× faster |",
+        "| {name} | {} | {} | {:.1}× faster | {floor} | {vs} |",
         ms(hot),
         ms(base),
         base.as_secs_f64() / hot.as_secs_f64()
@@ -264,6 +375,7 @@ fn no_change(v1: &Path) -> String {
         "no-change redeploy, 30 modules, 2 nodes",
         median(hot),
         median(base),
+        None,
     )
 }
 
@@ -303,6 +415,7 @@ fn large_payload() -> String {
         ),
         h,
         median(base),
+        None,
     )
 }
 

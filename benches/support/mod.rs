@@ -2,6 +2,8 @@
 //! seed's way as a baseline. (The slow-link proxy lives in tests/common.)
 #![allow(dead_code)]
 
+pub mod floor;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
