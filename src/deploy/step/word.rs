@@ -11,20 +11,22 @@
 //!      Say(N, D) ->
 //!          Ref = make_ref(),
 //!          catch hotswap_deploy_lock ! {say, Key, Word, self(), Ref},
+//!          P = max(1, min(32, D - 32)),
 //!          receive
 //!              {Ref, taken} -> taken;
 //!              {Ref, {not_mine, H}} ->
 //!                  M = monitor(process, H),
 //!                  receive {'DOWN', M, _, _, _} -> Say(N div 2, 1)
 //!                  after N -> lost end
-//!          after D -> Say(N - D, min(2 * D, 32)) end
+//!          after P -> Say(N - P, D + 1) end
 //!  end)(Tries, 1)
 //! ```
 //!
 //! Another run's holder answers `not_mine`: the word then waits for that
 //! holder to go, one message to it, not one a millisecond (its run may
 //! hold the lock for the whole of its lease). While no holder is there,
-//! the word tries after 1 ms, then ever less often, up to every 32 ms.
+//! the word tries every millisecond for the first 32, then ever less
+//! often, up to every 32 ms.
 //!
 //! sent as abstract syntax to `erl_eval:exprs/2`: without the evaluator's
 //! bootstrap and a packed script, it is half the bytes, and a device behind
@@ -111,11 +113,20 @@ fn say() -> Term {
     );
     let again = apply(
         var("Say"),
+        vec![op("-", var("N"), var("P")), op("+", var("D"), integer(1))],
+    );
+    // max(1, min(32, D - 32)): 1 ms for the first 33 tries, then a
+    // millisecond longer each time, up to 32.
+    let pause = local(
+        "max",
         vec![
-            op("-", var("N"), var("D")),
+            integer(1),
             local(
                 "min",
-                vec![op("*", integer(2), var("D")), integer(MAX_PAUSE_MS)],
+                vec![
+                    integer(MAX_PAUSE_MS),
+                    op("-", var("D"), integer(FAST_TRIES)),
+                ],
             ),
         ],
     );
@@ -124,7 +135,8 @@ fn say() -> Term {
         vec![
             matching(var("Ref"), local("make_ref", vec![])),
             catching(op("!", atom("hotswap_deploy_lock"), message)),
-            receive_after(vec![taken, not_mine], var("D"), vec![again]),
+            matching(var("P"), pause),
+            receive_after(vec![taken, not_mine], var("P"), vec![again]),
         ],
     );
     let done = guarded(
@@ -141,6 +153,13 @@ fn say() -> Term {
 /// The longest pause between two tries of the word while no holder is
 /// there.
 const MAX_PAUSE_MS: i64 = 32;
+
+/// How many tries of the word come a millisecond apart before the pauses
+/// grow: a flight registers its holder once the node has parsed its
+/// request (a few milliseconds; some 30 on a device-class CPU), and the
+/// word waits for it. Pauses that doubled from the first had it come up
+/// to twice as late as the holder.
+const FAST_TRIES: i64 = 32;
 
 /// A step of the run holding a node's lock that waits for the tool's word
 /// before changing anything: its snapshot is written meanwhile.
