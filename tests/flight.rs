@@ -38,6 +38,33 @@ fn a_deploy_after_a_deploy_lands_in_one_flight_and_rolls_back() {
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(v2, "hs_greet"));
 }
 
+/// Without `--no-code-change` the plan has no migrate instruction: a
+/// flight that landed still goes on to what follows its apply step, once
+/// (the reshape's driver flew a second time, found the node locked by the
+/// first flight's holder, and failed after the timeout).
+#[test]
+fn a_flight_without_migration_lands_once() {
+    let (p, v, mut node) = greeter("fl_nocc", 3);
+    let (v2, v3) = (&v[1], &v[2]);
+    p.deploy_ok(&[&node], &["--ebin", &arg(v2), "--no-code-change"]);
+    let (json, stderr) = p.deploy_ok(
+        &[&node],
+        &[
+            "--ebin",
+            &arg(v3),
+            "-v",
+            "--no-code-change",
+            "--verify",
+            "--timeout",
+            "20",
+        ],
+    );
+    assert_eq!(stderr.matches("flight to").count(), 1, "{stderr}");
+    assert!(stderr.contains(LANDED), "{stderr}");
+    assert_eq!(node_json(&json, &node)["loaded"][0], "hs_greet");
+    assert_eq!(node.loaded_md5("hs_greet"), p.md5(v3, "hs_greet"));
+}
+
 #[test]
 fn a_wrong_belief_changes_nothing_and_the_snapshot_is_what_the_node_ran() {
     let (p, v, mut node) = greeter("fl_wrong", 4);

@@ -76,7 +76,9 @@ async fn drive(run: &mut Run<'_>) -> Result<(), Stop> {
                     timed.name("flight (lock, inspect, prepare, word, load, migrate)");
                     run.past_no_return = true;
                     run.applied().await?;
-                    rest = plan.after(Instruction::Migrate);
+                    // Its migration came with it; what is left of the plan
+                    // follows the apply step (and migrate, a no-op here).
+                    rest = plan.after(Instruction::Apply);
                 }
             },
             Instruction::Inspect => {

@@ -82,12 +82,13 @@ impl Plan {
         self.0.contains(&instruction)
     }
 
-    /// The instructions after `instruction` (all of them if the plan has
-    /// none such).
+    /// The instructions after `instruction`; none if the plan has no such
+    /// instruction (never the whole plan again: a step that ran must not
+    /// run twice).
     pub fn after(&self, instruction: Instruction) -> &[Instruction] {
         match self.0.iter().position(|i| *i == instruction) {
             Some(at) => &self.0[at + 1..],
-            None => &self.0,
+            None => &[],
         }
     }
 }
@@ -155,6 +156,20 @@ mod tests {
             plan.to_string(),
             "lock → inspect → prepare → snapshot → point of no return → apply → migrate → finish"
         );
+    }
+
+    #[test]
+    fn what_follows_an_instruction_the_plan_lacks_is_nothing() {
+        let plan = Plan::of(
+            Kind::Deploy,
+            &Options {
+                code_change: false,
+                ..Options::default()
+            },
+        );
+        assert!(!plan.has(Instruction::Migrate));
+        assert!(plan.after(Instruction::Migrate).is_empty());
+        assert_eq!(plan.after(Instruction::Apply), &[Instruction::Finish]);
     }
 
     #[test]
