@@ -84,7 +84,50 @@ fn main() {
     println!(
         "\n`watch`'s own report per change (median): build {build:.1} ms, deploy {load:.1} ms."
     );
+    device_class(&mut device, &app, &mut value, work.path());
     slow_link(work.path());
+}
+
+/// The same loop with the device held to a tenth of one core (a cgroup CPU
+/// quota), as a Nerves device's CPU is to this machine's: `watch`'s edit →
+/// running and its deploy step, against Erlang's best on the same node
+/// (an operator's `erpc` `code:atomic_load/1` of the changed module, its
+/// old code purged first, untimed).
+fn device_class(device: &mut ErlNode, app: &Path, value: &mut u64, work: &Path) {
+    let pid = device.eval("os:getpid().");
+    let Some(throttle) = support::floor::Throttle::tenth_of_a_core(pid.trim().trim_matches('"'))
+    else {
+        return;
+    };
+    let watcher = Watcher::start(
+        Command::new(support::binary())
+            .args(["watch", "--json", "--name", "hsloopd"])
+            .current_dir(app),
+    );
+    let watch = measure(device, app, value, |_| {});
+    let (build, deploy) = watcher.stop();
+    let one = work.join("device_one");
+    std::fs::create_dir_all(&one).expect("mkdir");
+    let beam = "Elixir.LoopApp.beam";
+    std::fs::copy(
+        app.join("_build/dev/lib/loop_app/ebin").join(beam),
+        one.join(beam),
+    )
+    .expect("the built module");
+    let spec = NodeSpec::new("loopop")
+        .long_name("127.0.0.1")
+        .cookie(&device.cookie);
+    let mut operator = support::Operator::start_as(spec, std::slice::from_ref(&device.name));
+    let best: Vec<Duration> = (0..runs()).map(|_| operator.erlang_best(&[&one])).collect();
+    drop(operator);
+    drop(throttle);
+    let (w, b) = (median(watch), median(best));
+    println!(
+        "\nThe device held to a tenth of one core (cgroup CPU quota, 1 ms in every 10 ms): `watch` edit → running {}; its deploy step {deploy:.1} ms (build {build:.1} ms), against Erlang's best load of the changed module on the same node {}: {:.2}× its time.",
+        ms(w),
+        ms(b),
+        deploy / (b.as_secs_f64() * 1e3)
+    );
 }
 
 fn ratio(base: Duration, x: Duration) -> f64 {
