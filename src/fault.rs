@@ -43,6 +43,11 @@ pub const POINTS: &[&str] = &[
     // The first Ctrl-C (or SIGTERM) was taken in and said, before the
     // wait for a second.
     "interrupted",
+    // A second Ctrl-C (or SIGTERM) was taken in and the builds' groups
+    // were told to stop, before the user is told and the process quits.
+    "quitting",
+    // The command's run has returned, before the process exits.
+    "run_ended",
     // `watch`'s build node was seen alive for a change, before the
     // compile is sent to it.
     "build_node_compile",

@@ -33,11 +33,16 @@ impl Interrupt {
             let _ = tx.send(true);
             crate::fault::hold("interrupted").await;
             signals.next().await;
+            // Said first: a run that ends meanwhile (its build stopped
+            // below) still exits as asked to quit.
+            QUITTING.store(true, Ordering::SeqCst);
             stop_groups();
+            crate::fault::hold("quitting").await;
             eprintln!(
                 "quitting now: a change in flight may be left half-done on some node; \
                  `hotswap-node status` shows what each node runs"
             );
+            QUIT_DONE.store(true, Ordering::SeqCst);
             quit().notify_one();
         });
         Interrupt { flag, stopped }
@@ -52,6 +57,28 @@ impl Interrupt {
     pub async fn wait(&self) {
         let mut stopped = self.stopped.clone();
         let _ = stopped.wait_for(|s| *s).await;
+    }
+}
+
+/// Set as soon as a second Ctrl-C or SIGTERM came, before anything is
+/// done about it.
+static QUITTING: AtomicBool = AtomicBool::new(false);
+
+/// Set once the quitting is done: the builds' groups stopped, the user
+/// told.
+static QUIT_DONE: AtomicBool = AtomicBool::new(false);
+
+/// Whether a second Ctrl-C or SIGTERM asked to quit: a run that ended
+/// meanwhile exits as interrupted all the same, once [`quit_done`].
+pub fn quitting() -> bool {
+    QUITTING.load(Ordering::SeqCst)
+}
+
+/// Returns once the quitting a second Ctrl-C asked for is done (at once
+/// if it is).
+pub async fn quit_done() {
+    while !QUIT_DONE.load(Ordering::SeqCst) {
+        quit().notified().await;
     }
 }
 

@@ -26,7 +26,12 @@ fn main() -> ExitCode {
             () = hotswap_node::interrupt::quit_requested() => Ok(cli::exit::INTERRUPTED),
         }
     };
-    let code = match runtime.block_on(run) {
+    let ran = runtime.block_on(async {
+        let ran = run.await;
+        hotswap_node::fault::hold("run_ended").await;
+        ran
+    });
+    let code = match ran {
         Ok(code) => code,
         Err(e) => {
             let message = e.to_string();
@@ -37,6 +42,15 @@ fn main() -> ExitCode {
             eprintln!("error: {message}");
             cli::exit::of_error(&e)
         }
+    };
+    // A second Ctrl-C that came as the run ended (say, as its build
+    // stopped) still quits: its groups stopped, said, exit 130.
+    let code = match hotswap_node::interrupt::quitting() {
+        true => {
+            runtime.block_on(hotswap_node::interrupt::quit_done());
+            cli::exit::INTERRUPTED
+        }
+        false => code,
     };
     // Do not wait for lingering connection tasks.
     runtime.shutdown_background();

@@ -654,7 +654,8 @@ fn a_second_ctrl_c_stops_the_build_under_way() {
         "--name",
         &name,
     ];
-    let mut w = Watcher::start_with(&dev, root.path(), &args, &faults.env(&["interrupted"]));
+    let env = faults.env(&["interrupted", "quitting", "run_ended"]);
+    let mut w = Watcher::start_with(&dev, root.path(), &args, &env);
     let deadline = Instant::now() + common::watcher::CHANGE_LIMIT;
     while !started.exists() {
         assert!(Instant::now() < deadline, "the build never started");
@@ -664,6 +665,13 @@ fn a_second_ctrl_c_stops_the_build_under_way() {
     assert!(faults.reached("interrupted", &mut || w.running()));
     w.signal_int();
     faults.release("interrupted");
+    // The second signal stops the build, and the run ends (the build
+    // failed) while the quitting is under way: it still quits, 130, not 0
+    // as a run that ended by itself.
+    assert!(faults.reached("quitting", &mut || w.running()));
+    assert!(faults.reached("run_ended", &mut || w.running()));
+    faults.release("run_ended");
+    faults.release("quitting");
     assert_eq!(w.wait_exit(), 130);
     let left = (0..200).find(|_| {
         let gone = processes_named(&marker).is_empty();
