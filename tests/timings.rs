@@ -110,9 +110,11 @@ fn a_deploy_says_where_its_time_went_stage_by_stage_and_node_by_node() {
             assert_eq!(rows(t, stage, Some(&n.name)).len(), 1, "{stage}: {t:#}");
         }
     }
-    // Inspect, apply, the word: one request each to every node.
+    // Connecting 5, then inspect, apply, the word and goodbye: one
+    // request each to every node.
     assert_eq!(rows(t, "lock and inspect", None)[0]["trips"], 1, "{t:#}");
-    assert_eq!(t["round_trips"], 8, "{t:#}");
+    assert_eq!(rows(t, "goodbye", None)[0]["trips"], 1, "{t:#}");
+    assert_eq!(t["round_trips"], 9, "{t:#}");
     runs(&mut a, &p, &v[1]);
     runs(&mut b, &p, &v[1]);
 

@@ -121,7 +121,7 @@ impl Reach {
     /// lose it, and leave the node locked for the next run.
     pub async fn goodbye(&self, routes: &[Route], limit: Duration) {
         match self.gateway() {
-            Some(gateway) => gateway.connection().goodbye(limit).await,
+            Some(gateway) => gateway.connection().close_and_wait(limit).await,
             None => {
                 join_all(routes.iter().map(|r| r.goodbye(limit))).await;
             }

@@ -144,7 +144,7 @@ impl Route {
     pub async fn goodbye(&self, limit: Duration) {
         match self {
             Route::Direct(conn) => conn.goodbye(limit).await,
-            Route::Via { gateway, .. } => gateway.connection().goodbye(limit).await,
+            Route::Via { gateway, .. } => gateway.connection().close_and_wait(limit).await,
         }
     }
 }
