@@ -12,7 +12,6 @@ use super::stream::DistStream;
 use super::tls::Tls;
 use crate::timings;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 
 /// A wait for our own EPMD registration as short as this is not worth a
 /// part of its own in `--timings`.
@@ -137,7 +136,7 @@ impl Peer {
         let addr = format!("{}:{port}", target.host());
         let node = target.to_string();
         let from = Instant::now();
-        let stream = tokio::time::timeout(limit, TcpStream::connect((target.host(), port)))
+        let stream = tokio::time::timeout(limit, super::resolve::connect(target.host(), port))
             .await
             .map_err(|_| ConnectError::Tcp {
                 node: target.to_string(),

@@ -42,7 +42,7 @@ pub async fn lookup(host: &str, name: &str) -> Result<u16, LookupError> {
         source,
     };
     let asked = async {
-        let stream = TcpStream::connect((host, port))
+        let stream = super::resolve::connect(host, port)
             .await
             .map_err(unreachable)?;
         let _ = stream.set_nodelay(true);

@@ -36,6 +36,7 @@ pub mod name_lock;
 pub mod names;
 mod options;
 pub mod reframe;
+mod resolve;
 pub mod rpc;
 pub mod script;
 pub mod stream;
