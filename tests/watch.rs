@@ -710,3 +710,83 @@ fn a_save_waits_for_a_deploy_that_holds_the_store_then_lands() {
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v[2], "hs_greet"));
     assert_stopped_cleanly(w);
 }
+
+/// In a held session the node answers once the change runs, and the watch
+/// after it (`--observe`) goes on apart: the next save lands while the
+/// first change's window (ten minutes here) is still open. On Ctrl-C the
+/// watches still under way are named before the watcher waits for them; a
+/// second Ctrl-C quits without them.
+#[test]
+fn the_watch_after_a_change_does_not_hold_the_next_save() {
+    let p = Project::new();
+    let v: Vec<PathBuf> = (1..=3).map(|i| p.build(i, &["hs_counter"])).collect();
+    let watched = p.path().join("watched");
+    copy_dir(&v[0], &watched);
+    let mut node = start_node_with(NodeSpec::new("wapart").code_path(&v[0]), &["hs_counter"]);
+    node.eval("{ok, _} = hs_counter:start().");
+    let pid = node.eval("whereis(hs_counter).");
+    let mut w = watch_folder(&p, &[&node], &["--observe", "600000"]);
+    for version in &v[1..] {
+        move_beam(version, &watched, "hs_counter");
+        let event = w.wait_loaded("hs_counter");
+        assert_eq!(event["ok"], true, "{event}");
+        let report = &event["report"]["nodes"][0];
+        assert_eq!(report["migrated"][0]["pid"], pid.as_str(), "{event}");
+        assert_eq!(report["watched"], 1, "{event}");
+        assert_eq!(report["watched_apart"], true, "{event}");
+        assert_eq!(node.loaded_md5("hs_counter"), p.md5(version, "hs_counter"));
+    }
+    assert_eq!(node.eval("whereis(hs_counter)."), pid);
+    w.signal_int();
+    let waiting = w.wait_stderr("waiting for the watch after the last change");
+    assert!(
+        waiting.contains("1 process on ") && waiting.contains(&node.name),
+        "{waiting}"
+    );
+    w.signal_int();
+    assert_eq!(w.wait_exit(), 130);
+}
+
+/// A process that dies in the watch after its change, reported apart, is
+/// named in a later `observed` event (not ok), and on stderr; a watch in
+/// which none died says so in an event that is ok.
+#[test]
+fn a_process_that_dies_after_a_watched_change_is_named_in_a_later_event() {
+    let p = Project::new();
+    let v: Vec<PathBuf> = (1..=3).map(|i| p.build(i, &["hs_counter"])).collect();
+    let watched = p.path().join("watched");
+    copy_dir(&v[0], &watched);
+    let mut node = start_node_with(NodeSpec::new("wdied").code_path(&v[0]), &["hs_counter"]);
+    node.eval("{ok, _} = hs_counter:start().");
+    let pid = node.eval("whereis(hs_counter).");
+    let mut w = watch_folder(&p, &[&node], &["--observe", "300"]);
+
+    move_beam(&v[1], &watched, "hs_counter");
+    let event = w.wait_loaded("hs_counter");
+    assert_eq!(event["ok"], true, "{event}");
+    let seen = w.wait_event("the watch after the first change", |e| {
+        e["event"] == "observed"
+    });
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(seen["node"], node.name.as_str(), "{seen}");
+    assert_eq!(seen["watched"], 1, "{seen}");
+    assert_eq!(seen["died"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["modules"][0], "hs_counter", "{seen}");
+
+    node.eval("persistent_term:put({hs_counter, code_change}, exit_after).");
+    move_beam(&v[2], &watched, "hs_counter");
+    let event = w.wait_loaded("hs_counter");
+    assert_eq!(event["ok"], true, "{event}");
+    let seen = w.wait_event("the watch after the second change", |e| {
+        e["event"] == "observed"
+    });
+    assert_eq!(seen["ok"], false, "{seen}");
+    assert_eq!(seen["died"][0]["pid"], pid.as_str(), "{seen}");
+    let why = seen["died"][0]["detail"].to_string();
+    assert!(why.contains("hs_died_after_its_change"), "{why}");
+    let line = w.wait_stderr("died right after the change");
+    assert!(line.contains(&pid) && line.contains(&node.name), "{line}");
+    assert_eq!(node.eval("whereis(hs_counter)."), "undefined");
+    assert_eq!(node.loaded_md5("hs_counter"), p.md5(&v[2], "hs_counter"));
+    assert_stopped_cleanly(w);
+}

@@ -109,6 +109,7 @@ impl Prepared {
         let care = Care {
             any_loop: settings.migrate_custom_loops || load.migrate_custom_loops,
             observe: load.observe.map_or(settings.observe, Duration::from_millis),
+            observe_apart: false,
         };
         let options = Options {
             verify: load.verify,

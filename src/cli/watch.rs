@@ -32,7 +32,9 @@ pub(super) async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
         name: Some(WATCH_NAME),
         ..Asked::new(&args.target, &args.load, &args.output, args.force)
     };
-    let run = Prepared::new(asked, interrupt)?;
+    let mut run = Prepared::new(asked, interrupt)?;
+    // The next change need not wait for the watch after this one.
+    run.options.care.observe_apart = true;
     let explicit = !args.paths.is_empty() || !run.settings.ebin.is_empty();
     let build = match args.no_build || explicit {
         true => None,

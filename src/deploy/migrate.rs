@@ -58,11 +58,16 @@ impl Migration {
     }
 
     /// `Migrate`, as `node/migrate.erl` takes it, for a call that may take
-    /// `timeout`.
-    pub fn term(&self, timeout: Duration, care: Care) -> Term {
+    /// `timeout`; `apart`: the address the watch after the change is
+    /// reported to, when the answer does not wait for it.
+    pub fn term(&self, timeout: Duration, care: Care, apart: Option<&Term>) -> Term {
+        let window = match apart {
+            Some(address) => tuple(vec![millis(care.observe), address.clone()]),
+            None => millis(care.observe),
+        };
         let care = tuple(vec![
             atom_term(if care.any_loop { "any" } else { "otp" }),
-            millis(care.observe),
+            window,
         ]);
         let dir = match self {
             Migration::Off => return tuple(vec![atom_term("none"), care]),
@@ -192,7 +197,7 @@ mod tests {
             Migration::Release(atom_term("k")).reversed(),
             Migration::Off
         );
-        let off = Migration::Off.term(Duration::from_secs(1), Care::default());
+        let off = Migration::Off.term(Duration::from_secs(1), Care::default(), None);
         assert!(
             matches!(term::as_tuple(&off), Ok([tag, _]) if term::is_atom(tag, "none")),
             "{off:?}"

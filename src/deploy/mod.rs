@@ -27,6 +27,7 @@ pub mod decide;
 pub mod driver;
 pub mod goal;
 pub mod migrate;
+pub mod observing;
 pub mod options;
 mod part;
 pub mod plan;
@@ -63,7 +64,7 @@ pub async fn deploy(
         .into_iter()
         .map(|remote| (remote, modules.to_vec()))
         .collect();
-    deploy_each(session, each, opts, ui).await
+    deploy_each(session, each, opts, ui).await.0
 }
 
 /// Deploys to each node its own list of modules, as one transaction: the
@@ -73,7 +74,7 @@ pub async fn deploy_each(
     each: Vec<(Remote, Vec<Module>)>,
     opts: &Options,
     ui: &crate::output::Ui,
-) -> Report {
+) -> (Report, Vec<observing::Observing>) {
     let work = each
         .into_iter()
         .map(|(remote, modules)| Work {
@@ -90,7 +91,6 @@ pub async fn deploy_each(
         })
         .collect();
     let lock = session.lock_request();
-    driver::run(Kind::Deploy, work, session.store(), lock, opts, ui)
-        .await
-        .report
+    let finished = driver::run(Kind::Deploy, work, session.store(), lock, opts, ui).await;
+    (finished.report, finished.observing)
 }

@@ -65,6 +65,10 @@ pub struct Care {
     /// How long after the change the processes it migrated or passed over
     /// are watched for dying.
     pub observe: Duration,
+    /// Whether the nodes answer once the change runs and report the
+    /// watch after it apart, when it is over (a held session: `watch`'s
+    /// next change need not wait for the window).
+    pub observe_apart: bool,
 }
 
 impl Default for Care {
@@ -72,6 +76,7 @@ impl Default for Care {
         Care {
             any_loop: false,
             observe: DEFAULT_OBSERVE,
+            observe_apart: false,
         }
     }
 }

@@ -6,6 +6,7 @@ use super::decide::Change;
 use super::goal::{loads_of, Action};
 use super::goal::{Goal, Work};
 use super::migrate::Migration;
+use super::observing::{Apart, Observing};
 use super::remote::{Remote, State};
 use super::report::NodeReport;
 use crate::beam::Md5;
@@ -27,6 +28,10 @@ pub(super) struct Part {
     /// The node's `code_change` failed after it loaded: the process
     /// holding its processes suspended until the undo.
     pub keeper: Option<Term>,
+    /// Where the node reports the watch after its change apart.
+    pub apart: Option<Apart>,
+    /// That watch, under way once the node answered it so.
+    pub observing: Option<Observing>,
     pub report: NodeReport,
 }
 
@@ -50,6 +55,8 @@ impl Part {
             states: Vec::new(),
             running: None,
             keeper: None,
+            apart: None,
+            observing: None,
         }
     }
 
@@ -102,11 +109,13 @@ impl Part {
     }
 
     /// What the node's processes go through when it loads `migration`'s
-    /// way: the migration term of its apply or flight request.
+    /// way: the migration term of its apply or flight request (with the
+    /// address of [`Part::apart`], if any).
     pub fn migrate_term(&self, migration: &Migration, care: super::migrate::Care) -> Term {
         let steps = self.steps();
+        let apart = self.apart.as_ref().map(|a| &a.address);
         migration
             .for_loads(loads_of(&steps).into_iter())
-            .term(self.remote.timeout, care)
+            .term(self.remote.timeout, care, apart)
     }
 }

@@ -90,6 +90,10 @@ pub struct NodeReport {
     /// Those of them that died while watched, with why (`detail`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub died: Vec<ProcessNote>,
+    /// The watch after the change goes on on the node, which reports it
+    /// apart (`watch`: a later `observed` event); `died` is not known yet.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub watched_apart: bool,
     /// How many processes `--force` killed for running old code.
     #[serde(skip_serializing_if = "is_zero")]
     pub killed: usize,
@@ -164,6 +168,15 @@ impl NodeReport {
             ));
         }
         self.died.extend_from_slice(died);
+    }
+
+    /// `watched` processes are being watched after the change, by the
+    /// node, which reports who died apart ([`crate::deploy::observing`]).
+    pub fn watched_apart(&mut self, watched: usize) {
+        if watched > 0 {
+            *self.watched.get_or_insert(0) += watched;
+            self.watched_apart = true;
+        }
     }
 
     pub fn fail(&mut self, module: Option<&str>, reason: impl Into<String>) {

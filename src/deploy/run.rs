@@ -38,6 +38,8 @@ pub struct Finished {
     /// Every node came to its goals (but for those that could not be
     /// had: `not_restored`); nothing was stopped or undone.
     pub reached: bool,
+    /// The watches after the change that the nodes report apart.
+    pub observing: Vec<super::observing::Observing>,
 }
 
 /// A run under way: the plan, every node's part, and what the

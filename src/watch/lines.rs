@@ -3,6 +3,8 @@
 //! stdout; node comings and goings; the `Watching` banner.
 
 use super::sources::Sources;
+use crate::deploy::migrate::ProcessNote;
+use crate::deploy::observing::Observed;
 use crate::deploy::{Report, Session};
 use crate::output::{Mode, Ui};
 use crate::project::Builder;
@@ -177,6 +179,65 @@ pub fn node_up(ui: &Ui, mode: Mode, node: &str) {
         );
     }
     ui.line(&format!("{}  {node} is back; catching it up", clock()));
+}
+
+/// How a watch after a change, reported apart, ended on one node.
+pub struct Seen {
+    pub node: String,
+    /// How many processes it watched.
+    pub watched: usize,
+    /// The modules the change loaded there.
+    pub modules: Vec<String>,
+    pub observed: Observed,
+}
+
+/// The line (or JSON event) for a watch after a change: who died, or that
+/// whether they lived is not known. In text, nothing when all lived.
+pub fn observed(mode: Mode, seen: &Seen) {
+    let (died, error): (&[ProcessNote], Option<&str>) = match &seen.observed {
+        Observed::Died(died) => (died, None),
+        Observed::Unknown(why) => (&[], Some(why)),
+    };
+    if mode == Mode::Json {
+        let doc = json!({
+            "event": "observed",
+            "time": clock(),
+            "ok": died.is_empty() && error.is_none(),
+            "node": seen.node,
+            "modules": seen.modules,
+            "watched": seen.watched,
+            "died": died,
+            "error": error,
+        });
+        println!("{doc}");
+    }
+    for d in died {
+        eprintln!(
+            "{}  {} on {} died right after the change: {}",
+            clock(),
+            d.describe(),
+            seen.node,
+            d.detail
+        );
+    }
+    if let Some(why) = error {
+        eprintln!(
+            "{}  whether the {} watched on {} after the change lived is not known: {why}",
+            clock(),
+            crate::deploy::report::count(seen.watched, "process"),
+            seen.node
+        );
+    }
+}
+
+/// Names the watches after a change still under way as watch stops.
+pub fn waiting_for_watches<'a>(pending: impl Iterator<Item = &'a (String, usize)>) {
+    for (node, watched) in pending {
+        eprintln!(
+            "waiting for the watch after the last change of {} on {node} to end (Ctrl-C again to quit without it)",
+            crate::deploy::report::count(*watched, "process"),
+        );
+    }
 }
 
 /// `HH:MM:SS.mmm` (UTC): changes come faster than once a second.

@@ -17,6 +17,7 @@ pub mod nodes;
 pub mod sources;
 
 use crate::beam::{Md5, Module};
+use crate::deploy::observing::Observing;
 use crate::deploy::{self, Options, Remote, Report, Session};
 use crate::output::{Mode, Ui};
 use crate::project::Builder;
@@ -30,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 /// Finds and reads the modules of the build output.
 pub type FindModules = Arc<dyn Fn() -> Result<Vec<Module>, String> + Send + Sync>;
@@ -57,6 +59,10 @@ pub struct Watch {
     /// Per node: the MD5 of each module of ours that it runs.
     synced: HashMap<String, HashMap<String, Md5>>,
     events: mpsc::UnboundedSender<NodeEvent>,
+    /// The watches after the changes that the nodes report apart, under
+    /// way: each node and how many processes it watches.
+    observing: JoinSet<lines::Seen>,
+    pending: HashMap<tokio::task::Id, (String, usize)>,
 }
 
 impl Watch {
@@ -81,6 +87,8 @@ impl Watch {
             modules: Vec::new(),
             synced: HashMap::new(),
             events,
+            observing: JoinSet::new(),
+            pending: HashMap::new(),
         };
         (w, incoming)
     }
@@ -107,10 +115,71 @@ impl Watch {
                 biased;
                 () = stop.wait() => break,
                 Some(event) = incoming.recv() => self.node_event(event).await,
+                Some(seen) = self.observing.join_next_with_id(), if !self.observing.is_empty() => self.seen(seen),
                 changed = self.sources.next(self.watch.settle) => self.change(&changed, Cause::Change).await,
             }
         }
+        self.last_watches().await;
         self.builder.stop().await;
+    }
+
+    /// Has each watch after the change that a node reports apart told
+    /// when it ends ([`Watch::seen`]).
+    fn observe(&mut self, report: &Report, observing: Vec<Observing>) {
+        for o in observing {
+            let modules = report
+                .nodes
+                .iter()
+                .find(|n| n.node == o.node)
+                .map(|n| n.loaded.clone())
+                .unwrap_or_default();
+            let what = (o.node.clone(), o.watched);
+            let task = self.observing.spawn(async move {
+                let (node, watched) = (o.node.clone(), o.watched);
+                let observed = o.outcome().await;
+                lines::Seen {
+                    node,
+                    watched,
+                    modules,
+                    observed,
+                }
+            });
+            self.pending.insert(task.id(), what);
+        }
+    }
+
+    /// Says how a watch after a change ended.
+    fn seen(&mut self, done: Result<(tokio::task::Id, lines::Seen), tokio::task::JoinError>) {
+        let seen = match done {
+            Ok((id, seen)) => {
+                self.pending.remove(&id);
+                seen
+            }
+            Err(e) => {
+                let Some((node, watched)) = self.pending.remove(&e.id()) else {
+                    return;
+                };
+                lines::Seen {
+                    node,
+                    watched,
+                    modules: Vec::new(),
+                    observed: deploy::observing::Observed::Unknown(e.to_string()),
+                }
+            }
+        };
+        lines::observed(self.watch.mode, &seen);
+    }
+
+    /// On the way out, waits for the watches after the last changes to
+    /// end (a second Ctrl-C quits without them, named here first).
+    async fn last_watches(&mut self) {
+        if self.observing.is_empty() {
+            return;
+        }
+        lines::waiting_for_watches(self.pending.values());
+        while let Some(seen) = self.observing.join_next_with_id().await {
+            self.seen(seen);
+        }
     }
 
     /// Builds, then deploys what differs to every connected node.
@@ -235,8 +304,9 @@ impl Watch {
         let store = self.session.store().clone();
         let _lock = self.lock_store(&store).await?;
         let ui = Ui::warnings_only(self.watch.mode);
-        let report = deploy::deploy_each(&self.session, each, &self.opts, &ui).await;
+        let (report, observing) = deploy::deploy_each(&self.session, each, &self.opts, &ui).await;
         self.absorb(&report);
+        self.observe(&report, observing);
         Ok(Some(report))
     }
 

@@ -55,7 +55,9 @@
 %%         not_migrated: [{Module, Pid, Name, Loop}], loaded without
 %%           migrating (probe in migrate.erl);
 %%         watched: how many processes were watched after the change;
-%%         died: [{Module, Pid, Name, Why}] of them died while watched;
+%%         died: [{Module, Pid, Name, Why}] of them died while watched,
+%%           or apart: an observer of their own reports that to the tool
+%%           once the window is over (watching in migrate.erl);
 %%         took: [T0, T1, T2, T3, T4], the node's monotonic microseconds at
 %%           its start, prepared, told go, loaded and migrated, watched.
 apply_now(Load, Remove, Force, Owner, Go, Migrate) ->
@@ -86,12 +88,12 @@ apply_now(Load, Remove, Force, Owner, Go, Migrate) ->
 %% Foreign}, {Owner, [T0, T1]}): the old code in the way goes (InUse is empty unless
 %% forced), loads (migrating Moving, not Foreign), unloads Remove, then
 %% watches the processes of Moving and Foreign, and those the forced purge
-%% doomed, for a while (observe in migrate.erl); apply_now's value.
+%% doomed, for a while, or has them watched apart (watching and observe in
+%% migrate.erl); apply_now's value.
 commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, InUse, Foreign}, {Owner, Ts}) ->
     T2 = erlang:monotonic_time(microsecond),
-    Watched = [{monitor(process, P), M, P, name_of(P)}
-               || {M, P} <- owners(Moving) ++ [{M, P} || {M, P, _, _} <- Foreign]
-                            ++ [{M, P} || {M, P, _, Why} <- InUse, Why =/= running]],
+    Watch = watching(owners(Moving) ++ [{M, P} || {M, P, _, _} <- Foreign]
+                     ++ [{M, P} || {M, P, _, Why} <- InUse, Why =/= running], Migrate),
     %% OTP's purge kills who runs the old code; who keeps a fun it made
     %% dies on calling it, and is named.
     [code:purge(M) || M <- lists:usort(column(1, InUse))],
@@ -109,14 +111,14 @@ commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, InUse, Foreign}, 
                      catch error:badarg -> [running(M) || M <- Loading]
                      end,
             T3 = erlang:monotonic_time(microsecond),
-            Died = observe(Watched, Migrate),
+            Died = observe(Watch, Migrate),
             T4 = erlang:monotonic_time(microsecond),
             {ok, Killed, Removed, Loaded ++ [running(M) || M <- Remove], Migrated,
-             [{doomed, Doomed}, {not_migrated, Foreign}, {watched, length(Watched)}, {died, Died},
+             [{doomed, Doomed}, {not_migrated, Foreign}, {watched, watched_count(Watch)}, {died, Died},
               {took, Ts ++ [T2, T3, T4]}]};
         %% What the forced purge did stays said when the node refuses.
-        {Failed, _} when Killed > 0; Doomed =/= [] -> {forced, Killed, Doomed, Failed};
-        {Failed, _} -> Failed
+        {Failed, _} when Killed > 0; Doomed =/= [] -> unwatch(Watch), {forced, Killed, Doomed, Failed};
+        {Failed, _} -> unwatch(Watch), Failed
     end.
 %% purge_later(Owner, Modules): the replaced code of Modules (which made no
 %% funs) purged where nobody runs it, once the tool's node has let go or

@@ -23,7 +23,9 @@
 %%     so its processes load without migrating and are named (probe).
 %%     Loops = any migrates them all the same.
 %%     ObserveMs: how long after the change the processes it migrated or
-%%     passed over are watched for dying (observe).
+%%     passed over are watched for dying (observe); {Ms, {To, Tag}}: as
+%%     long, by an observer that sends To {Tag, {observed, Died}} then
+%%     (watching), so that the answer need not wait.
 %%     {release, Keeper}: the undo of a node whose code_change failed:
 %%     load, then Keeper resumes the processes it holds.
 %%
@@ -156,16 +158,62 @@ probe(Moving, {_, _, StepMs, _, {Loops, _}}) ->
 %% without(Moving, Pids): Moving but for Pids.
 without(Moving, []) -> Moving;
 without(Moving, Gone) -> [{M, V, Ps -- Gone} || {M, V, Ps} <- Moving].
-%% observe(Watched, Migrate) -> [{Module, Pid, Name, Why}]: of Watched
-%% ([{Monitor, Module, Pid, Name}], monitored before the change), those
-%% that died before ObserveMs passed, with their exit reason; one already
-%% gone when it was monitored is not of the change.
-observe([], _) -> [];
-observe(Watched, {_, _, _, _, {_, Ms}}) ->
-    died(Watched, erlang:monotonic_time(millisecond) + Ms, []);
-observe(Watched, {none, {_, Ms}}) ->
-    died(Watched, erlang:monotonic_time(millisecond) + Ms, []);
-observe(Watched, _) -> died(Watched, erlang:monotonic_time(millisecond), []).
+%% watching(Watching, Migrate) -> Watch: the processes of Watching
+%% ([{Module, Pid}]) monitored before the change, for observe. By this
+%% process ({here, [{Monitor, Module, Pid, Name}]}), or, when the tool is
+%% told apart (Migrate's window is {Ms, {To, Tag}}: a held session, which
+%% need not wait for the window to send its next change), by an observer
+%% of their own ({apart, Observer, Count}) that reports once the window is
+%% over, then ends.
+watching([], _) -> {here, []};
+watching(Watching, Migrate) ->
+    case window(Migrate) of
+        {Ms, To} ->
+            Self = self(),
+            Observer = spawn(fun() -> observer(Self, Watching, Ms, To) end),
+            Ref = monitor(process, Observer),
+            receive
+                {Observer, watching} -> demonitor(Ref, [flush]), {apart, Observer, length(Watching)};
+                {'DOWN', Ref, process, _, _} -> watching(Watching, {none, {any, Ms}})
+            end;
+        _ -> {here, [{monitor(process, P), M, P, name_of(P)} || {M, P} <- Watching]}
+    end.
+%% window(Migrate): how long to watch after the change, in milliseconds,
+%% or {Ms, To} to have it reported to To apart.
+window({_, _, _, _, {_, Window}}) -> Window;
+window({none, {_, Window}}) -> Window;
+window(_) -> 0.
+%% observer(Parent, Watching, Ms, {To, Tag}): monitors Watching, tells
+%% Parent so, and once Parent has changed the code ({Parent, start}),
+%% watches them Ms and sends To {Tag, {observed, Died}}, Died as observe's
+%% value; Parent stopped ({Parent, stop}) or gone before, nothing.
+observer(Parent, Watching, Ms, {To, Tag}) ->
+    Watched = [{monitor(process, P), M, P, name_of(P)} || {M, P} <- Watching],
+    Up = monitor(process, Parent),
+    Parent ! {self(), watching},
+    receive
+        {Parent, start} ->
+            demonitor(Up, [flush]),
+            To ! {Tag, {observed, died(Watched, erlang:monotonic_time(millisecond) + Ms, [])}};
+        {Parent, stop} -> ok;
+        {'DOWN', Up, process, _, _} -> ok
+    end.
+%% observe(Watch, Migrate) -> [{Module, Pid, Name, Why}] | apart: of the
+%% processes watching/2 monitored before the change, those that died
+%% before the window passed, with their exit reason (one already gone
+%% when it was monitored is not of the change); apart when their observer
+%% reports them.
+observe({here, []}, _) -> [];
+observe({apart, Observer, _}, _) -> Observer ! {self(), start}, apart;
+observe({here, Watched}, Migrate) ->
+    Ms = case window(Migrate) of {W, _} -> W; W -> W end,
+    died(Watched, erlang:monotonic_time(millisecond) + Ms, []).
+%% unwatch(Watch): no observing after all (the change failed).
+unwatch({apart, Observer, _}) -> Observer ! {self(), stop}, ok;
+unwatch({here, Watched}) -> [demonitor(R, [flush]) || {R, _, _, _} <- Watched], ok.
+%% watched_count(Watch): how many processes it watches.
+watched_count({apart, _, N}) -> N;
+watched_count({here, Watched}) -> length(Watched).
 died(Watched, Until, Died) ->
     Left = max(0, Until - erlang:monotonic_time(millisecond)),
     receive

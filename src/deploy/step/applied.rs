@@ -31,6 +31,9 @@ pub enum Applied {
         watched: usize,
         /// Those of them that died while watched (`detail`: why).
         died: Vec<ProcessNote>,
+        /// The node reports the watch apart, once it is over
+        /// ([`crate::deploy::observing`]): `died` is not known yet.
+        apart: bool,
     },
     /// Processes to migrate did not answer in time (busy in a long call):
     /// nothing was changed.
@@ -95,6 +98,7 @@ impl Remote {
                         .and_then(|n| usize::try_from(n).ok())
                         .unwrap_or(0),
                     died: said(more, "died").map(notes).unwrap_or_default(),
+                    apart: said(more, "died").is_some_and(|d| term::is_atom(d, "apart")),
                 })
             }
             [tag, stuck] if term::is_atom(tag, "stuck") => Ok(Applied::Stuck(processes(stuck))),

@@ -49,6 +49,7 @@ impl Run<'_> {
     /// Sends every node with changes its apply step, which prepares and
     /// waits for the word before changing anything.
     pub fn prepare(&mut self) -> Vec<Sent<Applied>> {
+        self.listen_apart();
         let go = awaiting(&self.lock, "apply");
         let prepared = self.ask_apply(go, self.telling());
         self.send_queued();
@@ -193,6 +194,7 @@ pub(in crate::deploy) fn applied(
             not_migrated,
             watched,
             died,
+            apart,
         }) => {
             p.changed = true;
             p.running = Some(running);
@@ -215,7 +217,13 @@ pub(in crate::deploy) fn applied(
                 ui.line(&line);
             }
             p.report.took_in(migrated);
-            p.report.watched(watched, &died, ui);
+            match (apart, p.apart.take()) {
+                (true, Some(apart)) => {
+                    p.report.watched_apart(watched);
+                    p.observing = Some(apart.observing(p.node(), watched));
+                }
+                _ => p.report.watched(watched, &died, ui),
+            }
             warn_lingering(&lingering, p.node(), ui);
             p.report.lingering.extend(lingering);
             Ok(())

@@ -37,6 +37,11 @@ impl Run<'_> {
                 p.remote.release(&self.lock);
             }
         }
+        let observing = self
+            .parts
+            .iter_mut()
+            .filter_map(|p| p.observing.take())
+            .collect();
         let mut report = Report::new(
             self.parts.into_iter().map(|p| p.report).collect(),
             outcome,
@@ -51,6 +56,7 @@ impl Run<'_> {
             report,
             manifest: self.manifest,
             reached,
+            observing,
         }
     }
 

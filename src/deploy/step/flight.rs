@@ -176,6 +176,7 @@ impl Run<'_> {
         self.check_interrupt()?;
         let go = awaiting(&self.lock, "flight");
         let lone = self.parts.len() == 1;
+        self.listen_apart();
         let flights = self.send_flights(&beliefs, go, !lone);
         self.send_queued();
         let written = self.snapshot().and_then(|()| self.check_interrupt());

@@ -53,7 +53,7 @@ pub async fn undo(remote: Remote, part: UndoPart<'_>, store: &Store, force: bool
         })
         .collect();
     let loads = loads_of(&steps).into_iter();
-    let migrate = migration.for_loads(loads).term(remote.timeout, care);
+    let migrate = migration.for_loads(loads).term(remote.timeout, care, None);
     let payload = apply_payload(&steps, force, &remote.link.owner(), None, &migrate);
     let answer = match remote.apply(&payload).await {
         Ok(Applied::Forced {
