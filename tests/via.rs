@@ -430,6 +430,66 @@ fn watch_through_the_gateway_follows_a_target_that_leaves_and_rejoins() {
     assert_eq!(w.interrupt(), 0);
 }
 
+/// The watch after a change, reported apart, comes through the gateway:
+/// each target's observer reports to the relay, which passes it on. A
+/// process that died after its change on one target is named; the other
+/// target's watch is ok.
+#[test]
+fn the_watch_after_a_change_is_reported_through_the_gateway() {
+    let p = Project::new();
+    let v = [1, 2].map(|i| p.build(i, &["hs_counter"]));
+    let Some(mut fleet) = Fleet::start(2, &v[0], &["hs_counter"]) else {
+        return;
+    };
+    let mut pids = Vec::new();
+    for t in &mut fleet.targets {
+        t.eval("{ok, _} = hs_counter:start().");
+        pids.push(t.eval("whereis(hs_counter)."));
+    }
+    fleet.targets[0].eval("persistent_term:put({hs_counter, code_change}, exit_after).");
+    let watched = p.path().join("watched");
+    copy_dir(&v[0], &watched);
+    let name = unique("hsw");
+    let (gateway, cookie) = (fleet.gateway.name.clone(), fleet.gateway.cookie.clone());
+    let names = fleet.names();
+    let mut args = vec![
+        "--no-build",
+        "--ebin",
+        "watched",
+        "--name",
+        &name,
+        "--via",
+        &gateway,
+    ];
+    for n in &names {
+        args.extend(["--node", n.as_str()]);
+    }
+    args.extend(["--cookie", cookie.as_str(), "--observe", "300"]);
+    let mut w = Watcher::start_with(p.path(), p.path(), &args, &[]);
+    w.wait_stderr("Watching");
+
+    move_beam(&v[1], &watched, "hs_counter");
+    let event = w.wait_loaded("hs_counter");
+    assert_eq!(event["ok"], true, "{event}");
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < 2 {
+        let e = w.wait_event("the watch after the change", |e| e["event"] == "observed");
+        seen.insert(e["node"].as_str().expect("node").to_owned(), e);
+    }
+    let died = &seen[&names[0]];
+    assert_eq!(died["ok"], false, "{died}");
+    assert_eq!(died["died"][0]["pid"], pids[0].as_str(), "{died}");
+    let lived = &seen[&names[1]];
+    assert_eq!(lived["ok"], true, "{lived}");
+    assert_eq!(lived["died"], serde_json::json!([]), "{lived}");
+    assert_eq!(
+        fleet.running("hs_counter"),
+        vec![p.md5(&v[1], "hs_counter"); 2]
+    );
+    assert_eq!(fleet.targets[1].eval("whereis(hs_counter)."), pids[1]);
+    assert_eq!(w.interrupt(), 0);
+}
+
 #[test]
 fn a_target_still_held_by_a_finished_run_is_waited_for_not_refused() {
     let p = Project::new();
