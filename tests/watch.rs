@@ -790,3 +790,29 @@ fn a_process_that_dies_after_a_watched_change_is_named_in_a_later_event() {
     assert_eq!(node.loaded_md5("hs_counter"), p.md5(&v[2], "hs_counter"));
     assert_stopped_cleanly(w);
 }
+
+/// A node that goes while the watch after its change is under way cannot
+/// report it: the watcher says that whether its processes lived is not
+/// known, in an `observed` event that is not ok, and on stderr.
+#[test]
+fn a_watch_after_a_change_cut_short_by_the_node_going_is_named_not_known() {
+    let p = Project::new();
+    let v: Vec<PathBuf> = (1..=2).map(|i| p.build(i, &["hs_counter"])).collect();
+    let watched = p.path().join("watched");
+    copy_dir(&v[0], &watched);
+    let mut node = start_node_with(NodeSpec::new("wgone").code_path(&v[0]), &["hs_counter"]);
+    node.eval("{ok, _} = hs_counter:start().");
+    let mut w = watch_folder(&p, &[&node], &["--observe", "600000"]);
+    move_beam(&v[1], &watched, "hs_counter");
+    let event = w.wait_loaded("hs_counter");
+    assert_eq!(event["report"]["nodes"][0]["watched_apart"], true, "{event}");
+    node.kill();
+    let seen = w.wait_event("the watch cut short", |e| e["event"] == "observed");
+    assert_eq!(seen["ok"], false, "{seen}");
+    assert_eq!(seen["node"], node.name.as_str(), "{seen}");
+    assert_eq!(seen["watched"], 1, "{seen}");
+    assert!(seen["error"].is_string(), "{seen}");
+    let line = w.wait_stderr("lived is not known");
+    assert!(line.contains("1 process") && line.contains(&node.name), "{line}");
+    assert_stopped_cleanly(w);
+}
