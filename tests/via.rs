@@ -112,6 +112,26 @@ impl Fleet {
         self.targets.iter().map(|t| t.name.clone()).collect()
     }
 
+    /// `watch --no-build --ebin watched --via GATEWAY` in the project,
+    /// following every target, with `extra`; once it is watching.
+    fn watch(&self, p: &Project, extra: &[&str]) -> Watcher {
+        let name = unique("hsw");
+        let mut args = vec!["--no-build", "--ebin", "watched", "--name", &name];
+        args.extend([
+            "--via",
+            &self.gateway.name,
+            "--cookie",
+            &self.gateway.cookie,
+        ]);
+        for t in &self.targets {
+            args.extend(["--node", t.name.as_str()]);
+        }
+        args.extend(extra);
+        let mut w = Watcher::start_with(p.path(), p.path(), &args, &[]);
+        w.wait_stderr("Watching");
+        w
+    }
+
     /// `deploy --json --via GATEWAY` to every target, with `extra`.
     fn deploy(&self, p: &Project, extra: &[&str]) -> (i32, Value, String) {
         self.deploy_with(p, extra, &[])
@@ -386,24 +406,9 @@ fn watch_through_the_gateway_follows_a_target_that_leaves_and_rejoins() {
     };
     let watched = p.path().join("watched");
     copy_dir(&v[0], &watched);
-    let name = unique("hsw");
-    let (gateway, cookie) = (fleet.gateway.name.clone(), fleet.gateway.cookie.clone());
+    let cookie = fleet.gateway.cookie.clone();
     let names = fleet.names();
-    let mut args = vec![
-        "--no-build",
-        "--ebin",
-        "watched",
-        "--name",
-        &name,
-        "--via",
-        &gateway,
-    ];
-    for n in &names {
-        args.extend(["--node", n.as_str()]);
-    }
-    args.extend(["--cookie", cookie.as_str(), "-v"]);
-    let mut w = Watcher::start_with(p.path(), p.path(), &args, &[]);
-    w.wait_stderr("Watching");
+    let mut w = fleet.watch(&p, &["-v"]);
     let md5 = |i: usize| p.md5(&v[i], "hs_greet");
 
     move_beam(&v[1], &watched, "hs_greet");
@@ -449,24 +454,8 @@ fn the_watch_after_a_change_is_reported_through_the_gateway() {
     fleet.targets[0].eval("persistent_term:put({hs_counter, code_change}, exit_after).");
     let watched = p.path().join("watched");
     copy_dir(&v[0], &watched);
-    let name = unique("hsw");
-    let (gateway, cookie) = (fleet.gateway.name.clone(), fleet.gateway.cookie.clone());
     let names = fleet.names();
-    let mut args = vec![
-        "--no-build",
-        "--ebin",
-        "watched",
-        "--name",
-        &name,
-        "--via",
-        &gateway,
-    ];
-    for n in &names {
-        args.extend(["--node", n.as_str()]);
-    }
-    args.extend(["--cookie", cookie.as_str(), "--observe", "300"]);
-    let mut w = Watcher::start_with(p.path(), p.path(), &args, &[]);
-    w.wait_stderr("Watching");
+    let mut w = fleet.watch(&p, &["--observe", "300"]);
 
     move_beam(&v[1], &watched, "hs_counter");
     let event = w.wait_loaded("hs_counter");

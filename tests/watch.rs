@@ -805,7 +805,10 @@ fn a_watch_after_a_change_cut_short_by_the_node_going_is_named_not_known() {
     let mut w = watch_folder(&p, &[&node], &["--observe", "600000"]);
     move_beam(&v[1], &watched, "hs_counter");
     let event = w.wait_loaded("hs_counter");
-    assert_eq!(event["report"]["nodes"][0]["watched_apart"], true, "{event}");
+    assert_eq!(
+        event["report"]["nodes"][0]["watched_apart"], true,
+        "{event}"
+    );
     node.kill();
     let seen = w.wait_event("the watch cut short", |e| e["event"] == "observed");
     assert_eq!(seen["ok"], false, "{seen}");
@@ -813,6 +816,9 @@ fn a_watch_after_a_change_cut_short_by_the_node_going_is_named_not_known() {
     assert_eq!(seen["watched"], 1, "{seen}");
     assert!(seen["error"].is_string(), "{seen}");
     let line = w.wait_stderr("lived is not known");
-    assert!(line.contains("1 process") && line.contains(&node.name), "{line}");
+    assert!(
+        line.contains("1 process") && line.contains(&node.name),
+        "{line}"
+    );
     assert_stopped_cleanly(w);
 }
