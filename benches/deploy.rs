@@ -65,6 +65,9 @@ fn main() {
     for f in &flights {
         println!("{f}");
     }
+    if wanted("recording") {
+        recording(&v1, &v2);
+    }
     if wanted("slow") {
         slow_link(work.path());
     }
@@ -157,6 +160,70 @@ fn changed_modules(name: &str, v1: &Path, v2: &Path, k: usize) -> (String, Strin
             Some(median(compiled)),
         ),
     )
+}
+
+/// What `--timings`' recording costs a deploy, since it is always on (the
+/// flag only prints it): 30 changed modules to 2 nodes, its whole process
+/// (median), against the stages and round trips one such deploy records,
+/// recorded as the tool records them, and the node's five clock reads in
+/// its apply step, evaluated by `erl_eval` as the step is (per node; the
+/// nodes read theirs at the same time).
+fn recording(v1: &Path, v2: &Path) {
+    let cookie = common::random_cookie();
+    let mut nodes = start_nodes(2, &cookie, v1, true);
+    let targets = names(&nodes);
+    let mut whole = Vec::new();
+    let mut last = serde_json::Value::Null;
+    for r in 0..runs() {
+        let ebin = if r % 2 == 0 { v2 } else { v1 };
+        let (took, json) = support::hotswap_json(&[ebin], &targets, &cookie, &["--timings"], &[]);
+        whole.push(took);
+        last = json;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stages: Vec<Option<String>> = last["timings"]["stages"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| s["node"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let trips = last["timings"]["round_trips"].as_u64().unwrap_or(0) as usize;
+    const TIMES: u32 = 10_000;
+    let started = Instant::now();
+    for _ in 0..TIMES {
+        for node in &stages {
+            hotswap_node::timings::since("bench", node.as_deref(), Instant::now());
+        }
+        for _ in 0..trips {
+            hotswap_node::timings::trip(&targets[0]);
+        }
+        hotswap_node::timings::clear();
+    }
+    let tool = started.elapsed() / TIMES;
+    let node_us: f64 = nodes[0]
+        .eval(
+            "{ok, Ts, _} = erl_scan:string(\"T0 = erlang:monotonic_time(microsecond), \
+             T1 = erlang:monotonic_time(microsecond), T2 = erlang:monotonic_time(microsecond), \
+             T3 = erlang:monotonic_time(microsecond), T4 = erlang:monotonic_time(microsecond), \
+             [T0, T1, T2, T3, T4].\"), {ok, Es} = erl_parse:parse_exprs(Ts), \
+             {Us, _} = timer:tc(fun() -> [erl_eval:exprs(Es, #{}) || _ <- lists:seq(1, 1000)] end), \
+             Us / 1000.",
+        )
+        .trim()
+        .parse()
+        .unwrap_or(f64::NAN);
+    let w = median(whole);
+    let cost = tool.as_secs_f64() * 1e6 + node_us;
+    println!(
+        "\nRecording where the time goes (always on; `--timings` only prints it), 30 changed modules to 2 nodes: the {} stages and {trips} round trips one deploy records take the tool {:.1} us to record, and each node's five clock reads {node_us:.1} us in its apply step: {:.3} % of the deploy's whole process ({}).",
+        stages.len(),
+        tool.as_secs_f64() * 1e6,
+        cost / (w.as_secs_f64() * 1e6) * 100.0,
+        ms(w)
+    );
+    drop(nodes.drain(..));
 }
 
 /// 30 changed modules to one node held to a tenth of one core, as a
