@@ -6,9 +6,7 @@
 //! reported, by a later event, or named as not known if the report cannot
 //! come.
 
-use super::goal::{loads_of, Kind};
-use super::migrate::{notes, Migration, ProcessNote};
-use super::run::Run;
+use super::migrate::{notes, ProcessNote};
 use crate::peer::term::{self, Term};
 use crate::peer::Listener;
 use std::time::Duration;
@@ -22,6 +20,16 @@ pub(super) struct Apart {
 }
 
 impl Apart {
+    /// Waits with `listener` for the report sent to `address`, for up to
+    /// `limit` once the node has answered.
+    pub fn new(address: Term, listener: Listener, limit: Duration) -> Apart {
+        Apart {
+            address,
+            listener,
+            limit,
+        }
+    }
+
     /// The watch of `watched` processes under way on `node`, whose answer
     /// said its report comes apart.
     pub fn observing(self, node: &str, watched: usize) -> Observing {
@@ -82,34 +90,6 @@ fn died(report: &Term) -> Option<Vec<ProcessNote>> {
             Some(notes(died))
         }
         _ => None,
-    }
-}
-
-impl Run<'_> {
-    /// Gives each node about to change processes an address to report the
-    /// watch after its change to, when the options say apart: a deploy
-    /// whose loads migrate, or that `--force` may doom processes with.
-    pub(super) fn listen_apart(&mut self) {
-        let care = self.opts.care;
-        if !care.observe_apart || care.observe.is_zero() || self.kind != Kind::Deploy {
-            return;
-        }
-        for p in self.parts.iter_mut().filter(|p| !p.changes.is_empty()) {
-            let steps = p.steps();
-            let migrates = self.migration.for_loads(loads_of(&steps).into_iter()) != Migration::Off;
-            if p.apart.is_some() || !(migrates || self.opts.force) {
-                continue;
-            }
-            // A node not reached gets no address: its request fails anyway.
-            if let Ok((address, listener)) = p.remote.link.listen() {
-                let limit = care.observe + p.remote.timeout;
-                p.apart = Some(Apart {
-                    address,
-                    listener,
-                    limit,
-                });
-            }
-        }
     }
 }
 

@@ -11,6 +11,8 @@
 //! ([`crate::deploy::step::undo`]).
 
 use crate::deploy::goal::{loads_of, Action, Goal, Kind, Target};
+use crate::deploy::migrate::Migration;
+use crate::deploy::observing::Apart;
 use crate::deploy::part::{Part, PlanKey};
 use crate::deploy::remote::{boolean, Remote, State};
 use crate::deploy::report::warn_lingering;
@@ -44,6 +46,32 @@ impl Run<'_> {
     /// they have prepared.
     fn telling(&self) -> bool {
         self.parts.iter().filter(|p| !p.changes.is_empty()).count() > 1
+    }
+
+    /// Gives each node about to change processes an address to report the
+    /// watch after its change to ([`crate::deploy::observing`]), when the
+    /// options say apart: a deploy whose loads migrate, or that `--force`
+    /// may doom processes with.
+    pub(in crate::deploy) fn listen_apart(&mut self) {
+        let care = self.opts.care;
+        if !care.observe_apart || care.observe.is_zero() || self.kind != Kind::Deploy {
+            return;
+        }
+        for p in self.parts.iter_mut().filter(|p| !p.changes.is_empty()) {
+            let steps = p.steps();
+            let migrates = self.migration.for_loads(loads_of(&steps).into_iter()) != Migration::Off;
+            if p.apart.is_some() || !(migrates || self.opts.force) {
+                continue;
+            }
+            // A node not reached gets no address: its request fails anyway.
+            if let Ok((address, listener)) = p.remote.link.listen() {
+                p.apart = Some(Apart::new(
+                    address,
+                    listener,
+                    care.observe + p.remote.timeout,
+                ));
+            }
+        }
     }
 
     /// Sends every node with changes its apply step, which prepares and
