@@ -16,6 +16,9 @@
 /// Every point, in the order a run meets them. A name not listed here is a
 /// test's mistake, refused at once.
 pub const POINTS: &[&str] = &[
+    // The local EPMD refused our name, still registered to a node that no
+    // longer listens (a run of that name just gone), before asking again.
+    "name_held_by_the_gone",
     // A node answered `nok` to our handshake (it still sets up an earlier
     // one from our name), before the tool waits and tries again.
     "connect_pending",

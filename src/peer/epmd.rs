@@ -93,9 +93,48 @@ pub struct Registration {
     pub creation: u32,
 }
 
+/// How long a name whose holder is gone may still be registered. EPMD
+/// drops a name when it sees its holder's connection close, on a later turn
+/// of its loop: a run started just after another of the same name (deploys
+/// seconds apart, on a busy machine) can ask before that.
+const GONE_HOLDER_GRACE: Duration = Duration::from_secs(2);
+
 /// Registers `name` as a hidden node listening on `listen_port` in the local
 /// EPMD, starting `epmd -daemon` first when none answers, like `erl` does.
+/// A name still registered to a node that no longer listens (one that has
+/// just gone) is asked for again until EPMD lets it go; one whose holder
+/// listens is taken.
 pub async fn register(name: &str, listen_port: u16) -> Result<Registration, RegisterError> {
+    let deadline = tokio::time::Instant::now() + GONE_HOLDER_GRACE;
+    loop {
+        match register_once(name, listen_port).await {
+            Err(RegisterError::NameTaken { .. })
+                if tokio::time::Instant::now() < deadline && holder_gone(name).await =>
+            {
+                crate::fault::hold("name_held_by_the_gone").await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether the node registered as `name` in the local EPMD is gone: its
+/// port is free to listen on (or the name went meanwhile). Listening is
+/// tried, not connecting, so that a holder that is there hears nothing.
+async fn holder_gone(name: &str) -> bool {
+    let Ok(stream) = connect_local(epmd_port()).await else {
+        return false;
+    };
+    let asked = EpmdClient::new(stream.compat()).get_node(name);
+    match tokio::time::timeout(EPMD_TIMEOUT, asked).await {
+        Ok(Ok(Some(entry))) => std::net::TcpListener::bind(("0.0.0.0", entry.port)).is_ok(),
+        Ok(Ok(None)) => true,
+        _ => false,
+    }
+}
+
+async fn register_once(name: &str, listen_port: u16) -> Result<Registration, RegisterError> {
     let port = epmd_port();
     let stream = match connect_local(port).await {
         Ok(stream) => stream,
