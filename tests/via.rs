@@ -436,9 +436,10 @@ fn watch_through_the_gateway_follows_a_target_that_leaves_and_rejoins() {
 }
 
 /// The watch after a change, reported apart, comes through the gateway:
-/// each target's observer reports to the relay, which passes it on. A
-/// process that died after its change on one target is named; the other
-/// target's watch is ok.
+/// the target's observer reports to the relay, which passes it on. The
+/// process that died after its change is named; the window is ten minutes,
+/// the report coming as soon as every process watched is gone. The other
+/// target runs no process of the module: nothing is watched there.
 #[test]
 fn the_watch_after_a_change_is_reported_through_the_gateway() {
     let p = Project::new();
@@ -446,36 +447,26 @@ fn the_watch_after_a_change_is_reported_through_the_gateway() {
     let Some(mut fleet) = Fleet::start(2, &v[0], &["hs_counter"]) else {
         return;
     };
-    let mut pids = Vec::new();
-    for t in &mut fleet.targets {
-        t.eval("{ok, _} = hs_counter:start().");
-        pids.push(t.eval("whereis(hs_counter)."));
-    }
+    fleet.targets[0].eval("{ok, _} = hs_counter:start().");
+    let pid = fleet.targets[0].eval("whereis(hs_counter).");
     fleet.targets[0].eval("persistent_term:put({hs_counter, code_change}, exit_after).");
     let watched = p.path().join("watched");
     copy_dir(&v[0], &watched);
     let names = fleet.names();
-    let mut w = fleet.watch(&p, &["--observe", "300"]);
+    let mut w = fleet.watch(&p, &["--observe", "600000"]);
 
     move_beam(&v[1], &watched, "hs_counter");
     let event = w.wait_loaded("hs_counter");
     assert_eq!(event["ok"], true, "{event}");
-    let mut seen = std::collections::BTreeMap::new();
-    while seen.len() < 2 {
-        let e = w.wait_event("the watch after the change", |e| e["event"] == "observed");
-        seen.insert(e["node"].as_str().expect("node").to_owned(), e);
-    }
-    let died = &seen[&names[0]];
-    assert_eq!(died["ok"], false, "{died}");
-    assert_eq!(died["died"][0]["pid"], pids[0].as_str(), "{died}");
-    let lived = &seen[&names[1]];
-    assert_eq!(lived["ok"], true, "{lived}");
-    assert_eq!(lived["died"], serde_json::json!([]), "{lived}");
+    let seen = w.wait_event("the watch after the change", |e| e["event"] == "observed");
+    assert_eq!(seen["node"], names[0].as_str(), "{seen}");
+    assert_eq!(seen["ok"], false, "{seen}");
+    assert_eq!(seen["died"][0]["pid"], pid.as_str(), "{seen}");
     assert_eq!(
         fleet.running("hs_counter"),
         vec![p.md5(&v[1], "hs_counter"); 2]
     );
-    assert_eq!(fleet.targets[1].eval("whereis(hs_counter)."), pids[1]);
+    assert_eq!(fleet.targets[0].eval("whereis(hs_counter)."), "undefined");
     assert_eq!(w.interrupt(), 0);
 }
 

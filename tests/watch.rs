@@ -747,39 +747,51 @@ fn the_watch_after_a_change_does_not_hold_the_next_save() {
     assert_eq!(w.wait_exit(), 130);
 }
 
+/// A watch after a change, reported apart, in which none died comes as a
+/// later `observed` event that is ok, naming the node and what the change
+/// loaded there, once its window (here 0.3 s) is over.
+#[test]
+fn a_watch_after_a_change_in_which_none_died_is_reported_ok() {
+    let p = Project::new();
+    let v: Vec<PathBuf> = (1..=2).map(|i| p.build(i, &["hs_counter"])).collect();
+    let watched = p.path().join("watched");
+    copy_dir(&v[0], &watched);
+    let mut node = start_node_with(NodeSpec::new("wlived").code_path(&v[0]), &["hs_counter"]);
+    node.eval("{ok, _} = hs_counter:start().");
+    let pid = node.eval("whereis(hs_counter).");
+    let mut w = watch_folder(&p, &[&node], &["--observe", "300"]);
+    move_beam(&v[1], &watched, "hs_counter");
+    let event = w.wait_loaded("hs_counter");
+    assert_eq!(event["ok"], true, "{event}");
+    let seen = w.wait_event("the watch after the change", |e| e["event"] == "observed");
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(seen["node"], node.name.as_str(), "{seen}");
+    assert_eq!(seen["watched"], 1, "{seen}");
+    assert_eq!(seen["died"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["changed_modules"][0], "hs_counter", "{seen}");
+    assert_eq!(node.eval("whereis(hs_counter)."), pid);
+    assert_stopped_cleanly(w);
+}
+
 /// A process that dies in the watch after its change, reported apart, is
-/// named in a later `observed` event (not ok), and on stderr; a watch in
-/// which none died says so in an event that is ok.
+/// named in a later `observed` event (not ok), and on stderr. The window is
+/// ten minutes: the report comes as soon as every process watched is gone,
+/// however long the dying takes on a busy machine.
 #[test]
 fn a_process_that_dies_after_a_watched_change_is_named_in_a_later_event() {
     let p = Project::new();
-    let v: Vec<PathBuf> = (1..=3).map(|i| p.build(i, &["hs_counter"])).collect();
+    let v: Vec<PathBuf> = (1..=2).map(|i| p.build(i, &["hs_counter"])).collect();
     let watched = p.path().join("watched");
     copy_dir(&v[0], &watched);
     let mut node = start_node_with(NodeSpec::new("wdied").code_path(&v[0]), &["hs_counter"]);
     node.eval("{ok, _} = hs_counter:start().");
     let pid = node.eval("whereis(hs_counter).");
-    let mut w = watch_folder(&p, &[&node], &["--observe", "300"]);
-
+    node.eval("persistent_term:put({hs_counter, code_change}, exit_after).");
+    let mut w = watch_folder(&p, &[&node], &["--observe", "600000"]);
     move_beam(&v[1], &watched, "hs_counter");
     let event = w.wait_loaded("hs_counter");
     assert_eq!(event["ok"], true, "{event}");
-    let seen = w.wait_event("the watch after the first change", |e| {
-        e["event"] == "observed"
-    });
-    assert_eq!(seen["ok"], true, "{seen}");
-    assert_eq!(seen["node"], node.name.as_str(), "{seen}");
-    assert_eq!(seen["watched"], 1, "{seen}");
-    assert_eq!(seen["died"], serde_json::json!([]), "{seen}");
-    assert_eq!(seen["modules"][0], "hs_counter", "{seen}");
-
-    node.eval("persistent_term:put({hs_counter, code_change}, exit_after).");
-    move_beam(&v[2], &watched, "hs_counter");
-    let event = w.wait_loaded("hs_counter");
-    assert_eq!(event["ok"], true, "{event}");
-    let seen = w.wait_event("the watch after the second change", |e| {
-        e["event"] == "observed"
-    });
+    let seen = w.wait_event("the watch after the change", |e| e["event"] == "observed");
     assert_eq!(seen["ok"], false, "{seen}");
     assert_eq!(seen["died"][0]["pid"], pid.as_str(), "{seen}");
     let why = seen["died"][0]["detail"].to_string();
@@ -787,7 +799,7 @@ fn a_process_that_dies_after_a_watched_change_is_named_in_a_later_event() {
     let line = w.wait_stderr("died right after the change");
     assert!(line.contains(&pid) && line.contains(&node.name), "{line}");
     assert_eq!(node.eval("whereis(hs_counter)."), "undefined");
-    assert_eq!(node.loaded_md5("hs_counter"), p.md5(&v[2], "hs_counter"));
+    assert_eq!(node.loaded_md5("hs_counter"), p.md5(&v[1], "hs_counter"));
     assert_stopped_cleanly(w);
 }
 

@@ -185,8 +185,9 @@ window({none, {_, Window}}) -> Window;
 window(_) -> 0.
 %% observer(Parent, Watching, Ms, {To, Tag}): monitors Watching, tells
 %% Parent so, and once Parent has changed the code ({Parent, start}),
-%% watches them Ms and sends To {Tag, {observed, Died}}, Died as observe's
-%% value; Parent stopped ({Parent, stop}) or gone before, nothing.
+%% watches them Ms (or until every one is gone) and sends To {Tag,
+%% {observed, Died}}, Died as observe's value; Parent stopped ({Parent,
+%% stop}) or gone before, nothing.
 observer(Parent, Watching, Ms, {To, Tag}) ->
     Watched = [{monitor(process, P), M, P, name_of(P)} || {M, P} <- Watching],
     Up = monitor(process, Parent),
@@ -202,7 +203,7 @@ observer(Parent, Watching, Ms, {To, Tag}) ->
 %% processes watching/2 monitored before the change, those that died
 %% before the window passed, with their exit reason (one already gone
 %% when it was monitored is not of the change); apart when their observer
-%% reports them.
+%% reports them. The watch ends early once every one of them is gone.
 observe({here, []}, _) -> [];
 observe({apart, Observer, _}, _) -> Observer ! {self(), start}, apart;
 observe({here, Watched}, Migrate) ->
@@ -214,21 +215,28 @@ unwatch({here, Watched}) -> [demonitor(R, [flush]) || {R, _, _, _} <- Watched], 
 %% watched_count(Watch): how many processes it watches.
 watched_count({apart, _, N}) -> N;
 watched_count({here, Watched}) -> length(Watched).
+%% died(Watched, Until, Died): observe's value, once Until has passed or
+%% every process watched is gone (nothing is left to watch).
+died([], _, Died) -> with_why(Died);
 died(Watched, Until, Died) ->
     Left = max(0, Until - erlang:monotonic_time(millisecond)),
     receive
-        %% Gone before it was watched: before the change, not of it.
-        {'DOWN', _, process, _, noproc} -> died(Watched, Until, Died);
         {'DOWN', Ref, process, _, Why} ->
-            case lists:keyfind(Ref, 1, Watched) of
-                {Ref, M, P, Name} -> died(Watched, Until, [{M, P, Name, Why} | Died]);
+            case lists:keytake(Ref, 1, Watched) of
+                %% Gone before it was watched: before the change, not of it.
+                {value, _, Rest} when Why =:= noproc -> died(Rest, Until, Died);
+                {value, {Ref, M, P, Name}, Rest} -> died(Rest, Until, [{M, P, Name, Why} | Died]);
                 false -> died(Watched, Until, Died)
             end
     after Left ->
         [demonitor(R, [flush]) || {R, _, _, _} <- Watched],
-        [{M, P, Name, unicode:characters_to_binary(io_lib:format("~0tP", [Why, 12]))}
-         || {M, P, Name, Why} <- lists:reverse(Died)]
+        with_why(Died)
     end.
+%% with_why(Died): [{Module, Pid, Name, Why}], in the order they died, each
+%% exit reason as text.
+with_why(Died) ->
+    [{M, P, Name, unicode:characters_to_binary(io_lib:format("~0tP", [Why, 12]))}
+     || {M, P, Name, Why} <- lists:reverse(Died)].
 %% doing(Pid): the function a process runs, for the user.
 doing(P) ->
     case process_info(P, current_function) of
