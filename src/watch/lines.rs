@@ -204,7 +204,7 @@ pub fn observed(mode: Mode, seen: &Seen) {
             "time": clock(),
             "ok": died.is_empty() && error.is_none(),
             "node": seen.node,
-            "modules": seen.modules,
+            "changed_modules": seen.modules,
             "watched": seen.watched,
             "died": died,
             "error": error,

@@ -122,12 +122,14 @@ impl Watcher {
         }
     }
 
-    /// The next deploy that loaded `module`.
+    /// The next deploy that loaded `module` (a `start`, `change` or
+    /// `catch_up` event).
     pub fn wait_loaded(&mut self, module: &str) -> Value {
         self.wait_event(&format!("deploy of `{module}`"), |e| {
-            e["modules"]
-                .as_array()
-                .is_some_and(|m| m.iter().any(|x| x == module))
+            ["start", "change", "catch_up"].contains(&e["event"].as_str().unwrap_or_default())
+                && e["modules"]
+                    .as_array()
+                    .is_some_and(|m| m.iter().any(|x| x == module))
         })
     }
 
