@@ -500,16 +500,10 @@ fn a_mix_release_s_cookie_is_used_when_none_is_configured() {
     assert_eq!(node.loaded_md5("hs_greet"), p.md5(&v2, "hs_greet"));
 }
 
-/// A free TCP port on this machine (bound, then let go).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 /// A node running `hs_greet` from `code`, started without EPMD
 /// (`-erl_epmd_port N -start_epmd false`); its distribution port.
 fn node_without_epmd(tag: &str, code: &std::path::Path) -> (ErlNode, String) {
-    let port = free_port().to_string();
+    let port = common::unused_port().to_string();
     let spec = NodeSpec::new(tag)
         .cookie(&common::random_cookie())
         .code_path(code)
@@ -533,7 +527,7 @@ fn a_node_without_epmd_is_reached_at_its_distribution_port() {
         p.build(3, &["hs_greet"]),
     );
     let (mut node, port) = node_without_epmd("noepmd", &v1);
-    let no_epmd = free_port();
+    let no_epmd = common::unused_port();
     let env = [("ERL_EPMD_PORT", no_epmd.to_string())];
 
     let (code, json, stderr) =
@@ -749,7 +743,7 @@ fn a_second_run_under_the_same_name_without_epmd_is_refused_and_the_first_goes_o
         p.build(3, &["hs_greet"]),
     );
     let (mut node, port) = node_without_epmd("twoname", &v1);
-    let env = [("ERL_EPMD_PORT", free_port().to_string())];
+    let env = [("ERL_EPMD_PORT", common::unused_port().to_string())];
     let name = unique("hs");
     let faults = FaultPoints::new();
     let mut env_held = faults.env(&["apply_before_word"]);
@@ -799,10 +793,7 @@ fn a_name_still_registered_to_a_run_just_gone_is_taken_once_epmd_lets_it_go() {
         &["hs_greet"],
     );
     let name = unique("hs");
-    let nobody = std::net::TcpListener::bind(("0.0.0.0", 0))
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let nobody = common::unused_port();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let gone = runtime
         .block_on(hotswap_node::peer::epmd::register(&name, nobody))

@@ -177,10 +177,7 @@ async fn a_target_host_without_epmd_is_named() {
 #[test]
 fn without_a_local_epmd_the_tool_starts_one() {
     // A port where no EPMD runs: the tool must start one there, as erl does.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let port = common::unused_port();
     let dir = tempfile::tempdir().expect("tmp");
     erlc(&[common::fixture("deploy/hs_calc.erl")], dir.path(), &[]);
     let out = Command::new(env!("CARGO_BIN_EXE_hotswap-node"))

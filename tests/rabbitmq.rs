@@ -53,13 +53,6 @@ fn installed() -> Option<PathBuf> {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// A RabbitMQ node of its own: its name, files and ports. Stopped (its
 /// whole process group) when dropped.
 struct Rabbit {
@@ -83,7 +76,7 @@ impl Rabbit {
         std::fs::write(dir.path().join("rabbitmq.conf"), "loopback_users = none\n").expect("conf");
         let alive = unique("rabbit");
         let name = format!("{alive}@{}", common::short_host());
-        let (amqp_port, dist_port) = (free_port(), free_port());
+        let (amqp_port, dist_port) = (common::unused_port(), common::unused_port());
         let at = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
         use std::os::unix::process::CommandExt;
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log");

@@ -79,6 +79,46 @@ pub fn scratch(tag: &str) -> PathBuf {
     dir
 }
 
+/// A TCP port nothing listens on, for a process the test starts to listen
+/// there later, or for a port that must stay silent. A port the kernel
+/// picks (`bind` to 0) and the test lets go can be handed by the kernel to
+/// any other socket before the test's own process binds it: CI met a node
+/// that could not listen ("eaddrinuse") for it. So the port is taken
+/// outside the kernel's ephemeral range (`ip_local_port_range`), where the
+/// kernel hands out none by itself, from a cursor seeded by this process's
+/// id, skipping a port that is bound already.
+pub fn unused_port() -> u16 {
+    static CURSOR: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut parts = text.split_whitespace().map(|p| p.parse::<u32>().ok());
+            Some((parts.next()??, parts.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    let (first, span) = if low >= 12000 {
+        (10000, low - 10000)
+    } else {
+        (high + 1, 65535 - high)
+    };
+    assert!(
+        span >= 1000,
+        "no room outside the ephemeral ports {low}-{high}"
+    );
+    let seed = std::process::id().wrapping_mul(7919);
+    for _ in 0..span {
+        let step = CURSOR.fetch_add(1, Ordering::Relaxed);
+        let port = (first + seed.wrapping_add(step.wrapping_mul(13)) % span) as u16;
+        let free = ["0.0.0.0", "127.0.0.1"]
+            .iter()
+            .all(|ip| std::net::TcpListener::bind((*ip, port)).is_ok());
+        if free {
+            return port;
+        }
+    }
+    panic!("no free port in {first}..{}", first + span);
+}
+
 /// A fresh random cookie.
 pub fn random_cookie() -> String {
     use std::hash::{BuildHasher, Hasher};
