@@ -800,7 +800,12 @@ fn a_process_that_dies_after_a_watched_change_is_named_in_a_later_event() {
     assert!(line.contains(&pid) && line.contains(&node.name), "{line}");
     assert_eq!(node.eval("whereis(hs_counter)."), "undefined");
     assert_eq!(node.loaded_md5("hs_counter"), p.md5(&v[1], "hs_counter"));
-    assert_stopped_cleanly(w);
+    // A process that died because of the session is its exit code, as it
+    // is a deploy's: 7, said last.
+    w.signal_int();
+    let said = w.wait_stderr("died right after this session's changes");
+    assert!(said.contains("1 process"), "{said}");
+    assert_eq!(w.wait_exit(), 7, "a death is the session's exit code");
 }
 
 /// A node that goes while the watch after its change is under way cannot

@@ -23,7 +23,8 @@ Exit codes:
        mixed versions; or a process whose code_change did not come back
        (named) may be left in its new state's shape
   7    every node runs the new code, but processes the change migrated or
-       passed over died right after it (named; the change stays)
+       passed over died right after it (named; the change stays); watch
+       exits 7 when any died after one of its changes
   130  interrupted by Ctrl-C or SIGTERM (nodes changed were rolled back; during
        the build, nothing was deployed); a second Ctrl-C quits at once";
 

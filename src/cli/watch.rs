@@ -3,13 +3,14 @@
 
 use super::args::WatchArgs;
 use super::error::CliError;
+use super::exit;
 use super::setup::{peer_options, reached, Asked, Prepared};
 use crate::deploy::Session;
 use crate::interrupt::Interrupt;
 use crate::peer::{Peer, Ticks};
 use crate::project::{Builder, Project};
 use crate::watch::sources::{self, Root, Sources, Watched};
-use crate::watch::{FindModules, Watch, WatchOptions};
+use crate::watch::{Ended, FindModules, Watch, WatchOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -65,8 +66,21 @@ pub(super) async fn watch_command(args: WatchArgs) -> Result<i32, CliError> {
         timings: args.output.timings,
     };
     let (w, incoming) = Watch::new(session, sources, builder, find, run.options, watch);
-    w.run(missing, incoming, run.interrupt).await;
-    Ok(0)
+    let ended = w.run(missing, incoming, run.interrupt).await;
+    Ok(exit_of(&ended))
+}
+
+/// A session in which processes died right after its changes exits 7, as
+/// a deploy does (each was named when seen); else 0.
+fn exit_of(ended: &Ended) -> i32 {
+    if ended.died == 0 {
+        return exit::OK;
+    }
+    eprintln!(
+        "{} died right after this session's changes (each named above)",
+        crate::deploy::report::count(ended.died, "process")
+    );
+    exit::DIED
 }
 
 fn watch_sources(project: &Project, paths: &[PathBuf], built: bool) -> Result<Sources, CliError> {

@@ -63,6 +63,15 @@ pub struct Watch {
     /// way: each node and how many processes it watches.
     observing: JoinSet<lines::Seen>,
     pending: HashMap<tokio::task::Id, (String, usize)>,
+    /// Processes that died right after this session's changes.
+    died: usize,
+}
+
+/// How a watch session ended.
+pub struct Ended {
+    /// Processes that died right after its changes, each named when seen:
+    /// the session exits 7 for them, as a deploy does.
+    pub died: usize,
 }
 
 impl Watch {
@@ -89,6 +98,7 @@ impl Watch {
             events,
             observing: JoinSet::new(),
             pending: HashMap::new(),
+            died: 0,
         };
         (w, incoming)
     }
@@ -100,7 +110,7 @@ impl Watch {
         missing: Vec<(crate::peer::NodeName, String)>,
         mut incoming: mpsc::UnboundedReceiver<NodeEvent>,
         stop: crate::interrupt::Interrupt,
-    ) {
+    ) -> Ended {
         for remote in self.session.remotes() {
             nodes::follow(remote, self.events.clone());
         }
@@ -121,6 +131,7 @@ impl Watch {
         }
         self.last_watches().await;
         self.builder.stop().await;
+        Ended { died: self.died }
     }
 
     /// Has each watch after the change that a node reports apart told
@@ -167,6 +178,9 @@ impl Watch {
                 }
             }
         };
+        if let deploy::observing::Observed::Died(died) = &seen.observed {
+            self.died += died.len();
+        }
         lines::observed(self.watch.mode, &seen);
     }
 
@@ -306,6 +320,7 @@ impl Watch {
         let ui = Ui::warnings_only(self.watch.mode);
         let (report, observing) = deploy::deploy_each(&self.session, each, &self.opts, &ui).await;
         self.absorb(&report);
+        self.died += report.nodes.iter().map(|n| n.died.len()).sum::<usize>();
         self.observe(&report, observing);
         Ok(Some(report))
     }
