@@ -337,11 +337,12 @@ impl ErlNode {
         let mut cmd = otp_tool_of("erl", spec.otp);
         cmd.arg(flag)
             .arg(&name)
-            .args(["-setcookie", &cookie, "-noshell", "-pa"])
+            .args(["-setcookie", &cookie, "-noshell"]);
+        // -pa puts each directory in front of those before it: given in
+        // reverse, the code path starts in the spec's order.
+        cmd.arg("-pa")
+            .args(spec.code_paths.iter().rev())
             .arg(shell_ebin(spec.otp));
-        for dir in &spec.code_paths {
-            cmd.arg("-pa").arg(dir);
-        }
         cmd.args(&spec.extra_args)
             .args(["-s", "hotswap_test_shell", "start"])
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
