@@ -184,6 +184,48 @@ fn an_edit_reaches_the_node_and_of_two_quick_saves_the_last_wins() {
     assert_stopped_cleanly(w);
 }
 
+/// Saves that touch no protocol leave the node's protocols consolidated
+/// (newer Mix deletes the consolidated protocols when told to skip
+/// consolidating them, so the build must not tell it to); a save that adds
+/// an implementation ships the protocol consolidated again, with it.
+#[test]
+fn the_nodes_protocols_stay_consolidated_through_saves() {
+    let mut d = MixDevice::start(&common::fixture("example"), &["example"]);
+    let consolidated = "'Elixir.Protocol':'consolidated?'('Elixir.Example.Describe').";
+    assert_eq!(d.node.eval(consolidated), "true");
+    let mut w = d.watch(&["-v"]);
+    // The session's first build checks everything; the ones after it are
+    // the quick ones.
+    for (from, to) in [(":world", ":earth"), (":earth", ":mars")] {
+        d.edit("lib/example.ex", from, to);
+        let change = w.wait_loaded("Elixir.Example");
+        assert_eq!(
+            change["modules"],
+            serde_json::json!(["Elixir.Example"]),
+            "only the edited module is shipped"
+        );
+        w.wait_stderr(TAKEN_IN);
+    }
+    assert_eq!(d.node.eval("'Elixir.Example':hello()."), "mars");
+    assert_eq!(d.node.eval(consolidated), "true");
+
+    let text = std::fs::read_to_string(d.dev.join("lib/example/describe.ex")).expect("read");
+    let added =
+        "defimpl Example.Describe, for: Integer do\n  def describe(_), do: \"a number\"\nend\n";
+    std::fs::write(
+        d.dev.join("lib/example/describe.ex"),
+        format!("{text}\n{added}"),
+    )
+    .expect("write");
+    w.wait_loaded("Elixir.Example.Describe.Integer");
+    assert_eq!(d.node.eval(consolidated), "true");
+    assert_eq!(
+        d.node.eval("'Elixir.Example.Describe':describe(7)."),
+        "<<\"a number\">>"
+    );
+    assert_stopped_cleanly(w);
+}
+
 #[test]
 fn a_compile_error_changes_nothing_and_the_fix_is_deployed() {
     let mut d = MixDevice::start(&common::fixture("example"), &["example"]);

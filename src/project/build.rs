@@ -194,6 +194,9 @@ async fn stop_node(slot: &mut Option<Box<BuildNode>>) {
 /// protocols: only sources changed (a changed `mix.exs` or lock starts a
 /// fresh node anyway), and none defines a protocol or an implementation,
 /// so the consolidated protocols cannot change. Saves a third of a build.
+/// (Mix from Elixir 1.19 consolidates as it compiles and cannot skip it;
+/// there the quick compile skips the deps check only: see
+/// `BuildNode::compile`.)
 fn quick_compile(changed: &BTreeSet<PathBuf>) -> bool {
     !changed.is_empty()
         && changed.iter().all(|p| {

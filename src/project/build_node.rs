@@ -16,8 +16,9 @@ use tokio::process::{Child, Command};
 /// How much `mix compile` must do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Compile {
-    /// Sources only, none touching protocols: skip the deps check and
-    /// protocol consolidation.
+    /// Sources only, none touching protocols: skip the deps check, and
+    /// protocol consolidation where Mix can skip it and keep what it
+    /// consolidated before.
     Quick,
     Full,
     /// A save Mix would not see ([`Saves`]): recompile everything.
@@ -41,6 +42,11 @@ pub struct BuildNode {
     conn: Connection,
     /// Compiled once already: Mix checked dependencies and protocols.
     warm: bool,
+    /// This Mix consolidates protocols as it compiles (Elixir 1.19 on),
+    /// only those whose implementations changed, and deletes the
+    /// consolidated protocols when told to skip consolidating: a quick
+    /// compile must not tell it to.
+    consolidates_as_it_compiles: bool,
 }
 
 impl BuildNode {
@@ -93,15 +99,16 @@ impl BuildNode {
             .eval(&GUARD, &guard, START_LIMIT + Duration::from_secs(5))
             .await
             .map_err(|e| e.to_string())?;
-        if !term::is_atom(&ready, "ok") {
+        let Some(consolidates_as_it_compiles) = ready_answer(&ready) else {
             let _ = child.kill().await;
             return Err("Mix did not load the project in time".into());
-        }
+        };
         Ok(BuildNode {
             name,
             child,
             conn,
             warm: false,
+            consolidates_as_it_compiles,
         })
     }
 
@@ -115,6 +122,7 @@ impl BuildNode {
 
     pub(super) async fn compile(&mut self, how: Compile) -> Result<Result<(), BuildError>, String> {
         let args: &[&str] = match how {
+            Compile::Quick if self.warm && self.consolidates_as_it_compiles => &["--no-deps-check"],
             Compile::Quick if self.warm => &["--no-deps-check", "--no-protocol-consolidation"],
             Compile::Force => &["--force"],
             _ => &[],
@@ -156,6 +164,16 @@ impl BuildNode {
     }
 }
 
+/// The guard's answer: `{ok, ConsolidatesAsItCompiles}` once Mix loaded
+/// the project, `None` for anything else.
+fn ready_answer(answer: &term::Term) -> Option<bool> {
+    let [status, consolidates] = term::as_tuple_n::<2>(answer).ok()?;
+    if !term::is_atom(status, "ok") {
+        return None;
+    }
+    Some(term::is_atom(consolidates, "true"))
+}
+
 /// The build node's VM flags: the user's own `ELIXIR_ERL_OPTIONS`, then
 /// ours (hidden, on loopback only, no cookie until [`ready`] sets one),
 /// which win where both set the same thing.
@@ -186,6 +204,15 @@ fn ready(name: &NodeName) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_guard_says_ready_and_how_mix_consolidates() {
+        let answer = |a: &str, b: &str| term::tuple(vec![term::atom_term(a), term::atom_term(b)]);
+        assert_eq!(ready_answer(&answer("ok", "true")), Some(true));
+        assert_eq!(ready_answer(&answer("ok", "false")), Some(false));
+        assert_eq!(ready_answer(&answer("error", "true")), None);
+        assert_eq!(ready_answer(&term::atom_term("timeout")), None);
+    }
 
     #[test]
     fn the_users_erl_options_come_first_and_ours_are_kept() {

@@ -3,6 +3,7 @@
 %% started it goes away, whatever way it goes (even killed): its
 %% connection drops, and the node halts. The guard is registered as
 %% hotswap_build_guard: a node nobody guards halts on its own (build.rs).
+%% Answers {ok, ConsolidatesAsItCompiles} or timeout.
 Owner = OwnerName,
 Guard = fun() ->
     erlang:monitor_node(Owner, true),
@@ -16,4 +17,9 @@ Ready = fun Wait(0) -> timeout;
                     _ -> ok
                 end
         end,
-Ready(3000).
+%% Once ready, also says whether this Mix consolidates protocols as it
+%% compiles (Elixir 1.19 on: the module below is where it does).
+case Ready(3000) of
+    ok -> {ok, code:which('Elixir.Mix.Compilers.Protocol') =/= non_existing};
+    timeout -> timeout
+end.
