@@ -471,6 +471,44 @@ fn the_watch_after_a_change_is_reported_through_the_gateway() {
     assert_eq!(w.interrupt(), 7);
 }
 
+/// Through the gateway too, a watch after a change goes with the watcher:
+/// once it quits without waiting, its relay goes, and nothing watches the
+/// migrated process on the target any more (read on the target).
+#[test]
+fn the_watch_after_a_change_through_the_gateway_ends_when_the_watcher_goes() {
+    let p = Project::new();
+    let v = [1, 2].map(|i| p.build(i, &["hs_counter"]));
+    let Some(mut fleet) = Fleet::start(1, &v[0], &["hs_counter"]) else {
+        return;
+    };
+    fleet.targets[0].eval("{ok, _} = hs_counter:start().");
+    let monitors = "element(2, process_info(whereis(hs_counter), monitored_by)).";
+    let before = fleet.targets[0].eval(monitors);
+    let watched = p.path().join("watched");
+    copy_dir(&v[0], &watched);
+    let mut w = fleet.watch(&p, &["--observe", "600000"]);
+    move_beam(&v[1], &watched, "hs_counter");
+    let event = w.wait_loaded("hs_counter");
+    assert_eq!(event["ok"], true, "{event}");
+    assert_ne!(fleet.targets[0].eval(monitors), before, "nothing watches");
+    w.signal_int();
+    w.wait_stderr("waiting for the watch after the last change");
+    w.signal_int();
+    assert_eq!(w.wait_exit(), 130);
+    let deadline = std::time::Instant::now() + common::watcher::CHANGE_LIMIT;
+    loop {
+        let now = fleet.targets[0].eval(monitors);
+        if now == before {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the process is still watched after the watcher went: {now}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_target_still_held_by_a_finished_run_is_waited_for_not_refused() {
     let p = Project::new();

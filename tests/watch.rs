@@ -789,6 +789,46 @@ fn the_watch_after_a_change_does_not_hold_the_next_save() {
     assert_eq!(w.wait_exit(), 130);
 }
 
+/// A watch after a change, reported apart, goes with the watcher: one that
+/// quits without waiting for it leaves nothing watching on the node,
+/// however long the window (here ten minutes).
+#[test]
+fn the_watch_after_a_change_ends_when_the_watcher_goes() {
+    let p = Project::new();
+    let v: Vec<PathBuf> = (1..=2).map(|i| p.build(i, &["hs_counter"])).collect();
+    let watched = p.path().join("watched");
+    copy_dir(&v[0], &watched);
+    let mut node = start_node_with(NodeSpec::new("wgone").code_path(&v[0]), &["hs_counter"]);
+    node.eval("{ok, _} = hs_counter:start().");
+    // Who monitors the migrated process, read on the node itself.
+    let monitors = "element(2, process_info(whereis(hs_counter), monitored_by)).";
+    let before = node.eval(monitors);
+    let mut w = watch_folder(&p, &[&node], &["--observe", "600000"]);
+    move_beam(&v[1], &watched, "hs_counter");
+    let event = w.wait_loaded("hs_counter");
+    assert_eq!(
+        event["report"]["nodes"][0]["watched_apart"], true,
+        "{event}"
+    );
+    assert_ne!(node.eval(monitors), before, "nothing watches the process");
+    w.signal_int();
+    w.wait_stderr("waiting for the watch after the last change");
+    w.signal_int();
+    assert_eq!(w.wait_exit(), 130);
+    let deadline = Instant::now() + common::watcher::CHANGE_LIMIT;
+    loop {
+        let now = node.eval(monitors);
+        if now == before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the process is still watched after the watcher went: {now}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A watch after a change, reported apart, in which none died comes as a
 /// later `observed` event that is ok, naming the node and what the change
 /// loaded there, once its window (here 0.3 s) is over.

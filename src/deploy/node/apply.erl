@@ -93,7 +93,7 @@ apply_now(Load, Remove, Force, Owner, Go, Migrate) ->
 commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, InUse, Foreign}, {Owner, Ts}) ->
     T2 = erlang:monotonic_time(microsecond),
     Watch = watching(owners(Moving) ++ [{M, P} || {M, P, _, _} <- Foreign]
-                     ++ [{M, P} || {M, P, _, Why} <- InUse, Why =/= running], Migrate),
+                     ++ [{M, P} || {M, P, _, Why} <- InUse, Why =/= running], Migrate, Owner),
     %% OTP's purge kills who runs the old code; who keeps a fun it made
     %% dies on calling it, and is named.
     [code:purge(M) || M <- lists:usort(column(1, InUse))],

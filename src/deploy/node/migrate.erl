@@ -158,23 +158,24 @@ probe(Moving, {_, _, StepMs, _, {Loops, _}}) ->
 %% without(Moving, Pids): Moving but for Pids.
 without(Moving, []) -> Moving;
 without(Moving, Gone) -> [{M, V, Ps -- Gone} || {M, V, Ps} <- Moving].
-%% watching(Watching, Migrate) -> Watch: the processes of Watching
+%% watching(Watching, Migrate, Owner) -> Watch: the processes of Watching
 %% ([{Module, Pid}]) monitored before the change, for observe. By this
 %% process ({here, [{Monitor, Module, Pid, Name}]}), or, when the tool is
 %% told apart (Migrate's window is {Ms, {To, Tag}}: a held session, which
 %% need not wait for the window to send its next change), by an observer
 %% of their own ({apart, Observer, Count}) that reports once the window is
-%% over, then ends.
-watching([], _) -> {here, []};
-watching(Watching, Migrate) ->
+%% over, then ends; or as soon as the tool (Owner, see watch_owner) goes,
+%% as it has nobody to report to.
+watching([], _, _) -> {here, []};
+watching(Watching, Migrate, Owner) ->
     case window(Migrate) of
         {Ms, To} ->
             Self = self(),
-            Observer = spawn(fun() -> observer(Self, Watching, Ms, To) end),
+            Observer = spawn(fun() -> observer(Self, Watching, Ms, {To, Owner}) end),
             Ref = monitor(process, Observer),
             receive
                 {Observer, watching} -> demonitor(Ref, [flush]), {apart, Observer, length(Watching)};
-                {'DOWN', Ref, process, _, _} -> watching(Watching, {none, {any, Ms}})
+                {'DOWN', Ref, process, _, _} -> watching(Watching, {none, {any, Ms}}, Owner)
             end;
         _ -> {here, [{monitor(process, P), M, P, name_of(P)} || {M, P} <- Watching]}
     end.
@@ -183,15 +184,18 @@ watching(Watching, Migrate) ->
 window({_, _, _, _, {_, Window}}) -> Window;
 window({none, {_, Window}}) -> Window;
 window(_) -> 0.
-%% observer(Parent, Watching, Ms, {To, Tag}): monitors Watching, tells
-%% Parent so, and once Parent has changed the code ({Parent, start}),
+%% observer(Parent, Watching, Ms, {{To, Tag}, Owner}): monitors Watching,
+%% tells Parent so, and once Parent has changed the code ({Parent, start}),
 %% watches them Ms (or until every one is gone) and sends To {Tag,
 %% {observed, Died}}, Died as observe's value; Parent stopped ({Parent,
-%% stop}) or gone before, nothing.
-observer(Parent, Watching, Ms, {To, Tag}) ->
+%% stop}) or gone before, nothing. A guard of its own ends it if Owner
+%% goes first.
+observer(Parent, Watching, Ms, {{To, Tag}, Owner}) ->
     Watched = [{monitor(process, P), M, P, name_of(P)} || {M, P} <- Watching],
     Up = monitor(process, Parent),
     Parent ! {self(), watching},
+    Self = self(),
+    spawn(fun() -> guard_observer(Self, Owner) end),
     receive
         {Parent, start} ->
             demonitor(Up, [flush]),
@@ -199,8 +203,18 @@ observer(Parent, Watching, Ms, {To, Tag}) ->
         {Parent, stop} -> ok;
         {'DOWN', Up, process, _, _} -> ok
     end.
+%% guard_observer(Observer, Owner): ends Observer (and its monitors with
+%% it) when Owner goes; itself ends with Observer.
+guard_observer(Observer, Owner) ->
+    Ref = monitor(process, Observer),
+    watch_owner(Owner),
+    receive
+        {'DOWN', Ref, process, _, _} -> ok;
+        {nodedown, Owner} -> exit(Observer, kill);
+        {'DOWN', _, process, Owner, _} -> exit(Observer, kill)
+    end.
 %% observe(Watch, Migrate) -> [{Module, Pid, Name, Why}] | apart: of the
-%% processes watching/2 monitored before the change, those that died
+%% processes watching/3 monitored before the change, those that died
 %% before the window passed, with their exit reason (one already gone
 %% when it was monitored is not of the change); apart when their observer
 %% reports them. The watch ends early once every one of them is gone.
