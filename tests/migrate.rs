@@ -635,3 +635,36 @@ fn a_process_held_for_an_undo_that_never_comes_goes_on_only_in_code_its_state_fi
     assert_eq!(node.eval("sys:get_state(hs_counter)."), "{counter,2,2}");
     assert_eq!(node.eval("hs_counter:bump()."), "3");
 }
+
+/// A deploy killed in the watch after its change (here a ten-minute
+/// window) leaves nothing watching on the node: the node's watch goes with
+/// the tool, as its lock does (the migrated process's monitors, read on
+/// the node, come back to what they were).
+#[test]
+fn the_watch_after_a_change_goes_with_a_deploy_killed_in_it() {
+    let (p, _v1, v2, mut node) = one_counter("mig_gone", 1);
+    let monitors = "element(2, process_info(whereis(hs_counter), monitored_by)).";
+    let before = node.eval(monitors);
+    let run = p.spawn_deploy(
+        &[&node],
+        &["--ebin", &ebin(&v2), "--observe", "600000"],
+        &[],
+    );
+    let want = p.md5(&v2, "hs_counter");
+    let in_window =
+        |node: &mut ErlNode| node.loaded_md5("hs_counter") == want && node.eval(monitors) != before;
+    comes_true(&mut node, in_window, "the change and its watch");
+    run.kill();
+    comes_true(&mut node, |n| n.eval(monitors) == before, "the watch gone");
+    assert_eq!(node.eval("hs_counter:bump()."), "2");
+}
+
+/// Polls `ok` on `node` until it holds, for a bound that only a node that
+/// never gets there reaches.
+fn comes_true(node: &mut ErlNode, ok: impl Fn(&mut ErlNode) -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + common::watcher::CHANGE_LIMIT;
+    while !ok(node) {
+        assert!(std::time::Instant::now() < deadline, "never came: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

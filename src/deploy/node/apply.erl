@@ -111,7 +111,7 @@ commit({Prepared, Moving, Migrate}, {Loading, Remove}, {Force, InUse, Foreign}, 
                      catch error:badarg -> [running(M) || M <- Loading]
                      end,
             T3 = erlang:monotonic_time(microsecond),
-            Died = observe(Watch, Migrate),
+            Died = observe(Watch, Migrate, Owner),
             T4 = erlang:monotonic_time(microsecond),
             {ok, Killed, Removed, Loaded ++ [running(M) || M <- Remove], Migrated,
              [{doomed, Doomed}, {not_migrated, Foreign}, {watched, watched_count(Watch)}, {died, Died},

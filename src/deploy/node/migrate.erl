@@ -199,7 +199,7 @@ observer(Parent, Watching, Ms, {{To, Tag}, Owner}) ->
     receive
         {Parent, start} ->
             demonitor(Up, [flush]),
-            To ! {Tag, {observed, died(Watched, erlang:monotonic_time(millisecond) + Ms, [])}};
+            To ! {Tag, {observed, died(Watched, {erlang:monotonic_time(millisecond) + Ms, none}, [])}};
         {Parent, stop} -> ok;
         {'DOWN', Up, process, _, _} -> ok
     end.
@@ -213,34 +213,39 @@ guard_observer(Observer, Owner) ->
         {nodedown, Owner} -> exit(Observer, kill);
         {'DOWN', _, process, Owner, _} -> exit(Observer, kill)
     end.
-%% observe(Watch, Migrate) -> [{Module, Pid, Name, Why}] | apart: of the
-%% processes watching/3 monitored before the change, those that died
-%% before the window passed, with their exit reason (one already gone
-%% when it was monitored is not of the change); apart when their observer
-%% reports them. The watch ends early once every one of them is gone.
-observe({here, []}, _) -> [];
-observe({apart, Observer, _}, _) -> Observer ! {self(), start}, apart;
-observe({here, Watched}, Migrate) ->
+%% observe(Watch, Migrate, Owner) -> [{Module, Pid, Name, Why}] | apart:
+%% of the processes watching/3 monitored before the change, those that
+%% died before the window passed, with their exit reason (one already
+%% gone when it was monitored is not of the change); apart when their
+%% observer reports them. The watch ends early once every one of them is
+%% gone, or once the tool (Owner, see watch_owner) is: nobody would hear.
+observe({here, []}, _, _) -> [];
+observe({apart, Observer, _}, _, _) -> Observer ! {self(), start}, apart;
+observe({here, Watched}, Migrate, Owner) ->
     Ms = case window(Migrate) of {W, _} -> W; W -> W end,
-    died(Watched, erlang:monotonic_time(millisecond) + Ms, []).
+    watch_owner(Owner),
+    died(Watched, {erlang:monotonic_time(millisecond) + Ms, Owner}, []).
 %% unwatch(Watch): no observing after all (the change failed).
 unwatch({apart, Observer, _}) -> Observer ! {self(), stop}, ok;
 unwatch({here, Watched}) -> [demonitor(R, [flush]) || {R, _, _, _} <- Watched], ok.
 %% watched_count(Watch): how many processes it watches.
 watched_count({apart, _, N}) -> N;
 watched_count({here, Watched}) -> length(Watched).
-%% died(Watched, Until, Died): observe's value, once Until has passed or
-%% every process watched is gone (nothing is left to watch).
+%% died(Watched, {Until, Owner}, Died): observe's value, once Until has
+%% passed, every process watched is gone (nothing is left to watch), or
+%% Owner went (none: the observer's guard sees to it).
 died([], _, Died) -> with_why(Died);
-died(Watched, Until, Died) ->
+died(Watched, {Until, Owner} = Ends, Died) ->
     Left = max(0, Until - erlang:monotonic_time(millisecond)),
     receive
+        {nodedown, Owner} -> unwatch({here, Watched}), with_why(Died);
+        {'DOWN', _, process, Owner, _} -> unwatch({here, Watched}), with_why(Died);
         {'DOWN', Ref, process, _, Why} ->
             case lists:keytake(Ref, 1, Watched) of
                 %% Gone before it was watched: before the change, not of it.
-                {value, _, Rest} when Why =:= noproc -> died(Rest, Until, Died);
-                {value, {Ref, M, P, Name}, Rest} -> died(Rest, Until, [{M, P, Name, Why} | Died]);
-                false -> died(Watched, Until, Died)
+                {value, _, Rest} when Why =:= noproc -> died(Rest, Ends, Died);
+                {value, {Ref, M, P, Name}, Rest} -> died(Rest, Ends, [{M, P, Name, Why} | Died]);
+                false -> died(Watched, Ends, Died)
             end
     after Left ->
         [demonitor(R, [flush]) || {R, _, _, _} <- Watched],
