@@ -653,18 +653,8 @@ fn the_watch_after_a_change_goes_with_a_deploy_killed_in_it() {
     let want = p.md5(&v2, "hs_counter");
     let in_window =
         |node: &mut ErlNode| node.loaded_md5("hs_counter") == want && node.eval(monitors) != before;
-    comes_true(&mut node, in_window, "the change and its watch");
+    common::comes_true(&mut node, in_window, "the change and its watch");
     run.kill();
-    comes_true(&mut node, |n| n.eval(monitors) == before, "the watch gone");
+    common::comes_true(&mut node, |n| n.eval(monitors) == before, "the watch gone");
     assert_eq!(node.eval("hs_counter:bump()."), "2");
-}
-
-/// Polls `ok` on `node` until it holds, for a bound that only a node that
-/// never gets there reaches.
-fn comes_true(node: &mut ErlNode, ok: impl Fn(&mut ErlNode) -> bool, what: &str) {
-    let deadline = std::time::Instant::now() + common::watcher::CHANGE_LIMIT;
-    while !ok(node) {
-        assert!(std::time::Instant::now() < deadline, "never came: {what}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }

@@ -815,18 +815,11 @@ fn the_watch_after_a_change_ends_when_the_watcher_goes() {
     w.wait_stderr("waiting for the watch after the last change");
     w.signal_int();
     assert_eq!(w.wait_exit(), 130);
-    let deadline = Instant::now() + common::watcher::CHANGE_LIMIT;
-    loop {
-        let now = node.eval(monitors);
-        if now == before {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the process is still watched after the watcher went: {now}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::comes_true(
+        &mut node,
+        |n| n.eval(monitors) == before,
+        "the process unwatched after the watcher went",
+    );
 }
 
 /// A watch after a change, reported apart, in which none died comes as a

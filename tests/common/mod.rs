@@ -612,3 +612,14 @@ fn read_stderr(
     });
     (reader, rx)
 }
+
+/// Polls `ok` on `node` until it holds; fails the test, naming `what`, if
+/// it does not within [`watcher::CHANGE_LIMIT`], a bound that only a node
+/// that never gets there reaches.
+pub fn comes_true(node: &mut ErlNode, ok: impl Fn(&mut ErlNode) -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + watcher::CHANGE_LIMIT;
+    while !ok(node) {
+        assert!(std::time::Instant::now() < deadline, "never came: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
