@@ -188,30 +188,21 @@ window(_) -> 0.
 %% tells Parent so, and once Parent has changed the code ({Parent, start}),
 %% watches them Ms (or until every one is gone) and sends To {Tag,
 %% {observed, Died}}, Died as observe's value; Parent stopped ({Parent,
-%% stop}) or gone before, nothing. A guard of its own ends it if Owner
-%% goes first.
+%% stop}) or gone before, nothing. Owner (see watch_owner) gone, before
+%% or during the watch, ends it: nobody would hear.
 observer(Parent, Watching, Ms, {{To, Tag}, Owner}) ->
     Watched = [{monitor(process, P), M, P, name_of(P)} || {M, P} <- Watching],
     Up = monitor(process, Parent),
     Parent ! {self(), watching},
-    Self = self(),
-    spawn(fun() -> guard_observer(Self, Owner) end),
+    watch_owner(Owner),
     receive
         {Parent, start} ->
             demonitor(Up, [flush]),
-            To ! {Tag, {observed, died(Watched, {erlang:monotonic_time(millisecond) + Ms, none}, [])}};
+            To ! {Tag, {observed, died(Watched, {erlang:monotonic_time(millisecond) + Ms, Owner}, [])}};
         {Parent, stop} -> ok;
-        {'DOWN', Up, process, _, _} -> ok
-    end.
-%% guard_observer(Observer, Owner): ends Observer (and its monitors with
-%% it) when Owner goes; itself ends with Observer.
-guard_observer(Observer, Owner) ->
-    Ref = monitor(process, Observer),
-    watch_owner(Owner),
-    receive
-        {'DOWN', Ref, process, _, _} -> ok;
-        {nodedown, Owner} -> exit(Observer, kill);
-        {'DOWN', _, process, Owner, _} -> exit(Observer, kill)
+        {'DOWN', Up, process, _, _} -> ok;
+        {nodedown, Owner} -> ok;
+        {'DOWN', _, process, Owner, _} -> ok
     end.
 %% observe(Watch, Migrate, Owner) -> [{Module, Pid, Name, Why}] | apart:
 %% of the processes watching/3 monitored before the change, those that
@@ -233,7 +224,7 @@ watched_count({apart, _, N}) -> N;
 watched_count({here, Watched}) -> length(Watched).
 %% died(Watched, {Until, Owner}, Died): observe's value, once Until has
 %% passed, every process watched is gone (nothing is left to watch), or
-%% Owner went (none: the observer's guard sees to it).
+%% Owner went.
 died([], _, Died) -> with_why(Died);
 died(Watched, {Until, Owner} = Ends, Died) ->
     Left = max(0, Until - erlang:monotonic_time(millisecond)),
